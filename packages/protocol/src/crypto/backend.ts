@@ -1,0 +1,51 @@
+/**
+ * The one interface behind which every cryptographic primitive sits (TB-13, STYLE: crypto is
+ * wrapped once). Two implementations: `noble` (reference, pure JS, runs in a browser) and `node`
+ * (node:crypto, fast). Both must give identical bytes for every deterministic operation.
+ *
+ * Every function checks its input lengths and throws `ProtocolError('CRYPTO_INPUT')` on a wrong
+ * one. Verification and AEAD opening never throw for a bad signature or tag: they return false /
+ * null, so callers decide the error code.
+ */
+
+export type BackendName = 'noble' | 'node';
+
+export interface CryptoBackend {
+  readonly name: BackendName;
+
+  /** Ed25519 (RFC 8032) public key (32 bytes) from a 32-byte seed. */
+  ed25519PublicKey(seed: Uint8Array): Uint8Array;
+  /** Ed25519 signature (64 bytes) by the 32-byte seed over `message`. Deterministic. */
+  ed25519Sign(seed: Uint8Array, message: Uint8Array): Uint8Array;
+  /**
+   * Strict RFC 8032 verification: canonical S (< L), canonical A and R encodings, no ZIP-215
+   * leniency. Returns false for any malformed key or signature, never throws for them.
+   */
+  ed25519Verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean;
+
+  /** X25519 (RFC 7748) public key (32 bytes) from a 32-byte secret. */
+  x25519PublicKey(secret: Uint8Array): Uint8Array;
+  /**
+   * X25519 shared secret. Returns the raw 32-byte output, which may be all zero for a
+   * low-order public key; rejecting that is the caller's job (HPKE does, RFC 9180 §7.1.4).
+   */
+  x25519(secret: Uint8Array, publicKey: Uint8Array): Uint8Array;
+
+  sha256(data: Uint8Array): Uint8Array;
+  hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array;
+  /** HKDF-Extract (RFC 5869) with SHA-256. */
+  hkdfExtract(salt: Uint8Array, ikm: Uint8Array): Uint8Array;
+  /** HKDF-Expand (RFC 5869) with SHA-256; `length` at most 255 * 32, else CRYPTO_INPUT. */
+  hkdfExpand(prk: Uint8Array, info: Uint8Array, length: number): Uint8Array;
+
+  /** ChaCha20-Poly1305 (RFC 8439): 32-byte key, 12-byte nonce; returns ciphertext ‖ 16-byte tag. */
+  aeadSeal(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Uint8Array;
+  /** Inverse of aeadSeal; null when the tag does not verify. */
+  aeadOpen(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Uint8Array | null;
+}
+
+/** A source of random bytes, injected everywhere randomness is needed (STYLE: determinism). */
+export type RandomSource = (length: number) => Uint8Array;
+
+/** Milliseconds since the Unix epoch, injected wherever time matters. */
+export type Clock = () => number;

@@ -1,0 +1,131 @@
+/**
+ * Input checks and byte-level curve facts shared by both backends, so that `noble` and `node`
+ * reject exactly the same inputs (TB-13: identical bytes wherever the output is deterministic).
+ * Internal to `crypto/`: not re-exported from the package.
+ */
+
+import { ProtocolError } from '../errors.js';
+
+/** Throws CRYPTO_INPUT unless `value` is a Uint8Array of exactly `length` bytes. */
+export function expectLength(what: string, value: Uint8Array, length: number): void {
+  if (!(value instanceof Uint8Array) || value.length !== length) {
+    throw new ProtocolError('CRYPTO_INPUT', `${what} must be ${length} bytes`, {
+      what,
+      expected: length,
+      actual: value instanceof Uint8Array ? value.length : -1,
+    });
+  }
+}
+
+/** Throws CRYPTO_INPUT unless `value` is a Uint8Array (of any length). */
+export function expectBytes(what: string, value: Uint8Array): void {
+  if (!(value instanceof Uint8Array)) {
+    throw new ProtocolError('CRYPTO_INPUT', `${what} must be a Uint8Array`, { what });
+  }
+}
+
+/** HKDF-Expand output limit for SHA-256 (RFC 5869 §2.3: L <= 255 * HashLen). */
+export const HKDF_SHA256_MAX = 255 * 32;
+
+/** Throws CRYPTO_INPUT unless 0 <= length <= 255 * 32 and `prk` is at least HashLen bytes. */
+export function expectHkdfExpand(prk: Uint8Array, info: Uint8Array, length: number): void {
+  expectBytes('HKDF info', info);
+  expectBytes('HKDF PRK', prk);
+  if (prk.length < 32) {
+    // RFC 5869 §2.3: PRK is "a pseudorandom key of at least HashLen octets".
+    throw new ProtocolError('CRYPTO_INPUT', 'HKDF PRK must be at least 32 bytes', { actual: prk.length });
+  }
+  if (!Number.isSafeInteger(length) || length < 0 || length > HKDF_SHA256_MAX) {
+    throw new ProtocolError('CRYPTO_INPUT', `HKDF-SHA256 output length must be 0..${HKDF_SHA256_MAX}`, {
+      length,
+    });
+  }
+}
+
+/** Constant-time test for the all-zero string (RFC 9180 §7.1.4 check on DH outputs). */
+export function isAllZero(bytes: Uint8Array): boolean {
+  let acc = 0;
+  for (let i = 0; i < bytes.length; i++) acc |= bytes[i]!;
+  return acc === 0;
+}
+
+function hex(s: string): Uint8Array {
+  const out = new Uint8Array(s.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = Number.parseInt(s.slice(2 * i, 2 * i + 2), 16);
+  return out;
+}
+
+/** True when the first 32 bytes of `a` at `offset` equal `b` (variable time: public data only). */
+function equal32(a: Uint8Array, offset: number, b: Uint8Array, topMask = 0xff): boolean {
+  for (let i = 0; i < 31; i++) if (a[offset + i] !== b[i]) return false;
+  return (a[offset + 31]! & topMask) === b[31];
+}
+
+/**
+ * Every u-coordinate encoding (bit 255 ignored, RFC 7748 §5) whose point has order dividing 8,
+ * on the curve or its twist: 0, 1, p-1, the two order-8 points, and the non-canonical p and p+1.
+ * A clamped scalar is a multiple of 8, so for exactly these inputs the RFC 7748 ladder ends at the
+ * point at infinity and its output x_2 * z_2^(p-2) is the all-zero string (z_2 = 0). No other
+ * input gives zero: a clamped scalar lies in [2^254, 2^255) and is divisible by no large prime
+ * factor of either group order. This list is the one libsodium and @noble/curves block.
+ */
+const X25519_LOW_ORDER: readonly Uint8Array[] = [
+  '0000000000000000000000000000000000000000000000000000000000000000',
+  '0100000000000000000000000000000000000000000000000000000000000000',
+  'e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800',
+  '5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157',
+  'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+  'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+  'eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+].map(hex);
+
+/** True when X25519 with this 32-byte public key yields the all-zero output for every secret. */
+export function x25519IsLowOrder(publicKey: Uint8Array): boolean {
+  for (const bad of X25519_LOW_ORDER) if (equal32(publicKey, 0, bad, 0x7f)) return true;
+  return false;
+}
+
+/** The eight canonical encodings of the Ed25519 torsion subgroup (points of order 1, 2, 4, 8). */
+export const ED25519_SMALL_ORDER: readonly Uint8Array[] = [
+  '0100000000000000000000000000000000000000000000000000000000000000',
+  'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a',
+  '0000000000000000000000000000000000000000000000000000000000000080',
+  '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05',
+  'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+  '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85',
+  '0000000000000000000000000000000000000000000000000000000000000000',
+  'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa',
+].map(hex);
+
+/**
+ * Byte-level part of the Ed25519 public-key policy both backends share: rejects a non-canonical
+ * y (>= p, RFC 8032 §5.1.3 step 1), the sign bit set on a point with x = 0 (y = 1 or y = p-1,
+ * §5.1.3 step 4), and the eight small-order points. Whether y lies on the curve at all is left to
+ * the decoder of each backend. OpenSSL on its own accepts the non-canonical and small-order keys
+ * (with the identity as key, S = 0 and R = identity verify any message), hence this check.
+ */
+export function ed25519PublicKeyRejected(publicKey: Uint8Array): boolean {
+  const top = publicKey[31]! & 0x7f;
+  let allFf = top === 0x7f;
+  for (let i = 1; allFf && i < 31; i++) allFf = publicKey[i] === 0xff;
+  if (allFf && publicKey[0]! >= 0xed) return true; // y >= p = 2^255 - 19
+  const sign = publicKey[31]! & 0x80;
+  if (sign !== 0 && (equal32(publicKey, 0, X25519_LOW_ORDER[1]!, 0x7f) || (allFf && publicKey[0] === 0xec))) {
+    return true; // y = 1 or y = p - 1 with the sign bit set: x = 0 has no negative
+  }
+  for (const bad of ED25519_SMALL_ORDER) if (equal32(publicKey, 0, bad)) return true;
+  return false;
+}
+
+/** Group order L = 2^252 + 27742317777372353535851937790883648493, little-endian. */
+const ED25519_L = hex('edd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010');
+
+/** True when the 32-byte little-endian scalar at `offset` is < L (RFC 8032 §5.1.7 step 1). */
+export function ed25519ScalarCanonical(bytes: Uint8Array, offset: number): boolean {
+  for (let i = 31; i >= 0; i--) {
+    const a = bytes[offset + i]!;
+    const l = ED25519_L[i]!;
+    if (a !== l) return a < l;
+  }
+  return false; // equal to L
+}

@@ -1,0 +1,217 @@
+/**
+ * The fast backend, on node:crypto (OpenSSL) only (TB-13). Gives the same bytes and the same
+ * accept/reject decisions as the `noble` reference; where OpenSSL alone would differ (Ed25519
+ * keys that are small-order or non-canonical, X25519 low-order points) the shared checks in
+ * `checks.ts` decide before OpenSSL is asked.
+ */
+
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  createHmac,
+  createPrivateKey,
+  createPublicKey,
+  diffieHellman,
+  type KeyObject,
+  sign,
+  verify,
+} from 'node:crypto';
+import type { CryptoBackend } from './backend.js';
+import {
+  ed25519PublicKeyRejected,
+  ed25519ScalarCanonical,
+  expectBytes,
+  expectHkdfExpand,
+  expectLength,
+  x25519IsLowOrder,
+} from './checks.js';
+
+/** Options of {@link createNodeBackend}. */
+export interface NodeBackendOptions {
+  /**
+   * How many KeyObjects to keep per kind (Ed25519/X25519, private/public), oldest evicted first.
+   * Building a KeyObject from raw bytes costs about as much as a signature, so repeated use of
+   * one key should not pay it again. Default 1024; 0 disables caching.
+   */
+  readonly keyCacheSize?: number;
+}
+
+// RFC 8410 DER prefixes: PKCS#8 PrivateKeyInfo and SubjectPublicKeyInfo around a raw 32-byte key.
+const PKCS8_ED25519 = Buffer.from('302e020100300506032b657004220420', 'hex');
+const SPKI_ED25519 = Buffer.from('302a300506032b6570032100', 'hex');
+const PKCS8_X25519 = Buffer.from('302e020100300506032b656e04220420', 'hex');
+const SPKI_X25519 = Buffer.from('302a300506032b656e032100', 'hex');
+
+/** A plain Uint8Array view of a Buffer's bytes (tests and callers compare against Uint8Array). */
+function view(buf: Buffer): Uint8Array {
+  return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+}
+
+/** The raw public key: the last 32 bytes of its SPKI encoding. */
+function rawPublic(key: KeyObject): Uint8Array {
+  return view(createPublicKey(key).export({ format: 'der', type: 'spki' }).subarray(12));
+}
+
+/** A bounded map from raw key bytes to KeyObject, evicting the oldest entry when full. */
+class KeyCache {
+  readonly #entries = new Map<string, KeyObject>();
+  readonly #limit: number;
+  readonly #prefix: Buffer;
+  readonly #type: 'pkcs8' | 'spki';
+
+  constructor(limit: number, prefix: Buffer, type: 'pkcs8' | 'spki') {
+    this.#limit = limit;
+    this.#prefix = prefix;
+    this.#type = type;
+  }
+
+  get(raw: Uint8Array): KeyObject {
+    const id = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64');
+    let key = this.#entries.get(id);
+    if (key !== undefined) return key;
+    const der = Buffer.concat([this.#prefix, raw]);
+    key =
+      this.#type === 'pkcs8'
+        ? createPrivateKey({ key: der, format: 'der', type: 'pkcs8' })
+        : createPublicKey({ key: der, format: 'der', type: 'spki' });
+    der.fill(0); // the PKCS#8 copy holds the secret
+    if (this.#limit > 0) {
+      if (this.#entries.size >= this.#limit) {
+        const oldest = this.#entries.keys().next();
+        if (oldest.done !== true) this.#entries.delete(oldest.value);
+      }
+      this.#entries.set(id, key);
+    }
+    return key;
+  }
+}
+
+function aeadSeal(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Uint8Array {
+  expectLength('AEAD key', key, 32);
+  expectLength('AEAD nonce', nonce, 12);
+  expectBytes('AEAD aad', aad);
+  expectBytes('AEAD plaintext', plaintext);
+  const cipher = createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: 16 });
+  cipher.setAAD(aad, { plaintextLength: plaintext.length });
+  const out = new Uint8Array(plaintext.length + 16);
+  const body = cipher.update(plaintext);
+  out.set(body, 0);
+  const tail = cipher.final(); // empty for a stream cipher, but part of the contract
+  out.set(tail, body.length);
+  out.set(cipher.getAuthTag(), plaintext.length);
+  return out;
+}
+
+function aeadOpen(
+  key: Uint8Array,
+  nonce: Uint8Array,
+  aad: Uint8Array,
+  sealed: Uint8Array,
+): Uint8Array | null {
+  expectLength('AEAD key', key, 32);
+  expectLength('AEAD nonce', nonce, 12);
+  expectBytes('AEAD aad', aad);
+  expectBytes('AEAD ciphertext', sealed);
+  if (sealed.length < 16) return null; // too short to hold a tag: a forgery like any other
+  const split = sealed.length - 16;
+  const decipher = createDecipheriv('chacha20-poly1305', key, nonce, { authTagLength: 16 });
+  decipher.setAuthTag(sealed.subarray(split));
+  decipher.setAAD(aad, { plaintextLength: split });
+  const body = decipher.update(sealed.subarray(0, split));
+  try {
+    decipher.final(); // throws when the tag does not verify
+  } catch {
+    body.fill(0); // never hand out unauthenticated plaintext, even by accident
+    return null;
+  }
+  return view(body);
+}
+
+function hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array {
+  expectBytes('HMAC key', key);
+  expectBytes('data', data);
+  return view(createHmac('sha256', key).update(data).digest());
+}
+
+/** HKDF-Expand (RFC 5869 §2.3): T(i) = HMAC(PRK, T(i-1) ‖ info ‖ i). */
+function hkdfExpand(prk: Uint8Array, info: Uint8Array, length: number): Uint8Array {
+  expectHkdfExpand(prk, info, length);
+  const out = new Uint8Array(length);
+  const counter = new Uint8Array(1);
+  let previous: Buffer | undefined;
+  for (let offset = 0, i = 1; offset < length; offset += 32, i++) {
+    const mac = createHmac('sha256', prk);
+    if (previous !== undefined) mac.update(previous);
+    counter[0] = i;
+    previous = mac.update(info).update(counter).digest();
+    out.set(length - offset >= 32 ? previous : previous.subarray(0, length - offset), offset);
+  }
+  return out;
+}
+
+/** A node:crypto backend with its own KeyObject caches. */
+export function createNodeBackend(options: NodeBackendOptions = {}): CryptoBackend {
+  const size = options.keyCacheSize ?? 1024;
+  const edPrivate = new KeyCache(size, PKCS8_ED25519, 'pkcs8');
+  const edPublic = new KeyCache(size, SPKI_ED25519, 'spki');
+  const xPrivate = new KeyCache(size, PKCS8_X25519, 'pkcs8');
+  // X25519 public keys are mostly ephemeral (HPKE enc): caching them would only churn.
+  const xPublic = new KeyCache(0, SPKI_X25519, 'spki');
+
+  return {
+    name: 'node',
+
+    ed25519PublicKey(seed) {
+      expectLength('Ed25519 seed', seed, 32);
+      return rawPublic(edPrivate.get(seed));
+    },
+    ed25519Sign(seed, message) {
+      expectLength('Ed25519 seed', seed, 32);
+      expectBytes('message', message);
+      return view(sign(null, message, edPrivate.get(seed)));
+    },
+    ed25519Verify(publicKey, message, signature) {
+      expectBytes('message', message);
+      if (!(publicKey instanceof Uint8Array) || publicKey.length !== 32) return false;
+      if (!(signature instanceof Uint8Array) || signature.length !== 64) return false;
+      if (ed25519PublicKeyRejected(publicKey) || !ed25519ScalarCanonical(signature, 32)) return false;
+      try {
+        return verify(null, message, edPublic.get(publicKey), signature);
+      } catch {
+        return false;
+      }
+    },
+
+    x25519PublicKey(secret) {
+      expectLength('X25519 secret', secret, 32);
+      return rawPublic(xPrivate.get(secret));
+    },
+    x25519(secret, publicKey) {
+      expectLength('X25519 secret', secret, 32);
+      expectLength('X25519 public key', publicKey, 32);
+      // OpenSSL refuses to output zero ("failed during derivation"); RFC 7748's output for
+      // exactly these inputs is all zero (checks.ts), which the contract asks us to return.
+      if (x25519IsLowOrder(publicKey)) return new Uint8Array(32);
+      return view(diffieHellman({ privateKey: xPrivate.get(secret), publicKey: xPublic.get(publicKey) }));
+    },
+
+    sha256(data) {
+      expectBytes('data', data);
+      return view(createHash('sha256').update(data).digest());
+    },
+    hmacSha256,
+    hkdfExtract(salt, ikm) {
+      expectBytes('HKDF salt', salt);
+      expectBytes('HKDF IKM', ikm);
+      return hmacSha256(salt, ikm); // RFC 5869 §2.2; an empty salt is HashLen zeros under HMAC
+    },
+    hkdfExpand,
+
+    aeadSeal,
+    aeadOpen,
+  };
+}
+
+/** The shared node:crypto backend. */
+export const nodeBackend: CryptoBackend = createNodeBackend();

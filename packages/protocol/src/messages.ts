@@ -1,0 +1,227 @@
+/**
+ * Every payload of the exchange (PROTO-14..26, TB-12, TB-14, TB-17) as a type with an encoder and a
+ * strict decoder. A payload is a TB-14 record: the tag, then the header fields the profile's rules
+ * add (none under `patent`), then the body fields in the order the patent writes them.
+ *
+ * | body type      | tag      | body fields                           | used in                        |
+ * |----------------|----------|---------------------------------------|--------------------------------|
+ * | clef-query     | CLEF?    | subject                               | M1, M9a, KServ2 -> KServ1      |
+ * | clef-answer    | CLEF     | subject, clef                         | M3, M9b                        |
+ * | new-query      | NEW?     | subject                               | M5, VE key request (TB-12)     |
+ * | triple         | TRIPLE   | name, clef, key                       | M6, VE key answer (TB-12)      |
+ * | program        | PROG     | program                               | M7                             |
+ * | handover       | HANDOVER | name, clef, key, key server, location | after step 9 (PROTO-23)        |
+ * | channel-open   | OPEN     | data server, data                     | SecApp -> KServ2 (TB-17)       |
+ * | channel-from   | FROM     | peer, peer clef, data                 | KServ2 -> ASD, KServ2 -> SecApp|
+ * | channel-reply  | REPLY    | application, data                     | ASD -> KServ2                  |
+ * | error          | ERR      | code, detail, subject (may be empty)  | negative answers (TB-15)       |
+ */
+import { encodeFields, FieldReader, utf8 } from './codec.js';
+import { ProtocolError } from './errors.js';
+import {
+  type AuthorityTriple,
+  CLEF_BYTES,
+  type Clef,
+  decodeClef,
+  decodeKey,
+  encodeClef,
+  encodeKey,
+  KEY_BYTES,
+} from './identity.js';
+import { LIMITS } from './limits.js';
+import { type Name, parseName } from './names.js';
+import type { Rules } from './profile.js';
+import { type BindingHeader, readBinding, writeBinding } from './rules/answer-binding.js';
+import { type FreshnessHeader, readFreshness, writeFreshness } from './rules/freshness.js';
+import { type NamesHeader, readNames, writeNames } from './rules/names-in-signature.js';
+import { selectBodyType } from './rules/type-tags.js';
+import { type BodyType, TAGS } from './tags.js';
+
+export type Body =
+  | { readonly type: 'clef-query'; readonly subject: Name }
+  | { readonly type: 'clef-answer'; readonly subject: Name; readonly clef: Clef }
+  | { readonly type: 'new-query'; readonly subject: Name }
+  | { readonly type: 'triple'; readonly triple: AuthorityTriple }
+  | { readonly type: 'program'; readonly program: Uint8Array }
+  | {
+      readonly type: 'handover';
+      readonly triple: AuthorityTriple;
+      readonly keyServer: Name;
+      readonly location: string;
+    }
+  | { readonly type: 'channel-open'; readonly peer: Name; readonly data: Uint8Array }
+  | { readonly type: 'channel-from'; readonly peer: Name; readonly clef: Clef; readonly data: Uint8Array }
+  | { readonly type: 'channel-reply'; readonly peer: Name; readonly data: Uint8Array }
+  | { readonly type: 'error'; readonly code: string; readonly detail: string; readonly subject: Name | '' };
+
+export type { BodyType };
+export { TAGS };
+export type BodyOf<T extends BodyType> = Extract<Body, { type: T }>;
+
+/** Header fields added by the rules in force; all absent under `patent`. */
+export type Header = Partial<NamesHeader & FreshnessHeader & BindingHeader>;
+
+export interface Payload<B extends Body = Body> {
+  /** The tag as written on the wire (normally TAGS[body.type]; researchers may forge another). */
+  readonly tag: string;
+  readonly header: Header;
+  readonly body: B;
+}
+
+/** Builds a payload with its regular tag. */
+export function payload<B extends Body>(body: B, header: Header = {}): Payload<B> {
+  return { tag: TAGS[body.type], header, body };
+}
+
+export function encodePayload(rules: Rules, p: Payload): Uint8Array {
+  const fields: Uint8Array[] = [utf8(p.tag)];
+  if (rules.namesInSignature) writeNames(p.header, fields);
+  if (rules.freshness) writeFreshness(p.header, fields);
+  if (rules.answerBinding) writeBinding(p.header, fields);
+  writeBody(p.body, fields);
+  return encodeFields(fields);
+}
+
+/**
+ * Decodes a payload that the receiver expects to be one of `expected` (first = default). With
+ * the typeTags rule the tag must name one of them; without it (patent) the tag only picks among
+ * them and anything else is read as the default, field by field (TB-14).
+ */
+export function decodePayload<T extends BodyType>(
+  rules: Rules,
+  bytes: Uint8Array,
+  expected: readonly [T, ...T[]],
+): Payload<BodyOf<T>> {
+  const r = new FieldReader(bytes, 'payload');
+  const tag = r.text(LIMITS.TAG_MAX_BYTES, 'tag');
+  const type = selectBodyType(rules, tag, expected);
+  const header = readHeader(rules, r);
+  const body = readBody(type, r) as BodyOf<T>;
+  r.end();
+  return { tag, header, body };
+}
+
+function readHeader(rules: Rules, r: FieldReader): Header {
+  return {
+    ...(rules.namesInSignature ? readNames(r) : {}),
+    ...(rules.freshness ? readFreshness(r) : {}),
+    ...(rules.answerBinding ? readBinding(r) : {}),
+  };
+}
+
+/** Reads only the tag and header of a payload, without trusting them (to find the request an answer names). */
+export function decodeHeader(rules: Rules, bytes: Uint8Array): Header {
+  const r = new FieldReader(bytes, 'payload');
+  r.text(LIMITS.TAG_MAX_BYTES, 'tag');
+  return readHeader(rules, r);
+}
+
+function writeTriple(t: AuthorityTriple, out: Uint8Array[]): void {
+  out.push(utf8(t.name), encodeClef(t.clef), encodeKey(t.key));
+}
+
+function writeBody(b: Body, out: Uint8Array[]): void {
+  switch (b.type) {
+    case 'clef-query':
+    case 'new-query':
+      out.push(utf8(b.subject));
+      return;
+    case 'clef-answer':
+      out.push(utf8(b.subject), encodeClef(b.clef));
+      return;
+    case 'triple':
+      writeTriple(b.triple, out);
+      return;
+    case 'program':
+      checkSize(b.program, LIMITS.PROGRAM_MAX_BYTES, 'program');
+      out.push(b.program);
+      return;
+    case 'handover':
+      writeTriple(b.triple, out);
+      out.push(utf8(b.keyServer), utf8(b.location));
+      return;
+    case 'channel-open':
+    case 'channel-reply':
+      checkSize(b.data, LIMITS.CHANNEL_DATA_MAX_BYTES, 'data');
+      out.push(utf8(b.peer), b.data);
+      return;
+    case 'channel-from':
+      checkSize(b.data, LIMITS.CHANNEL_DATA_MAX_BYTES, 'data');
+      out.push(utf8(b.peer), encodeClef(b.clef), b.data);
+      return;
+    case 'error':
+      out.push(utf8(b.code), utf8(b.detail), utf8(b.subject));
+      return;
+  }
+}
+
+function checkSize(b: Uint8Array, max: number, field: string): void {
+  if (b.length > max) {
+    throw new ProtocolError('ENCODING_TOO_LARGE', `${field} is ${b.length} bytes, limit ${max}`, {
+      field,
+      limit: max,
+    });
+  }
+}
+
+export function readName(r: FieldReader, field: string): Name {
+  const text = r.text(LIMITS.NAME_MAX_BYTES, field);
+  try {
+    return parseName(text);
+  } catch (e) {
+    if (e instanceof ProtocolError)
+      throw new ProtocolError('NAME_INVALID', `${field}: ${e.message}`, { field });
+    throw e;
+  }
+}
+
+function readClef(r: FieldReader, field: string): Clef {
+  return decodeClef(r.fixed(CLEF_BYTES, field));
+}
+
+function readTriple(r: FieldReader): AuthorityTriple {
+  const name = readName(r, 'name');
+  const clef = readClef(r, 'clef');
+  const key = decodeKey(r.fixed(KEY_BYTES, 'key'));
+  return { name, clef, key };
+}
+
+function readBody(type: BodyType, r: FieldReader): Body {
+  switch (type) {
+    case 'clef-query':
+    case 'new-query':
+      return { type, subject: readName(r, 'subject') };
+    case 'clef-answer':
+      return { type, subject: readName(r, 'subject'), clef: readClef(r, 'clef') };
+    case 'triple':
+      return { type, triple: readTriple(r) };
+    case 'program':
+      return { type, program: r.bytesField(LIMITS.PROGRAM_MAX_BYTES, 'program').slice() };
+    case 'handover': {
+      const triple = readTriple(r);
+      const keyServer = readName(r, 'keyServer');
+      return { type, triple, keyServer, location: r.text(LIMITS.LOCATION_MAX_BYTES, 'location') };
+    }
+    case 'channel-open':
+    case 'channel-reply':
+      return {
+        type,
+        peer: readName(r, 'peer'),
+        data: r.bytesField(LIMITS.CHANNEL_DATA_MAX_BYTES, 'data').slice(),
+      };
+    case 'channel-from':
+      return {
+        type,
+        peer: readName(r, 'peer'),
+        clef: readClef(r, 'clef'),
+        data: r.bytesField(LIMITS.CHANNEL_DATA_MAX_BYTES, 'data').slice(),
+      };
+    case 'error': {
+      const code = r.text(LIMITS.ERROR_CODE_MAX_BYTES, 'code');
+      const detail = r.text(LIMITS.ERROR_DETAIL_MAX_BYTES, 'detail');
+      const subjectText = r.text(LIMITS.NAME_MAX_BYTES, 'subject');
+      const subject = subjectText === '' ? '' : parseName(subjectText);
+      return { type, code, detail, subject };
+    }
+  }
+}

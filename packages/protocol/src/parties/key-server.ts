@@ -1,0 +1,237 @@
+/**
+ * KServ1 and KServ2 (PROTO-7, PROTO-8, PROTO-15, PROTO-16, PROTO-19, TB-12, TB-16, TB-17).
+ *
+ * One party serves any mix of three jobs, chosen by `serves`:
+ * - `clef`:  answers `Clef(N) = ?` for authorised requesters (steps 2-3, 9; ACL of TB-16);
+ * - `mint`:  creates a triple for `New(N) = ?`, stores its Name and Clef, returns the triple
+ *            (steps 5-6 at KServ2; the VE limited-use key of TB-12 at KServ1), under the
+ *            name-ownership rule;
+ * - `relay`: carries the ASD channel (TB-17) for applications whose triples it minted.
+ * A requester it does not know is looked up at an upstream Clef server when one is configured
+ * (KServ2 fetching Clef-AR from KServ1, PROTO-19), its message waiting meanwhile.
+ */
+import type { Envelope } from '../envelope.js';
+import { ProtocolError } from '../errors.js';
+import type { Frame } from '../frame.js';
+import { type AccessPair, type Clef, clefId, generateTriple } from '../identity.js';
+import { type BodyType, decodeHeader, type Header, type Payload } from '../messages.js';
+import { checkPattern, matchesPattern, type Name } from '../names.js';
+import { checkCreate } from '../rules/name-ownership.js';
+import type { KeyServerStore } from '../stores.js';
+import { type Outcome, Party, type PartyOptions, type Pending } from './core.js';
+
+export type KeyServerJob = 'clef' | 'mint' | 'relay';
+
+/** One ACL line (TB-16): `requester` may learn the Clef of `subject`. Patterns: `*`, `*.zone`, exact. */
+export interface AclEntry {
+  readonly requester: string;
+  readonly subject: string;
+}
+
+export interface KeyServerOptions extends PartyOptions {
+  readonly store: KeyServerStore;
+  readonly serves: readonly KeyServerJob[];
+  /** Default: any registered Name may query any Name (TB-16). */
+  readonly acl?: readonly AclEntry[];
+}
+
+interface RelayCtx {
+  readonly app: Name;
+  readonly appClef: Clef;
+  readonly openHeader: Header;
+  readonly corr: string;
+}
+
+export class KeyServer extends Party {
+  readonly store: KeyServerStore;
+  private readonly serves: ReadonlySet<KeyServerJob>;
+  private readonly acl: readonly AclEntry[];
+  private readonly expected: readonly [BodyType, ...BodyType[]];
+
+  constructor(opts: KeyServerOptions) {
+    super(opts);
+    if (opts.serves.length === 0)
+      throw new ProtocolError('CONFIG_INVALID', 'a key server must serve at least one job');
+    this.store = opts.store;
+    this.serves = new Set(opts.serves);
+    this.acl = (opts.acl ?? [{ requester: '*', subject: '*' }]).map((e) => ({
+      requester: checkPattern(e.requester),
+      subject: checkPattern(e.subject),
+    }));
+    const types: BodyType[] = [];
+    if (this.serves.has('clef')) types.push('clef-query');
+    if (this.serves.has('mint')) types.push('new-query');
+    if (this.serves.has('relay')) types.push('channel-open');
+    this.expected = types as [BodyType, ...BodyType[]];
+  }
+
+  /** Admin: enters an access pair (KEY-12: the ANC's pair is entered at configuration). */
+  register(pair: AccessPair): Outcome {
+    return this.run(() => {
+      this.store.put({
+        name: pair.name,
+        clef: pair.clef,
+        owner: null,
+        createdAt: this.clock(),
+        revokedAt: null,
+      });
+      this.event('binding-created', { subject: pair.name, clef: clefId(pair.clef) });
+    });
+  }
+
+  /** Admin: revokes a Name (PROTO-26); later queries, channels and requests from it fail. */
+  revoke(name: Name): Outcome {
+    return this.run(() => {
+      if (!this.store.revoke(name, this.clock()))
+        throw new ProtocolError('UNKNOWN_NAME', `${name} is not registered`);
+      this.event('binding-revoked', { subject: name });
+    });
+  }
+
+  protected onMessage(frame: Frame, env: Envelope): void {
+    const binding = this.store.get(env.sender);
+    if (binding === undefined) {
+      if (this.hasUpstream()) {
+        this.resolveAndPark(env.sender, frame, env);
+        return;
+      }
+      this.refuse(frame, env, new ProtocolError('UNKNOWN_SENDER', `${env.sender} is not registered here`));
+    }
+    if (binding.revokedAt !== null)
+      this.refuse(frame, env, new ProtocolError('REVOKED', `${env.sender} is revoked`));
+    this.serve(frame, env, binding.clef);
+  }
+
+  protected onResolved(_subject: Name, clef: Clef, frame: Frame, env: Envelope): void {
+    this.serve(frame, env, clef);
+  }
+
+  private hasUpstream(): boolean {
+    for (const k of this.keyServers.values()) if (k.scopes.includes('clef')) return true;
+    return false;
+  }
+
+  private serve(frame: Frame, env: Envelope, requesterClef: Clef): void {
+    let p: Payload;
+    try {
+      p = this.accept(env, requesterClef, this.expected);
+    } catch (e) {
+      if (e instanceof ProtocolError) this.refuse(frame, env, e);
+      throw e;
+    }
+    const requester: AccessPair = { name: env.sender, clef: requesterClef };
+    const body = p.body;
+    try {
+      if (body.type === 'clef-query') this.answerClef(requester, body.subject, p.header, frame.corr);
+      else if (body.type === 'new-query') this.mint(requester, body.subject, p.header, frame.corr);
+      else if (body.type === 'channel-open')
+        this.relayOpen(requester, body.peer, body.data, p.header, frame.corr);
+      else throw new ProtocolError('TYPE_MISMATCH', `a key server does not take ${p.tag}`);
+    } catch (e) {
+      if (e instanceof ProtocolError)
+        this.answerError(requester.name, e, 'subject' in body ? body.subject : '', p.header, frame.corr);
+      throw e;
+    }
+  }
+
+  /** Steps 2-3 (and the key server's half of step 9). */
+  private answerClef(requester: AccessPair, subject: Name, header: Header, corr: string): void {
+    if (
+      !this.acl.some((e) => matchesPattern(requester.name, e.requester) && matchesPattern(subject, e.subject))
+    ) {
+      throw new ProtocolError('NOT_AUTHORISED', `${requester.name} may not learn the Clef of ${subject}`);
+    }
+    const b = this.store.get(subject);
+    if (b === undefined) throw new ProtocolError('UNKNOWN_NAME', `${subject} is not registered`, { subject });
+    if (b.revokedAt !== null) throw new ProtocolError('REVOKED', `${subject} is revoked`, { subject });
+    this.sendTo(requester, { type: 'clef-answer', subject, clef: b.clef }, 'M3', {
+      inReplyTo: header.nonce,
+      corr,
+      validityMs: this.profile.answerValidityMs,
+    });
+  }
+
+  /** Step 6 (KServ2) and the VE key of TB-12 (KServ1): a new triple, its Name and Clef stored. */
+  private mint(requester: AccessPair, subject: Name, header: Header, corr: string): void {
+    checkCreate(this.profile.rules, requester.name, subject, this.store.get(subject));
+    const triple = generateTriple(this.backend, this.random, subject);
+    this.store.put({
+      name: subject,
+      clef: triple.clef,
+      owner: requester.name,
+      createdAt: this.clock(),
+      revokedAt: null,
+    });
+    this.event('binding-created', { subject, peer: requester.name, clef: clefId(triple.clef) });
+    this.sendTo(requester, { type: 'triple', triple }, 'M6', { inReplyTo: header.nonce, corr });
+  }
+
+  /** TB-17: SecApp -> KServ2 -> ASD. */
+  private relayOpen(app: AccessPair, peer: Name, data: Uint8Array, header: Header, corr: string): void {
+    const asd = this.store.get(peer);
+    if (asd === undefined || asd.revokedAt !== null) {
+      throw new ProtocolError('NO_CHANNEL_PEER', `no data server ${peer} is registered here`, { peer });
+    }
+    this.ask<RelayCtx>({
+      to: { name: peer, clef: asd.clef },
+      scope: null,
+      body: { type: 'channel-from', peer: app.name, clef: app.clef, data },
+      step: 'FROM-ASD',
+      expect: 'channel-reply',
+      answerStep: 'REPLY',
+      subject: app.name,
+      ctx: { app: app.name, appClef: app.clef, openHeader: header, corr },
+    });
+    this.event('channel-relayed', { peer, subject: app.name, bytes: data.length });
+  }
+
+  /** TB-17: ASD -> KServ2 -> SecApp. Under `patent` the reply goes to whichever application it names. */
+  protected override onAnswer(p: Pending, answer: Payload, from: Name): void {
+    const ctx = p.ctx as RelayCtx;
+    if (answer.body.type !== 'channel-reply')
+      throw new ProtocolError('BAD_STATE', `unexpected answer ${answer.tag}`);
+    const target = this.store.get(answer.body.peer);
+    if (target === undefined || target.revokedAt !== null) {
+      throw new ProtocolError('REVOKED', `${answer.body.peer} is not an application here`);
+    }
+    const asd = this.store.get(from);
+    if (asd === undefined) throw new ProtocolError('UNKNOWN_SENDER', `${from} is not registered here`);
+    this.sendTo(
+      { name: target.name, clef: target.clef },
+      { type: 'channel-from', peer: from, clef: asd.clef, data: answer.body.data },
+      'FROM-SECAPP',
+      { inReplyTo: ctx.openHeader.nonce, corr: ctx.corr },
+    );
+  }
+
+  protected override onFailed(p: Pending, error: ProtocolError): void {
+    const ctx = p.ctx as RelayCtx;
+    this.answerError(ctx.app, error, p.peer, ctx.openHeader, ctx.corr);
+  }
+
+  private refuse(frame: Frame, env: Envelope, error: ProtocolError): never {
+    // The request was not verified, so its header is read only to address the error answer.
+    let header: Header | undefined;
+    try {
+      header = decodeHeader(this.profile.rules, env.signed.payload);
+    } catch {
+      header = undefined;
+    }
+    this.answerError(env.sender, error, '', header, frame.corr);
+    throw error;
+  }
+
+  private answerError(
+    to: Name,
+    error: ProtocolError,
+    subject: Name | '',
+    header: Header | undefined,
+    corr: string,
+  ): void {
+    this.sendError(to, error, subject, header, corr);
+  }
+}
+
+export function createKeyServer(opts: KeyServerOptions): KeyServer {
+  return new KeyServer(opts);
+}

@@ -1,0 +1,99 @@
+/**
+ * Rule `freshness` (SPEC §17.1 obs. 1, §17.3; stops ATK-1, ATK-6 and, with answer binding and
+ * validity periods, ATK-2).
+ *
+ * Every signed payload carries a 16-byte sender nonce, the time it was issued and the time it
+ * expires (its validity period). A receiver refuses a payload that has expired, that claims to be
+ * issued in the future beyond the tolerated skew, or whose validity is longer than the profile's
+ * maximum; and it remembers the nonce of every unsolicited payload it accepted until that payload
+ * expires, refusing the same (sender, nonce) again. The cache's memory is bounded: entries leave
+ * when they expire (at most `maxValidityMs` after they came), and when it is full of live entries
+ * new messages are refused (fail closed) rather than old entries forgotten.
+ */
+import { type FieldReader, toHex, u64 } from '../codec.js';
+import { ProtocolError } from '../errors.js';
+import { LIMITS } from '../limits.js';
+import type { Profile } from '../profile.js';
+
+export interface FreshnessHeader {
+  readonly nonce: Uint8Array;
+  readonly issuedAt: number;
+  readonly expiresAt: number;
+}
+
+export function writeFreshness(h: Partial<FreshnessHeader>, out: Uint8Array[]): void {
+  if (h.nonce === undefined || h.issuedAt === undefined || h.expiresAt === undefined) {
+    throw new ProtocolError('CONFIG_INVALID', 'freshness: header needs nonce, issuedAt and expiresAt');
+  }
+  out.push(h.nonce, u64(h.issuedAt), u64(h.expiresAt));
+}
+
+export function readFreshness(r: FieldReader): FreshnessHeader {
+  const nonce = r.fixed(LIMITS.NONCE_BYTES, 'header.nonce').slice();
+  const issuedAt = r.u64('header.issuedAt');
+  const expiresAt = r.u64('header.expiresAt');
+  return { nonce, issuedAt, expiresAt };
+}
+
+/** Fresh header fields for a payload signed now. */
+export function freshHeader(
+  profile: Profile,
+  random: (n: number) => Uint8Array,
+  now: number,
+  validityMs: number,
+): FreshnessHeader | Record<string, never> {
+  if (!profile.rules.freshness) return {};
+  return { nonce: random(LIMITS.NONCE_BYTES), issuedAt: now, expiresAt: now + validityMs };
+}
+
+/** Checks the validity period of a received payload. */
+export function checkFreshness(profile: Profile, h: Partial<FreshnessHeader>, now: number): void {
+  if (!profile.rules.freshness) return;
+  const { issuedAt, expiresAt } = h as FreshnessHeader;
+  if (expiresAt <= now) {
+    throw new ProtocolError('STALE', `expired ${now - expiresAt} ms ago`, { expiresAt, now });
+  }
+  if (issuedAt > now + profile.clockSkewMs) {
+    throw new ProtocolError('STALE', `issued ${issuedAt - now} ms in the future`, { issuedAt, now });
+  }
+  if (expiresAt < issuedAt || expiresAt - issuedAt > profile.maxValidityMs) {
+    throw new ProtocolError('STALE', `validity period of ${expiresAt - issuedAt} ms is not allowed`, {
+      issuedAt,
+      expiresAt,
+    });
+  }
+}
+
+/** Bounded replay cache of (sender, nonce) until expiry. */
+export class ReplayCache {
+  private readonly seen = new Map<string, number>();
+
+  constructor(readonly capacity = 65_536) {}
+
+  get size(): number {
+    return this.seen.size;
+  }
+
+  /**
+   * Records (sender, nonce) or throws REPLAY if it is already recorded and unexpired.
+   * Call only after the payload's signature and validity period were checked.
+   */
+  admit(profile: Profile, sender: string, h: Partial<FreshnessHeader>, now: number): void {
+    if (!profile.rules.freshness || h.nonce === undefined || h.expiresAt === undefined) return;
+    const key = `${sender} ${toHex(h.nonce)}`;
+    const until = this.seen.get(key);
+    if (until !== undefined && until > now) {
+      throw new ProtocolError('REPLAY', `nonce from ${sender} already seen`, { sender });
+    }
+    if (this.seen.size >= this.capacity) this.sweep(now);
+    if (this.seen.size >= this.capacity) {
+      throw new ProtocolError('REPLAY_CACHE_FULL', `replay cache holds ${this.capacity} live entries`);
+    }
+    this.seen.set(key, h.expiresAt);
+  }
+
+  /** Drops every expired entry. */
+  sweep(now: number): void {
+    for (const [k, until] of this.seen) if (until <= now) this.seen.delete(k);
+  }
+}
