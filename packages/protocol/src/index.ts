@@ -52,6 +52,8 @@ export type { CreatePolicy, Profile, ProfileName, ProfileOptions, RuleOverrides,
 export { createProfile, HARDENED, PATENT } from './profile.js';
 export { ReplayCache } from './rules/freshness.js';
 export type { ServerScope } from './rules/server-scope.js';
+export type { Opened } from './sim/adversary.js';
+export { craftFrame, honestHeader, openFrame, readPayload, resealFrame } from './sim/adversary.js';
 export type { Endpoint, InFlight, NetworkOptions, Tap, TapVerdict } from './sim/network.js';
 export { MemoryNetwork } from './sim/network.js';
 export type { AsdRecord, WorldNames, WorldOptions } from './sim/world.js';

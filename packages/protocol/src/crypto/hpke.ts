@@ -159,7 +159,8 @@ export function labeledExpand(
 export function deriveKeyPair(backend: CryptoBackend, ikm: Uint8Array): HpkeKeyPair {
   expectBytes('HPKE ikm', ikm);
   if (ikm.length < N_SECRET) {
-    throw new ProtocolError('CRYPTO_INPUT', 'HPKE DeriveKeyPair ikm must be at least 32 bytes'); // §7.1.3
+    // §7.1.3: ikm "SHOULD have length at least Nsk"; we fail closed instead.
+    throw new ProtocolError('CRYPTO_INPUT', 'HPKE DeriveKeyPair ikm must be at least 32 bytes');
   }
   const prk = extractWith(backend, EMPTY, L.dkpPrk, ikm);
   const secret = expandWith(backend, prk, L.sk, EMPTY, N_SECRET);

@@ -17,6 +17,7 @@ import {
   sign,
   verify,
 } from 'node:crypto';
+import { ProtocolError } from '../errors.js';
 import type { CryptoBackend } from './backend.js';
 import {
   ed25519PublicKeyRejected,
@@ -30,59 +31,90 @@ import {
 /** Options of {@link createNodeBackend}. */
 export interface NodeBackendOptions {
   /**
-   * How many KeyObjects to keep per kind (Ed25519/X25519, private/public), oldest evicted first.
-   * Building a KeyObject from raw bytes costs about as much as a signature, so repeated use of
-   * one key should not pay it again. Default 1024; 0 disables caching.
+   * How many Ed25519 KeyObjects to keep per kind (signing seeds, verification keys), least
+   * recently used evicted first. Importing a key costs more than a signature, so repeated use of
+   * one key must not pay it again. Default 1024; 0 disables caching.
    */
   readonly keyCacheSize?: number;
 }
 
+type Curve = 'Ed25519' | 'X25519';
+
 // RFC 8410 DER prefixes: PKCS#8 PrivateKeyInfo and SubjectPublicKeyInfo around a raw 32-byte key.
-const PKCS8_ED25519 = Buffer.from('302e020100300506032b657004220420', 'hex');
-const SPKI_ED25519 = Buffer.from('302a300506032b6570032100', 'hex');
-const PKCS8_X25519 = Buffer.from('302e020100300506032b656e04220420', 'hex');
-const SPKI_X25519 = Buffer.from('302a300506032b656e032100', 'hex');
+const PKCS8 = {
+  Ed25519: Buffer.from('302e020100300506032b657004220420', 'hex'),
+  X25519: Buffer.from('302e020100300506032b656e04220420', 'hex'),
+};
+const SPKI = {
+  Ed25519: Buffer.from('302a300506032b6570032100', 'hex'),
+  X25519: Buffer.from('302a300506032b656e032100', 'hex'),
+};
 
 /** A plain Uint8Array view of a Buffer's bytes (tests and callers compare against Uint8Array). */
 function view(buf: Buffer): Uint8Array {
   return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
 }
 
-/** The raw public key: the last 32 bytes of its SPKI encoding. */
-function rawPublic(key: KeyObject): Uint8Array {
-  return view(createPublicKey(key).export({ format: 'der', type: 'spki' }).subarray(12));
+function b64url(raw: Uint8Array): string {
+  return Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64url');
 }
 
-/** A bounded map from raw key bytes to KeyObject, evicting the oldest entry when full. */
+/**
+ * A KeyObject from raw bytes. The JWK route is about 5x faster than PKCS#8/SPKI DER (measured on
+ * Node 20 / OpenSSL 3.0: DER goes through OpenSSL's decoder framework, JWK straight to
+ * EVP_PKEY_new_raw_*_key). For a private key Node derives the public key from `d` and only checks
+ * that `x` is a string; should a later Node insist on a matching `x`, the DER import takes over.
+ */
+function importKey(curve: Curve, raw: Uint8Array, isPrivate: boolean): KeyObject {
+  try {
+    return isPrivate
+      ? createPrivateKey({ key: { kty: 'OKP', crv: curve, d: b64url(raw), x: '' }, format: 'jwk' })
+      : createPublicKey({ key: { kty: 'OKP', crv: curve, x: b64url(raw) }, format: 'jwk' });
+  } catch {
+    const der = Buffer.concat([isPrivate ? PKCS8[curve] : SPKI[curve], raw]);
+    try {
+      return isPrivate
+        ? createPrivateKey({ key: der, format: 'der', type: 'pkcs8' })
+        : createPublicKey({ key: der, format: 'der', type: 'spki' });
+    } finally {
+      der.fill(0); // the PKCS#8 copy holds the secret
+    }
+  }
+}
+
+/** The raw public key of a private KeyObject (JWK export: no OpenSSL encoder round trip). */
+function rawPublic(key: KeyObject): Uint8Array {
+  const { x } = createPublicKey(key).export({ format: 'jwk' });
+  return view(Buffer.from(x ?? '', 'base64url'));
+}
+
+/** A bounded map from raw key bytes to KeyObject, least recently used evicted first. */
 class KeyCache {
   readonly #entries = new Map<string, KeyObject>();
   readonly #limit: number;
-  readonly #prefix: Buffer;
-  readonly #type: 'pkcs8' | 'spki';
+  readonly #curve: Curve;
+  readonly #isPrivate: boolean;
 
-  constructor(limit: number, prefix: Buffer, type: 'pkcs8' | 'spki') {
+  constructor(limit: number, curve: Curve, isPrivate: boolean) {
     this.#limit = limit;
-    this.#prefix = prefix;
-    this.#type = type;
+    this.#curve = curve;
+    this.#isPrivate = isPrivate;
   }
 
   get(raw: Uint8Array): KeyObject {
+    if (this.#limit === 0) return importKey(this.#curve, raw, this.#isPrivate);
     const id = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64');
     let key = this.#entries.get(id);
-    if (key !== undefined) return key;
-    const der = Buffer.concat([this.#prefix, raw]);
-    key =
-      this.#type === 'pkcs8'
-        ? createPrivateKey({ key: der, format: 'der', type: 'pkcs8' })
-        : createPublicKey({ key: der, format: 'der', type: 'spki' });
-    der.fill(0); // the PKCS#8 copy holds the secret
-    if (this.#limit > 0) {
+    if (key !== undefined) {
+      this.#entries.delete(id); // re-insert: Map order is recency order
+    } else {
+      key = importKey(this.#curve, raw, this.#isPrivate);
       if (this.#entries.size >= this.#limit) {
         const oldest = this.#entries.keys().next();
         if (oldest.done !== true) this.#entries.delete(oldest.value);
       }
-      this.#entries.set(id, key);
     }
+    this.#entries.set(id, key);
     return key;
   }
 }
@@ -153,11 +185,17 @@ function hkdfExpand(prk: Uint8Array, info: Uint8Array, length: number): Uint8Arr
 /** A node:crypto backend with its own KeyObject caches. */
 export function createNodeBackend(options: NodeBackendOptions = {}): CryptoBackend {
   const size = options.keyCacheSize ?? 1024;
-  const edPrivate = new KeyCache(size, PKCS8_ED25519, 'pkcs8');
-  const edPublic = new KeyCache(size, SPKI_ED25519, 'spki');
-  const xPrivate = new KeyCache(size, PKCS8_X25519, 'pkcs8');
-  // X25519 public keys are mostly ephemeral (HPKE enc): caching them would only churn.
-  const xPublic = new KeyCache(0, SPKI_X25519, 'spki');
+  if (!Number.isSafeInteger(size) || size < 0) {
+    throw new ProtocolError('CONFIG_INVALID', 'keyCacheSize must be a non-negative integer', { size });
+  }
+  const edPrivate = new KeyCache(size, 'Ed25519', true);
+  const edPublic = new KeyCache(size, 'Ed25519', false);
+  // X25519 secrets are mostly HPKE ephemerals: a large cache would keep recent ones alive (no
+  // forward secrecy against a memory dump) and evict the long-term keys. One entry suffices for
+  // the pairs of calls Encap and Decap make with one secret (public key, then DH).
+  const xPrivate = new KeyCache(Math.min(size, 1), 'X25519', true);
+  // X25519 public keys are mostly `enc` values, seen once: import them each time (fast via JWK).
+  const xPublic = new KeyCache(0, 'X25519', false);
 
   return {
     name: 'node',

@@ -16,8 +16,9 @@ import type { Envelope } from '../envelope.js';
 import { ProtocolError } from '../errors.js';
 import type { Frame } from '../frame.js';
 import { type AuthorityTriple, type Clef, clefEquals, clefId, clefOf } from '../identity.js';
-import type { BodyOf, Payload } from '../messages.js';
+import { type BodyOf, decodeHeader, type Payload } from '../messages.js';
 import type { Name } from '../names.js';
+import { precheckUnverified } from '../rules/freshness.js';
 import { type Outcome, Party, type PartyOptions, type Pending } from './core.js';
 
 function checkTriple(backend: CryptoBackend, t: AuthorityTriple): void {
@@ -119,6 +120,13 @@ export class AncVe extends Party {
         peer: env.sender,
       });
     }
+    precheckUnverified(
+      this.profile,
+      this.replay,
+      env.sender,
+      decodeHeader(this.profile.rules, env.signed.payload),
+      this.clock(),
+    );
     this.resolveAndPark(env.sender, frame, env, 'M9a');
   }
 

@@ -168,6 +168,11 @@ export abstract class Party {
     this.maxParked = opts.maxParked ?? 256;
   }
 
+  /** This party's own Clef (public). */
+  clefOfSelf(): Clef {
+    return this.triple.clef;
+  }
+
   /** Number of outstanding requests (for state assertions and leak checks). */
   get pendingCount(): number {
     return this.pending.size;

@@ -16,6 +16,7 @@ import type { Frame } from '../frame.js';
 import { type AccessPair, type Clef, clefId, generateTriple } from '../identity.js';
 import { type BodyType, decodeHeader, type Header, type Payload } from '../messages.js';
 import { checkPattern, matchesPattern, type Name } from '../names.js';
+import type { Rules } from '../profile.js';
 import { checkCreate } from '../rules/name-ownership.js';
 import type { KeyServerStore } from '../stores.js';
 import { type Outcome, Party, type PartyOptions, type Pending } from './core.js';
@@ -33,6 +34,11 @@ export interface KeyServerOptions extends PartyOptions {
   readonly serves: readonly KeyServerJob[];
   /** Default: any registered Name may query any Name (TB-16). */
   readonly acl?: readonly AclEntry[];
+  /**
+   * This server's own creation policy, overriding the profile's name-ownership rule (e.g. KServ1
+   * re-issuing VE keys to the machine that owns them, KEY-9, while KServ2 rejects existing Names).
+   */
+  readonly nameOwnership?: Partial<Rules['nameOwnership']>;
 }
 
 interface RelayCtx {
@@ -47,6 +53,7 @@ export class KeyServer extends Party {
   private readonly serves: ReadonlySet<KeyServerJob>;
   private readonly acl: readonly AclEntry[];
   private readonly expected: readonly [BodyType, ...BodyType[]];
+  private readonly createRules: Rules;
 
   constructor(opts: KeyServerOptions) {
     super(opts);
@@ -54,6 +61,10 @@ export class KeyServer extends Party {
       throw new ProtocolError('CONFIG_INVALID', 'a key server must serve at least one job');
     this.store = opts.store;
     this.serves = new Set(opts.serves);
+    this.createRules = {
+      ...this.profile.rules,
+      nameOwnership: { ...this.profile.rules.nameOwnership, ...opts.nameOwnership },
+    };
     this.acl = (opts.acl ?? [{ requester: '*', subject: '*' }]).map((e) => ({
       requester: checkPattern(e.requester),
       subject: checkPattern(e.subject),
@@ -153,7 +164,7 @@ export class KeyServer extends Party {
 
   /** Step 6 (KServ2) and the VE key of TB-12 (KServ1): a new triple, its Name and Clef stored. */
   private mint(requester: AccessPair, subject: Name, header: Header, corr: string): void {
-    checkCreate(this.profile.rules, requester.name, subject, this.store.get(subject));
+    checkCreate(this.createRules, requester.name, subject, this.store.get(subject));
     const triple = generateTriple(this.backend, this.random, subject);
     this.store.put({
       name: subject,

@@ -64,6 +64,25 @@ export function checkFreshness(profile: Profile, h: Partial<FreshnessHeader>, no
   }
 }
 
+/**
+ * Early refusal before the sender's Clef is known (saves the step-9 round trip, ATK-17): a message
+ * whose unverified header is expired or replays a recorded nonce is useless whether it is genuine
+ * or forged, so refusing it early decides nothing an attacker could steer.
+ */
+export function precheckUnverified(
+  profile: Profile,
+  cache: ReplayCache,
+  sender: string,
+  h: Partial<FreshnessHeader>,
+  now: number,
+): void {
+  if (!profile.rules.freshness) return;
+  checkFreshness(profile, h, now);
+  if (h.nonce !== undefined && cache.has(sender, h.nonce, now)) {
+    throw new ProtocolError('REPLAY', `nonce from ${sender} already seen`, { sender });
+  }
+}
+
 /** Bounded replay cache of (sender, nonce) until expiry. */
 export class ReplayCache {
   private readonly seen = new Map<string, number>();
@@ -90,6 +109,12 @@ export class ReplayCache {
       throw new ProtocolError('REPLAY_CACHE_FULL', `replay cache holds ${this.capacity} live entries`);
     }
     this.seen.set(key, h.expiresAt);
+  }
+
+  /** Whether (sender, nonce) is recorded and unexpired, without recording anything. */
+  has(sender: string, nonce: Uint8Array, now: number): boolean {
+    const until = this.seen.get(`${sender} ${toHex(nonce)}`);
+    return until !== undefined && until > now;
   }
 
   /** Drops every expired entry. */

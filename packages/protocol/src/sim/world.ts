@@ -110,6 +110,10 @@ export class World {
       ...this.common('ks1'),
       store: createMemoryKeyServerStore(),
       serves: ['clef', 'mint'],
+      // VE keys are re-issued to the machine that owns them (KEY-9); KServ2 keeps the profile's policy.
+      ...(this.profile.rules.nameOwnership.policy === 'overwrite'
+        ? {}
+        : { nameOwnership: { policy: 'owner-only' } }),
     });
     this.ks2 = new KeyServer({
       ...this.common('ks2'),

@@ -28,7 +28,9 @@ describe('vector files', () => {
   it(`HKDF-SHA256: ${hkdf.numberOfTests} cases, 83 valid and 3 invalid (all SizeTooLarge)`, () => {
     expect(hkdfCases.length).toBe(hkdf.numberOfTests);
     expect(hkdfCounts).toEqual({ valid: 83, invalid: 3 });
-    expect(hkdfCases.filter((c) => c.result === 'invalid').every((c) => c.flags.includes('SizeTooLarge'))).toBe(true);
+    expect(
+      hkdfCases.filter((c) => c.result === 'invalid').every((c) => c.flags.includes('SizeTooLarge')),
+    ).toBe(true);
   });
 });
 
@@ -45,11 +47,13 @@ describe.each(BACKENDS)('ChaCha20-Poly1305 on the %s backend', (_name, backend) 
         const ct = toHex(backend.aeadSeal(key, iv, aad, msg));
         if (ct !== c.ct + c.tag) wrong.push(`${id}: seal gave ${ct}`);
         const pt = backend.aeadOpen(key, iv, aad, sealed);
-        if (pt === null || toHex(pt) !== c.msg) wrong.push(`${id}: open gave ${pt === null ? null : toHex(pt)}`);
+        if (pt === null || toHex(pt) !== c.msg)
+          wrong.push(`${id}: open gave ${pt === null ? null : toHex(pt)}`);
       } else if (c.ivSize !== 96) {
         const sealCode = codeOf(() => backend.aeadSeal(key, iv, aad, msg));
         const openCode = codeOf(() => backend.aeadOpen(key, iv, aad, sealed));
-        if (sealCode !== 'CRYPTO_INPUT' || openCode !== 'CRYPTO_INPUT') wrong.push(`${id}: ${sealCode}/${openCode}`);
+        if (sealCode !== 'CRYPTO_INPUT' || openCode !== 'CRYPTO_INPUT')
+          wrong.push(`${id}: ${sealCode}/${openCode}`);
       } else {
         const pt = backend.aeadOpen(key, iv, aad, sealed);
         if (pt !== null) wrong.push(`${id}: open gave ${toHex(pt)}`);
@@ -64,7 +68,8 @@ describe.each(BACKENDS)('ChaCha20-Poly1305 on the %s backend', (_name, backend) 
     const key = new Uint8Array(32).fill(1);
     const nonce = new Uint8Array(12).fill(2);
     const aad = utf8('aad');
-    for (let n = 0; n < 16; n++) expect(backend.aeadOpen(key, nonce, aad, new Uint8Array(n)), `length ${n}`).toBeNull();
+    for (let n = 0; n < 16; n++)
+      expect(backend.aeadOpen(key, nonce, aad, new Uint8Array(n)), `length ${n}`).toBeNull();
     const sealed = backend.aeadSeal(key, nonce, aad, utf8('hello'));
     expect(sealed.length).toBe(5 + 16);
     for (let bit = 0; bit < sealed.length * 8; bit++) {
@@ -79,19 +84,33 @@ describe.each(BACKENDS)('ChaCha20-Poly1305 on the %s backend', (_name, backend) 
   it('throws CRYPTO_INPUT for a key other than 32 bytes or a nonce other than 12', () => {
     const ok = { key: new Uint8Array(32), nonce: new Uint8Array(12) };
     for (const n of [0, 16, 31, 33]) {
-      expect(codeOf(() => backend.aeadSeal(new Uint8Array(n), ok.nonce, ok.key, ok.key)), `key ${n}`).toBe('CRYPTO_INPUT');
-      expect(codeOf(() => backend.aeadOpen(new Uint8Array(n), ok.nonce, ok.key, ok.key)), `key ${n}`).toBe('CRYPTO_INPUT');
+      expect(
+        codeOf(() => backend.aeadSeal(new Uint8Array(n), ok.nonce, ok.key, ok.key)),
+        `key ${n}`,
+      ).toBe('CRYPTO_INPUT');
+      expect(
+        codeOf(() => backend.aeadOpen(new Uint8Array(n), ok.nonce, ok.key, ok.key)),
+        `key ${n}`,
+      ).toBe('CRYPTO_INPUT');
     }
     for (const n of [0, 8, 11, 13, 24]) {
-      expect(codeOf(() => backend.aeadSeal(ok.key, new Uint8Array(n), ok.key, ok.key)), `nonce ${n}`).toBe('CRYPTO_INPUT');
-      expect(codeOf(() => backend.aeadOpen(ok.key, new Uint8Array(n), ok.key, ok.key)), `nonce ${n}`).toBe('CRYPTO_INPUT');
+      expect(
+        codeOf(() => backend.aeadSeal(ok.key, new Uint8Array(n), ok.key, ok.key)),
+        `nonce ${n}`,
+      ).toBe('CRYPTO_INPUT');
+      expect(
+        codeOf(() => backend.aeadOpen(ok.key, new Uint8Array(n), ok.key, ok.key)),
+        `nonce ${n}`,
+      ).toBe('CRYPTO_INPUT');
     }
   });
 });
 
 describe.each(BACKENDS)('SHA-256, HMAC and HKDF on the %s backend', (_name, backend) => {
   it('SHA-256 (FIPS 180-2 "abc") and HMAC-SHA256 (RFC 4231 test case 2)', () => {
-    expect(toHex(backend.sha256(utf8('abc')))).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+    expect(toHex(backend.sha256(utf8('abc')))).toBe(
+      'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad',
+    );
     expect(toHex(backend.hmacSha256(utf8('Jefe'), utf8('what do ya want for nothing?')))).toBe(
       '5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843',
     );
@@ -120,7 +139,10 @@ describe.each(BACKENDS)('SHA-256, HMAC and HKDF on the %s backend', (_name, back
     expect(max.length).toBe(8160);
     expect(max.subarray(0, 40)).toEqual(backend.hkdfExpand(prk, utf8('info'), 40));
     for (const n of [8161, -1, 1.5, Number.NaN]) {
-      expect(codeOf(() => backend.hkdfExpand(prk, new Uint8Array(0), n)), `length ${n}`).toBe('CRYPTO_INPUT');
+      expect(
+        codeOf(() => backend.hkdfExpand(prk, new Uint8Array(0), n)),
+        `length ${n}`,
+      ).toBe('CRYPTO_INPUT');
     }
     expect(codeOf(() => backend.hkdfExpand(prk.subarray(0, 31), new Uint8Array(0), 32))).toBe('CRYPTO_INPUT');
   });

@@ -80,23 +80,53 @@ function craftedCases(): Crafted[] {
   // Small-order A with R = identity, S = 0: OpenSSL alone accepts some of these for any message.
   const identity = hex(ED25519_TORSION_SUBGROUP[0]!);
   for (const [i, t] of ED25519_TORSION_SUBGROUP.entries()) {
-    out.push({ name: `small-order A #${i}`, pk: hex(t), m, sig: new Uint8Array([...identity, ...new Uint8Array(32)]), expected: false });
+    out.push({
+      name: `small-order A #${i}`,
+      pk: hex(t),
+      m,
+      sig: new Uint8Array([...identity, ...new Uint8Array(32)]),
+      expected: false,
+    });
   }
   // Non-canonical y >= p that decode to curve points, e.g. p + 1 (the identity).
   for (let y = 0n; y < 19n; y++) {
     for (const sign of [0, 0x80]) {
       const pk = numberToBytesLE(y + 2n ** 255n - 19n, 32);
       pk[31]! |= sign;
-      out.push({ name: `non-canonical A y=p+${y} sign=${sign}`, pk, m, sig: new Uint8Array([...identity, ...new Uint8Array(32)]), expected: false });
+      out.push({
+        name: `non-canonical A y=p+${y} sign=${sign}`,
+        pk,
+        m,
+        sig: new Uint8Array([...identity, ...new Uint8Array(32)]),
+        expected: false,
+      });
     }
   }
   // x = 0 with the sign bit set (y = 1, y = p - 1), and S = L (non-canonical S).
-  out.push({ name: 'y=1 with sign bit', pk: hex(`01${'00'.repeat(30)}80`), m, sig: new Uint8Array([...identity, ...new Uint8Array(32)]), expected: false });
-  out.push({ name: 'y=p-1 with sign bit', pk: hex(`ec${'ff'.repeat(31)}`), m, sig: new Uint8Array([...identity, ...new Uint8Array(32)]), expected: false });
+  out.push({
+    name: 'y=1 with sign bit',
+    pk: hex(`01${'00'.repeat(30)}80`),
+    m,
+    sig: new Uint8Array([...identity, ...new Uint8Array(32)]),
+    expected: false,
+  });
+  out.push({
+    name: 'y=p-1 with sign bit',
+    pk: hex(`ec${'ff'.repeat(31)}`),
+    m,
+    sig: new Uint8Array([...identity, ...new Uint8Array(32)]),
+    expected: false,
+  });
   const honest = forge(5n, Point.BASE.multiply(5n), A.toBytes(), m);
   out.push({ name: 'honest signature', ...honest, expected: true });
   const sPlusL = numberToBytesLE(bytesToNumberLE(honest.sig.subarray(32)) + Fn.ORDER, 32);
-  out.push({ name: 'S + L', pk: honest.pk, m, sig: new Uint8Array([...honest.sig.subarray(0, 32), ...sPlusL]), expected: false });
+  out.push({
+    name: 'S + L',
+    pk: honest.pk,
+    m,
+    sig: new Uint8Array([...honest.sig.subarray(0, 32), ...sPlusL]),
+    expected: false,
+  });
   return out;
 }
 
@@ -159,10 +189,14 @@ describe.each(BACKENDS)('Ed25519 on the %s backend', (_name, backend) => {
 
   it('throws CRYPTO_INPUT for a seed that is not 32 bytes', () => {
     for (const n of [0, 31, 33, 64]) {
-      expect(codeOf(() => backend.ed25519PublicKey(new Uint8Array(n))), `seed length ${n}`).toBe('CRYPTO_INPUT');
-      expect(codeOf(() => backend.ed25519Sign(new Uint8Array(n), new Uint8Array(1))), `seed length ${n}`).toBe(
-        'CRYPTO_INPUT',
-      );
+      expect(
+        codeOf(() => backend.ed25519PublicKey(new Uint8Array(n))),
+        `seed length ${n}`,
+      ).toBe('CRYPTO_INPUT');
+      expect(
+        codeOf(() => backend.ed25519Sign(new Uint8Array(n), new Uint8Array(1))),
+        `seed length ${n}`,
+      ).toBe('CRYPTO_INPUT');
     }
   });
 
@@ -172,7 +206,10 @@ describe.each(BACKENDS)('Ed25519 on the %s backend', (_name, backend) => {
     const sig = hex(v.signature);
     const m = hex(v.message);
     for (const n of [0, 31, 33]) {
-      expect(backend.ed25519Verify(new Uint8Array([...pk, 0, 0]).subarray(0, n), m, sig), `pk length ${n}`).toBe(false);
+      expect(
+        backend.ed25519Verify(new Uint8Array([...pk, 0, 0]).subarray(0, n), m, sig),
+        `pk length ${n}`,
+      ).toBe(false);
     }
     for (const n of [0, 63, 65]) {
       const s = new Uint8Array(n);

@@ -3,6 +3,7 @@ import {
   decap,
   deriveKeyPair,
   encap,
+  generateKeyPair,
   HPKE_MODE,
   type HpkeMode,
   type HpkePsk,
@@ -41,7 +42,8 @@ describe('RFC 9180 A.2 vector file', () => {
 
 describe.each(BACKENDS)('HPKE on the %s backend', (_name, backend) => {
   describe.each(vectors.map((v) => [MODE_NAMES[v.mode]!, v] as const))('RFC 9180 A.2 mode %s', (_mode, v) => {
-    const psk: HpkePsk | undefined = v.psk === undefined ? undefined : { psk: hex(v.psk), pskId: hex(v.psk_id!) };
+    const psk: HpkePsk | undefined =
+      v.psk === undefined ? undefined : { psk: hex(v.psk), pskId: hex(v.psk_id!) };
     const skS = v.skSm === undefined ? undefined : hex(v.skSm);
     const pkS = v.pkSm === undefined ? undefined : hex(v.pkSm);
     const senderOptions = { ...(psk && { psk }), ...(skS && { senderSecret: skS }) };
@@ -93,7 +95,9 @@ describe.each(BACKENDS)('HPKE on the %s backend', (_name, backend) => {
         if (e !== undefined) {
           expect(toHex(ct), `sequence_number ${seq}`).toBe(e.ct);
           // The vector's nonce is base_nonce XOR seq: sealing with it directly gives the same bytes.
-          expect(toHex(backend.aeadSeal(hex(v.key), hex(e.nonce), aad, hex(e.pt))), `nonce ${seq}`).toBe(e.ct);
+          expect(toHex(backend.aeadSeal(hex(v.key), hex(e.nonce), aad, hex(e.pt))), `nonce ${seq}`).toBe(
+            e.ct,
+          );
         }
       }
       const recipient = setupRecipient(backend, hex(v.enc), hex(v.skRm), info, recipientOptions);
@@ -105,7 +109,10 @@ describe.each(BACKENDS)('HPKE on the %s backend', (_name, backend) => {
       expect(recipient.seq).toBe(257);
       const fresh = setupRecipient(backend, hex(v.enc), hex(v.skRm), info, recipientOptions);
       for (const e of v.encryptions) {
-        expect(toHex(fresh.openAt(e.sequence_number, hex(e.aad), hex(e.ct))), `openAt ${e.sequence_number}`).toBe(e.pt);
+        expect(
+          toHex(fresh.openAt(e.sequence_number, hex(e.aad), hex(e.ct))),
+          `openAt ${e.sequence_number}`,
+        ).toBe(e.pt);
       }
       expect(fresh.seq).toBe(0);
       for (const x of v.exports ?? []) {
@@ -118,7 +125,15 @@ describe.each(BACKENDS)('HPKE on the %s backend', (_name, backend) => {
 
     it('single-shot seal gives enc and the sequence-0 ciphertext; single-shot open inverts it', () => {
       const e0 = v.encryptions[0]!;
-      const out = hpkeSeal(backend, hex(v.pkRm), info, hex(e0.aad), hex(e0.pt), { secret: hex(v.skEm) }, senderOptions);
+      const out = hpkeSeal(
+        backend,
+        hex(v.pkRm),
+        info,
+        hex(e0.aad),
+        hex(e0.pt),
+        { secret: hex(v.skEm) },
+        senderOptions,
+      );
       expect(toHex(out.enc)).toBe(v.enc);
       expect(toHex(out.ciphertext)).toBe(e0.ct);
       const pt = hpkeOpen(backend, hex(v.skRm), out.enc, info, hex(e0.aad), out.ciphertext, recipientOptions);
@@ -126,21 +141,53 @@ describe.each(BACKENDS)('HPKE on the %s backend', (_name, backend) => {
     });
   });
 
+  it('RFC 9180 A.2.1.2 base-mode exported values (typed in from the RFC: the JSON has none)', () => {
+    const v = vectors[0]!;
+    const exports = [
+      ['', '4bbd6243b8bb54cec311fac9df81841b6fd61f56538a775e7c80a9f40160606e'],
+      ['00', '8c1df14732580e5501b00f82b10a1647b40713191b7c1240ac80e2b68808ba69'],
+      ['54657374436f6e74657874', '5acb09211139c43b3090489a9da433e8a30ee7188ba8b0a9a1ccf0c229283e53'],
+    ];
+    const sender = setupSender(backend, hex(v.pkRm), hex(v.info), { secret: hex(v.skEm) });
+    const receiver = setupRecipient(backend, hex(v.enc), hex(v.skRm), hex(v.info));
+    for (const [context, value] of exports) {
+      expect(toHex(sender.export(hex(context!), 32)), `exporter_context "${context}"`).toBe(value);
+      expect(toHex(receiver.export(hex(context!), 32)), `exporter_context "${context}"`).toBe(value);
+    }
+  });
+
+  it('generateKeyPair takes 32 bytes from the RandomSource', () => {
+    const pair = generateKeyPair(backend, seededRandom('pair'));
+    expect(pair.secret).toEqual(seededRandom('pair')(32));
+    expect(pair.publicKey).toEqual(backend.x25519PublicKey(pair.secret));
+  });
+
   const recipient = deriveKeyPair(backend, new Uint8Array(32).fill(7));
   const info = utf8('clefnet test');
 
   it('open throws CRYPTO_OPEN for a tampered ciphertext, wrong aad, info or key, and keeps seq', () => {
-    const { enc, ciphertext } = hpkeSeal(backend, recipient.publicKey, info, EMPTY, utf8('m'), seededRandom('e'));
+    const { enc, ciphertext } = hpkeSeal(
+      backend,
+      recipient.publicKey,
+      info,
+      EMPTY,
+      utf8('m'),
+      seededRandom('e'),
+    );
     const other = deriveKeyPair(backend, new Uint8Array(32).fill(8));
     const tampered = Uint8Array.from(ciphertext);
     tampered[0]! ^= 1;
     expect(codeOf(() => hpkeOpen(backend, recipient.secret, enc, info, EMPTY, tampered))).toBe('CRYPTO_OPEN');
-    expect(codeOf(() => hpkeOpen(backend, recipient.secret, enc, info, utf8('x'), ciphertext))).toBe('CRYPTO_OPEN');
-    expect(codeOf(() => hpkeOpen(backend, recipient.secret, enc, EMPTY, EMPTY, ciphertext))).toBe('CRYPTO_OPEN');
-    expect(codeOf(() => hpkeOpen(backend, other.secret, enc, info, EMPTY, ciphertext))).toBe('CRYPTO_OPEN');
-    expect(codeOf(() => hpkeOpen(backend, recipient.secret, enc, info, EMPTY, ciphertext.subarray(0, 15)))).toBe(
+    expect(codeOf(() => hpkeOpen(backend, recipient.secret, enc, info, utf8('x'), ciphertext))).toBe(
       'CRYPTO_OPEN',
     );
+    expect(codeOf(() => hpkeOpen(backend, recipient.secret, enc, EMPTY, EMPTY, ciphertext))).toBe(
+      'CRYPTO_OPEN',
+    );
+    expect(codeOf(() => hpkeOpen(backend, other.secret, enc, info, EMPTY, ciphertext))).toBe('CRYPTO_OPEN');
+    expect(
+      codeOf(() => hpkeOpen(backend, recipient.secret, enc, info, EMPTY, ciphertext.subarray(0, 15))),
+    ).toBe('CRYPTO_OPEN');
     const ctx = setupRecipient(backend, enc, recipient.secret, info);
     expect(codeOf(() => ctx.open(EMPTY, tampered))).toBe('CRYPTO_OPEN');
     expect(ctx.seq).toBe(0);
@@ -151,27 +198,35 @@ describe.each(BACKENDS)('HPKE on the %s backend', (_name, backend) => {
   it('throws CRYPTO_DH for a low-order enc or recipient key (all-zero DH, §7.1.4)', () => {
     const lowOrder = [new Uint8Array(32), hex(`01${'00'.repeat(31)}`), hex(`ec${'ff'.repeat(30)}7f`)];
     for (const pk of lowOrder) {
-      expect(codeOf(() => hpkeSeal(backend, pk, info, EMPTY, EMPTY, seededRandom('e'))), toHex(pk)).toBe('CRYPTO_DH');
-      expect(codeOf(() => hpkeOpen(backend, recipient.secret, pk, info, EMPTY, new Uint8Array(16))), toHex(pk)).toBe(
-        'CRYPTO_DH',
-      );
+      expect(
+        codeOf(() => hpkeSeal(backend, pk, info, EMPTY, EMPTY, seededRandom('e'))),
+        toHex(pk),
+      ).toBe('CRYPTO_DH');
+      expect(
+        codeOf(() => hpkeOpen(backend, recipient.secret, pk, info, EMPTY, new Uint8Array(16))),
+        toHex(pk),
+      ).toBe('CRYPTO_DH');
     }
   });
 
   it('throws CRYPTO_INPUT for wrong lengths and inconsistent PSK inputs', () => {
     const r = seededRandom('e');
-    const seal = (opts: Parameters<typeof hpkeSeal>[6], pk = recipient.publicKey) => () =>
-      hpkeSeal(backend, pk, info, EMPTY, EMPTY, r, opts);
+    const seal =
+      (opts: Parameters<typeof hpkeSeal>[6], pk = recipient.publicKey) =>
+      () =>
+        hpkeSeal(backend, pk, info, EMPTY, EMPTY, r, opts);
     expect(codeOf(seal({}, recipient.publicKey.subarray(1)))).toBe('CRYPTO_INPUT');
     expect(codeOf(seal({ psk: { psk: new Uint8Array(31), pskId: utf8('id') } }))).toBe('CRYPTO_INPUT');
     expect(codeOf(seal({ psk: { psk: new Uint8Array(32), pskId: EMPTY } }))).toBe('CRYPTO_INPUT');
     expect(codeOf(seal({ senderSecret: new Uint8Array(31) }))).toBe('CRYPTO_INPUT');
-    expect(codeOf(() => hpkeSeal(backend, recipient.publicKey, info, EMPTY, EMPTY, { secret: new Uint8Array(31) }))).toBe(
-      'CRYPTO_INPUT',
-    );
-    expect(codeOf(() => hpkeOpen(backend, recipient.secret, new Uint8Array(33), info, EMPTY, new Uint8Array(16)))).toBe(
-      'CRYPTO_INPUT',
-    );
+    expect(
+      codeOf(() =>
+        hpkeSeal(backend, recipient.publicKey, info, EMPTY, EMPTY, { secret: new Uint8Array(31) }),
+      ),
+    ).toBe('CRYPTO_INPUT');
+    expect(
+      codeOf(() => hpkeOpen(backend, recipient.secret, new Uint8Array(33), info, EMPTY, new Uint8Array(16))),
+    ).toBe('CRYPTO_INPUT');
     const shared = new Uint8Array(32);
     expect(codeOf(() => keySchedule(backend, HPKE_MODE.psk, shared, info))).toBe('CRYPTO_INPUT');
     const psk = { psk: new Uint8Array(32), pskId: utf8('id') };

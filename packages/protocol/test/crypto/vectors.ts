@@ -45,7 +45,11 @@ export interface EddsaGroup {
 
 export interface XdhGroup {
   readonly curve: string;
-  readonly tests: readonly (Case & { readonly public: string; readonly private: string; readonly shared: string })[];
+  readonly tests: readonly (Case & {
+    readonly public: string;
+    readonly private: string;
+    readonly shared: string;
+  })[];
 }
 
 export interface AeadGroup {
@@ -113,7 +117,8 @@ export interface HpkeVector {
 
 export const ed25519Vectors = () => loadJson<WycheproofFile<EddsaGroup>>('wycheproof/ed25519_test.json');
 export const x25519Vectors = () => loadJson<WycheproofFile<XdhGroup>>('wycheproof/x25519_test.json');
-export const chachaVectors = () => loadJson<WycheproofFile<AeadGroup>>('wycheproof/chacha20_poly1305_test.json');
+export const chachaVectors = () =>
+  loadJson<WycheproofFile<AeadGroup>>('wycheproof/chacha20_poly1305_test.json');
 export const hkdfVectors = () => loadJson<WycheproofFile<HkdfGroup>>('wycheproof/hkdf_sha256_test.json');
 export const hpkeVectors = () =>
   loadJson<{ readonly vectors: readonly HpkeVector[] }>('hpke/rfc9180-a2-x25519-sha256-chacha20poly1305.json')

@@ -120,7 +120,9 @@ describe.each(BACKENDS)('X25519 on the %s backend', (_name, backend) => {
     const nine = new Uint8Array(32);
     nine[0] = 9;
     for (const c of cases.slice(0, 10)) {
-      expect(toHex(backend.x25519PublicKey(hex(c.private))), `tcId ${c.tcId}`).toBe(rfc7748(hex(c.private), nine));
+      expect(toHex(backend.x25519PublicKey(hex(c.private))), `tcId ${c.tcId}`).toBe(
+        rfc7748(hex(c.private), nine),
+      );
     }
   });
 
@@ -128,9 +130,18 @@ describe.each(BACKENDS)('X25519 on the %s backend', (_name, backend) => {
     const ok = new Uint8Array(32).fill(9);
     for (const n of [0, 31, 33]) {
       const bad = new Uint8Array(n).fill(9);
-      expect(codeOf(() => backend.x25519PublicKey(bad)), `secret length ${n}`).toBe('CRYPTO_INPUT');
-      expect(codeOf(() => backend.x25519(bad, ok)), `secret length ${n}`).toBe('CRYPTO_INPUT');
-      expect(codeOf(() => backend.x25519(ok, bad)), `public length ${n}`).toBe('CRYPTO_INPUT');
+      expect(
+        codeOf(() => backend.x25519PublicKey(bad)),
+        `secret length ${n}`,
+      ).toBe('CRYPTO_INPUT');
+      expect(
+        codeOf(() => backend.x25519(bad, ok)),
+        `secret length ${n}`,
+      ).toBe('CRYPTO_INPUT');
+      expect(
+        codeOf(() => backend.x25519(ok, bad)),
+        `public length ${n}`,
+      ).toBe('CRYPTO_INPUT');
     }
   });
 });

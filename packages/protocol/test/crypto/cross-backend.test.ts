@@ -1,0 +1,170 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  BACKEND_NAMES,
+  backendByName,
+  type CryptoBackend,
+  createNodeBackend,
+  hpkeOpen,
+  hpkeSeal,
+  nobleBackend,
+  nodeBackend,
+  seededRandom,
+} from '../../src/crypto/index.js';
+import { codeOf, toHex } from './vectors.js';
+
+/** Fixed fast-check seed: the inputs are random but every run sees the same ones. */
+const RUNS = { seed: 0x636c6566, numRuns: 100 };
+const key32 = fc.uint8Array({ minLength: 32, maxLength: 32 });
+const message = fc.uint8Array({ maxLength: 300 });
+
+/** Runs `f` on both backends and asserts the hex of the results is identical. */
+function same(f: (b: CryptoBackend) => Uint8Array | boolean | null): void {
+  const show = (x: Uint8Array | boolean | null) => (x instanceof Uint8Array ? toHex(x) : x);
+  expect(show(f(nodeBackend))).toEqual(show(f(nobleBackend)));
+}
+
+describe('noble and node give identical bytes (seeded property tests)', () => {
+  it('Ed25519 public keys and signatures; each verifies the other', () => {
+    fc.assert(
+      fc.property(key32, message, (seed, msg) => {
+        same((b) => b.ed25519PublicKey(seed));
+        same((b) => b.ed25519Sign(seed, msg));
+        const pk = nobleBackend.ed25519PublicKey(seed);
+        expect(nodeBackend.ed25519Verify(pk, msg, nobleBackend.ed25519Sign(seed, msg))).toBe(true);
+        expect(nobleBackend.ed25519Verify(pk, msg, nodeBackend.ed25519Sign(seed, msg))).toBe(true);
+      }),
+      RUNS,
+    );
+  });
+
+  it('Ed25519 verification of random garbage and of bit-flipped signatures', () => {
+    fc.assert(
+      fc.property(key32, message, fc.nat(511), key32, (seed, msg, bit, junk) => {
+        const sig = nobleBackend.ed25519Sign(seed, msg);
+        sig[bit >> 3]! ^= 1 << (bit & 7);
+        const pk = nobleBackend.ed25519PublicKey(seed);
+        same((b) => b.ed25519Verify(pk, msg, sig));
+        same((b) => b.ed25519Verify(junk, msg, sig));
+      }),
+      RUNS,
+    );
+  });
+
+  it('X25519 public keys and shared secrets, for random (often off-curve) public keys too', () => {
+    fc.assert(
+      fc.property(key32, key32, key32, (a, b, junk) => {
+        same((be) => be.x25519PublicKey(a));
+        same((be) => be.x25519(a, nobleBackend.x25519PublicKey(b)));
+        same((be) => be.x25519(a, junk));
+      }),
+      RUNS,
+    );
+  });
+
+  it('SHA-256, HMAC, HKDF extract and expand', () => {
+    fc.assert(
+      fc.property(message, message, message, fc.integer({ min: 0, max: 600 }), (salt, ikm, info, n) => {
+        same((b) => b.sha256(ikm));
+        same((b) => b.hmacSha256(salt, ikm));
+        same((b) => b.hkdfExtract(salt, ikm));
+        same((b) => b.hkdfExpand(b.hkdfExtract(salt, ikm), info, n));
+      }),
+      RUNS,
+    );
+  });
+
+  it('ChaCha20-Poly1305 seal, open, and refusal of a flipped bit', () => {
+    fc.assert(
+      fc.property(
+        key32,
+        fc.uint8Array({ minLength: 12, maxLength: 12 }),
+        message,
+        message,
+        fc.nat(),
+        (k, n, aad, pt, bit) => {
+          same((b) => b.aeadSeal(k, n, aad, pt));
+          const sealed = nodeBackend.aeadSeal(k, n, aad, pt);
+          same((b) => b.aeadOpen(k, n, aad, sealed));
+          sealed[(bit >> 3) % sealed.length]! ^= 1 << (bit & 7);
+          same((b) => b.aeadOpen(k, n, aad, sealed));
+        },
+      ),
+      RUNS,
+    );
+  });
+
+  it('HPKE single-shot seal with a fixed ephemeral key, opened by the other backend', () => {
+    fc.assert(
+      fc.property(key32, key32, message, message, message, (skR, skE, info, aad, pt) => {
+        const pkR = nobleBackend.x25519PublicKey(skR);
+        const seal = (b: CryptoBackend) => hpkeSeal(b, pkR, info, aad, pt, { secret: skE });
+        const a = seal(nobleBackend);
+        const c = seal(nodeBackend);
+        expect(toHex(c.enc)).toBe(toHex(a.enc));
+        expect(toHex(c.ciphertext)).toBe(toHex(a.ciphertext));
+        expect(hpkeOpen(nodeBackend, skR, a.enc, info, aad, a.ciphertext)).toEqual(pt);
+        expect(hpkeOpen(nobleBackend, skR, c.enc, info, aad, c.ciphertext)).toEqual(pt);
+      }),
+      { ...RUNS, numRuns: 50 },
+    );
+  });
+
+  it('HPKE under one seeded RandomSource gives one transcript on both backends', () => {
+    const run = (b: CryptoBackend) => {
+      const r = seededRandom('transcript');
+      const pkR = b.x25519PublicKey(r(32));
+      return Array.from({ length: 5 }, (_, i) => {
+        const out = hpkeSeal(b, pkR, r(8), r(i), r(40 * i), r);
+        return toHex(out.enc) + toHex(out.ciphertext);
+      });
+    };
+    expect(run(nodeBackend)).toEqual(run(nobleBackend));
+  });
+});
+
+describe('node backend key cache', () => {
+  it('gives the same bytes with a tiny cache (constant eviction) and with no cache', () => {
+    const tiny = createNodeBackend({ keyCacheSize: 2 });
+    const none = createNodeBackend({ keyCacheSize: 0 });
+    const r = seededRandom('cache');
+    const seeds = Array.from({ length: 5 }, () => r(32));
+    const msg = r(50);
+    for (let round = 0; round < 3; round++) {
+      for (const [i, seed] of seeds.entries()) {
+        const want = toHex(nobleBackend.ed25519Sign(seed, msg));
+        expect(toHex(tiny.ed25519Sign(seed, msg)), `round ${round} seed ${i}`).toBe(want);
+        expect(toHex(none.ed25519Sign(seed, msg)), `round ${round} seed ${i}`).toBe(want);
+        const pk = nobleBackend.ed25519PublicKey(seed);
+        expect(tiny.ed25519Verify(pk, msg, hexBytes(want)), `round ${round} seed ${i}`).toBe(true);
+        expect(toHex(tiny.x25519PublicKey(seed)), `round ${round} seed ${i}`).toBe(
+          toHex(nobleBackend.x25519PublicKey(seed)),
+        );
+      }
+    }
+  });
+});
+
+describe('createNodeBackend options', () => {
+  it('refuses a negative or fractional keyCacheSize with CONFIG_INVALID', () => {
+    for (const keyCacheSize of [-1, 1.5, Number.NaN]) {
+      expect(
+        codeOf(() => createNodeBackend({ keyCacheSize })),
+        `keyCacheSize ${keyCacheSize}`,
+      ).toBe('CONFIG_INVALID');
+    }
+  });
+});
+
+describe('backendByName', () => {
+  it('returns the shared backend of each name, and CONFIG_INVALID for anything else', () => {
+    expect(BACKEND_NAMES.map((n) => backendByName(n).name)).toEqual(['noble', 'node']);
+    expect(backendByName('noble')).toBe(nobleBackend);
+    expect(backendByName('node')).toBe(nodeBackend);
+    expect(codeOf(() => backendByName('openssl' as never))).toBe('CONFIG_INVALID');
+  });
+});
+
+function hexBytes(s: string): Uint8Array {
+  return Uint8Array.from(Buffer.from(s, 'hex'));
+}

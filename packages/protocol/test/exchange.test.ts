@@ -1,0 +1,140 @@
+/**
+ * The reference run of issue 2 point 6: steps 1-9, the triple hand-over and an ASD channel between
+ * in-memory parties, under both profiles and both crypto backends, asserting every party's stored
+ * state and the program bytes the ANC recovers.
+ */
+import {
+  type CryptoBackend,
+  clefEquals,
+  clefId,
+  createWorld,
+  nobleBackend,
+  nodeBackend,
+  type ProfileName,
+  toHex,
+  utf8,
+  type World,
+} from '@clefnet/protocol';
+import { describe, expect, it } from 'vitest';
+
+const PROGRAM = utf8('billing counter v1: count packets and bytes, report to ASD');
+const REPORT = utf8('packets=3 bytes=120');
+
+function runReference(profile: ProfileName, backend: CryptoBackend): { world: World; id: string } {
+  const world = createWorld({ profile, backend, seed: 'reference' });
+  world.issueVeKey();
+  const id = world.deploy(PROGRAM);
+  world.channel(REPORT);
+  return { world, id };
+}
+
+const EXPECTED_WIRE = [
+  'anc1.clefnet.test -> ks1.clefnet.test VEKEY-REQ',
+  'ks1.clefnet.test -> anc1.clefnet.test M6',
+  'ar.clefnet.test -> ks1.clefnet.test M1',
+  'ks1.clefnet.test -> ar.clefnet.test M3',
+  'ar.clefnet.test -> ks2.clefnet.test M5',
+  'ks2.clefnet.test -> ks1.clefnet.test RESOLVE-REQ',
+  'ks1.clefnet.test -> ks2.clefnet.test M3',
+  'ks2.clefnet.test -> ar.clefnet.test M6',
+  'ar.clefnet.test -> ve1.anc1.clefnet.test M7',
+  'ar.clefnet.test -> ve1.anc1.clefnet.test HANDOVER',
+  've1.anc1.clefnet.test -> ks1.clefnet.test M9a',
+  'ks1.clefnet.test -> ve1.anc1.clefnet.test M3',
+  've1.anc1.clefnet.test -> ks1.clefnet.test RESOLVE-REQ',
+  'ks1.clefnet.test -> ve1.anc1.clefnet.test M3',
+  'billing.ar.clefnet.test -> ks2.clefnet.test OPEN',
+  'ks2.clefnet.test -> asd.clefnet.test FROM-ASD',
+  'asd.clefnet.test -> ks2.clefnet.test REPLY',
+  'ks2.clefnet.test -> billing.ar.clefnet.test FROM-SECAPP',
+];
+
+describe.each([
+  ['node', nodeBackend],
+  ['noble', nobleBackend],
+] as const)('reference run, %s backend', (_label, backend) => {
+  describe.each(['patent', 'hardened'] as const)('%s profile', (profile) => {
+    const { world, id } = runReference(profile, backend);
+    const n = world.names;
+
+    it('carries out every step in order, with no error', () => {
+      expect(world.net.errors.map((e) => `${e.party}: ${e.error.code} ${e.error.message}`)).toEqual([]);
+      expect(world.net.wire.map((f) => `${f.from} -> ${f.to} ${f.step}`)).toEqual(EXPECTED_WIRE);
+    });
+
+    it('KServ1 holds the provisioned pairs and the issued VE pair, owned by the machine (KEY-12, TB-11)', () => {
+      const rows = world.ks1.store.list();
+      expect(rows.map((b) => [b.name, b.owner, b.revokedAt])).toEqual([
+        [n.machine, null, null],
+        [n.ar, null, null],
+        [n.ks2, null, null],
+        [n.ve, n.machine, null],
+      ]);
+      expect(clefEquals(rows[3]!.clef, world.veTriple!.clef)).toBe(true);
+      expect(clefEquals(rows[1]!.clef, world.triples.ar.clef)).toBe(true);
+    });
+
+    it('KServ2 stored the Name and Clef of the triple it minted, owned by the AR (PROTO-19)', () => {
+      const rows = world.ks2.store.list();
+      expect(rows.map((b) => [b.name, b.owner, b.revokedAt])).toEqual([
+        [n.asd, null, null],
+        [n.secApp, n.ar, null],
+      ]);
+      expect(clefEquals(rows[1]!.clef, world.secApp!.clefOfSelf())).toBe(true);
+    });
+
+    it('the AR took the VE Clef in step 4 and finished the deployment', () => {
+      expect(world.ar.deployment(id)).toEqual({
+        id,
+        anc: n.ve,
+        secApp: n.secApp,
+        state: 'sent',
+        ancClef: clefId(world.veTriple!.clef),
+        code: undefined,
+      });
+    });
+
+    it('the ANC recovered exactly the program bytes, signed by the AR (step 9)', () => {
+      expect(world.programs).toHaveLength(1);
+      expect(world.programs[0]!.sender).toBe(n.ar);
+      expect(toHex(world.programs[0]!.program)).toBe(toHex(PROGRAM));
+      expect(world.ve!.installed).toEqual([
+        {
+          sender: n.ar,
+          digest: toHex(backend.sha256(PROGRAM)),
+          bytes: PROGRAM.length,
+          at: Date.UTC(2026, 0, 1),
+        },
+      ]);
+    });
+
+    it('the application got its triple and reached the ASD through KServ2 (PROTO-23, PROTO-25)', () => {
+      expect(world.secApp!.name).toBe(n.secApp);
+      expect(world.asdRecords.map((r) => [r.app, toHex(r.data)])).toEqual([[n.secApp, toHex(REPORT)]]);
+      expect(world.channelAnswers.map((a) => [a.peer, Buffer.from(a.data).toString()])).toEqual([
+        [n.asd, 'ok 1'],
+      ]);
+    });
+
+    it('leaves no request outstanding and no message parked', () => {
+      for (const p of [world.ks1, world.ks2, world.ar, world.machine, world.ve!, world.secApp!, world.asd]) {
+        expect([p.name, p.pendingCount, p.parkedMessages]).toEqual([p.name, 0, 0]);
+      }
+    });
+  });
+});
+
+describe('determinism', () => {
+  it('the same seed gives the same bytes on the wire, whichever backend', () => {
+    const a = runReference('hardened', nodeBackend).world.net.wire.map((f) => toHex(f.bytes));
+    const b = runReference('hardened', nobleBackend).world.net.wire.map((f) => toHex(f.bytes));
+    expect(a).toEqual(b);
+  });
+
+  it('a different seed gives different bytes', () => {
+    const a = runReference('patent', nodeBackend).world.net.wire[0]!.bytes;
+    const w = createWorld({ profile: 'patent', backend: nodeBackend, seed: 'other' });
+    w.issueVeKey();
+    expect(toHex(w.net.wire[0]!.bytes)).not.toBe(toHex(a));
+  });
+});

@@ -1,0 +1,44 @@
+/** `npm start` (examples/exchange.ts) as a user runs it: a child process, its transcript checked. */
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const root = fileURLToPath(new URL('../', import.meta.url));
+
+function start(...args: string[]) {
+  const r = spawnSync(
+    process.execPath,
+    ['--conditions=source', '--import', 'tsx', 'examples/exchange.ts', ...args],
+    { cwd: root, encoding: 'utf8', timeout: 60_000 },
+  );
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+describe('npm start', () => {
+  it('patent: runs the exchange and shows the ATK-1 replay re-installing the program', () => {
+    const { code, out, err } = start('--profile', 'patent');
+    expect(err).toBe('');
+    expect(code).toBe(0);
+    expect(out).toContain('clefnet in-memory exchange: profile patent, backend node, seed clefnet');
+    expect(out).toMatch(/deployment [0-9a-f]{16}: sent; programs installed in the VE: 1/);
+    expect(out).toContain('the ASD answered "ok 1"');
+    expect(out).toMatch(
+      /== ATK-1[^\n]*\n {2}INJECTED[^\n]*\n {2}M9a[^\n]*\n {2}M3[^\n]*\n {2}programs installed in the VE: 2\n/,
+    );
+  });
+
+  it('hardened: the same run refuses the replay with REPLAY before any key-server round trip', () => {
+    const { code, out } = start('--profile', 'hardened', '--backend', 'noble');
+    expect(code).toBe(0);
+    expect(out).toContain('profile hardened, backend noble');
+    expect(out).toMatch(
+      /== ATK-1[^\n]*\n {2}INJECTED[^\n]*\n {2}!! ve1\.anc1\.clefnet\.test refused: REPLAY[^\n]*\n {2}programs installed in the VE: 1\n/,
+    );
+  });
+
+  it('says what is wrong with a bad option and exits 2', () => {
+    const { code, err } = start('--profile', 'nope');
+    expect(code).toBe(2);
+    expect(err).toBe('--profile must be patent or hardened, not nope\n');
+  });
+});
