@@ -2,8 +2,8 @@
  * Protocol benchmark (issue 2): for each crypto backend, signs, verifies, seals and opens per
  * second, and one full in-memory exchange (steps 1-9 with the triple hand-over, `hardened`) in
  * milliseconds. `overhead` = exchange time / time spent inside the crypto backend during the same
- * exchange (measured by timing every backend call of an instrumented run): what the protocol
- * costs beyond its cryptography. Target: overhead <= 1.25.
+ * exchanges (every backend call timed in an instrumented twin run): what the protocol costs beyond
+ * its cryptography. Target: overhead <= 1.25.
  */
 import {
   type CryptoBackend,
@@ -36,33 +36,42 @@ function rate(fn: () => void, minMs: number): number {
   return (n * 1000) / elapsed;
 }
 
-/** A backend that adds the time spent in every call to `spent`. */
-function timed(backend: CryptoBackend, spent: { ns: bigint; calls: number }): CryptoBackend {
-  const wrap =
-    <A extends unknown[], R>(f: (...a: A) => R) =>
-    (...a: A): R => {
+type Method = keyof Omit<CryptoBackend, 'name'>;
+const METHODS: readonly Method[] = [
+  'ed25519PublicKey',
+  'ed25519Sign',
+  'ed25519Verify',
+  'x25519PublicKey',
+  'x25519',
+  'sha256',
+  'hmacSha256',
+  'hkdfExtract',
+  'hkdfExpand',
+  'aeadSeal',
+  'aeadOpen',
+];
+
+interface Spent {
+  ns: number;
+  calls: number;
+}
+
+/** A backend that adds the time spent inside every call to `spent` (about 0.1 µs of timer per call). */
+function timed(backend: CryptoBackend, spent: Spent): CryptoBackend {
+  const out: Record<string, unknown> = { name: backend.name };
+  for (const m of METHODS) {
+    const f = (backend[m] as (...a: unknown[]) => unknown).bind(backend);
+    out[m] = (...args: unknown[]) => {
       const t = process.hrtime.bigint();
       try {
-        return f(...a);
+        return f(...args);
       } finally {
-        spent.ns += process.hrtime.bigint() - t;
+        spent.ns += Number(process.hrtime.bigint() - t);
         spent.calls++;
       }
     };
-  return {
-    name: backend.name,
-    ed25519PublicKey: wrap(backend.ed25519PublicKey.bind(backend)),
-    ed25519Sign: wrap(backend.ed25519Sign.bind(backend)),
-    ed25519Verify: wrap(backend.ed25519Verify.bind(backend)),
-    x25519PublicKey: wrap(backend.x25519PublicKey.bind(backend)),
-    x25519: wrap(backend.x25519.bind(backend)),
-    sha256: wrap(backend.sha256.bind(backend)),
-    hmacSha256: wrap(backend.hmacSha256.bind(backend)),
-    hkdfExtract: wrap(backend.hkdfExtract.bind(backend)),
-    hkdfExpand: wrap(backend.hkdfExpand.bind(backend)),
-    aeadSeal: wrap(backend.aeadSeal.bind(backend)),
-    aeadOpen: wrap(backend.aeadOpen.bind(backend)),
-  };
+  }
+  return out as unknown as CryptoBackend;
 }
 
 /** One exchange: steps 1-9 and the hand-over, with a fresh SecApp Name (KServ2 rejects existing ones). */
@@ -77,25 +86,38 @@ function exchange(w: World, i: number): void {
   w.advance(1);
 }
 
+/**
+ * Exchange time (plain backend), and the time spent inside the backend during the same exchanges
+ * (same seed, so the same calls, timed one by one in a second world).
+ */
 function measureExchange(
   backend: CryptoBackend,
   runs: number,
 ): { ms: number; cryptoMs: number; calls: number } {
-  const w = createWorld({ profile: 'hardened', backend, seed: 'bench' });
-  w.issueVeKey();
-  for (let i = 0; i < Math.min(20, runs); i++) exchange(w, -1 - i); // warm up
-  const start = performance.now();
-  for (let i = 0; i < runs; i++) exchange(w, i);
-  const ms = (performance.now() - start) / runs;
-
-  const spent = { ns: 0n, calls: 0 };
-  const t = createWorld({ profile: 'hardened', backend: timed(backend, spent), seed: 'bench' });
-  t.issueVeKey();
-  for (let i = 0; i < Math.min(20, runs); i++) exchange(t, -1 - i);
-  spent.ns = 0n;
-  spent.calls = 0;
-  for (let i = 0; i < runs; i++) exchange(t, i);
-  return { ms, cryptoMs: Number(spent.ns) / 1e6 / runs, calls: spent.calls / runs };
+  const spent: Spent = { ns: 0, calls: 0 };
+  const plain = createWorld({ profile: 'hardened', backend, seed: 'bench' });
+  const instrumented = createWorld({ profile: 'hardened', backend: timed(backend, spent), seed: 'bench' });
+  const warm = Math.min(20, runs);
+  for (const w of [plain, instrumented]) {
+    w.issueVeKey();
+    for (let i = 0; i < warm; i++) exchange(w, -1 - i);
+  }
+  let ms = Number.POSITIVE_INFINITY;
+  let cryptoMs = Number.POSITIVE_INFINITY;
+  let calls = 0;
+  // Three rounds, alternating, best of each: this 2-core machine is shared, and noise only adds.
+  for (let round = 0; round < 3; round++) {
+    let t = performance.now();
+    for (let i = 0; i < runs; i++) exchange(plain, round * runs + i);
+    ms = Math.min(ms, (performance.now() - t) / runs);
+    spent.ns = 0;
+    spent.calls = 0;
+    t = performance.now();
+    for (let i = 0; i < runs; i++) exchange(instrumented, round * runs + i);
+    cryptoMs = Math.min(cryptoMs, spent.ns / 1e6 / runs);
+    calls = spent.calls / runs;
+  }
+  return { ms, cryptoMs, calls };
 }
 
 export function main(): void {
@@ -120,8 +142,8 @@ export function main(): void {
         `seal ${sealPerS.toFixed(0)}/s, open ${openPerS.toFixed(0)}/s (${PLAINTEXT.length}-byte plaintext)`,
     );
     console.log(
-      `${backend.name}: exchange ${ex.ms.toFixed(2)} ms over ${runs} runs; ${ex.calls.toFixed(0)} backend calls ` +
-        `taking ${ex.cryptoMs.toFixed(2)} ms; overhead ${overhead.toFixed(3)}`,
+      `${backend.name}: exchange ${ex.ms.toFixed(2)} ms over ${runs} runs; its ${ex.calls.toFixed(0)} backend calls ` +
+        `take ${ex.cryptoMs.toFixed(2)} ms; overhead ${overhead.toFixed(3)}`,
     );
     lines.push(
       `RESULT backend=${backend.name} sign_per_s=${signPerS.toFixed(0)} verify_per_s=${verifyPerS.toFixed(0)} ` +

@@ -212,6 +212,21 @@ export function encap(
   }
 }
 
+/**
+ * pk(skR) of long-term recipient secrets, by array identity: Decap needs it for kem_context on
+ * every open, and it never changes for one secret array (arrays are treated as immutable).
+ */
+const recipientPublic = new WeakMap<Uint8Array, Uint8Array>();
+
+function publicOfRecipient(backend: CryptoBackend, secret: Uint8Array): Uint8Array {
+  let pk = recipientPublic.get(secret);
+  if (pk === undefined) {
+    pk = backend.x25519PublicKey(secret);
+    recipientPublic.set(secret, pk);
+  }
+  return pk;
+}
+
 /** Decap / AuthDecap (§4.1). */
 export function decap(
   backend: CryptoBackend,
@@ -222,7 +237,7 @@ export function decap(
   expectLength('HPKE enc', enc, N_SECRET);
   expectLength('HPKE recipient secret', recipientSecret, N_SECRET);
   let dhValue = dh(backend, recipientSecret, enc);
-  let kemContext = concat(enc, backend.x25519PublicKey(recipientSecret));
+  let kemContext = concat(enc, publicOfRecipient(backend, recipientSecret));
   if (senderPublicKey !== undefined) {
     expectLength('HPKE sender public key', senderPublicKey, N_SECRET);
     dhValue = concat(dhValue, dh(backend, recipientSecret, senderPublicKey));

@@ -88,9 +88,15 @@ function rawPublic(key: KeyObject): Uint8Array {
   return view(Buffer.from(x ?? '', 'base64url'));
 }
 
-/** A bounded map from raw key bytes to KeyObject, least recently used evicted first. */
+/**
+ * A bounded map from raw key bytes to KeyObject, least recently used evicted first, in front of
+ * which sits a map keyed by the array itself: a long-term key held in one Uint8Array (a party's
+ * Key) is found without hashing its bytes, and the entry dies with the array, so a short-lived
+ * secret is never kept alive by the cache. Key arrays are treated as immutable while referenced.
+ */
 class KeyCache {
   readonly #entries = new Map<string, KeyObject>();
+  readonly #byArray = new WeakMap<Uint8Array, KeyObject>();
   readonly #limit: number;
   readonly #curve: Curve;
   readonly #isPrivate: boolean;
@@ -102,6 +108,14 @@ class KeyCache {
   }
 
   get(raw: Uint8Array): KeyObject {
+    const same = this.#byArray.get(raw);
+    if (same !== undefined) return same;
+    const key = this.#lookup(raw);
+    this.#byArray.set(raw, key);
+    return key;
+  }
+
+  #lookup(raw: Uint8Array): KeyObject {
     if (this.#limit === 0) return importKey(this.#curve, raw, this.#isPrivate);
     const id = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64');
     let key = this.#entries.get(id);
@@ -190,12 +204,13 @@ export function createNodeBackend(options: NodeBackendOptions = {}): CryptoBacke
   }
   const edPrivate = new KeyCache(size, 'Ed25519', true);
   const edPublic = new KeyCache(size, 'Ed25519', false);
-  // X25519 secrets are mostly HPKE ephemerals: a large cache would keep recent ones alive (no
-  // forward secrecy against a memory dump) and evict the long-term keys. One entry suffices for
-  // the pairs of calls Encap and Decap make with one secret (public key, then DH).
+  // X25519 secrets are mostly HPKE ephemerals: a large by-value cache would keep recent ones alive
+  // (no forward secrecy against a memory dump) and evict the long-term keys. One entry by value;
+  // long-term keys are found by array identity, and ephemerals leave with their arrays.
   const xPrivate = new KeyCache(Math.min(size, 1), 'X25519', true);
-  // X25519 public keys are mostly `enc` values, seen once: import them each time (fast via JWK).
-  const xPublic = new KeyCache(0, 'X25519', false);
+  // X25519 public keys: recipients' keys recur (every seal to a party), `enc` values do not; the
+  // recurring ones stay on top of the LRU.
+  const xPublic = new KeyCache(Math.min(size, 256), 'X25519', false);
 
   return {
     name: 'node',
