@@ -23,7 +23,7 @@ describe('npm start', () => {
     expect(out).toMatch(/deployment [0-9a-f]{16}: sent; programs installed in the VE: 1/);
     expect(out).toContain('the ASD answered "ok 1"');
     expect(out).toMatch(
-      /== ATK-1[^\n]*\n {2}INJECTED[^\n]*\n {2}M9a[^\n]*\n {2}M3[^\n]*\n {2}programs installed in the VE: 2\n/,
+      /== ATK-1[^\n]*\n {2}INJECTED[^\n]*\n {2}M9a[^\n]*\n {2}CLEF-ANS[^\n]*\n {2}programs installed in the VE: 2\n/,
     );
   });
 

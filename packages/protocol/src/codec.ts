@@ -68,25 +68,6 @@ export class FieldReader {
     return this.at === this.bytes.length;
   }
 
-  /** Fields still to read, counted without copying; throws if the rest is not a whole record. */
-  remainingFields(): number {
-    let at = this.at;
-    let n = 0;
-    while (at < this.bytes.length) {
-      if (at + 4 > this.bytes.length) this.truncated();
-      at += 4 + this.view.getUint32(at, false);
-      if (at > this.bytes.length) this.truncated();
-      n++;
-      if (n > LIMITS.MAX_FIELDS) {
-        throw new ProtocolError(
-          'ENCODING_FIELD_COUNT',
-          `${this.what} has more than ${LIMITS.MAX_FIELDS} fields`,
-        );
-      }
-    }
-    return n;
-  }
-
   /** The next field, at most `max` bytes long. The result is a view, not a copy. */
   bytesField(max: number, field: string): Uint8Array {
     if (this.count >= LIMITS.MAX_FIELDS) {

@@ -9,7 +9,7 @@ export const ERROR_CODES = {
   // Encoding (TB-14 length-prefixed fields)
   ENCODING_TRUNCATED: 'A length prefix or field runs past the end of the input.',
   ENCODING_TRAILING: 'Bytes remain after the last expected field.',
-  ENCODING_FIELD_COUNT: 'A record has a different number of fields than its type requires.',
+  ENCODING_FIELD_COUNT: 'A record has more fields than any record may have (LIMITS.MAX_FIELDS).',
   ENCODING_TOO_LARGE: 'A field or frame exceeds its documented size limit.',
   ENCODING_BAD_INTEGER: 'An integer field has the wrong width or is out of range.',
   ENCODING_BAD_UTF8: 'A text field is not well-formed UTF-8.',

@@ -29,6 +29,11 @@ export interface Frame {
 }
 
 export function encodeFrame(f: Frame): Uint8Array {
+  if (utf8(f.corr).length > LIMITS.CORRELATION_MAX_BYTES) {
+    throw new ProtocolError('ENCODING_TOO_LARGE', `corr over ${LIMITS.CORRELATION_MAX_BYTES} bytes`, {
+      field: 'corr',
+    });
+  }
   const out = encodeFields([
     utf8(WIRE_VERSION),
     utf8(f.kind),

@@ -51,6 +51,13 @@ export function clefOf(backend: CryptoBackend, key: Key): Clef {
   return { sign: backend.ed25519PublicKey(key.sign), seal: backend.x25519PublicKey(key.open) };
 }
 
+/** Throws KEY_INVALID unless the triple's Clef belongs to its Key (a well-formed triple, PROTO-13). */
+export function checkTriple(backend: CryptoBackend, t: AuthorityTriple): void {
+  if (!clefEquals(clefOf(backend, t.key), t.clef)) {
+    throw new ProtocolError('KEY_INVALID', `the Clef delivered for ${t.name} does not belong to its Key`);
+  }
+}
+
 export function encodeClef(clef: Clef): Uint8Array {
   const out = new Uint8Array(CLEF_BYTES);
   out.set(clef.sign, 0);

@@ -60,5 +60,5 @@ export type { AsdRecord, WorldNames, WorldOptions } from './sim/world.js';
 export { createWorld, DEFAULT_NAMES, World } from './sim/world.js';
 export type { Binding, KeyServerStore } from './stores.js';
 export { createMemoryKeyServerStore } from './stores.js';
-export { KEY_SERVER_STORE_CASES } from './testing/key-server-store-suite.js';
 export type { StoreCase } from './testing/key-server-store-suite.js';
+export { KEY_SERVER_STORE_CASES } from './testing/key-server-store-suite.js';

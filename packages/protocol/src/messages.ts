@@ -74,7 +74,7 @@ export function payload<B extends Body>(body: B, header: Header = {}): Payload<B
 }
 
 export function encodePayload(rules: Rules, p: Payload): Uint8Array {
-  const fields: Uint8Array[] = [utf8(p.tag)];
+  const fields: Uint8Array[] = [limitedText(p.tag, LIMITS.TAG_MAX_BYTES, 'tag')];
   if (rules.namesInSignature) writeNames(p.header, fields);
   if (rules.freshness) writeFreshness(p.header, fields);
   if (rules.answerBinding) writeBinding(p.header, fields);
@@ -138,7 +138,7 @@ function writeBody(b: Body, out: Uint8Array[]): void {
       return;
     case 'handover':
       writeTriple(b.triple, out);
-      out.push(utf8(b.keyServer), utf8(b.location));
+      out.push(utf8(b.keyServer), limitedText(b.location, LIMITS.LOCATION_MAX_BYTES, 'location'));
       return;
     case 'channel-open':
     case 'channel-reply':
@@ -150,9 +150,20 @@ function writeBody(b: Body, out: Uint8Array[]): void {
       out.push(utf8(b.peer), encodeClef(b.clef), b.data);
       return;
     case 'error':
-      out.push(utf8(b.code), utf8(b.detail), utf8(b.subject));
+      out.push(
+        limitedText(b.code, LIMITS.ERROR_CODE_MAX_BYTES, 'code'),
+        limitedText(b.detail, LIMITS.ERROR_DETAIL_MAX_BYTES, 'detail'),
+        utf8(b.subject),
+      );
       return;
   }
+}
+
+/** UTF-8 of `text`, refused when longer than the limit its decoder enforces. */
+function limitedText(text: string, max: number, field: string): Uint8Array {
+  const b = utf8(text);
+  checkSize(b, max, field);
+  return b;
 }
 
 function checkSize(b: Uint8Array, max: number, field: string): void {

@@ -94,7 +94,7 @@ describe('ATK-2 variant A: stale key-server answer after re-keying, against the 
   function attack(profile: ProfileName) {
     const w = world(profile);
     w.deploy(utf8('first module'), false);
-    const m3old = lastFrame(w, (f) => f.step === 'M3' && f.to === w.names.ar).bytes; // E records M3_old
+    const m3old = lastFrame(w, (f) => f.step === 'CLEF-ANS' && f.to === w.names.ar).bytes; // E records M3_old
     const leaked = w.veTriple!; // Key-ANC_old leaks to E
     w.advance(5_000);
     w.issueVeKey(); // the ANC is re-keyed; KServ1 now holds Clef-ANC_new

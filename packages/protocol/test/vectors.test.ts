@@ -15,6 +15,7 @@ import {
   clefOf,
   createKeyServer,
   createMemoryKeyServerStore,
+  createRepository,
   decodeClef,
   decodeEnvelope,
   decodeFrame,
@@ -41,6 +42,7 @@ import {
   type Payload,
   type Profile,
   parseName,
+  type RandomSource,
   sealEnvelope,
   seededRandom,
   sign,
@@ -312,7 +314,7 @@ describe.each(BACKENDS)('the parties take the vectors ($name backend)', (backend
       expect(
         out.send.map((o) => [o.to, o.step]),
         `${id}: one answer`,
-      ).toEqual([[m.sender, 'M3']]);
+      ).toEqual([[m.sender, 'CLEF-ANS']]);
       const frame = decodeFrame(out.send[0]!.bytes);
       expect(frame.corr, `${id}: the answer echoes the correlation id`).toBe(m.route.corr);
       const env = openEnvelope(backend, ar.key, frame.body);
@@ -335,4 +337,91 @@ describe.each(BACKENDS)('the parties take the vectors ($name backend)', (backend
       }
     },
   );
+});
+
+/** A random source that hands out exactly these byte strings, in order (the vectors' randomness). */
+function scripted(id: string, chunks: Uint8Array[]): RandomSource {
+  return (length) => {
+    const next = chunks.shift();
+    if (next === undefined || next.length !== length) {
+      throw new Error(`${id}: asked for ${length} random bytes, script has ${next?.length ?? 'nothing'}`);
+    }
+    return next;
+  };
+}
+
+describe.each(BACKENDS)('the AR reproduces and takes the vectors ($name backend)', (backend) => {
+  const message = (id: string) => V.messages.find((x) => x.id === id)!;
+
+  function repository(profile: 'patent' | 'hardened', now: { t: number }, random: Uint8Array[]) {
+    const ks1 = tripleFrom(backend, message(`${profile}/clef-query`).receiver);
+    return createRepository({
+      triple: tripleFrom(backend, message(`${profile}/clef-query`).sender),
+      backend,
+      random: scripted(profile, random),
+      clock: () => now.t,
+      profile,
+      keyServers: [{ name: ks1.name, clef: ks1.clef, scopes: ['clef'] }],
+    });
+  }
+
+  /** The random bytes the AR draws for one message: corr (requests only), nonce (hardened), ephemeral. */
+  function draws(m: MessageVector): Uint8Array[] {
+    return [
+      ...(m.route.corr === '' ? [] : [fromHex(m.route.corr)]),
+      ...(m.value.header.nonce === undefined ? [] : [fromHex(m.value.header.nonce)]),
+      fromHex(m.ephemeral.secret),
+    ];
+  }
+
+  it.each(['patent', 'hardened'] as const)('%s: M1 and M7 byte for byte, M3 accepted', (profile) => {
+    const m1 = message(`${profile}/clef-query`);
+    const m3 = message(`${profile}/clef-answer`);
+    const m7 = message(`${profile}/program`);
+    const now = { t: V.clock.t0 };
+    const ar = repository(profile, now, [...draws(m1), ...draws(m7)]);
+    const subject = m1.value.body.type === 'clef-query' ? m1.value.body.subject : '';
+    const program = m7.value.body.type === 'program' ? fromHex(m7.value.body.program) : new Uint8Array(0);
+    const started = ar.deploy({ anc: parseName(subject), program, id: 'd1' });
+    expect(started.error, `${m1.id}: deploy`).toBeUndefined();
+    expect(
+      started.send.map((o) => toHex(o.bytes)),
+      `${m1.id}: the AR's M1`,
+    ).toEqual([m1.frame]);
+    now.t = V.clock.t0 + 400;
+    const answered = ar.receive(fromHex(m3.frame));
+    expect(answered.error, `${m3.id}: accepted by the AR`).toBeUndefined();
+    expect(
+      answered.send.map((o) => toHex(o.bytes)),
+      `${m7.id}: the AR's M7`,
+    ).toEqual([m7.frame]);
+    expect(ar.deployment('d1')?.state, `${m7.id}: deployment state`).toBe('sent');
+  });
+
+  it.each(['patent', 'hardened'] as const)('%s: the error-frame vector fails the deployment', (profile) => {
+    const m1 = message(`${profile}/clef-query`);
+    const err = V.errorFrames.find((f) => f.id === `${profile}/error-frame`)!;
+    const now = { t: V.clock.t0 };
+    const ar = repository(profile, now, draws(m1));
+    const subject = m1.value.body.type === 'clef-query' ? m1.value.body.subject : '';
+    ar.deploy({ anc: parseName(subject), program: new Uint8Array(1), id: 'd1' });
+    now.t = V.clock.t0 + 200;
+    const out = ar.receive(fromHex(err.frame));
+    expect(out.error, `${err.id}: taken as an answer`).toBeUndefined();
+    expect(ar.deployment('d1')?.state, `${err.id}: deployment state`).toBe('failed');
+    expect(ar.deployment('d1')?.code, `${err.id}: failure code`).toBe('REMOTE_ERROR');
+    expect(ar.pendingCount, `${err.id}: request consumed`).toBe(0);
+  });
+
+  it('hardened: the unsigned patent error frame is refused and the request stays outstanding', () => {
+    const m1 = message('hardened/clef-query');
+    const now = { t: V.clock.t0 };
+    const ar = repository('hardened', now, draws(m1));
+    const subject = m1.value.body.type === 'clef-query' ? m1.value.body.subject : '';
+    ar.deploy({ anc: parseName(subject), program: new Uint8Array(1), id: 'd1' });
+    const out = ar.receive(fromHex(V.errorFrames.find((f) => f.id === 'patent/error-frame')!.frame));
+    expect(out.error?.code, 'patent/error-frame at a hardened AR').toBe('FRAME_KIND');
+    expect(ar.deployment('d1')?.state, 'deployment still resolving').toBe('resolving');
+    expect(ar.pendingCount, 'request still outstanding').toBe(1);
+  });
 });

@@ -11,21 +11,14 @@
  *   the triple hand-over is verified the same way and delivered with KServ2's access pair.
  */
 import { toHex } from '../codec.js';
-import type { CryptoBackend } from '../crypto/backend.js';
 import type { Envelope } from '../envelope.js';
 import { ProtocolError } from '../errors.js';
 import type { Frame } from '../frame.js';
-import { type AuthorityTriple, type Clef, clefEquals, clefId, clefOf } from '../identity.js';
+import { type AuthorityTriple, type Clef, checkTriple, clefId } from '../identity.js';
 import { type BodyOf, decodeHeader, type Payload } from '../messages.js';
 import type { Name } from '../names.js';
 import { precheckUnverified } from '../rules/freshness.js';
 import { type Outcome, Party, type PartyOptions, type Pending } from './core.js';
-
-function checkTriple(backend: CryptoBackend, t: AuthorityTriple): void {
-  if (!clefEquals(clefOf(backend, t.key), t.clef)) {
-    throw new ProtocolError('KEY_INVALID', `the Clef delivered for ${t.name} does not belong to its Key`);
-  }
-}
 
 export class AncMachine extends Party {
   /** KEY-7 / TB-12: `< Name-M ‖ <New(Name-VE)=?>Key-M >Clef-KServ1`. */
@@ -120,13 +113,10 @@ export class AncVe extends Party {
         peer: env.sender,
       });
     }
-    precheckUnverified(
-      this.profile,
-      this.replay,
-      env.sender,
-      decodeHeader(this.profile.rules, env.signed.payload),
-      this.clock(),
-    );
+    if (this.profile.rules.freshness) {
+      const header = decodeHeader(this.profile.rules, env.signed.payload);
+      precheckUnverified(this.profile, this.replay, env.sender, header, this.clock());
+    }
     this.resolveAndPark(env.sender, frame, env, 'M9a');
   }
 

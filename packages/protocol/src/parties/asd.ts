@@ -65,7 +65,7 @@ export class Asd extends Party {
         corr: frame.corr,
       });
     } catch (e) {
-      if (e instanceof ProtocolError) this.sendError(relay.name, e, app, p.header, frame.corr);
+      if (e instanceof ProtocolError) this.sendError(relay.name, e, app, p.header, frame.corr, relay.clef);
       throw e;
     }
   }

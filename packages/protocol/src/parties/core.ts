@@ -22,6 +22,7 @@ import {
 import { type ErrorCode, ProtocolError } from '../errors.js';
 import { decodeFrame, encodeFrame, type Frame } from '../frame.js';
 import { type AccessPair, type AuthorityTriple, type Clef, clefId } from '../identity.js';
+import { LIMITS } from '../limits.js';
 import {
   type Body,
   type BodyOf,
@@ -87,6 +88,16 @@ export type Delivery =
     }
   | { readonly kind: 'channel-data'; readonly peer: Name; readonly data: Uint8Array }
   | {
+      /** A request of this party ended without an answer: error answer, timeout, refused resolution. */
+      readonly kind: 'request-failed';
+      readonly step: Step;
+      readonly peer: Name;
+      readonly subject: Name | undefined;
+      readonly code: ErrorCode;
+      /** The code the peer sent, for REMOTE_ERROR. */
+      readonly remote: string | undefined;
+    }
+  | {
       readonly kind: 'deployment';
       readonly id: string;
       readonly state: 'sent' | 'failed';
@@ -111,6 +122,7 @@ export interface Pending<C = unknown> {
   /** Scope the answering key server needs (server-scope rule); null when the peer is not a key server. */
   readonly scope: ServerScope | null;
   readonly expect: BodyType;
+  readonly step: Step;
   readonly answerStep: Step;
   readonly subject: Name | undefined;
   readonly createdAt: number;
@@ -285,13 +297,8 @@ export abstract class Party {
     };
     const signed = sign(this.backend, sender.key, encodePayload(rules, payload(body, header)));
     const sealed = sealEnvelope(this.backend, { sender: sender.name, signed }, to.clef, this.random);
-    const bytes = encodeFrame({
-      kind: 'SEALED',
-      to: to.name,
-      from: sender.name,
-      corr: opts.corr ?? '',
-      body: sealed,
-    });
+    // `from` stays empty: PROTO-12 puts Name-S inside the seal, so the frame does not show it.
+    const bytes = encodeFrame({ kind: 'SEALED', to: to.name, from: '', corr: opts.corr ?? '', body: sealed });
     this.batch.send.push({ to: to.name, bytes, step });
     this.event('sent', { step, peer: to.name, bytes: bytes.length });
     return header;
@@ -316,6 +323,7 @@ export abstract class Party {
       peerClef: spec.to.clef,
       scope: spec.scope,
       expect: spec.expect,
+      step: spec.step,
       answerStep: spec.answerStep,
       subject: spec.subject,
       createdAt: this.clock(),
@@ -382,17 +390,31 @@ export abstract class Party {
     return p;
   }
 
-  /** Answers a request with an error: unsigned under `patent`, signed under `signedErrors`. */
+  /**
+   * Answers a request with an error. Under `patent`: an unsigned, unsealed ERROR frame (TB-15).
+   * Under `signedErrors`: signed by this party and bound to the request; sealed to the requester
+   * when its Clef is known (it was verified), else a SIGNED frame in clear.
+   */
   protected sendError(
     to: Name,
     error: ProtocolError,
     subject: Name | '',
     request: Header | undefined,
     corr: string,
+    toClef?: Clef,
   ): void {
-    const body: Body = { type: 'error', code: error.code, detail: error.message.slice(0, 200), subject };
+    const body: Body = {
+      type: 'error',
+      code: error.code,
+      detail: truncateUtf8(error.message, LIMITS.ERROR_DETAIL_MAX_BYTES),
+      subject,
+    };
     const rules = this.profile.rules;
     const kind = errorFrameKind(rules);
+    if (kind === 'SIGNED' && toClef !== undefined) {
+      this.sendTo({ name: to, clef: toClef }, body, 'ERR', { inReplyTo: request?.nonce, corr });
+      return;
+    }
     let frameBody: Uint8Array;
     if (kind === 'ERROR') {
       // Unsigned error frames carry no header at all: unauthenticated by design (TB-15).
@@ -410,6 +432,9 @@ export abstract class Party {
     this.batch.send.push({ to, bytes, step: 'ERR' });
     this.event('sent', { step: 'ERR', peer: to, code: error.code, bytes: bytes.length });
   }
+
+  /** Called for each parked message whose sender's Clef could not be obtained. */
+  protected onParkedFailed(_frame: Frame, _env: Envelope, _error: ProtocolError): void {}
 
   // ---- answer handling ----
 
@@ -523,10 +548,20 @@ export abstract class Party {
       detail: error.message,
       ...subjectField(p.subject),
     });
+    const remote = error.meta.remote;
+    this.deliver({
+      kind: 'request-failed',
+      step: p.step,
+      peer: p.peer,
+      subject: p.subject,
+      code: error.code,
+      remote: typeof remote === 'string' ? remote : undefined,
+    });
     if (resolution !== undefined) {
       if (p.subject !== undefined) this.resolving.delete(p.subject);
       this.parkedCount -= resolution.parked.length;
-      for (const { env } of resolution.parked) {
+      for (const { frame, env } of resolution.parked) {
+        this.onParkedFailed(frame, env, error);
         this.event('rejected', {
           peer: env.sender,
           code: error.code,
@@ -548,6 +583,21 @@ export abstract class Party {
       }
     }
   }
+}
+
+/** The longest prefix of `text` whose UTF-8 encoding fits in `max` bytes, cut on a character boundary. */
+export function truncateUtf8(text: string, max: number): string {
+  if (text.length * 3 <= max) return text;
+  let bytes = 0;
+  let end = 0;
+  for (const ch of text) {
+    const cp = ch.codePointAt(0)!;
+    const n = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+    if (bytes + n > max) break;
+    bytes += n;
+    end += ch.length;
+  }
+  return text.slice(0, end);
 }
 
 function subjectField(subject: Name | undefined): { subject?: Name } {

@@ -31,6 +31,10 @@ export type Step =
   | 'M7'
   | 'M9a'
   | 'M9b'
+  /** What a key server labels every Clef answer it sends (M3, M9b, RESOLVE-ANS: it cannot tell which). */
+  | 'CLEF-ANS'
+  /** What a key server labels every triple it sends (M6, VEKEY-ANS). */
+  | 'TRIPLE-ANS'
   | 'HANDOVER'
   | 'VEKEY-REQ'
   | 'VEKEY-ANS'

@@ -11,7 +11,7 @@
  * (KServ2 fetching Clef-AR from KServ1, PROTO-19), its message waiting meanwhile.
  */
 import type { Envelope } from '../envelope.js';
-import { ProtocolError } from '../errors.js';
+import { ERROR_CODES, type ErrorCode, ProtocolError } from '../errors.js';
 import type { Frame } from '../frame.js';
 import { type AccessPair, type Clef, clefId, generateTriple } from '../identity.js';
 import { type BodyType, decodeHeader, type Header, type Payload } from '../messages.js';
@@ -139,8 +139,10 @@ export class KeyServer extends Party {
         this.relayOpen(requester, body.peer, body.data, p.header, frame.corr);
       else throw new ProtocolError('TYPE_MISMATCH', `a key server does not take ${p.tag}`);
     } catch (e) {
-      if (e instanceof ProtocolError)
-        this.answerError(requester.name, e, 'subject' in body ? body.subject : '', p.header, frame.corr);
+      if (e instanceof ProtocolError) {
+        const subject = 'subject' in body ? body.subject : '';
+        this.answerError(requester.name, e, subject, p.header, frame.corr, requester.clef);
+      }
       throw e;
     }
   }
@@ -155,7 +157,7 @@ export class KeyServer extends Party {
     const b = this.store.get(subject);
     if (b === undefined) throw new ProtocolError('UNKNOWN_NAME', `${subject} is not registered`, { subject });
     if (b.revokedAt !== null) throw new ProtocolError('REVOKED', `${subject} is revoked`, { subject });
-    this.sendTo(requester, { type: 'clef-answer', subject, clef: b.clef }, 'M3', {
+    this.sendTo(requester, { type: 'clef-answer', subject, clef: b.clef }, 'CLEF-ANS', {
       inReplyTo: header.nonce,
       corr,
       validityMs: this.profile.answerValidityMs,
@@ -174,11 +176,17 @@ export class KeyServer extends Party {
       revokedAt: null,
     });
     this.event('binding-created', { subject, peer: requester.name, clef: clefId(triple.clef) });
-    this.sendTo(requester, { type: 'triple', triple }, 'M6', { inReplyTo: header.nonce, corr });
+    this.sendTo(requester, { type: 'triple', triple }, 'TRIPLE-ANS', { inReplyTo: header.nonce, corr });
   }
 
-  /** TB-17: SecApp -> KServ2 -> ASD. */
+  /** TB-17: SecApp -> KServ2 -> ASD, only for applications whose triples this server minted. */
   private relayOpen(app: AccessPair, peer: Name, data: Uint8Array, header: Header, corr: string): void {
+    if (this.store.get(app.name)?.owner == null) {
+      throw new ProtocolError(
+        'NOT_AUTHORISED',
+        `${app.name} is not an application whose triple was minted here`,
+      );
+    }
     const asd = this.store.get(peer);
     if (asd === undefined || asd.revokedAt !== null) {
       throw new ProtocolError('NO_CHANNEL_PEER', `no data server ${peer} is registered here`, { peer });
@@ -202,9 +210,10 @@ export class KeyServer extends Party {
     if (answer.body.type !== 'channel-reply')
       throw new ProtocolError('BAD_STATE', `unexpected answer ${answer.tag}`);
     const target = this.store.get(answer.body.peer);
-    if (target === undefined || target.revokedAt !== null) {
-      throw new ProtocolError('REVOKED', `${answer.body.peer} is not an application here`);
+    if (target === undefined || target.owner === null) {
+      throw new ProtocolError('UNKNOWN_NAME', `${answer.body.peer} is not an application minted here`);
     }
+    if (target.revokedAt !== null) throw new ProtocolError('REVOKED', `${answer.body.peer} is revoked`);
     const asd = this.store.get(from);
     if (asd === undefined) throw new ProtocolError('UNKNOWN_SENDER', `${from} is not registered here`);
     this.sendTo(
@@ -215,21 +224,35 @@ export class KeyServer extends Party {
     );
   }
 
+  /** The data server refused or did not answer: tell the application, with the server's own code. */
   protected override onFailed(p: Pending, error: ProtocolError): void {
     const ctx = p.ctx as RelayCtx;
-    this.answerError(ctx.app, error, p.peer, ctx.openHeader, ctx.corr);
+    const remote = error.meta.remote;
+    const passed =
+      error.code === 'REMOTE_ERROR' && typeof remote === 'string' && remote in ERROR_CODES
+        ? new ProtocolError(remote as ErrorCode, `${p.peer}: ${error.message}`)
+        : error;
+    this.answerError(ctx.app, passed, p.peer, ctx.openHeader, ctx.corr, ctx.appClef);
+  }
+
+  /** The requester's Clef could not be obtained upstream (PROTO-19): say so instead of staying silent. */
+  protected override onParkedFailed(frame: Frame, env: Envelope, error: ProtocolError): void {
+    const e = new ProtocolError('UNKNOWN_SENDER', `no Clef for ${env.sender}: ${error.message}`);
+    this.answerError(env.sender, e, '', this.unverifiedHeader(env), frame.corr);
   }
 
   private refuse(frame: Frame, env: Envelope, error: ProtocolError): never {
-    // The request was not verified, so its header is read only to address the error answer.
-    let header: Header | undefined;
-    try {
-      header = decodeHeader(this.profile.rules, env.signed.payload);
-    } catch {
-      header = undefined;
-    }
-    this.answerError(env.sender, error, '', header, frame.corr);
+    this.answerError(env.sender, error, '', this.unverifiedHeader(env), frame.corr);
     throw error;
+  }
+
+  /** The request was not verified: its header is read only to address the error answer. */
+  private unverifiedHeader(env: Envelope): Header | undefined {
+    try {
+      return decodeHeader(this.profile.rules, env.signed.payload);
+    } catch {
+      return undefined;
+    }
   }
 
   private answerError(
@@ -238,8 +261,9 @@ export class KeyServer extends Party {
     subject: Name | '',
     header: Header | undefined,
     corr: string,
+    verifiedClef?: Clef,
   ): void {
-    this.sendError(to, error, subject, header, corr);
+    this.sendError(to, error, subject, header, corr, verifiedClef);
   }
 }
 

@@ -6,11 +6,11 @@
  * program sealed to the ANC (M7) and hand the triple over. The AR keeps no copy of the triple
  * once it is sent ([0132]) and forgets the program when the deployment ends.
  */
-import { toHex } from '../codec.js';
+import { toHex, utf8 } from '../codec.js';
 import type { Envelope } from '../envelope.js';
 import { type ErrorCode, ProtocolError } from '../errors.js';
 import type { Frame } from '../frame.js';
-import { type AuthorityTriple, type Clef, clefId } from '../identity.js';
+import { type AuthorityTriple, type Clef, checkTriple, clefId } from '../identity.js';
 import { LIMITS } from '../limits.js';
 import type { Payload } from '../messages.js';
 import type { Name } from '../names.js';
@@ -58,6 +58,9 @@ export class Repository extends Party {
   constructor(opts: RepositoryOptions) {
     super(opts);
     this.mintLocation = opts.mintLocation ?? '';
+    if (utf8(this.mintLocation).length > LIMITS.LOCATION_MAX_BYTES) {
+      throw new ProtocolError('CONFIG_INVALID', `mintLocation over ${LIMITS.LOCATION_MAX_BYTES} bytes`);
+    }
     this.maxDeployments = opts.maxDeployments ?? 1024;
   }
 
@@ -130,6 +133,7 @@ export class Repository extends Party {
       if (d.public.secApp !== undefined) this.askForTriple(d);
       else this.sendProgram(d);
     } else if (body.type === 'triple') {
+      checkTriple(this.backend, body.triple);
       d.triple = body.triple;
       this.sendProgram(d);
     } else {

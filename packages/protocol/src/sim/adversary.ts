@@ -62,7 +62,7 @@ export function craftFrame(
 ): Uint8Array {
   const signed = sign(backend, sender.key, encodePayload(profile.rules, payload(body, header)));
   const sealed = sealEnvelope(backend, { sender: sender.name, signed }, receiver.clef, random);
-  return encodeFrame({ kind: 'SEALED', to: receiver.name, from: sender.name, corr, body: sealed });
+  return encodeFrame({ kind: 'SEALED', to: receiver.name, from: '', corr, body: sealed });
 }
 
 /** A header for `profile` as an honest sender would write it at time `now`. */
