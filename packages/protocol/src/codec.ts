@@ -7,7 +7,6 @@
  * must be consumed exactly, and text must be well-formed UTF-8. Every failure is a ProtocolError.
  */
 import { ProtocolError } from './errors.js';
-import { LIMITS } from './limits.js';
 
 const utf8Encoder = new TextEncoder();
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
@@ -55,7 +54,6 @@ export function u64(value: number): Uint8Array {
 export class FieldReader {
   private at = 0;
   private readonly view: DataView;
-  private count = 0;
 
   constructor(
     private readonly bytes: Uint8Array,
@@ -70,12 +68,6 @@ export class FieldReader {
 
   /** The next field, at most `max` bytes long. The result is a view, not a copy. */
   bytesField(max: number, field: string): Uint8Array {
-    if (this.count >= LIMITS.MAX_FIELDS) {
-      throw new ProtocolError(
-        'ENCODING_FIELD_COUNT',
-        `${this.what} has more than ${LIMITS.MAX_FIELDS} fields`,
-      );
-    }
     if (this.at + 4 > this.bytes.length) {
       throw new ProtocolError('ENCODING_TRUNCATED', `${this.what}: missing field ${field}`, { field });
     }
@@ -94,20 +86,25 @@ export class FieldReader {
     const start = this.at + 4;
     if (start + len > this.bytes.length) this.truncated(field);
     this.at = start + len;
-    this.count++;
     return this.bytes.subarray(start, start + len);
   }
 
-  /** A field of exactly `length` bytes. */
+  /** A field of exactly `length` bytes; any other length, shorter or longer, is ENCODING_BAD_VALUE. */
   fixed(length: number, field: string): Uint8Array {
-    const b = this.bytesField(length, field);
-    if (b.length !== length) {
-      throw new ProtocolError('ENCODING_BAD_VALUE', `${this.what}: field ${field} must be ${length} bytes`, {
-        field,
-        length: b.length,
-      });
+    if (this.at + 4 <= this.bytes.length) {
+      const len = this.view.getUint32(this.at, false);
+      if (len !== length) {
+        throw new ProtocolError(
+          'ENCODING_BAD_VALUE',
+          `${this.what}: field ${field} must be ${length} bytes`,
+          {
+            field,
+            length: len,
+          },
+        );
+      }
     }
-    return b;
+    return this.bytesField(length, field);
   }
 
   text(max: number, field: string): string {

@@ -9,9 +9,8 @@ export const ERROR_CODES = {
   // Encoding (TB-14 length-prefixed fields)
   ENCODING_TRUNCATED: 'A length prefix or field runs past the end of the input.',
   ENCODING_TRAILING: 'Bytes remain after the last expected field.',
-  ENCODING_FIELD_COUNT: 'A record has more fields than any record may have (LIMITS.MAX_FIELDS).',
   ENCODING_TOO_LARGE: 'A field or frame exceeds its documented size limit.',
-  ENCODING_BAD_INTEGER: 'An integer field has the wrong width or is out of range.',
+  ENCODING_BAD_INTEGER: 'An integer is negative, not whole, or above 2^53 - 1.',
   ENCODING_BAD_UTF8: 'A text field is not well-formed UTF-8.',
   ENCODING_BAD_VALUE: 'A field holds a value outside the set its type allows.',
   // Identities

@@ -24,6 +24,4 @@ export const LIMITS = {
   LOCATION_MAX_BYTES: 256,
   /** Nonce of the freshness rule. */
   NONCE_BYTES: 16,
-  /** Fields in any one record. */
-  MAX_FIELDS: 16,
 } as const;

@@ -86,6 +86,8 @@ export function precheckUnverified(
 /** Bounded replay cache of (sender, nonce) until expiry. */
 export class ReplayCache {
   private readonly seen = new Map<string, number>();
+  /** No entry expires before this (a lower bound, kept on insert and recomputed by sweep). */
+  private fullUntil = 0;
 
   constructor(readonly capacity = 65_536) {}
 
@@ -104,11 +106,12 @@ export class ReplayCache {
     if (until !== undefined && until > now) {
       throw new ProtocolError('REPLAY', `nonce from ${sender} already seen`, { sender });
     }
-    if (this.seen.size >= this.capacity) this.sweep(now);
+    if (this.seen.size >= this.capacity && now >= this.fullUntil) this.sweep(now);
     if (this.seen.size >= this.capacity) {
       throw new ProtocolError('REPLAY_CACHE_FULL', `replay cache holds ${this.capacity} live entries`);
     }
     this.seen.set(key, h.expiresAt);
+    if (h.expiresAt < this.fullUntil) this.fullUntil = h.expiresAt;
   }
 
   /** Whether (sender, nonce) is recorded and unexpired, without recording anything. */
@@ -117,8 +120,16 @@ export class ReplayCache {
     return until !== undefined && until > now;
   }
 
-  /** Drops every expired entry. */
+  /**
+   * Drops every expired entry, and notes when the next live one expires: while the cache stays full
+   * it is not swept again before then, so a flood costs one scan, not one per message.
+   */
   sweep(now: number): void {
-    for (const [k, until] of this.seen) if (until <= now) this.seen.delete(k);
+    let next = Number.POSITIVE_INFINITY;
+    for (const [k, until] of this.seen) {
+      if (until <= now) this.seen.delete(k);
+      else if (until < next) next = until;
+    }
+    this.fullUntil = next;
   }
 }

@@ -424,7 +424,7 @@ function messageVector(
   const envelope = encodeEnvelope({ sender: sender.name, signed });
   const ephemeral = { secret: seededRandom(seedOf('ephemeral', id))(32) };
   const sealed = sealEnvelope(backend, decodeEnvelope(envelope), receiver.clef, ephemeral);
-  const route = { kind: 'SEALED' as const, to: receiver.name, from: '', corr: corrOf(spec.corr) };
+  const route = { kind: 'SEALED' as const, to: receiver.name, from: '' as const, corr: corrOf(spec.corr) };
   return {
     id,
     profile: profile.name as 'patent' | 'hardened',
