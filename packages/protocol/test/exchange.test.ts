@@ -7,10 +7,14 @@ import {
   type CryptoBackend,
   clefEquals,
   clefId,
+  craftFrame,
   createWorld,
   nobleBackend,
   nodeBackend,
+  openFrame,
   type ProfileName,
+  readPayload,
+  seededRandom,
   toHex,
   utf8,
   type World,
@@ -137,4 +141,57 @@ describe('determinism', () => {
     w.issueVeKey();
     expect(toHex(w.net.wire[0]!.bytes)).not.toBe(toHex(a));
   });
+});
+
+describe('TB-11: the alternative reading, Name-ANC = the machine', () => {
+  it.each(['patent', 'hardened'] as const)(
+    '%s: the program is sealed to the machine Clef, no VE key is issued',
+    (profile) => {
+      const world = createWorld({ profile, backend: nodeBackend, seed: 'tb11', veIdentity: 'machine' });
+      world.issueVeKey();
+      world.deploy(PROGRAM);
+      expect(world.net.errors.map((e) => e.error.code)).toEqual([]);
+      expect(world.net.wire.filter((f) => f.step === 'VEKEY-REQ')).toEqual([]);
+      expect(world.ve!.name).toBe(world.names.machine);
+      expect(toHex(world.programs[0]!.program)).toBe(toHex(PROGRAM));
+      expect(world.ks1.store.list().map((b) => b.name)).toEqual([
+        world.names.machine,
+        world.names.ar,
+        world.names.ks2,
+      ]);
+    },
+  );
+});
+
+describe('a malformed triple from KServ2 (PROTO-13: only well-formed payloads are accepted)', () => {
+  it.each(['patent', 'hardened'] as const)(
+    '%s: the AR refuses it with KEY_INVALID and the deployment fails',
+    (profile) => {
+      const world = createWorld({ profile, backend: nodeBackend, seed: 'bad-triple' });
+      world.issueVeKey();
+      world.net.tap = (f) => {
+        if (f.step !== 'TRIPLE-ANS' || f.to !== world.names.ar) return 'pass';
+        // An insider at KServ2 signs a triple whose Clef does not belong to its Key.
+        const opened = openFrame(world.backend, world.triples.ar.key, f.bytes);
+        const answer = readPayload(world.profile, opened.envelope, ['triple']);
+        const bad = { ...answer.body.triple, clef: world.triples.asd.clef };
+        return craftFrame(
+          world.backend,
+          seededRandom('insider'),
+          world.profile,
+          world.triples.ks2,
+          { name: world.names.ar, clef: world.triples.ar.clef },
+          { type: 'triple', triple: bad },
+          answer.header,
+          opened.frame.corr,
+        );
+      };
+      const id = world.deploy(PROGRAM);
+      expect(world.net.errors.map((e) => `${e.party} ${e.error.code}`)).toEqual([
+        `${world.names.ar} KEY_INVALID`,
+      ]);
+      expect(world.ar.deployment(id)).toMatchObject({ state: 'failed', code: 'KEY_INVALID' });
+      expect(world.programs).toEqual([]);
+    },
+  );
 });

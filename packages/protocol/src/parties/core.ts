@@ -505,7 +505,13 @@ export abstract class Party {
       this.finishResolution(p.subject, body.clef, resolution);
       return;
     }
-    this.onAnswer(p, answer, env.sender);
+    try {
+      this.onAnswer(p, answer, env.sender);
+    } catch (e) {
+      // The request is used up: its owner must still learn that it failed.
+      if (e instanceof ProtocolError) this.failPending(p, e);
+      throw e;
+    }
   }
 
   private finishResolution(subject: Name, clef: Clef, resolution: Resolution): void {

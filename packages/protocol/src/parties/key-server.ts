@@ -103,7 +103,12 @@ export class KeyServer extends Party {
     const binding = this.store.get(env.sender);
     if (binding === undefined) {
       if (this.hasUpstream()) {
-        this.resolveAndPark(env.sender, frame, env);
+        try {
+          this.resolveAndPark(env.sender, frame, env);
+        } catch (e) {
+          if (e instanceof ProtocolError) this.refuse(frame, env, e);
+          throw e;
+        }
         return;
       }
       this.refuse(frame, env, new ProtocolError('UNKNOWN_SENDER', `${env.sender} is not registered here`));

@@ -52,6 +52,12 @@ export interface WorldOptions {
    * Default: `open` under patent, `closed` under hardened.
    */
   readonly senderModel?: 'open' | 'closed';
+  /**
+   * TB-11 / AMB-3: `issued` (default) gives the VE its own limited-use triple from KServ1 (KEY-7);
+   * `machine` is the alternative reading in which Name-ANC is the machine's own Name and Key-ANC
+   * the machine key, so no VE key is requested.
+   */
+  readonly veIdentity?: 'issued' | 'machine';
 }
 
 /** A record the ASD keeps per request (the billing data of [0113]). */
@@ -87,9 +93,12 @@ export class World {
   private now: number;
   private readonly seed: string;
   private readonly senderModel: 'open' | 'closed';
+  readonly veIdentity: 'issued' | 'machine';
 
   constructor(opts: WorldOptions) {
-    this.names = DEFAULT_NAMES;
+    this.veIdentity = opts.veIdentity ?? 'issued';
+    this.names =
+      this.veIdentity === 'machine' ? { ...DEFAULT_NAMES, ve: DEFAULT_NAMES.machine } : DEFAULT_NAMES;
     this.profile = typeof opts.profile === 'object' ? opts.profile : createProfile(opts.profile);
     this.backend = opts.backend;
     this.seed = opts.seed ?? 'clefnet';
@@ -158,8 +167,15 @@ export class World {
     this.now += ms;
   }
 
-  /** KEY-6..8 / TB-12: the machine obtains the VE's limited-use triple from KServ1. */
+  /**
+   * KEY-6..8 / TB-12: the machine obtains the VE's limited-use triple from KServ1. Under the
+   * `machine` reading of TB-11 the VE simply holds the machine triple.
+   */
   issueVeKey(): void {
+    if (this.veIdentity === 'machine') {
+      this.installVe(this.triples.machine);
+      return;
+    }
     this.net.post(this.machine.name, this.machine.requestVeKey(this.names.ve));
     this.net.run();
   }
