@@ -1,9 +1,13 @@
 /**
  * Protocol benchmark (issue 2): for each crypto backend, signs, verifies, seals and opens per
  * second, and one full in-memory exchange (steps 1-9 with the triple hand-over, `hardened`) in
- * milliseconds. `overhead` = exchange time / time spent inside the crypto backend during the same
- * exchanges (every backend call timed in an instrumented twin run): what the protocol costs beyond
- * its cryptography. Target: overhead <= 1.25.
+ * milliseconds, and `overhead` = exchange time / the time its crypto operations take: every call
+ * into the crypto backend is timed in an instrumented twin of the exchange (same seed, so the same
+ * calls), interleaved with the plain runs so both see the same machine. The HPKE and envelope code
+ * around the primitives counts as protocol here, so the figure is if anything pessimistic.
+ * Target: overhead <= 1.25. A second figure prices the operations the exchange performs (signs,
+ * verifies, seals, opens, key derivations, digests) at the rates measured for them alone; on this
+ * shared machine those rates move by up to a third between runs, so it is printed, not the result.
  */
 import {
   type CryptoBackend,
@@ -54,7 +58,11 @@ const METHODS: readonly Method[] = [
 interface Spent {
   ns: number;
   calls: number;
+  count: Record<Method, number>;
 }
+
+const zeroCounts = (): Record<Method, number> =>
+  Object.fromEntries(METHODS.map((m) => [m, 0])) as Record<Method, number>;
 
 /** A backend that adds the time spent inside every call to `spent` (about 0.1 µs of timer per call). */
 function timed(backend: CryptoBackend, spent: Spent): CryptoBackend {
@@ -68,6 +76,7 @@ function timed(backend: CryptoBackend, spent: Spent): CryptoBackend {
       } finally {
         spent.ns += Number(process.hrtime.bigint() - t);
         spent.calls++;
+        spent.count[m]++;
       }
     };
   }
@@ -86,38 +95,58 @@ function exchange(w: World, i: number): void {
   w.advance(1);
 }
 
+interface ExchangeFigures {
+  ms: number;
+  backendMs: number;
+  calls: number;
+  /** Backend calls of each kind per exchange. */
+  perExchange: Record<Method, number>;
+}
+
 /**
- * Exchange time (plain backend), and the time spent inside the backend during the same exchanges
- * (same seed, so the same calls, timed one by one in a second world).
+ * Exchange time (plain backend), and what the same exchanges do inside the backend (same seed, so
+ * the same calls, counted and timed one by one in a second world).
  */
-function measureExchange(
-  backend: CryptoBackend,
-  runs: number,
-): { ms: number; cryptoMs: number; calls: number } {
-  const spent: Spent = { ns: 0, calls: 0 };
-  const plain = createWorld({ profile: 'hardened', backend, seed: 'bench' });
-  const instrumented = createWorld({ profile: 'hardened', backend: timed(backend, spent), seed: 'bench' });
+function measureExchange(backend: CryptoBackend, runs: number): ExchangeFigures {
+  const spent: Spent = { ns: 0, calls: 0, count: zeroCounts() };
+  const plain = createWorld({ profile: 'hardened', backend, seed: 'bench', record: false });
+  const instrumented = createWorld({
+    profile: 'hardened',
+    backend: timed(backend, spent),
+    seed: 'bench',
+    record: false,
+  });
   const warm = Math.min(20, runs);
   for (const w of [plain, instrumented]) {
     w.issueVeKey();
     for (let i = 0; i < warm; i++) exchange(w, -1 - i);
   }
-  let ms = Number.POSITIVE_INFINITY;
-  let cryptoMs = Number.POSITIVE_INFINITY;
+  // Plain and instrumented exchanges alternate one by one, so drift on this shared 2-core machine
+  // hits both alike; of three rounds, the one with the median ratio is reported.
+  const rounds: { ms: number; backendMs: number }[] = [];
+  let perExchange = zeroCounts();
   let calls = 0;
-  // Three rounds, alternating, best of each: this 2-core machine is shared, and noise only adds.
   for (let round = 0; round < 3; round++) {
-    let t = performance.now();
-    for (let i = 0; i < runs; i++) exchange(plain, round * runs + i);
-    ms = Math.min(ms, (performance.now() - t) / runs);
+    let plainMs = 0;
     spent.ns = 0;
     spent.calls = 0;
-    t = performance.now();
-    for (let i = 0; i < runs; i++) exchange(instrumented, round * runs + i);
-    cryptoMs = Math.min(cryptoMs, spent.ns / 1e6 / runs);
+    spent.count = zeroCounts();
+    for (let i = 0; i < runs; i++) {
+      const t = performance.now();
+      exchange(plain, round * runs + i);
+      plainMs += performance.now() - t;
+      exchange(instrumented, round * runs + i);
+    }
+    rounds.push({ ms: plainMs / runs, backendMs: spent.ns / 1e6 / runs });
+    perExchange = Object.fromEntries(METHODS.map((m) => [m, spent.count[m] / runs])) as Record<
+      Method,
+      number
+    >;
     calls = spent.calls / runs;
   }
-  return { ms, cryptoMs, calls };
+  rounds.sort((a, b) => a.ms / a.backendMs - b.ms / b.backendMs);
+  const { ms, backendMs } = rounds[1]!;
+  return { ms, backendMs, calls, perExchange };
 }
 
 export function main(): void {
@@ -127,23 +156,46 @@ export function main(): void {
     const a = generateTriple(backend, random, parseName('a.bench'));
     const block = sign(backend, a.key, SIGNED);
     const sealed = seal(backend, a.clef, PLAINTEXT, random);
-    const minMs = 1000;
+    const minMs = backend.name === 'node' ? 1000 : 600;
     const signPerS = rate(() => sign(backend, a.key, SIGNED), minMs);
     const verifyPerS = rate(() => {
       if (!verify(backend, a.clef, block)) throw new Error('verify failed');
     }, minMs);
     const sealPerS = rate(() => seal(backend, a.clef, PLAINTEXT, random), minMs);
     const openPerS = rate(() => open(backend, a.key, sealed), minMs);
-    const runs = backend.name === 'node' ? 300 : 20;
+    // Key derivations happen on fresh keys (minting, checking a delivered triple): no cache helps.
+    const edPubPerS = rate(() => backend.ed25519PublicKey(random(32)), minMs / 2);
+    const xPubPerS = rate(() => backend.x25519PublicKey(random(32)), minMs / 2);
+    const shaPerS = rate(() => backend.sha256(PLAINTEXT), minMs / 4);
+
+    const runs = backend.name === 'node' ? 300 : 30;
     const ex = measureExchange(backend, runs);
-    const overhead = ex.ms / ex.cryptoMs;
+    const n = ex.perExchange;
+    // Each seal derives its ephemeral public key: the other x25519PublicKey calls are key derivations.
+    const xDerivations = n.x25519PublicKey - n.aeadSeal;
+    const opsMs =
+      1000 *
+      (n.ed25519Sign / signPerS +
+        n.ed25519Verify / verifyPerS +
+        n.aeadSeal / sealPerS +
+        n.aeadOpen / openPerS +
+        n.ed25519PublicKey / edPubPerS +
+        xDerivations / xPubPerS +
+        n.sha256 / shaPerS);
+    const overhead = ex.ms / ex.backendMs;
     console.log(
       `${backend.name}: sign ${signPerS.toFixed(0)}/s, verify ${verifyPerS.toFixed(0)}/s, ` +
         `seal ${sealPerS.toFixed(0)}/s, open ${openPerS.toFixed(0)}/s (${PLAINTEXT.length}-byte plaintext)`,
     );
     console.log(
-      `${backend.name}: exchange ${ex.ms.toFixed(2)} ms over ${runs} runs; its ${ex.calls.toFixed(0)} backend calls ` +
-        `take ${ex.cryptoMs.toFixed(2)} ms; overhead ${overhead.toFixed(3)}`,
+      `${backend.name}: one exchange performs ${n.ed25519Sign} signs, ${n.ed25519Verify} verifies, ` +
+        `${n.aeadSeal} seals, ${n.aeadOpen} opens, ${n.ed25519PublicKey + xDerivations} key derivations, ` +
+        `${n.sha256} digests: ${opsMs.toFixed(2)} ms at the rates above`,
+    );
+    console.log(
+      `${backend.name}: exchange ${ex.ms.toFixed(2)} ms over ${runs} runs; its ${ex.calls.toFixed(0)} backend ` +
+        `calls take ${ex.backendMs.toFixed(2)} ms: overhead ${overhead.toFixed(3)} ` +
+        `(${(ex.ms / opsMs).toFixed(3)} against the isolated rates)`,
     );
     lines.push(
       `RESULT backend=${backend.name} sign_per_s=${signPerS.toFixed(0)} verify_per_s=${verifyPerS.toFixed(0)} ` +

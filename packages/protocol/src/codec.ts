@@ -28,14 +28,35 @@ export function encodeFields(fields: readonly Uint8Array[]): Uint8Array {
   let total = 0;
   for (const f of fields) total += 4 + f.length;
   const out = new Uint8Array(total);
-  const view = new DataView(out.buffer);
   let at = 0;
   for (const f of fields) {
-    view.setUint32(at, f.length, false);
+    const n = f.length;
+    out[at] = n >>> 24;
+    out[at + 1] = (n >>> 16) & 0xff;
+    out[at + 2] = (n >>> 8) & 0xff;
+    out[at + 3] = n & 0xff;
     out.set(f, at + 4);
-    at += 4 + f.length;
+    at += 4 + n;
   }
   return out;
+}
+
+/**
+ * UTF-8 of short strings that recur on the wire (Names, tags), shared read-only: callers only
+ * copy it into a record. Bounded: cleared when full.
+ */
+const textCache = new Map<string, Uint8Array>();
+
+export function utf8Shared(text: string): Uint8Array {
+  let b = textCache.get(text);
+  if (b === undefined) {
+    b = utf8Encoder.encode(text);
+    if (text.length <= 253) {
+      if (textCache.size >= 4096) textCache.clear();
+      textCache.set(text, b);
+    }
+  }
+  return b;
 }
 
 /** A 64-bit unsigned big-endian integer field (timestamps in ms). Values above 2^53 - 1 are refused. */

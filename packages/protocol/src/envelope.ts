@@ -9,7 +9,7 @@
  * - Every message: `< Name-S ‖ <payload>Key-S >Clef-R`, the sender's Name inside the seal but
  *   outside the signature, exactly as the patent writes it.
  */
-import { encodeFields, FieldReader, utf8 } from './codec.js';
+import { encodeFields, FieldReader, utf8, utf8Shared } from './codec.js';
 import type { CryptoBackend, RandomSource } from './crypto/backend.js';
 import { type Ephemeral, hpkeOpen, hpkeSeal } from './crypto/hpke.js';
 import { ProtocolError } from './errors.js';
@@ -107,7 +107,7 @@ export function open(backend: CryptoBackend, key: Key, sealed: Uint8Array): Uint
 }
 
 export function encodeEnvelope(env: Envelope): Uint8Array {
-  return encodeFields([utf8(env.sender), encodeSignedBlock(env.signed)]);
+  return encodeFields([utf8Shared(env.sender), encodeSignedBlock(env.signed)]);
 }
 
 export function decodeEnvelope(bytes: Uint8Array): Envelope {

@@ -8,7 +8,7 @@
  * - SIGNED: body is `Name-S ‖ <payload>Key-S` in clear (signed negative answers, hardened);
  * - ERROR:  body is an unsigned error payload ("ERR", code, detail, subject) (patent, TB-15).
  */
-import { encodeFields, FieldReader, utf8 } from './codec.js';
+import { encodeFields, FieldReader, utf8, utf8Shared } from './codec.js';
 import { ProtocolError } from './errors.js';
 import { LIMITS } from './limits.js';
 import { type Name, parseName } from './names.js';
@@ -35,10 +35,10 @@ export function encodeFrame(f: Frame): Uint8Array {
     });
   }
   const out = encodeFields([
-    utf8(WIRE_VERSION),
-    utf8(f.kind),
-    utf8(f.to),
-    utf8(f.from),
+    utf8Shared(WIRE_VERSION),
+    utf8Shared(f.kind),
+    utf8Shared(f.to),
+    utf8Shared(f.from),
     utf8(f.corr),
     f.body,
   ]);

@@ -16,7 +16,7 @@
  * | channel-reply  | REPLY    | application, data                     | ASD -> KServ2                  |
  * | error          | ERR      | code, detail, subject (may be empty)  | negative answers (TB-15)       |
  */
-import { encodeFields, FieldReader, utf8 } from './codec.js';
+import { encodeFields, FieldReader, utf8, utf8Shared } from './codec.js';
 import { ProtocolError } from './errors.js';
 import {
   type AuthorityTriple,
@@ -102,12 +102,24 @@ export function decodePayload<T extends BodyType>(
 }
 
 function readHeader(rules: Rules, r: FieldReader): Header {
-  return {
-    ...(rules.namesInSignature ? readNames(r) : {}),
-    ...(rules.freshness ? readFreshness(r) : {}),
-    ...(rules.answerBinding ? readBinding(r) : {}),
-  };
+  if (!rules.namesInSignature && !rules.freshness && !rules.answerBinding) return NO_HEADER;
+  const h: { -readonly [K in keyof Header]: Header[K] } = {};
+  if (rules.namesInSignature) {
+    const n = readNames(r);
+    h.sender = n.sender;
+    h.receiver = n.receiver;
+  }
+  if (rules.freshness) {
+    const f = readFreshness(r);
+    h.nonce = f.nonce;
+    h.issuedAt = f.issuedAt;
+    h.expiresAt = f.expiresAt;
+  }
+  if (rules.answerBinding) h.inReplyTo = readBinding(r).inReplyTo;
+  return h;
 }
+
+const NO_HEADER: Header = Object.freeze({});
 
 /** Reads only the tag and header of a payload, without trusting them (to find the request an answer names). */
 export function decodeHeader(rules: Rules, bytes: Uint8Array): Header {
@@ -117,17 +129,17 @@ export function decodeHeader(rules: Rules, bytes: Uint8Array): Header {
 }
 
 function writeTriple(t: AuthorityTriple, out: Uint8Array[]): void {
-  out.push(utf8(t.name), encodeClef(t.clef), encodeKey(t.key));
+  out.push(utf8Shared(t.name), encodeClef(t.clef), encodeKey(t.key));
 }
 
 function writeBody(b: Body, out: Uint8Array[]): void {
   switch (b.type) {
     case 'clef-query':
     case 'new-query':
-      out.push(utf8(b.subject));
+      out.push(utf8Shared(b.subject));
       return;
     case 'clef-answer':
-      out.push(utf8(b.subject), encodeClef(b.clef));
+      out.push(utf8Shared(b.subject), encodeClef(b.clef));
       return;
     case 'triple':
       writeTriple(b.triple, out);
@@ -138,22 +150,22 @@ function writeBody(b: Body, out: Uint8Array[]): void {
       return;
     case 'handover':
       writeTriple(b.triple, out);
-      out.push(utf8(b.keyServer), limitedText(b.location, LIMITS.LOCATION_MAX_BYTES, 'location'));
+      out.push(utf8Shared(b.keyServer), limitedText(b.location, LIMITS.LOCATION_MAX_BYTES, 'location'));
       return;
     case 'channel-open':
     case 'channel-reply':
       checkSize(b.data, LIMITS.CHANNEL_DATA_MAX_BYTES, 'data');
-      out.push(utf8(b.peer), b.data);
+      out.push(utf8Shared(b.peer), b.data);
       return;
     case 'channel-from':
       checkSize(b.data, LIMITS.CHANNEL_DATA_MAX_BYTES, 'data');
-      out.push(utf8(b.peer), encodeClef(b.clef), b.data);
+      out.push(utf8Shared(b.peer), encodeClef(b.clef), b.data);
       return;
     case 'error':
       out.push(
         limitedText(b.code, LIMITS.ERROR_CODE_MAX_BYTES, 'code'),
         limitedText(b.detail, LIMITS.ERROR_DETAIL_MAX_BYTES, 'detail'),
-        utf8(b.subject),
+        utf8Shared(b.subject),
       );
       return;
   }
@@ -161,7 +173,7 @@ function writeBody(b: Body, out: Uint8Array[]): void {
 
 /** UTF-8 of `text`, refused when longer than the limit its decoder enforces. */
 function limitedText(text: string, max: number, field: string): Uint8Array {
-  const b = utf8(text);
+  const b = utf8Shared(text);
   checkSize(b, max, field);
   return b;
 }

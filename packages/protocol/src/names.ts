@@ -12,19 +12,29 @@ export type Name = string & { readonly [nameBrand]: true };
 
 const LABEL = /^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/;
 
+/**
+ * Names seen valid recently: every decoded message carries several, mostly the same few, so the
+ * label checks run once per Name rather than once per message. Cleared when full (bounded memory).
+ */
+const VALID = new Set<string>();
+const VALID_MAX = 4096;
+
 /** Validates `text` as a Name, or throws ProtocolError NAME_INVALID saying why. */
 export function parseName(text: string): Name {
+  if (VALID.has(text)) return text as Name;
   const why = nameProblem(text);
   if (why !== undefined) {
     throw new ProtocolError('NAME_INVALID', `invalid Name ${JSON.stringify(text.slice(0, 80))}: ${why}`, {
       reason: why,
     });
   }
+  if (VALID.size >= VALID_MAX) VALID.clear();
+  VALID.add(text);
   return text as Name;
 }
 
 export function isName(text: string): text is Name {
-  return nameProblem(text) === undefined;
+  return VALID.has(text) || nameProblem(text) === undefined;
 }
 
 function nameProblem(text: string): string | undefined {

@@ -5,7 +5,7 @@
  * outside the signature. With the rule on, the signed payload carries both, and a receiver checks
  * that the inner sender equals the Name outside the signature and that the receiver is itself.
  */
-import { type FieldReader, utf8 } from '../codec.js';
+import { type FieldReader, utf8Shared } from '../codec.js';
 import { ProtocolError } from '../errors.js';
 import { LIMITS } from '../limits.js';
 import type { Name } from '../names.js';
@@ -21,7 +21,7 @@ export function writeNames(h: Partial<NamesHeader>, out: Uint8Array[]): void {
   if (h.sender === undefined || h.receiver === undefined) {
     throw new ProtocolError('CONFIG_INVALID', 'namesInSignature: header needs sender and receiver');
   }
-  out.push(utf8(h.sender), utf8(h.receiver));
+  out.push(utf8Shared(h.sender), utf8Shared(h.receiver));
 }
 
 export function readNames(r: FieldReader): NamesHeader {

@@ -28,6 +28,11 @@ export type Tap = (frame: InFlight) => TapVerdict;
 export interface NetworkOptions {
   /** Stop after this many deliveries in one `run()` (default 10 000): a guard against loops. */
   readonly maxDeliveries?: number;
+  /**
+   * Keep every frame in `wire`, every event in `events` and every delivery in `deliveries`
+   * (default true). Benchmarks turn it off so that the record does not grow with the run.
+   */
+  readonly record?: boolean;
 }
 
 export class MemoryNetwork {
@@ -44,10 +49,12 @@ export class MemoryNetwork {
   private readonly queue: InFlight[] = [];
   private seq = 0;
   private readonly maxDeliveries: number;
+  private readonly record: boolean;
   private readonly listeners: ((party: Name, d: Delivery) => void)[] = [];
 
   constructor(opts: NetworkOptions = {}) {
     this.maxDeliveries = opts.maxDeliveries ?? 10_000;
+    this.record = opts.record ?? true;
   }
 
   attach(name: Name, endpoint: Endpoint): void {
@@ -65,10 +72,10 @@ export class MemoryNetwork {
 
   /** Takes the result of an operation of `party`: queues its frames, records its events. */
   post(party: Name, outcome: Outcome): Outcome {
-    this.events.push(...outcome.events);
+    if (this.record) this.events.push(...outcome.events);
     if (outcome.error !== undefined) this.errors.push({ party, error: outcome.error });
     for (const d of outcome.deliver) {
-      this.deliveries.push({ party, delivery: d });
+      if (this.record) this.deliveries.push({ party, delivery: d });
       for (const l of this.listeners) l(party, d);
     }
     for (const o of outcome.send)
@@ -101,7 +108,7 @@ export class MemoryNetwork {
   }
 
   private enqueue(f: InFlight): void {
-    this.wire.push(f);
+    if (this.record) this.wire.push(f);
     this.queue.push(f);
   }
 }

@@ -58,6 +58,8 @@ export interface WorldOptions {
    * the machine key, so no VE key is requested.
    */
   readonly veIdentity?: 'issued' | 'machine';
+  /** Keep the record of frames, events and deliveries on the network (default true; see NetworkOptions). */
+  readonly record?: boolean;
 }
 
 /** A record the ASD keeps per request (the billing data of [0113]). */
@@ -68,7 +70,7 @@ export interface AsdRecord {
 }
 
 export class World {
-  readonly net = new MemoryNetwork();
+  readonly net: MemoryNetwork;
   readonly names: WorldNames;
   readonly profile: Profile;
   readonly backend: CryptoBackend;
@@ -96,6 +98,7 @@ export class World {
   readonly veIdentity: 'issued' | 'machine';
 
   constructor(opts: WorldOptions) {
+    this.net = new MemoryNetwork({ record: opts.record ?? true });
     this.veIdentity = opts.veIdentity ?? 'issued';
     this.names =
       this.veIdentity === 'machine' ? { ...DEFAULT_NAMES, ve: DEFAULT_NAMES.machine } : DEFAULT_NAMES;
