@@ -16,7 +16,7 @@
  * | channel-reply  | REPLY    | application, data                     | ASD -> KServ2                  |
  * | error          | ERR      | code, detail, subject (may be empty)  | negative answers (TB-15)       |
  */
-import { encodeFields, FieldReader, utf8, utf8Shared } from './codec.js';
+import { encodeFields, FieldReader, utf8Shared } from './codec.js';
 import { ProtocolError } from './errors.js';
 import {
   type AuthorityTriple,
