@@ -44,7 +44,7 @@ export {
 } from './identity.js';
 export { LIMITS } from './limits.js';
 export type { Body, BodyOf, BodyType, Header, Payload } from './messages.js';
-export { decodeHeader, decodePayload, encodePayload, payload, TAGS } from './messages.js';
+export { buildHeader, decodeHeader, decodePayload, encodePayload, payload, TAGS } from './messages.js';
 export type { Name } from './names.js';
 export { checkPattern, isName, isWithin, matchesPattern, parentName, parseName } from './names.js';
 export * from './parties/index.js';

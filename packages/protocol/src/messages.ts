@@ -17,6 +17,7 @@
  * | error          | ERR      | code, detail, subject (may be empty)  | negative answers (TB-15)       |
  */
 import { encodeFields, FieldReader, utf8Shared } from './codec.js';
+import type { RandomSource } from './crypto/backend.js';
 import { ProtocolError } from './errors.js';
 import {
   type AuthorityTriple,
@@ -30,9 +31,9 @@ import {
 } from './identity.js';
 import { LIMITS } from './limits.js';
 import { type Name, parseName } from './names.js';
-import type { Rules } from './profile.js';
-import { type BindingHeader, readBinding, writeBinding } from './rules/answer-binding.js';
-import { type FreshnessHeader, readFreshness, writeFreshness } from './rules/freshness.js';
+import type { Profile, Rules } from './profile.js';
+import { type BindingHeader, readBinding, replyHeader, writeBinding } from './rules/answer-binding.js';
+import { type FreshnessHeader, freshHeader, readFreshness, writeFreshness } from './rules/freshness.js';
 import { type NamesHeader, readNames, writeNames } from './rules/names-in-signature.js';
 import { selectBodyType } from './rules/type-tags.js';
 import { type BodyType, TAGS } from './tags.js';
@@ -66,6 +67,26 @@ export interface Payload<B extends Body = Body> {
   readonly tag: string;
   readonly header: Header;
   readonly body: B;
+}
+
+/**
+ * The header an honest sender writes under `profile` at time `now`: each rule in force adds its
+ * fields (sender and receiver Names; nonce and validity period; the nonce of the request answered).
+ */
+export function buildHeader(
+  profile: Profile,
+  random: RandomSource,
+  now: number,
+  sender: Name,
+  receiver: Name,
+  opts: { readonly inReplyTo?: Uint8Array | undefined; readonly validityMs?: number } = {},
+): Header {
+  const rules = profile.rules;
+  return {
+    ...(rules.namesInSignature ? { sender, receiver } : {}),
+    ...freshHeader(profile, random, now, opts.validityMs ?? profile.messageValidityMs),
+    ...replyHeader(rules, opts.inReplyTo),
+  };
 }
 
 /** Builds a payload with its regular tag. */

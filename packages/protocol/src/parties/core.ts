@@ -27,6 +27,7 @@ import {
   type Body,
   type BodyOf,
   type BodyType,
+  buildHeader,
   decodeHeader,
   decodePayload,
   encodePayload,
@@ -36,8 +37,8 @@ import {
 } from '../messages.js';
 import type { Name } from '../names.js';
 import { createProfile, type Profile, type ProfileName } from '../profile.js';
-import { bindingKey, checkSubject, isBoundAnswer, replyHeader } from '../rules/answer-binding.js';
-import { checkFreshness, freshHeader, ReplayCache } from '../rules/freshness.js';
+import { bindingKey, checkSubject, isBoundAnswer } from '../rules/answer-binding.js';
+import { checkFreshness, ReplayCache } from '../rules/freshness.js';
 import { checkNames } from '../rules/names-in-signature.js';
 import { checkServer, type ServerScope } from '../rules/server-scope.js';
 import { acceptUnsignedError, errorFrameKind } from '../rules/signed-errors.js';
@@ -285,16 +286,10 @@ export abstract class Party {
   ): Header {
     const sender = opts.sender ?? this.triple;
     const rules = this.profile.rules;
-    const header: Header = {
-      ...(rules.namesInSignature ? { sender: sender.name, receiver: to.name } : {}),
-      ...freshHeader(
-        this.profile,
-        this.random,
-        this.clock(),
-        opts.validityMs ?? this.profile.messageValidityMs,
-      ),
-      ...replyHeader(rules, opts.inReplyTo),
-    };
+    const header = buildHeader(this.profile, this.random, this.clock(), sender.name, to.name, {
+      inReplyTo: opts.inReplyTo,
+      ...(opts.validityMs === undefined ? {} : { validityMs: opts.validityMs }),
+    });
     const signed = sign(this.backend, sender.key, encodePayload(rules, payload(body, header)));
     const sealed = sealEnvelope(this.backend, { sender: sender.name, signed }, to.clef, this.random);
     // `from` stays empty: PROTO-12 puts Name-S inside the seal, so the frame does not show it.
@@ -420,11 +415,9 @@ export abstract class Party {
       // Unsigned error frames carry no header at all: unauthenticated by design (TB-15).
       frameBody = encodePayload(UNSIGNED_ERROR_RULES, payload(body));
     } else {
-      const header: Header = {
-        ...(rules.namesInSignature ? { sender: this.name, receiver: to } : {}),
-        ...freshHeader(this.profile, this.random, this.clock(), this.profile.messageValidityMs),
-        ...replyHeader(rules, request?.nonce),
-      };
+      const header = buildHeader(this.profile, this.random, this.clock(), this.name, to, {
+        inReplyTo: request?.nonce,
+      });
       const signed = sign(this.backend, this.triple.key, encodePayload(rules, payload(body, header)));
       frameBody = encodeEnvelope({ sender: this.name, signed });
     }

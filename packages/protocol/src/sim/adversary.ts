@@ -10,6 +10,7 @@ import type { AccessPair, AuthorityTriple, Clef, Key } from '../identity.js';
 import {
   type Body,
   type BodyType,
+  buildHeader,
   decodePayload,
   encodePayload,
   type Header,
@@ -74,10 +75,5 @@ export function honestHeader(
   receiver: AccessPair,
   inReplyTo?: Uint8Array,
 ): Header {
-  const r = profile.rules;
-  return {
-    ...(r.namesInSignature ? { sender: sender.name, receiver: receiver.name } : {}),
-    ...(r.freshness ? { nonce: random(16), issuedAt: now, expiresAt: now + profile.messageValidityMs } : {}),
-    ...(r.answerBinding ? { inReplyTo: inReplyTo ?? new Uint8Array(0) } : {}),
-  };
+  return buildHeader(profile, random, now, sender.name, receiver.name, { inReplyTo });
 }
