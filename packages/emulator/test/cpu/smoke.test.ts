@@ -1,0 +1,64 @@
+import { FL, R, run, S, VEC } from '@clefnet/emulator';
+import { describe, expect, it } from 'vitest';
+import { CODE_AT, enc, idtGate, machine, program, SEL, stackTop, stepExit } from './harness.js';
+
+describe('cpu smoke', () => {
+  it('runs straight-line code: mov, add with flags, loop with jnz', () => {
+    const m = machine(0);
+    program(
+      m,
+      enc('mov reg,imm', { a: R.EAX, imm: 0 }),
+      enc('mov reg,imm', { a: R.ECX, imm: 5 }),
+      enc('add reg,reg', { a: R.EAX, b: R.ECX }),
+      enc('dec reg', { a: R.ECX }),
+      enc('jnz imm', { imm: CODE_AT + 16 }),
+      enc('hlt'),
+    );
+    const r = run(m.cpu, 100);
+    expect(r).toEqual({ reason: 'halt', executed: 2 + 5 * 3 + 1 });
+    expect(m.cpu.reg[R.EAX]).toBe(15);
+    expect(m.cpu.eflags & FL.ZF).toBe(FL.ZF);
+  });
+
+  it('a data load with DPL < CPL faults #GP(selector) and changes nothing', () => {
+    const m = machine(3);
+    m.cpu.reg[R.EAX] = SEL.data(0) | 3;
+    program(m, enc('mov sreg,reg', { a: S.DS, b: R.EAX }));
+    const r = stepExit(m);
+    expect(r).toEqual({ reason: 'exit', executed: 0, vector: VEC.GP, errorCode: SEL.data(0) });
+    expect(m.cpu.segSel[S.DS]).toBe(SEL.data(3));
+    expect(m.cpu.eip).toBe(CODE_AT);
+  });
+
+  it('INT n from ring 3 through a DPL-3 gate switches to the ring-0 stack and IRET comes back', () => {
+    const m = machine(3);
+    idtGate(m.cpu, 0x80, { selector: SEL.code(0), offset: 0x20000, dpl: 3 });
+    program(m, enc('int vec', { imm: 0x80 }), enc('hlt'));
+    m.phys.writeBytes(0x20000, enc('iret'));
+    m.cpu.eflags |= FL.IF;
+    const esp3 = m.cpu.reg[R.ESP]! >>> 0;
+    expect(run(m.cpu, 1)).toEqual({ reason: 'budget', executed: 1 });
+    expect(m.cpu.cpl).toBe(0);
+    expect(m.cpu.segSel[S.SS]).toBe(SEL.data(0));
+    expect(m.cpu.reg[R.ESP]! >>> 0).toBe(stackTop(0) - 20);
+    expect([0, 4, 8, 12, 16].map((o) => m.phys.read32(stackTop(0) - 20 + o))).toEqual([
+      CODE_AT + 8,
+      SEL.code(3),
+      FL.FIXED | FL.IF,
+      esp3,
+      SEL.data(3),
+    ]);
+    expect(m.cpu.eflags & FL.IF).toBe(0);
+    expect(run(m.cpu, 1)).toEqual({ reason: 'budget', executed: 1 });
+    expect(m.cpu.cpl).toBe(3);
+    expect(m.cpu.eip).toBe(CODE_AT + 8);
+    expect(m.cpu.reg[R.ESP]! >>> 0).toBe(esp3);
+    expect(m.cpu.eflags & FL.IF).toBe(FL.IF);
+  });
+
+  it('a privileged instruction at CPL 3 is #GP(0)', () => {
+    const m = machine(3);
+    program(m, enc('hlt'));
+    expect(stepExit(m)).toEqual({ reason: 'exit', executed: 0, vector: VEC.GP, errorCode: 0 });
+  });
+});
