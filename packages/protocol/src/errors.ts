@@ -40,14 +40,14 @@ export const ERROR_CODES = {
   STALE: 'A message is outside its validity period or too far from the receiver clock (freshness rule).',
   REPLAY: 'A message nonce was already seen within its validity period (freshness rule).',
   REPLAY_CACHE_FULL: 'The bounded replay cache is full of unexpired entries; the message is refused.',
-  NAME_TAKEN: 'KServ2 refuses to mint a triple for a Name that already exists (name-ownership rule).',
+  NAME_TAKEN: 'A key server refuses to mint a triple for a Name that already exists (name-ownership rule).',
   SENDER_NOT_LISTED: 'The ANC is in the closed model and the sender Name is not on its list (step 8).',
   REVOKED: 'The Name has been revoked at this key server or ASD.',
   NO_CHANNEL_PEER: 'The ASD channel names a data server KServ2 cannot reach.',
   BAD_STATE: 'A message arrived that the party cannot use in its current state.',
   REMOTE_ERROR: 'The peer answered with an error frame.',
   TIMEOUT: 'No answer arrived within the request timeout.',
-  LIMIT_EXCEEDED: 'A bounded table (pending requests, installed programs) is full.',
+  LIMIT_EXCEEDED: 'A bounded table (outstanding requests, messages waiting for a Clef, deployments) is full.',
   // Configuration (host errors, thrown at construction)
   CONFIG_INVALID: 'Options given to a factory are invalid.',
 } as const;

@@ -4,7 +4,25 @@
  * parties (AR, KServ1/2, ANC machine and VE, SecApp, ASD) as transport-free state machines.
  */
 export { encodeFields, equalBytes, FieldReader, fromHex, fromUtf8, toHex, u64, utf8 } from './codec.js';
-export * from './crypto/index.js';
+export type {
+  BackendName,
+  Clock,
+  CryptoBackend,
+  Ephemeral,
+  NodeBackendOptions,
+  RandomSource,
+} from './crypto/index.js';
+export {
+  BACKEND_NAMES,
+  backendByName,
+  createNodeBackend,
+  hpkeOpen,
+  hpkeSeal,
+  nobleBackend,
+  nodeBackend,
+  seededRandom,
+  systemRandom,
+} from './crypto/index.js';
 export type { Envelope, SignedBlock } from './envelope.js';
 export {
   decodeEnvelope,

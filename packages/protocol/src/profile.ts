@@ -28,6 +28,11 @@ export interface Rules {
   readonly serverScope: boolean;
   /** Negative answers are signed by the server and bound to the request (TB-15; ATK-15c). */
   readonly signedErrors: boolean;
+  /**
+   * Step 8 in the closed model: the ANC accepts pushes only from the sender Names on its list
+   * (PROTO-21; stops ATK-14). Off: the open model, any sender's Name is taken at face value.
+   */
+  readonly closedModel: boolean;
   /** Who may create which Name at a minting key server (TB-16; ATK-13, ATK-6). */
   readonly nameOwnership: {
     readonly policy: CreatePolicy;
@@ -67,6 +72,7 @@ export const PATENT: Profile = {
     answerBinding: false,
     serverScope: false,
     signedErrors: false,
+    closedModel: false,
     nameOwnership: { policy: 'overwrite', subtreeOnly: false },
   },
   ...TIMING,
@@ -81,6 +87,7 @@ export const HARDENED: Profile = {
     answerBinding: true,
     serverScope: true,
     signedErrors: true,
+    closedModel: true,
     nameOwnership: { policy: 'reject-if-exists', subtreeOnly: true },
   },
   ...TIMING,

@@ -1,6 +1,7 @@
 /**
  * Storage interfaces the parties read and write, with in-memory implementations. The services put
- * SQLite behind the same interfaces; `test/compliance/` holds the suite every implementation runs.
+ * SQLite behind the same interfaces; `src/testing/key-server-store-suite.ts` holds the suite every
+ * implementation runs.
  * All methods are synchronous so that a service can run a whole `receive()` inside one database
  * transaction: either every change of a message is stored, or none.
  */

@@ -197,3 +197,38 @@ describe('ATK-2 variant B: revoked AR key and a recorded M9b, against the ANC', 
     expect(installedTexts(w)).toEqual(['genuine module']);
   });
 });
+
+describe('ATK-1 variant: rollback by holding back the older M7 and delivering it after the newer one', () => {
+  function attack(profile: ProfileName) {
+    const w = world(profile);
+    let held: InFlight | undefined;
+    w.net.tap = (f) => {
+      if (f.step === 'M7' && held === undefined) {
+        held = f;
+        return 'drop';
+      }
+      return 'pass';
+    };
+    w.deploy(V1, false);
+    w.advance(2_000);
+    w.deploy(V2, false);
+    w.advance(2_000);
+    const before = w.net.errors.length;
+    w.net.inject(w.names.ar, w.names.ve, held!.bytes);
+    w.net.run();
+    return { w, newErrors: w.net.errors.slice(before).map((e) => `${e.party} ${e.error.code}`) };
+  }
+
+  it('patent: v1 is installed after v2', () => {
+    const { w, newErrors } = attack('patent');
+    expect(newErrors).toEqual([]);
+    expect(installedTexts(w)).toEqual(['module v2 (fixed)', 'module v1 (vulnerable)']);
+  });
+
+  it('hardened: the older push is refused as STALE (pushes are accepted in issue order), before step 9', () => {
+    const { w, newErrors } = attack('hardened');
+    expect(newErrors).toEqual([`${w.names.ve} STALE`]);
+    expect(installedTexts(w)).toEqual(['module v2 (fixed)']);
+    expect(w.net.wire.filter((f) => f.step === 'M9a')).toHaveLength(1);
+  });
+});

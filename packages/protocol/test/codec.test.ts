@@ -123,6 +123,7 @@ describe('profiles', () => {
       answerBinding: false,
       serverScope: false,
       signedErrors: false,
+      closedModel: false,
       nameOwnership: { policy: 'overwrite', subtreeOnly: false },
     });
     expect(h).toEqual({
@@ -132,6 +133,7 @@ describe('profiles', () => {
       answerBinding: true,
       serverScope: true,
       signedErrors: true,
+      closedModel: true,
       nameOwnership: { policy: 'reject-if-exists', subtreeOnly: true },
     });
   });

@@ -6,6 +6,8 @@
 import {
   type AuthorityTriple,
   craftFrame,
+  createKeyServer,
+  createMemoryKeyServerStore,
   createProfile,
   createWorld,
   encodeFields,
@@ -17,6 +19,7 @@ import {
   type Profile,
   parseName,
   type RuleOverrides,
+  readPayload,
   resealFrame,
   seededRandom,
   utf8,
@@ -185,8 +188,8 @@ describe('ATK-6 (KServ2 part) and ATK-13: replayed or hostile New(N) at KServ2 (
 
   it('patent + freshness: REPLAY at KServ2, binding unchanged', () => {
     const { w, minted, errors } = replayM5(only({ freshness: true }));
-    // KServ2's (unsigned, patent-style) refusal also reaches an AR that asked nothing.
-    expect(errors).toEqual([`${w.names.ks2} REPLAY`, `${w.names.ar} UNSOLICITED_ANSWER`]);
+    // Refused before any signature work and not answered: the replay costs nothing downstream.
+    expect(errors).toEqual([`${w.names.ks2} REPLAY`]);
     expect(Buffer.from(w.ks2.store.get(w.names.secApp)!.clef.sign).equals(Buffer.from(minted.sign))).toBe(
       true,
     );
@@ -333,5 +336,161 @@ describe('ATK-14: open-model code push by any registered principal (closed sende
       `${w.names.ve} SENDER_NOT_LISTED`,
     ]);
     expect(w.net.wire.filter((f) => f.step === 'M9a')).toEqual([]);
+  });
+});
+
+describe('revocation outlived through Names minted below the application (rule nameOwnership; PROTO-26)', () => {
+  function attack(profile: Profile | 'patent' | 'hardened') {
+    const { w } = setup(profile);
+    w.deploy(utf8('billing module'), true, 'd');
+    const app = w.secAppTriple!;
+    const child = parseName(`shadow.${w.names.secApp}`);
+    const eRandom = seededRandom('eve-child');
+    const ks2 = { name: w.names.ks2, clef: w.triples.ks2.clef };
+    const before = w.net.errors.length;
+    const from = w.net.wire.length;
+    w.net.inject(
+      app.name,
+      w.names.ks2,
+      craftFrame(
+        w.backend,
+        eRandom,
+        w.profile,
+        app,
+        ks2,
+        { type: 'new-query', subject: child },
+        honestHeader(w.profile, eRandom, w.clock(), app, ks2),
+      ),
+    );
+    w.net.run();
+    return { w, app, child, ks2, eRandom, from, errors: newErrors(w, before) };
+  }
+
+  it('patent: the application mints a Name below itself; revoking the application still stops that Name', () => {
+    const { w, app, child, ks2, eRandom, from, errors } = attack('patent');
+    // The minted triple reaches the application outside any request of its own party object.
+    expect(errors).toEqual([`${w.names.secApp} UNSOLICITED_ANSWER`]);
+    expect(w.ks2.store.get(child)?.owner).toBe(w.names.secApp);
+    const answer = w.net.wire.slice(from).find((f) => f.to === app.name)!;
+    const opened = openFrame(w.backend, app.key, answer.bytes);
+    const childTriple = readPayload(w.profile, opened.envelope, ['triple']).body.triple;
+    w.net.post(w.ks2.name, w.ks2.revoke(w.names.secApp));
+    const before = w.net.errors.length;
+    w.net.inject(
+      child,
+      w.names.ks2,
+      craftFrame(w.backend, eRandom, w.profile, childTriple, ks2, {
+        type: 'channel-open',
+        peer: w.names.asd,
+        data: utf8('billing data after revocation'),
+      }),
+    );
+    w.net.run();
+    expect(newErrors(w, before)).toEqual([`${w.names.ks2} REVOKED`]);
+    expect(w.asdRecords.map((r) => r.app)).toEqual([]);
+  });
+
+  it('hardened: a minted Name may not mint (NOT_AUTHORISED)', () => {
+    const { w, child, errors } = attack('hardened');
+    expect(errors).toEqual([`${w.names.ks2} NOT_AUTHORISED`, `${w.names.secApp} UNSOLICITED_ANSWER`]);
+    expect(w.ks2.store.get(child)).toBeUndefined();
+  });
+});
+
+describe('KServ1 minting (VE keys) never overwrites a Name it does not own, in either profile', () => {
+  it.each(['patent', 'hardened'] as const)('%s: E asking New(Name-AR) is refused', (profile) => {
+    const { w, eve } = setup(profile);
+    const eRandom = seededRandom('eve-ks1');
+    const ks1 = { name: w.names.ks1, clef: w.triples.ks1.clef };
+    const before = w.net.errors.length;
+    w.net.inject(
+      E_NAME,
+      w.names.ks1,
+      craftFrame(
+        w.backend,
+        eRandom,
+        w.profile,
+        eve,
+        ks1,
+        { type: 'new-query', subject: w.names.ar },
+        honestHeader(w.profile, eRandom, w.clock(), eve, ks1),
+      ),
+    );
+    w.net.run();
+    expect(newErrors(w, before)[0]).toBe(
+      `${w.names.ks1} ${profile === 'patent' ? 'NAME_TAKEN' : 'NOT_AUTHORISED'}`,
+    );
+    expect(w.ks1.store.get(w.names.ar)?.owner).toBeNull();
+  });
+});
+
+describe('the replay cache is shared fairly (freshness rule)', () => {
+  it('one principal filling its quota is refused; everyone else is still served', () => {
+    const { w, eve } = setup('hardened');
+    // A KServ1 with a small per-sender quota, holding the same registrations as the world's.
+    const ks1 = createKeyServer({
+      triple: w.triples.ks1,
+      backend: nodeBackend,
+      random: seededRandom('ks1-quota'),
+      clock: w.clock,
+      profile: 'hardened',
+      store: createMemoryKeyServerStore(w.ks1.store.list()),
+      serves: ['clef'],
+      replayPerSender: 8,
+    });
+    const eRandom = seededRandom('eve-flood');
+    const to = { name: w.names.ks1, clef: w.triples.ks1.clef };
+    const query = (who: typeof eve) =>
+      ks1.receive(
+        craftFrame(
+          w.backend,
+          eRandom,
+          w.profile,
+          who,
+          to,
+          { type: 'clef-query', subject: w.names.ve },
+          honestHeader(w.profile, eRandom, w.clock(), who, to),
+        ),
+      ).error?.code ?? 'ok';
+    expect(Array.from({ length: 10 }, () => query(eve))).toEqual([
+      ...Array(8).fill('ok'),
+      'REPLAY_CACHE_FULL',
+      'REPLAY_CACHE_FULL',
+    ]);
+    expect(query(w.triples.ar)).toBe('ok');
+    w.advance(w.profile.messageValidityMs);
+    expect(query(eve)).toBe('ok');
+  });
+});
+
+describe('closedModel is a rule, not a profile name', () => {
+  it('a custom profile based on hardened keeps the closed model', () => {
+    const w = createWorld({
+      profile: createProfile({ base: 'hardened', rules: {} }),
+      backend: nodeBackend,
+      seed: 'closed',
+    });
+    const eve = generateTriple(nodeBackend, seededRandom('eve-provision'), E_NAME);
+    w.net.post(w.ks1.name, w.ks1.register(eve));
+    w.issueVeKey();
+    const eRandom = seededRandom('eve-closed');
+    const ve = { name: w.names.ve, clef: w.veTriple!.clef };
+    w.net.inject(
+      E_NAME,
+      w.names.ve,
+      craftFrame(
+        w.backend,
+        eRandom,
+        w.profile,
+        eve,
+        ve,
+        { type: 'program', program: utf8('P_evil') },
+        honestHeader(w.profile, eRandom, w.clock(), eve, ve),
+      ),
+    );
+    w.net.run();
+    expect(w.net.errors.map((e) => `${e.party} ${e.error.code}`)).toEqual([
+      `${w.names.ve} SENDER_NOT_LISTED`,
+    ]);
   });
 });

@@ -4,7 +4,9 @@
  * (node:crypto, fast). Both must give identical bytes for every deterministic operation.
  *
  * Every function checks its input lengths and throws `ProtocolError('CRYPTO_INPUT')` on a wrong
- * one. Verification and AEAD opening never throw for a bad signature or tag: they return false /
+ * one. Key arrays are treated as immutable while a caller holds them: a backend may cache work
+ * keyed by the array itself (the node backend does), so mutating a key in place and reusing the
+ * array is a caller error (protocol code never does it; decoded keys are fresh arrays). Verification and AEAD opening never throw for a bad signature or tag: they return false /
  * null, so callers decide the error code.
  */
 

@@ -17,7 +17,8 @@ import type { Frame } from '../frame.js';
 import { type AuthorityTriple, type Clef, checkTriple, clefId } from '../identity.js';
 import { type BodyOf, decodeHeader, type Payload } from '../messages.js';
 import type { Name } from '../names.js';
-import { precheckUnverified } from '../rules/freshness.js';
+import { checkSender } from '../rules/closed-model.js';
+import { PushOrder, precheckUnverified } from '../rules/freshness.js';
 import { type Outcome, Party, type PartyOptions, type Pending } from './core.js';
 
 export class AncMachine extends Party {
@@ -59,7 +60,7 @@ export class AncMachine extends Party {
 }
 
 export interface AncVeOptions extends PartyOptions {
-  /** Closed model (step 8): the only sender Names accepted. Omit for the open model. */
+  /** Authorised sender Names for the closed model (rule `closedModel`; ignored in the open model). */
   readonly senders?: readonly Name[];
   /** Installed programs remembered for inspection (default 64, oldest dropped). */
   readonly historySize?: number;
@@ -78,13 +79,15 @@ interface HandoverCtx {
 }
 
 export class AncVe extends Party {
-  private readonly senders: ReadonlySet<Name> | undefined;
+  private readonly senders: ReadonlySet<Name>;
+  /** Freshness rule: pushes from one sender are accepted in issue order only (no rollback). */
+  private readonly order = new PushOrder();
   private readonly historySize: number;
   private readonly history: InstalledProgram[] = [];
 
   constructor(opts: AncVeOptions) {
     super(opts);
-    this.senders = opts.senders === undefined ? undefined : new Set(opts.senders);
+    this.senders = new Set(opts.senders ?? []);
     this.historySize = opts.historySize ?? 64;
   }
 
@@ -108,14 +111,11 @@ export class AncVe extends Party {
 
   /** Step 8: opened by the firewall hand-off; the sender's Name is revealed but not yet proven. */
   protected onMessage(frame: Frame, env: Envelope): void {
-    if (this.senders !== undefined && !this.senders.has(env.sender)) {
-      throw new ProtocolError('SENDER_NOT_LISTED', `${env.sender} is not an authorised sender`, {
-        peer: env.sender,
-      });
-    }
+    checkSender(this.profile.rules, this.senders, env.sender);
     if (this.profile.rules.freshness) {
       const header = decodeHeader(this.profile.rules, env.signed.payload);
       precheckUnverified(this.profile, this.replay, env.sender, header, this.clock());
+      this.order.check(this.profile, env.sender, header);
     }
     this.resolveAndPark(env.sender, frame, env, 'M9a');
   }
@@ -123,6 +123,8 @@ export class AncVe extends Party {
   /** Step 9: Clef-AR obtained; verify and install. */
   protected onResolved(_subject: Name, clef: Clef, _frame: Frame, env: Envelope): void {
     const p = this.accept(env, clef, ['program', 'handover']);
+    this.order.check(this.profile, env.sender, p.header);
+    this.order.accept(this.profile, env.sender, p.header);
     const body = p.body;
     if (body.type === 'program') {
       const digest = toHex(this.backend.sha256(body.program));

@@ -7,7 +7,7 @@
 import type { Envelope } from '../envelope.js';
 import { ProtocolError } from '../errors.js';
 import type { Frame } from '../frame.js';
-import type { Name } from '../names.js';
+import { type Name, parentName } from '../names.js';
 import { type Outcome, Party, type PartyOptions } from './core.js';
 
 /** Serves one request of application `app`; throws a ProtocolError to refuse it. */
@@ -38,7 +38,10 @@ export class Asd extends Party {
   }
 
   isRevoked(app: Name): boolean {
-    return this.revoked.has(app);
+    // Revoking a Name revokes the Names below it.
+    for (let n: Name | undefined = app; n !== undefined; n = parentName(n))
+      if (this.revoked.has(n)) return true;
+    return false;
   }
 
   /** Everything the ASD receives is a request relayed by a key server. */
@@ -56,7 +59,7 @@ export class Asd extends Party {
     const p = this.accept(env, relay.clef, ['channel-from']);
     const { peer: app, data } = p.body;
     try {
-      if (this.revoked.has(app))
+      if (this.isRevoked(app))
         throw new ProtocolError('REVOKED', `${app} is revoked at this data server`, { subject: app });
       const answer = this.serveRequest(app, data);
       this.event('channel-served', { peer: relay.name, subject: app, bytes: data.length });

@@ -67,6 +67,8 @@ export interface PartyOptions {
   readonly maxParked?: number;
   /** Replay cache capacity (freshness rule; default 65536). */
   readonly replayCapacity?: number;
+  /** Live replay-cache entries one sender may hold (default 4096). */
+  readonly replayPerSender?: number;
 }
 
 export interface Outbound {
@@ -175,7 +177,7 @@ export abstract class Party {
     this.clock = opts.clock;
     this.profile = typeof opts.profile === 'object' ? opts.profile : createProfile(opts.profile ?? 'patent');
     this.keyServers = new Map((opts.keyServers ?? []).map((k) => [k.name, k]));
-    this.replay = new ReplayCache(opts.replayCapacity ?? 65_536);
+    this.replay = new ReplayCache(opts.replayCapacity ?? 65_536, opts.replayPerSender ?? 4096);
     this.requestTimeoutMs = opts.requestTimeoutMs ?? 30_000;
     this.maxPending = opts.maxPending ?? 1024;
     this.maxParked = opts.maxParked ?? 256;

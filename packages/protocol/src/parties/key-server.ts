@@ -15,11 +15,15 @@ import { ERROR_CODES, type ErrorCode, ProtocolError } from '../errors.js';
 import type { Frame } from '../frame.js';
 import { type AccessPair, type Clef, clefId, generateTriple } from '../identity.js';
 import { type BodyType, decodeHeader, type Header, type Payload } from '../messages.js';
-import { checkPattern, matchesPattern, type Name } from '../names.js';
+import { checkPattern, matchesPattern, type Name, parentName } from '../names.js';
 import type { Rules } from '../profile.js';
+import { precheckUnverified } from '../rules/freshness.js';
 import { checkCreate } from '../rules/name-ownership.js';
 import type { KeyServerStore } from '../stores.js';
 import { type Outcome, Party, type PartyOptions, type Pending } from './core.js';
+
+/** Refusals a key server does not answer: answering a replay would repeat its cost (ATK-6). */
+const SILENT: ReadonlySet<string> = new Set(['REPLAY', 'STALE']);
 
 export type KeyServerJob = 'clef' | 'mint' | 'relay';
 
@@ -99,7 +103,30 @@ export class KeyServer extends Party {
     });
   }
 
+  /**
+   * The Name, or the nearest ancestor of it with a binding here, that is revoked: revoking a Name
+   * revokes every Name below it, so an application cannot outlive its revocation through Names it
+   * had minted below itself.
+   */
+  private revokedIn(name: Name): Name | undefined {
+    for (let n: Name | undefined = name; n !== undefined; n = parentName(n)) {
+      if (this.store.get(n)?.revokedAt != null) return n;
+    }
+    return undefined;
+  }
+
   protected onMessage(frame: Frame, env: Envelope): void {
+    if (this.profile.rules.freshness) {
+      // Freshness rule: a replayed or expired request is dropped before any signature work, and
+      // not answered, so replays cost the server (and the requester's inbound link) nothing (ATK-6).
+      precheckUnverified(
+        this.profile,
+        this.replay,
+        env.sender,
+        decodeHeader(this.profile.rules, env.signed.payload),
+        this.clock(),
+      );
+    }
     const binding = this.store.get(env.sender);
     if (binding === undefined) {
       if (this.hasUpstream()) {
@@ -113,8 +140,8 @@ export class KeyServer extends Party {
       }
       this.refuse(frame, env, new ProtocolError('UNKNOWN_SENDER', `${env.sender} is not registered here`));
     }
-    if (binding.revokedAt !== null)
-      this.refuse(frame, env, new ProtocolError('REVOKED', `${env.sender} is revoked`));
+    const revoked = this.revokedIn(env.sender);
+    if (revoked !== undefined) this.refuse(frame, env, new ProtocolError('REVOKED', `${revoked} is revoked`));
     this.serve(frame, env, binding.clef);
   }
 
@@ -132,7 +159,7 @@ export class KeyServer extends Party {
     try {
       p = this.accept(env, requesterClef, this.expected);
     } catch (e) {
-      if (e instanceof ProtocolError) this.refuse(frame, env, e);
+      if (e instanceof ProtocolError && !SILENT.has(e.code)) this.refuse(frame, env, e);
       throw e;
     }
     const requester: AccessPair = { name: env.sender, clef: requesterClef };
@@ -161,7 +188,8 @@ export class KeyServer extends Party {
     }
     const b = this.store.get(subject);
     if (b === undefined) throw new ProtocolError('UNKNOWN_NAME', `${subject} is not registered`, { subject });
-    if (b.revokedAt !== null) throw new ProtocolError('REVOKED', `${subject} is revoked`, { subject });
+    const revoked = this.revokedIn(subject);
+    if (revoked !== undefined) throw new ProtocolError('REVOKED', `${revoked} is revoked`, { subject });
     this.sendTo(requester, { type: 'clef-answer', subject, clef: b.clef }, 'CLEF-ANS', {
       inReplyTo: header.nonce,
       corr,
@@ -171,7 +199,8 @@ export class KeyServer extends Party {
 
   /** Step 6 (KServ2) and the VE key of TB-12 (KServ1): a new triple, its Name and Clef stored. */
   private mint(requester: AccessPair, subject: Name, header: Header, corr: string): void {
-    checkCreate(this.createRules, requester.name, subject, this.store.get(subject));
+    const minted = this.store.get(requester.name)?.owner != null;
+    checkCreate(this.createRules, requester.name, subject, this.store.get(subject), minted);
     const triple = generateTriple(this.backend, this.random, subject);
     this.store.put({
       name: subject,
@@ -218,7 +247,9 @@ export class KeyServer extends Party {
     if (target === undefined || target.owner === null) {
       throw new ProtocolError('UNKNOWN_NAME', `${answer.body.peer} is not an application minted here`);
     }
-    if (target.revokedAt !== null) throw new ProtocolError('REVOKED', `${answer.body.peer} is revoked`);
+    if (this.revokedIn(target.name) !== undefined) {
+      throw new ProtocolError('REVOKED', `${answer.body.peer} is revoked`);
+    }
     const asd = this.store.get(from);
     if (asd === undefined) throw new ProtocolError('UNKNOWN_SENDER', `${from} is not registered here`);
     this.sendTo(

@@ -83,13 +83,21 @@ export function precheckUnverified(
   }
 }
 
-/** Bounded replay cache of (sender, nonce) until expiry. */
+/**
+ * Bounded replay cache of (sender, nonce) until expiry. Each sender may hold at most `perSender`
+ * live entries, so one principal cannot fill the cache and lock everyone else out (fail closed for
+ * that sender only); the whole cache holds at most `capacity`.
+ */
 export class ReplayCache {
   private readonly seen = new Map<string, number>();
+  private readonly bySender = new Map<string, number>();
   /** No entry expires before this (a lower bound, kept on insert and recomputed by sweep). */
   private fullUntil = 0;
 
-  constructor(readonly capacity = 65_536) {}
+  constructor(
+    readonly capacity = 65_536,
+    readonly perSender = 4096,
+  ) {}
 
   get size(): number {
     return this.seen.size;
@@ -106,11 +114,18 @@ export class ReplayCache {
     if (until !== undefined && until > now) {
       throw new ProtocolError('REPLAY', `nonce from ${sender} already seen`, { sender });
     }
-    if (this.seen.size >= this.capacity && now >= this.fullUntil) this.sweep(now);
+    const full = () => this.seen.size >= this.capacity || (this.bySender.get(sender) ?? 0) >= this.perSender;
+    if (full() && now >= this.fullUntil) this.sweep(now);
+    if ((this.bySender.get(sender) ?? 0) >= this.perSender) {
+      throw new ProtocolError('REPLAY_CACHE_FULL', `${sender} holds ${this.perSender} live replay entries`, {
+        sender,
+      });
+    }
     if (this.seen.size >= this.capacity) {
       throw new ProtocolError('REPLAY_CACHE_FULL', `replay cache holds ${this.capacity} live entries`);
     }
     this.seen.set(key, h.expiresAt);
+    this.bySender.set(sender, (this.bySender.get(sender) ?? 0) + 1);
     if (h.expiresAt < this.fullUntil) this.fullUntil = h.expiresAt;
   }
 
@@ -127,9 +142,50 @@ export class ReplayCache {
   sweep(now: number): void {
     let next = Number.POSITIVE_INFINITY;
     for (const [k, until] of this.seen) {
-      if (until <= now) this.seen.delete(k);
-      else if (until < next) next = until;
+      if (until <= now) {
+        this.seen.delete(k);
+        const sender = k.slice(0, k.lastIndexOf(' '));
+        const n = (this.bySender.get(sender) ?? 1) - 1;
+        if (n > 0) this.bySender.set(sender, n);
+        else this.bySender.delete(sender);
+      } else if (until < next) next = until;
     }
     this.fullUntil = next;
+  }
+}
+
+/**
+ * Pushes (M7, the hand-over) are also ordered per sender: a receiver refuses a push issued before
+ * the last one it accepted from the same sender, so a held-back older program cannot be delivered
+ * after a newer one (rollback by reordering, ATK-1). The sender's signed issue time is the version.
+ * Bounded: at most `capacity` senders are remembered (least recently accepted forgotten first).
+ */
+export class PushOrder {
+  private readonly last = new Map<string, number>();
+
+  constructor(readonly capacity = 1024) {}
+
+  check(profile: Profile, sender: string, h: Partial<FreshnessHeader>): void {
+    if (!profile.rules.freshness || h.issuedAt === undefined) return;
+    const last = this.last.get(sender);
+    if (last !== undefined && h.issuedAt < last) {
+      throw new ProtocolError('STALE', `a push from ${sender} issued before the last one accepted`, {
+        sender,
+        issuedAt: h.issuedAt,
+        last,
+      });
+    }
+  }
+
+  /** Records an accepted push. */
+  accept(profile: Profile, sender: string, h: Partial<FreshnessHeader>): void {
+    if (!profile.rules.freshness || h.issuedAt === undefined) return;
+    const last = this.last.get(sender) ?? 0;
+    this.last.delete(sender);
+    this.last.set(sender, Math.max(last, h.issuedAt));
+    if (this.last.size > this.capacity) {
+      const oldest = this.last.keys().next();
+      if (oldest.done !== true) this.last.delete(oldest.value);
+    }
   }
 }

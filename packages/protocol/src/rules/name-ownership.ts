@@ -5,7 +5,9 @@
  * - `overwrite` (patent): always; an existing binding is replaced.
  * - `reject-if-exists`: only if no binding exists.
  * - `owner-only`: if no binding exists, or the existing one was created for this requester.
- * With `subtreeOnly`, the subject must also be the requester's Name or lie below it.
+ * With `subtreeOnly`, the subject must also be the requester's Name or lie below it, and a Name
+ * that was itself minted by a key server may not mint (no delegation chains that outlive a
+ * revocation).
  */
 import { ProtocolError } from '../errors.js';
 import { isWithin, type Name } from '../names.js';
@@ -16,8 +18,14 @@ export function checkCreate(
   requester: Name,
   subject: Name,
   existing: { readonly owner: Name | null } | undefined,
+  requesterMinted = false,
 ): void {
   const { policy, subtreeOnly } = rules.nameOwnership;
+  if (subtreeOnly && requesterMinted) {
+    throw new ProtocolError('NOT_AUTHORISED', `${requester} was minted by a key server and may not mint`, {
+      requester,
+    });
+  }
   if (subtreeOnly && !isWithin(subject, requester)) {
     throw new ProtocolError(
       'NOT_AUTHORISED',

@@ -8,6 +8,7 @@
 import { utf8 } from '../codec.js';
 import type { CryptoBackend } from '../crypto/backend.js';
 import { seededRandom } from '../crypto/random.js';
+import { ProtocolError } from '../errors.js';
 import { type AuthorityTriple, generateTriple } from '../identity.js';
 import { type Name, parseName } from '../names.js';
 import { AncMachine, AncVe } from '../parties/anc.js';
@@ -48,8 +49,8 @@ export interface WorldOptions {
   /** Clock start, ms since the epoch (default 2026-01-01T00:00:00Z). */
   readonly startTime?: number;
   /**
-   * Step-8 model of the VE: `open`, or `closed` with the AR as only listed sender.
-   * Default: `open` under patent, `closed` under hardened.
+   * Step-8 model of the VE, overriding the profile's `closedModel` rule: `open`, or `closed` with
+   * the AR as the only listed sender. Default: as the profile says.
    */
   readonly senderModel?: 'open' | 'closed';
   /**
@@ -86,6 +87,8 @@ export class World {
   veTriple: AuthorityTriple | undefined;
   /** The application, once its triple was handed over. */
   secApp: SecApp | undefined;
+  /** Its triple as handed over (an attack script may use it as the application would). */
+  secAppTriple: AuthorityTriple | undefined;
   /** Programs the VE installed, with their bytes, in order. */
   readonly programs: { readonly sender: Name; readonly program: Uint8Array }[] = [];
   /** Answers the application received over the ASD channel. */
@@ -94,7 +97,6 @@ export class World {
   readonly asdRecords: AsdRecord[] = [];
   private now: number;
   private readonly seed: string;
-  private readonly senderModel: 'open' | 'closed';
   readonly veIdentity: 'issued' | 'machine';
 
   constructor(opts: WorldOptions) {
@@ -102,11 +104,14 @@ export class World {
     this.veIdentity = opts.veIdentity ?? 'issued';
     this.names =
       this.veIdentity === 'machine' ? { ...DEFAULT_NAMES, ve: DEFAULT_NAMES.machine } : DEFAULT_NAMES;
-    this.profile = typeof opts.profile === 'object' ? opts.profile : createProfile(opts.profile);
+    const base = typeof opts.profile === 'object' ? opts.profile : createProfile(opts.profile);
+    this.profile =
+      opts.senderModel === undefined || (opts.senderModel === 'closed') === base.rules.closedModel
+        ? base
+        : { ...base, name: 'custom', rules: { ...base.rules, closedModel: opts.senderModel === 'closed' } };
     this.backend = opts.backend;
     this.seed = opts.seed ?? 'clefnet';
     this.now = opts.startTime ?? Date.UTC(2026, 0, 1);
-    this.senderModel = opts.senderModel ?? (this.profile.name === 'hardened' ? 'closed' : 'open');
     const provision = seededRandom(`${this.seed}/provision`);
     const n = this.names;
     const t = (name: Name) => generateTriple(this.backend, provision, name);
@@ -122,10 +127,9 @@ export class World {
       ...this.common('ks1'),
       store: createMemoryKeyServerStore(),
       serves: ['clef', 'mint'],
-      // VE keys are re-issued to the machine that owns them (KEY-9); KServ2 keeps the profile's policy.
-      ...(this.profile.rules.nameOwnership.policy === 'overwrite'
-        ? {}
-        : { nameOwnership: { policy: 'owner-only' } }),
+      // VE keys are re-issued only to the machine that owns them (KEY-9), in both profiles: TB-16's
+      // overwrite policy is KServ2's, and at KServ1 it would let anyone take over any Name.
+      nameOwnership: { policy: 'owner-only' },
     });
     this.ks2 = new KeyServer({
       ...this.common('ks2'),
@@ -199,7 +203,9 @@ export class World {
 
   /** PROTO-25: the application sends one request to the ASD through KServ2. */
   channel(data: Uint8Array): void {
-    if (this.secApp === undefined) throw new Error('no application has been handed its triple yet');
+    if (this.secApp === undefined) {
+      throw new ProtocolError('BAD_STATE', 'no application has been handed its triple yet');
+    }
     this.net.post(this.secApp.name, this.secApp.request(this.names.asd, data));
     this.net.run();
   }
@@ -227,7 +233,7 @@ export class World {
       clock: this.clock,
       profile: this.profile,
       keyServers: [{ name: this.triples.ks1.name, clef: this.triples.ks1.clef, scopes: ['clef'] }],
-      ...(this.senderModel === 'closed' ? { senders: [this.names.ar] } : {}),
+      senders: [this.names.ar],
     });
     this.net.attach(triple.name, this.ve);
   }
@@ -236,6 +242,7 @@ export class World {
     triple: AuthorityTriple,
     keyServer: { name: Name; clef: AuthorityTriple['clef'] },
   ): void {
+    this.secAppTriple = triple;
     this.secApp = new SecApp({
       triple,
       backend: this.backend,
