@@ -1,0 +1,181 @@
+/**
+ * The whole machine: CPU, physical memory with the boot ROM at the top, MMU, and the devices on the
+ * I/O bus at fixed ports and interrupt lines. It runs for a budget of instructions and says why it
+ * stopped; time is counted in instructions (a halted CPU lets time pass up to the next device
+ * event), the wall clock comes only from the injected clock (RTC), so a run replays exactly.
+ *
+ * | device  | ports        | IRQ line -> vector (PIC base 0x20 after reset) |
+ * |---------|--------------|-------------------------------------------------|
+ * | PIC     | 0x20-0x26    | -                                               |
+ * | timer   | 0x40-0x43    | 0 -> 0x20                                       |
+ * | NVRAM   | 0x70-0x77    | -                                               |
+ * | RTC     | 0x78-0x7A    | -                                               |
+ * | console | 0x3F8-0x3FB  | 1 -> 0x21                                       |
+ * | disk    | 0x1F0-0x1F6  | 2 -> 0x22                                       |
+ * | NIC     | 0x300-0x309  | 3 -> 0x23                                       |
+ */
+import { Cpu, type StopReason } from './cpu/cpu.js';
+import { run } from './cpu/exec.js';
+import { FL } from './cpu/flags.js';
+import { restoreCpu, saveCpu } from './cpu/snapshot.js';
+import { IoBus } from './devices/bus.js';
+import { ConsoleDevice } from './devices/console.js';
+import { type BlockBackend, Disk, memoryBlockBackend } from './devices/disk.js';
+import { arrayDma } from './devices/dma.js';
+import { Nic } from './devices/nic.js';
+import { Nvram, type NvramBackend } from './devices/nvram.js';
+import { Pic } from './devices/pic.js';
+import { Rtc } from './devices/rtc.js';
+import { Timer } from './devices/timer.js';
+import { Mmu } from './memory/mmu.js';
+import { PhysicalMemory } from './memory/physical.js';
+
+export interface MachineOptions {
+  /** RAM bytes (default 16 MiB). */
+  readonly ramBytes?: number;
+  /** Boot ROM image, mapped to end at 0xFFFFFFFF; the CPU starts at 0xFFFFFFF0 (BOOT-6). */
+  readonly rom?: Uint8Array;
+  /** Wall clock for the RTC, ms since the epoch (injected: no real time inside the machine). */
+  readonly clock: () => number;
+  readonly nvram?: NvramBackend;
+  readonly disk?: BlockBackend;
+  /** Write-protected disk sectors (DEV-11). */
+  readonly protectedBlocks?: Iterable<number>;
+  /** Devices are advanced at least every this many instructions (default 1000). */
+  readonly quantum?: number;
+}
+
+export interface MachineRunResult {
+  readonly reason: StopReason;
+  /** Instructions executed. */
+  readonly executed: number;
+  /** Instruction times spent halted, waiting for a device (count toward the budget). */
+  readonly idle: number;
+  readonly vector?: number;
+  readonly errorCode?: number;
+}
+
+export class Machine {
+  readonly phys: PhysicalMemory;
+  readonly mmu: Mmu;
+  readonly io = new IoBus();
+  readonly pic = new Pic();
+  readonly cpu: Cpu;
+  readonly timer: Timer;
+  readonly console: ConsoleDevice;
+  readonly rtc: Rtc;
+  readonly nvram: Nvram;
+  readonly disk: Disk;
+  readonly nic: Nic;
+  private readonly quantum: number;
+
+  constructor(opts: MachineOptions) {
+    this.phys = new PhysicalMemory({
+      ...(opts.ramBytes === undefined ? {} : { ramBytes: opts.ramBytes }),
+      ...(opts.rom === undefined ? {} : { rom: opts.rom }),
+    });
+    this.mmu = new Mmu(this.phys);
+    const irq = (line: number) => this.pic.raise(line);
+    const dma = arrayDma(this.phys.ram);
+    this.timer = new Timer({ irq });
+    this.console = new ConsoleDevice({ irq });
+    this.rtc = new Rtc({ clock: opts.clock });
+    this.nvram = new Nvram(opts.nvram === undefined ? {} : { backend: opts.nvram });
+    this.disk = new Disk({
+      backend: opts.disk ?? memoryBlockBackend(2048),
+      dma,
+      irq,
+      ...(opts.protectedBlocks === undefined ? {} : { protectedBlocks: opts.protectedBlocks }),
+    });
+    this.nic = new Nic({ dma, irq });
+    for (const d of [this.pic, this.timer, this.nvram, this.rtc, this.console, this.disk, this.nic]) {
+      this.io.attach(d.ports[0], d.ports[1], d);
+    }
+    this.cpu = new Cpu({ mmu: this.mmu, io: this.io, irq: this.pic });
+    this.quantum = opts.quantum ?? 1000;
+  }
+
+  /** Runs for at most `budget` instruction times. */
+  run(budget: number): MachineRunResult {
+    let executed = 0;
+    let idle = 0;
+    while (executed + idle < budget) {
+      const left = budget - executed - idle;
+      const slice = Math.max(1, Math.min(left, this.quantum, this.timer.nextEvent(), this.disk.nextEvent()));
+      const r = run(this.cpu, slice);
+      executed += r.executed;
+      this.tick(r.executed);
+      if (r.reason === 'budget') continue;
+      if (r.reason !== 'halt') return { ...r, executed, idle };
+      // Halted: let time pass to the next device event, if an interrupt could wake the CPU.
+      const wait = Math.min(this.timer.nextEvent(), this.disk.nextEvent(), budget - executed - idle);
+      if (!(this.cpu.eflags & FL.IF) || !Number.isFinite(wait) || wait <= 0) {
+        return { reason: 'halt', executed, idle };
+      }
+      idle += wait;
+      this.tick(wait);
+    }
+    return { reason: 'budget', executed, idle };
+  }
+
+  private tick(n: number): void {
+    if (n <= 0) return;
+    this.timer.tick(n);
+    this.disk.tick(n);
+  }
+
+  /** Power-on reset: CPU and devices; RAM keeps its contents, NVRAM and disk persist (BOOT-2). */
+  reset(): void {
+    this.cpu.reset();
+    for (const d of [this.pic, this.timer, this.nvram, this.rtc, this.console, this.disk, this.nic])
+      d.reset();
+  }
+
+  /** The whole machine state as bytes: CPU, RAM, every device (not the disk contents: a back-end). */
+  save(): Uint8Array {
+    const parts = [
+      saveCpu(this.cpu),
+      this.phys.ram,
+      ...[this.pic, this.timer, this.nvram, this.rtc, this.console, this.disk, this.nic].map((d) => d.save()),
+    ];
+    let total = 8;
+    for (const p of parts) total += 4 + p.length;
+    const out = new Uint8Array(total);
+    const v = new DataView(out.buffer);
+    v.setUint32(0, 0x314d4c43, true); // "CLM1"
+    v.setUint32(4, parts.length, true);
+    let at = 8;
+    for (const p of parts) {
+      v.setUint32(at, p.length, true);
+      out.set(p, at + 4);
+      at += 4 + p.length;
+    }
+    return out;
+  }
+
+  restore(bytes: Uint8Array): void {
+    const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    if (bytes.length < 8 || v.getUint32(0, true) !== 0x314d4c43 || v.getUint32(4, true) !== 9) {
+      throw new RangeError('not a machine snapshot');
+    }
+    const parts: Uint8Array[] = [];
+    let at = 8;
+    for (let i = 0; i < 9; i++) {
+      if (at + 4 > bytes.length) throw new RangeError('truncated machine snapshot');
+      const n = v.getUint32(at, true);
+      if (at + 4 + n > bytes.length) throw new RangeError('truncated machine snapshot');
+      parts.push(bytes.subarray(at + 4, at + 4 + n));
+      at += 4 + n;
+    }
+    if (at !== bytes.length) throw new RangeError('trailing bytes after a machine snapshot');
+    if (parts[1]!.length !== this.phys.ram.length) throw new RangeError('snapshot RAM size differs');
+    restoreCpu(this.cpu, parts[0]!);
+    this.phys.ram.set(parts[1]!);
+    const devices = [this.pic, this.timer, this.nvram, this.rtc, this.console, this.disk, this.nic];
+    devices.forEach((d, i) => d.restore(parts[2 + i]!));
+  }
+}
+
+export function createMachine(opts: MachineOptions): Machine {
+  return new Machine(opts);
+}
