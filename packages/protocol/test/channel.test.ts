@@ -2,7 +2,7 @@
  * The ASD channel through KServ2 (PROTO-25, TB-17) and its revocation (PROTO-26): KServ2 and the
  * ASD each revoke the application on their own, whatever the ANC does.
  */
-import { createWorld, nodeBackend, type ProfileName, utf8, type World } from '@clefnet/protocol';
+import { createWorld, nodeBackend, type ProfileName, parseName, utf8, type World } from '@clefnet/protocol';
 import { describe, expect, it } from 'vitest';
 
 function ready(profile: ProfileName) {
@@ -77,4 +77,31 @@ describe.each(['patent', 'hardened'] as const)('ASD channel, %s', (profile) => {
     ]);
     expect(failures(w, delivered)).toEqual([`${w.names.secApp} OPEN REMOTE_ERROR NO_CHANNEL_PEER`]);
   });
+});
+
+describe('revocation at KServ2 covers Names it knows only through KServ1', () => {
+  it.each(['patent', 'hardened'] as const)(
+    '%s: with clefnet.test revoked at KServ2, the AR may no longer mint',
+    (profile) => {
+      const w = ready(profile);
+      w.ks2.register({ name: parseName('clefnet.test'), clef: w.triples.asd.clef });
+      w.net.post(w.ks2.name, w.ks2.revoke(parseName('clefnet.test')));
+      const before = w.net.errors.length;
+      w.net.post(
+        w.ar.name,
+        w.ar.deploy({
+          anc: w.names.ve,
+          program: utf8('x'),
+          secApp: parseName('second.ar.clefnet.test'),
+          id: 'r',
+        }),
+      );
+      w.net.run();
+      expect(w.net.errors.slice(before).map((e) => `${e.party} ${e.error.code}`)).toEqual([
+        `${w.names.ks2} REVOKED`,
+      ]);
+      expect(w.ar.deployment('r')).toMatchObject({ state: 'failed', code: 'REMOTE_ERROR' });
+      expect(w.ks2.store.get(parseName('second.ar.clefnet.test'))).toBeUndefined();
+    },
+  );
 });

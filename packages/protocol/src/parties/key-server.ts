@@ -146,6 +146,9 @@ export class KeyServer extends Party {
   }
 
   protected onResolved(_subject: Name, clef: Clef, frame: Frame, env: Envelope): void {
+    // A requester known only upstream is still below any Name revoked here.
+    const revoked = this.revokedIn(env.sender);
+    if (revoked !== undefined) this.refuse(frame, env, new ProtocolError('REVOKED', `${revoked} is revoked`));
     this.serve(frame, env, clef);
   }
 
