@@ -3,6 +3,7 @@
  * on a fixed-width encoding (docs/isa.md), an MMU with two-level paging, devices behind an I/O bus.
  */
 
+export * from './asm/index.js';
 export type { CpuOptions, RunResult, StopReason } from './cpu/cpu.js';
 export { Cpu, SEG_EXEC, SEG_READ, SEG_USABLE, SEG_WRITE } from './cpu/cpu.js';
 export * from './cpu/descriptor.js';
