@@ -232,3 +232,65 @@ describe('ATK-1 variant: rollback by holding back the older M7 and delivering it
     expect(w.net.wire.filter((f) => f.step === 'M9a')).toHaveLength(1);
   });
 });
+
+describe('ATK-15 (a) and (b): revocation is not carried by the protocol (with Clef caching on)', () => {
+  function cached(profile: ProfileName) {
+    const w = createWorld({ profile, backend: nodeBackend, seed: `atk15-${profile}`, clefCache: true });
+    w.issueVeKey();
+    w.deploy(utf8('first'), false, 'first');
+    return w;
+  }
+
+  it.each(['patent', 'hardened'] as const)(
+    '%s (a): after the ANC is revoked at KServ1, the AR keeps sealing to the cached Clef until it expires',
+    (profile) => {
+      const w = cached(profile);
+      w.net.post(w.ks1.name, w.ks1.revoke(w.names.ve));
+      w.advance(60_000);
+      const m1 = w.net.wire.filter((f) => f.step === 'M1').length;
+      w.deploy(utf8('second'), false, 'second');
+      expect(w.ar.deployment('second')?.state).toBe('sent'); // no M1: sealed to the revoked Clef
+      expect(w.net.wire.filter((f) => f.step === 'M1').length).toBe(m1);
+      w.advance(w.profile.answerValidityMs);
+      w.deploy(utf8('third'), false, 'third');
+      // patent: the cached Clef never expires; hardened: its validity period ended, KServ1 says REVOKED.
+      expect(w.ar.deployment('third')).toMatchObject(
+        profile === 'patent' ? { state: 'sent' } : { state: 'failed', code: 'REMOTE_ERROR' },
+      );
+    },
+  );
+
+  it.each(['patent', 'hardened'] as const)(
+    '%s (b): after the AR is revoked at KServ1, the ANC keeps accepting programs under the cached Clef-AR until it expires',
+    (profile) => {
+      const w = cached(profile);
+      w.net.post(w.ks1.name, w.ks1.revoke(w.names.ar));
+      const eRandom = seededRandom('eve-15b');
+      const ve = { name: w.names.ve, clef: w.veTriple!.clef };
+      const push = (text: string) => {
+        w.net.inject(
+          w.names.ar,
+          w.names.ve,
+          craftFrame(
+            w.backend,
+            eRandom,
+            w.profile,
+            w.triples.ar, // the revoked (leaked) Key-AR
+            ve,
+            { type: 'program', program: utf8(text) },
+            honestHeader(w.profile, eRandom, w.clock(), w.triples.ar, ve),
+          ),
+        );
+        w.net.run();
+      };
+      w.advance(1_000);
+      push('signed with the revoked key');
+      expect(installedTexts(w).at(-1)).toBe('signed with the revoked key');
+      w.advance(w.profile.answerValidityMs);
+      push('later still');
+      expect(installedTexts(w).at(-1)).toBe(
+        profile === 'patent' ? 'later still' : 'signed with the revoked key',
+      );
+    },
+  );
+});

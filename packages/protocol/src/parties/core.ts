@@ -69,6 +69,13 @@ export interface PartyOptions {
   readonly replayCapacity?: number;
   /** Live replay-cache entries one sender may hold (default 4096). */
   readonly replayPerSender?: number;
+  /**
+   * Keep the Clefs obtained in steps 1-4 / 9 and use them again instead of asking (default false:
+   * every transaction asks, as the patent's steps read). A cached Clef is used until the expiry of
+   * the answer that gave it (its validity period, `hardened`), or for ever when the answer has none
+   * (`patent`): this is what lets ATK-15 (a) and (b) use a revoked key.
+   */
+  readonly clefCache?: boolean;
 }
 
 export interface Outbound {
@@ -165,6 +172,8 @@ export abstract class Party {
   private readonly resolving = new Map<Name, Pending<ResolveCtx>>();
   private parkedCount = 0;
   private readonly requestTimeoutMs: number;
+  private readonly clefCache: boolean;
+  private readonly clefs = new Map<Name, { readonly clef: Clef; readonly until: number }>();
   private readonly maxPending: number;
   private readonly maxParked: number;
   private batch: Outcome = { send: [], events: [], deliver: [] };
@@ -181,6 +190,7 @@ export abstract class Party {
     this.requestTimeoutMs = opts.requestTimeoutMs ?? 30_000;
     this.maxPending = opts.maxPending ?? 1024;
     this.maxParked = opts.maxParked ?? 256;
+    this.clefCache = opts.clefCache ?? false;
   }
 
   /** This party's own Clef (public). */
@@ -341,6 +351,11 @@ export abstract class Party {
    * comes; concurrent messages from the same sender share one query.
    */
   protected resolveAndPark(subject: Name, frame: Frame, env: Envelope, step: Step = 'RESOLVE-REQ'): void {
+    const cached = this.cachedClef(subject);
+    if (cached !== undefined) {
+      this.onResolved(subject, cached, frame, env);
+      return;
+    }
     const existing = this.resolving.get(subject);
     if (this.parkedCount >= this.maxParked) {
       throw new ProtocolError('LIMIT_EXCEEDED', `${this.maxParked} messages already wait for a Clef`);
@@ -363,6 +378,29 @@ export abstract class Party {
     });
     this.parkedCount++;
     this.resolving.set(subject, p);
+  }
+
+  /** A Clef kept from an earlier answer, when the Clef cache is on and the answer is still valid. */
+  protected cachedClef(name: Name): Clef | undefined {
+    if (!this.clefCache) return undefined;
+    const c = this.clefs.get(name);
+    if (c === undefined) return undefined;
+    if (c.until <= this.clock()) {
+      this.clefs.delete(name);
+      return undefined;
+    }
+    return c.clef;
+  }
+
+  /** Keeps a Clef taken from a verified answer (bounded: 1024 Names, oldest forgotten first). */
+  protected rememberClef(name: Name, clef: Clef, answer: Header): void {
+    if (!this.clefCache) return;
+    this.clefs.delete(name);
+    this.clefs.set(name, { clef, until: answer.expiresAt ?? Number.POSITIVE_INFINITY });
+    if (this.clefs.size > 1024) {
+      const oldest = this.clefs.keys().next();
+      if (oldest.done !== true) this.clefs.delete(oldest.value);
+    }
   }
 
   /** Called with the Clef a resolution produced; handles the parked messages in arrival order. */
@@ -497,6 +535,7 @@ export abstract class Party {
     this.event('received', { step: p.answerStep, peer: env.sender });
     const resolution = (p.ctx as Partial<ResolveCtx> | null)?.[RESOLVE];
     if (resolution !== undefined && body.type === 'clef-answer' && p.subject !== undefined) {
+      this.rememberClef(p.subject, body.clef, answer.header);
       this.finishResolution(p.subject, body.clef, resolution);
       return;
     }

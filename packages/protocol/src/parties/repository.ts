@@ -92,6 +92,11 @@ export class Repository extends Party {
       };
       this.deployments.set(id, d);
       this.event('deployment', { deployment: id, subject: req.anc, state: 'resolving' });
+      const cached = this.cachedClef(req.anc);
+      if (cached !== undefined) {
+        this.tookClef(d, cached, undefined);
+        return;
+      }
       this.ask({
         to: this.clefServer(),
         scope: 'clef',
@@ -122,16 +127,8 @@ export class Repository extends Party {
     if (body.type === 'clef-answer') {
       // Step 4: under `patent` the Clef is taken for the ANC that was asked about, whatever the
       // answer names (the answer-binding rule checks the subject before we get here).
-      d.clef = body.clef;
-      d.public.ancClef = clefId(body.clef);
-      this.event('clef-accepted', {
-        subject: d.public.anc,
-        peer: from,
-        clef: clefId(body.clef),
-        deployment: d.public.id,
-      });
-      if (d.public.secApp !== undefined) this.askForTriple(d);
-      else this.sendProgram(d);
+      this.rememberClef(d.public.anc, body.clef, answer.header);
+      this.tookClef(d, body.clef, from);
     } else if (body.type === 'triple') {
       checkTriple(this.backend, body.triple);
       d.triple = body.triple;
@@ -145,6 +142,20 @@ export class Repository extends Party {
     const d = this.deployments.get(p.ctx as string);
     if (d === undefined) return;
     this.finish(d, 'failed', error.code);
+  }
+
+  /** Step 4 done (or skipped with a cached Clef): on to step 5 or 7. */
+  private tookClef(d: Working, clef: Clef, from: Name | undefined): void {
+    d.clef = clef;
+    d.public.ancClef = clefId(clef);
+    this.event('clef-accepted', {
+      subject: d.public.anc,
+      clef: clefId(clef),
+      deployment: d.public.id,
+      ...(from === undefined ? {} : { peer: from }),
+    });
+    if (d.public.secApp !== undefined) this.askForTriple(d);
+    else this.sendProgram(d);
   }
 
   private mintServer(): KnownKeyServer {

@@ -61,6 +61,8 @@ export interface WorldOptions {
   readonly veIdentity?: 'issued' | 'machine';
   /** Keep the record of frames, events and deliveries on the network (default true; see NetworkOptions). */
   readonly record?: boolean;
+  /** The AR and the VE keep the Clefs they obtain (PartyOptions.clefCache; default false). */
+  readonly clefCache?: boolean;
 }
 
 /** A record the ASD keeps per request (the billing data of [0113]). */
@@ -98,9 +100,11 @@ export class World {
   private now: number;
   private readonly seed: string;
   readonly veIdentity: 'issued' | 'machine';
+  private readonly clefCache: boolean;
 
   constructor(opts: WorldOptions) {
     this.net = new MemoryNetwork({ record: opts.record ?? true });
+    this.clefCache = opts.clefCache ?? false;
     this.veIdentity = opts.veIdentity ?? 'issued';
     this.names =
       this.veIdentity === 'machine' ? { ...DEFAULT_NAMES, ve: DEFAULT_NAMES.machine } : DEFAULT_NAMES;
@@ -139,6 +143,7 @@ export class World {
     });
     this.ar = new Repository({
       ...this.common('ar'),
+      clefCache: opts.clefCache ?? false,
       keyServers: [pair(this.triples.ks1, ['clef']), pair(this.triples.ks2, ['mint'])],
       mintLocation: 'ws://127.0.0.1:0/ks2',
     });
@@ -228,6 +233,7 @@ export class World {
     }
     this.ve = new AncVe({
       triple,
+      clefCache: this.clefCache,
       backend: this.backend,
       random: seededRandom(`${this.seed}/ve`),
       clock: this.clock,
