@@ -8,6 +8,7 @@ import type { Cpu, RunResult } from './cpu.js';
 import { CpuFault, fault, isContributory, VEC } from './faults.js';
 import { FL } from './flags.js';
 import { NO_BASE, NO_SEG, S } from './isa.js';
+import { memEa, memSeg } from './operands.js';
 import { loadSegment } from './segments.js';
 import { systemOp } from './system.js';
 import { deliver, farReturn, farTransfer, interruptReturn, mergeFlags } from './transfers.js';
@@ -37,7 +38,9 @@ export function run(cpu: Cpu, budget: number): RunResult {
     } catch (e) {
       if (!(e instanceof CpuFault)) throw e;
       cpu.eip = eip;
-      const r = raise(cpu, e.vector, e.errorCode, { software: false, ext: 0, returnEip: eip });
+      // An exception is an event external to the program: a fault while delivering it sets EXT in
+      // its error code (SDM §6.13; only INT n, INT3 and INTO deliver with EXT = 0).
+      const r = raise(cpu, e.vector, e.errorCode, { software: false, ext: 1, returnEip: eip });
       if (r !== undefined) return { ...r, executed };
     }
     executed++;
@@ -193,7 +196,18 @@ function alu(cpu: Cpu, k: number, a: number, b: number): number | undefined {
   }
 }
 
-/** Executes one instruction at CS:EIP. */
+/**
+ * A near JMP, CALL or taken Jcc target: beyond the CS limit the branch itself faults #GP(0), with
+ * EIP still at the branch and, for CALL, before the push (SDM JMP/CALL/Jcc: "IF tempEIP is not
+ * within code segment limit THEN #GP(0)").
+ */
+function nearTarget(cpu: Cpu, target: number): number {
+  const t = target >>> 0;
+  if (t > cpu.segLimit[S.CS]!) throw fault(VEC.GP, 0);
+  return t;
+}
+
+/** Executes one instruction at CS:EIP. No closures here: this runs for every instruction. */
 function step(cpu: Cpu): void {
   const eip = cpu.eip;
   const cs = S.CS;
@@ -208,14 +222,6 @@ function step(cpu: Cpu): void {
   const c = (w0 >>> 16) & 0xff;
   const next = (eip + 8) >>> 0;
   const reg = cpu.reg;
-  // Memory operand: [base + disp] in segment c (default: SS for ESP/EBP bases, else DS).
-  const seg = (): number => {
-    const s = c & 0xf;
-    if (s === NO_SEG) return b === 4 || b === 5 ? S.SS : S.DS;
-    if (s > 5) throw fault(VEC.UD);
-    return s;
-  };
-  const ea = (): number => (b === NO_BASE ? imm : (reg[b & 7]! + imm) >>> 0);
   switch (op) {
     case 0x01:
       break;
@@ -230,19 +236,19 @@ function step(cpu: Cpu): void {
       reg[a & 7] = imm;
       break;
     case 0x12:
-      reg[a & 7] = cpu.read32(seg(), ea());
+      reg[a & 7] = cpu.read32(memSeg(c, b), memEa(reg, b, imm));
       break;
     case 0x13:
-      cpu.write32(seg(), ea(), reg[a & 7]!);
+      cpu.write32(memSeg(c, b), memEa(reg, b, imm), reg[a & 7]!);
       break;
     case 0x14:
-      reg[a & 7] = cpu.read8(seg(), ea());
+      reg[a & 7] = cpu.read8(memSeg(c, b), memEa(reg, b, imm));
       break;
     case 0x15:
-      cpu.write8(seg(), ea(), reg[a & 7]!);
+      cpu.write8(memSeg(c, b), memEa(reg, b, imm), reg[a & 7]!);
       break;
     case 0x16:
-      reg[a & 7] = ea();
+      reg[a & 7] = memEa(reg, b, imm);
       break;
     case 0x17:
       cpu.push32(reg[a & 7]!);
@@ -274,16 +280,16 @@ function step(cpu: Cpu): void {
       break;
     }
     case 0x50:
-      cpu.eip = imm;
-      return;
     case 0x51:
-      cpu.eip = reg[a & 7]! >>> 0;
+      cpu.eip = nearTarget(cpu, op === 0x50 ? imm : reg[a & 7]!);
       return;
     case 0x52:
-    case 0x53:
+    case 0x53: {
+      const target = nearTarget(cpu, op === 0x52 ? imm : reg[a & 7]!);
       cpu.push32(next);
-      cpu.eip = op === 0x52 ? imm : reg[a & 7]! >>> 0;
+      cpu.eip = target;
       return;
+    }
     case 0x54:
     case 0x55: {
       const target = cpu.read32(S.SS, cpu.esp);
@@ -361,10 +367,10 @@ function step(cpu: Cpu): void {
         const r = alu(cpu, op - 0x30, reg[a & 7]!, imm | 0);
         if (r !== undefined) reg[a & 7] = r;
       } else if (op >= 0x58 && op <= 0x65) {
-        cpu.eip = condition(cpu, op - 0x58) ? imm : next;
+        cpu.eip = condition(cpu, op - 0x58) ? nearTarget(cpu, imm) : next;
         return;
       } else if ((op >= 0x84 && op <= 0x87) || (op >= 0x90 && op <= 0x9c) || (op >= 0xa4 && op <= 0xa7)) {
-        systemOp(cpu, op, a, b, imm, seg, ea);
+        systemOp(cpu, op, a, b, c, imm);
       } else {
         throw fault(VEC.UD);
       }

@@ -18,19 +18,24 @@ import {
 import { fault, selErr, VEC } from './faults.js';
 import { S } from './isa.js';
 
-/** Linear address of the descriptor `selector` names, or #GP(selector) if outside its table. */
-export function descriptorAddress(cpu: Cpu, selector: number, ext = 0): number {
+/**
+ * Linear address of the descriptor `selector` names, or a fault naming the selector if it lies
+ * outside its table: #GP(selector) for most loads, #TS(selector) for the stack of an inward
+ * transfer (`vec`, SDM CALL and INT n pseudocode: "NewSS index is not within its descriptor-table
+ * limits").
+ */
+export function descriptorAddress(cpu: Cpu, selector: number, ext = 0, vec: number = VEC.GP): number {
   const index = selector & 0xfff8;
   if (selector & 4) {
-    if (!cpu.ldtUsable || index + 7 > cpu.ldtLimit) throw fault(VEC.GP, selErr(selector, ext));
+    if (!cpu.ldtUsable || index + 7 > cpu.ldtLimit) throw fault(vec, selErr(selector, ext));
     return (cpu.ldtBase + index) >>> 0;
   }
-  if (index + 7 > cpu.gdtLimit) throw fault(VEC.GP, selErr(selector, ext));
+  if (index + 7 > cpu.gdtLimit) throw fault(vec, selErr(selector, ext));
   return (cpu.gdtBase + index) >>> 0;
 }
 
-export function fetchDescriptor(cpu: Cpu, selector: number, ext = 0): Descriptor {
-  const at = descriptorAddress(cpu, selector, ext);
+export function fetchDescriptor(cpu: Cpu, selector: number, ext = 0, vec: number = VEC.GP): Descriptor {
+  const at = descriptorAddress(cpu, selector, ext, vec);
   return decodeDescriptor(cpu.readSystem32(at), cpu.readSystem32((at + 4) >>> 0));
 }
 
@@ -73,19 +78,25 @@ export function checkDataSegment(cpu: Cpu, selector: number): Descriptor | undef
   return d;
 }
 
-/** SS: RPL = CPL, DPL = CPL, writable data; null is #GP(0); not present is #SS(sel). */
+/**
+ * SS: RPL = CPL, DPL = CPL, writable data; null is #GP(0); not present is #SS(sel). The stack of an
+ * inward transfer reports the same failures as #TS (`faultVec`), with the EXT bit of the event
+ * being delivered (SDM INT n pseudocode: #TS(EXT), #TS(error_code(NewSS,0,EXT)),
+ * #SS(error_code(NewSS,0,EXT))).
+ */
 export function checkStackSegment(
   cpu: Cpu,
   selector: number,
   cpl: number,
   faultVec: number = VEC.GP,
+  ext = 0,
 ): Descriptor {
-  if ((selector & 0xfffc) === 0) throw fault(faultVec, 0);
-  const d = fetchDescriptor(cpu, selector);
+  if ((selector & 0xfffc) === 0) throw fault(faultVec, ext);
+  const d = fetchDescriptor(cpu, selector, ext, faultVec);
   if ((selector & 3) !== cpl || !isWritableData(d) || isExpandDown(d) || d.dpl !== cpl) {
-    throw fault(faultVec, selErr(selector));
+    throw fault(faultVec, selErr(selector, ext));
   }
-  if (!d.present) throw fault(VEC.SS, selErr(selector));
+  if (!d.present) throw fault(VEC.SS, selErr(selector, ext));
   return d;
 }
 

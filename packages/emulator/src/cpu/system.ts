@@ -16,6 +16,7 @@ import {
 } from './descriptor.js';
 import { fault, selErr, VEC } from './faults.js';
 import { CR0, CR4, FL } from './flags.js';
+import { memEa, memSeg } from './operands.js';
 import { descriptorAddress, fetchDescriptor, peekDescriptor } from './segments.js';
 
 const setZf = (cpu: Cpu, on: boolean): void => {
@@ -32,7 +33,12 @@ function umip(cpu: Cpu): void {
   if (cpu.cpl > 0 && cpu.cr4 & CR4.UMIP) throw fault(VEC.GP, 0);
 }
 
-/** IN/OUT at CPL > IOPL: every bit of the dword's 4 ports must be clear in the TSS bitmap (SDM §18.5.2). */
+/**
+ * IN/OUT at CPL > IOPL: every bit of the dword's 4 ports must be clear in the TSS bitmap (SDM
+ * §18.5.2). The processor reads the bitmap two bytes at a time, so the byte after the one holding a
+ * port's bit must also lie within the TSS limit; in particular a map base >= the limit means "no
+ * map", and every port faults.
+ */
 function checkPort(cpu: Cpu, port: number): void {
   if (cpu.cpl <= cpu.iopl) return;
   if (!cpu.trUsable || cpu.trLimit < TSS.IOMAP + 1) throw fault(VEC.GP, 0);
@@ -40,7 +46,7 @@ function checkPort(cpu: Cpu, port: number): void {
   const mapBase = w >>> 16;
   for (let p = port; p < port + 4; p++) {
     const at = mapBase + (p >>> 3);
-    if (at > cpu.trLimit) throw fault(VEC.GP, 0);
+    if (at + 1 > cpu.trLimit) throw fault(VEC.GP, 0);
     const byte = cpu.readSystem32((cpu.trBase + at) >>> 0) & 0xff;
     if ((byte >>> (p & 7)) & 1) throw fault(VEC.GP, 0);
   }
@@ -59,15 +65,9 @@ function writePseudo(cpu: Cpu, seg: number, off: number, limit: number, base: nu
   cpu.write32(seg, (off + 2) >>> 0, base);
 }
 
-export function systemOp(
-  cpu: Cpu,
-  op: number,
-  a: number,
-  b: number,
-  imm: number,
-  seg: () => number,
-  ea: () => number,
-): void {
+export function systemOp(cpu: Cpu, op: number, a: number, b: number, c: number, imm: number): void {
+  const seg = (): number => memSeg(c, b);
+  const ea = (): number => memEa(cpu.reg, b, imm);
   const reg = cpu.reg;
   switch (op) {
     case 0x84:
@@ -84,7 +84,9 @@ export function systemOp(
             d.type === TYPE.TSS_BUSY ||
             (op === 0x84 && d.type === TYPE.CALL_GATE));
         ok = (d.s || sys) && visible(cpu, sel, d.dpl, isConforming(d));
-        if (ok) reg[a & 7] = op === 0x84 ? (d.hi & 0xfff0_0000) | 0 : segLimit(d) | 0;
+        // LAR: the access-rights fields only (AVL, G, type, S, DPL, P: bits 22-31 of our layout), as
+        // x86 masks dword 1 with 00FxFF00H; a call gate's parameter count (bits 16-20) stays hidden.
+        if (ok) reg[a & 7] = op === 0x84 ? (d.hi & 0xffc0_0000) | 0 : segLimit(d) | 0;
       }
       setZf(cpu, ok);
       return;

@@ -23,19 +23,22 @@ import { FL, RESTORABLE } from './flags.js';
 import { S } from './isa.js';
 import { checkStackSegment, clearOuterSegments, fetchDescriptor, setSegment } from './segments.js';
 
-/** The inner-ring stack SSn:ESPn from the TSS (SDM §7.2.1); #TS(TR) if the TSS is too small. */
+/**
+ * The inner-ring stack SSn:ESPn from the TSS (SDM §7.2.1); #TS(TR) if the TSS is too small. The
+ * limit test is the SDM's "(TSSstackAddress + 5) > current TSS limit": the 2 bytes of SSn must fit.
+ */
 function tssStack(cpu: Cpu, ring: number, ext: number): { ss: number; esp: number } {
   const off = TSS.ESP0 + 8 * ring;
-  if (!cpu.trUsable || off + 7 > cpu.trLimit) throw fault(VEC.TS, selErr(cpu.trSel, ext));
+  if (!cpu.trUsable || off + 5 > cpu.trLimit) throw fault(VEC.TS, selErr(cpu.trSel, ext));
   const esp = cpu.readSystem32((cpu.trBase + off) >>> 0);
   const ss = cpu.readSystem32((cpu.trBase + off + 4) >>> 0) & 0xffff;
   return { ss, esp };
 }
 
-/** Checks that `bytes` below `esp` fit the stack segment described by `d` (expand-up only). */
-function checkRoom(limit: number, esp: number, bytes: number, ssSel: number): void {
+/** Checks that `bytes` below `esp` fit an expand-up stack with this limit, else #SS(errorCode). */
+function checkRoom(limit: number, esp: number, bytes: number, errorCode: number): void {
   const low = (esp - bytes) >>> 0;
-  if (esp < bytes || esp - 1 > limit || low > limit) throw fault(VEC.SS, selErr(ssSel));
+  if (esp < bytes || esp - 1 > limit || low > limit) throw fault(VEC.SS, errorCode);
 }
 
 /** Writes a frame of dwords, highest address first, below `esp` of a stack with base `base`. */
@@ -109,7 +112,7 @@ function inwardCall(
   const { ss, esp } = tssStack(cpu, newCpl, 0);
   const ssd = checkStackSegment(cpu, ss, newCpl, VEC.TS);
   const frame = 16 + 4 * params;
-  checkRoom(segLimit(ssd), esp, frame, ss);
+  checkRoom(segLimit(ssd), esp, frame, selErr(ss));
   // Parameters from the caller's stack, read before anything changes.
   const oldEsp = cpu.esp;
   const args: number[] = [];
@@ -142,8 +145,9 @@ export function farReturn(cpu: Cpu, release: number): void {
   const d = checkReturnCode(cpu, cs);
   const rpl = cs & 3;
   if (rpl === cpu.cpl) {
+    // Same level: only the 8 bytes of CS:EIP are checked against the stack limit (SDM RET), and the
+    // released parameters are not.
     if (eip > segLimit(d)) throw fault(VEC.GP, 0);
-    cpu.linear(S.SS, esp, 8 + release, false);
     setSegment(cpu, S.CS, cs, d);
     cpu.eip = eip;
     cpu.reg[4] = (esp + 8 + release) | 0;
@@ -238,9 +242,9 @@ export function deliver(cpu: Cpu, ev: Delivery): void {
   if (!isConforming(t) && t.dpl < cpl) {
     const newCpl = t.dpl;
     const { ss, esp } = tssStack(cpu, newCpl, ext);
-    const ssd = checkStackSegment(cpu, ss, newCpl, VEC.TS);
+    const ssd = checkStackSegment(cpu, ss, newCpl, VEC.TS, ext);
     const values = [cpu.segSel[S.SS]!, cpu.esp, flags, cpu.segSel[S.CS]!, ev.returnEip, ...err];
-    checkRoom(segLimit(ssd), esp, 4 * values.length, ss);
+    checkRoom(segLimit(ssd), esp, 4 * values.length, selErr(ss, ext));
     const sp = writeFrame(cpu, ssd.lo, esp, values, newCpl === 3);
     setSegment(cpu, S.SS, ss, ssd);
     cpu.reg[4] = sp;
@@ -248,8 +252,12 @@ export function deliver(cpu: Cpu, ev: Delivery): void {
   } else {
     const values = [flags, cpu.segSel[S.CS]!, ev.returnEip, ...err];
     const esp = cpu.esp;
-    if (!(cpu.segFlags[S.SS]! & SEG_USABLE)) throw fault(VEC.SS, 0);
-    cpu.linear(S.SS, (esp - 4 * values.length) >>> 0, 4 * values.length, true);
+    const bytes = 4 * values.length;
+    // SDM INT n: "IF current stack does not have room for 16 bytes (error code pushed) or 12 bytes
+    // (no error code) THEN #SS(EXT)".
+    const low = (esp - bytes) >>> 0;
+    if (!(cpu.segFlags[S.SS]! & SEG_USABLE) || low + bytes - 1 > cpu.segLimit[S.SS]!)
+      throw fault(VEC.SS, ext);
     cpu.reg[4] = writeFrame(cpu, cpu.segBase[S.SS]!, esp, values, cpl === 3);
     setSegment(cpu, S.CS, (target & 0xfffc) | cpl, t);
   }

@@ -3,19 +3,25 @@
  * code and data segments for every ring, a TSS with a stack per ring, an IDT, and instructions
  * encoded straight from the table (no assembler needed).
  */
+
+import { expect } from 'vitest';
+import { Cpu, type RunResult, SEG_EXEC, SEG_READ, SEG_USABLE, SEG_WRITE } from '../../src/cpu/cpu.js';
 import {
-  Cpu,
+  decodeDescriptor,
   gateDescriptor,
-  IoBus,
-  Mmu,
-  OP,
-  PhysicalMemory,
-  type RunResult,
-  run,
-  S,
+  isCode,
+  isReadableCode,
+  isWritableData,
+  segLimit,
   segmentDescriptor,
   TYPE,
-} from '@clefnet/emulator';
+} from '../../src/cpu/descriptor.js';
+import { run } from '../../src/cpu/exec.js';
+import { CR0, FL, IOPL_SHIFT } from '../../src/cpu/flags.js';
+import { NO_BASE, NO_SEG, OP, S } from '../../src/cpu/isa.js';
+import { type InterruptSource, IoBus, type PortDevice } from '../../src/devices/bus.js';
+import { Mmu } from '../../src/memory/mmu.js';
+import { PhysicalMemory } from '../../src/memory/physical.js';
 
 export const GDT = 0x1000;
 export const IDT = 0x3000;
@@ -49,13 +55,28 @@ export interface Machine {
   readonly phys: PhysicalMemory;
 }
 
-/** A CPU at CPL `ring`, flat 1 MiB segments, a TSS with SSn:ESPn for every ring, an empty IDT. */
-export function machine(ring = 0): Machine {
-  const phys = new PhysicalMemory({ ramBytes: 1 << 20 });
+/**
+ * Machines recycle the RAM of a ring of memories (a fresh 1 MiB per machine makes the tables
+ * several times slower through allocation and page faults): a test may hold at most 8 machines.
+ */
+const RAM_POOL = Array.from({ length: 8 }, () => new PhysicalMemory({ ramBytes: 1 << 20 }));
+let ramNext = 0;
+
+/** The bus of machines that have no devices: building a bus costs more than the rest of a machine. */
+const NO_DEVICES = new IoBus();
+
+/**
+ * A CPU at CPL `ring`, flat 1 MiB segments (or `limit`), a TSS with SSn:ESPn for every ring, an
+ * empty IDT.
+ */
+export function machine(ring = 0, opts: { limit?: number; io?: IoBus } = {}): Machine {
+  const phys = RAM_POOL[ramNext]!;
+  ramNext = (ramNext + 1) % RAM_POOL.length;
+  phys.ram.fill(0);
   const mmu = new Mmu(phys);
-  const io = new IoBus();
+  const io = opts.io ?? NO_DEVICES;
   const cpu = new Cpu({ mmu, io });
-  const limit = (1 << 20) - 1;
+  const limit = opts.limit ?? (1 << 20) - 1;
   for (let r = 0; r < 4; r++) {
     setGdt(cpu, 1 + r, segmentDescriptor({ base: 0, limit, type: 0xa, dpl: r })); // code exec/read
     setGdt(cpu, 5 + r, segmentDescriptor({ base: 0, limit, type: 0xe, dpl: r })); // conforming exec/read
@@ -77,20 +98,33 @@ export function machine(ring = 0): Machine {
   return { cpu, io, phys };
 }
 
-/** Puts the CPU at CPL `ring` with CS, SS, DS, ES of that ring (as a far transfer would). */
+/** Puts the CPU at CPL `ring` with CS, SS, DS, ES, FS, GS of that ring (as a far transfer would). */
 export function enter(cpu: Cpu, ring: number): void {
-  const load = (seg: number, sel: number, index: number) => {
-    const lo = cpu.mmu.phys.read32(GDT + index * 8);
-    const hi = cpu.mmu.phys.read32(GDT + index * 8 + 4);
-    cpu.segSel[seg] = sel;
-    cpu.segBase[seg] = lo;
-    cpu.segLimit[seg] = hi & 0x800000 ? ((hi & 0xfffff) << 12) | 0xfff : hi & 0xfffff;
-    cpu.segHi[seg] = hi;
-    cpu.segFlags[seg] = seg === S.CS ? 1 | 2 | 8 : 1 | 2 | 4;
-  };
-  load(S.CS, SEL.code(ring), 1 + ring);
-  for (const s of [S.SS, S.DS, S.ES, S.FS, S.GS]) load(s, SEL.data(ring), 9 + ring);
+  loadCache(cpu, S.CS, SEL.code(ring));
+  for (const s of [S.SS, S.DS, S.ES, S.FS, S.GS]) loadCache(cpu, s, SEL.data(ring));
   cpu.reg[4] = stackTop(ring) - 0x100;
+}
+
+/**
+ * Sets a segment register straight from its GDT descriptor, without any check (test set-up, as if
+ * an earlier load had succeeded). The CPL is the RPL of what CS gets.
+ */
+export function loadCache(cpu: Cpu, seg: number, sel: number): void {
+  const at = GDT + (sel & 0xfff8);
+  const d = decodeDescriptor(cpu.mmu.phys.read32(at), cpu.mmu.phys.read32(at + 4));
+  cpu.segSel[seg] = sel;
+  cpu.segBase[seg] = d.lo;
+  cpu.segLimit[seg] = segLimit(d);
+  cpu.segHi[seg] = d.hi;
+  cpu.segFlags[seg] = isCode(d)
+    ? SEG_USABLE | SEG_EXEC | (isReadableCode(d) ? SEG_READ : 0)
+    : SEG_USABLE | SEG_READ | (isWritableData(d) ? SEG_WRITE : 0);
+}
+
+/** Sets EFLAGS.IOPL and EFLAGS.IF. */
+export function setFlags(cpu: Cpu, f: { iopl?: number; if?: boolean }): void {
+  if (f.iopl !== undefined) cpu.eflags = ((cpu.eflags & ~FL.IOPL) | (f.iopl << IOPL_SHIFT)) >>> 0;
+  if (f.if !== undefined) cpu.eflags = f.if ? (cpu.eflags | FL.IF) >>> 0 : (cpu.eflags & ~FL.IF) >>> 0;
 }
 
 /** Encodes one instruction from its table name, e.g. enc('mov sreg,reg', { a: S.DS, b: 0 }). */
@@ -109,6 +143,15 @@ export function enc(
   } else out[2] = f.c ?? 0xf;
   new DataView(out.buffer).setUint32(4, (f.imm ?? 0) >>> 0, true);
   return out;
+}
+
+/** Memory-operand fields: [base + disp] in segment `seg` (default: none, i.e. DS or SS by base). */
+export function mem(
+  disp: number,
+  seg: number = NO_SEG,
+  base: number = NO_BASE,
+): { b: number; c: number; imm: number } {
+  return { b: base, c: seg, imm: disp };
 }
 
 /** Writes instructions at CS:EIP (= CODE_AT) and points EIP at them. */
@@ -134,3 +177,162 @@ export function idtGate(
 ): void {
   writeDesc(cpu, IDT + vector * 8, gateDescriptor({ type: f.type ?? TYPE.INT_GATE, ...f }));
 }
+
+/** Writes instructions at a physical (= linear: the harness's code segments have base 0) address. */
+export function code(m: Machine, at: number, ...instrs: Uint8Array[]): void {
+  for (const c of instrs) {
+    m.phys.writeBytes(at, c);
+    at += c.length;
+  }
+}
+
+/** `n` dwords of physical memory from `at` upwards. */
+export function dwords(m: Machine, at: number, n: number): number[] {
+  return Array.from({ length: n }, (_, i) => m.phys.read32(at + 4 * i));
+}
+
+/** The run result of an exception that stopped `stepExit` before the first instruction retired. */
+export function exitFault(vector: number, errorCode?: number, executed = 0): RunResult {
+  return { reason: 'exit', executed, vector, ...(errorCode === undefined ? {} : { errorCode }) };
+}
+
+/** Every piece of architectural state a fault must leave alone (CR2 is left out: #PF sets it). */
+export function cpuState(cpu: Cpu): Record<string, unknown> {
+  return {
+    reg: Array.from(cpu.reg, (v) => v >>> 0),
+    eip: cpu.eip,
+    eflags: cpu.eflags,
+    segSel: Array.from(cpu.segSel),
+    segBase: Array.from(cpu.segBase),
+    segLimit: Array.from(cpu.segLimit),
+    segHi: Array.from(cpu.segHi),
+    segFlags: Array.from(cpu.segFlags),
+    gdtr: [cpu.gdtBase, cpu.gdtLimit],
+    idtr: [cpu.idtBase, cpu.idtLimit],
+    ldtr: [cpu.ldtSel, cpu.ldtBase, cpu.ldtLimit, cpu.ldtUsable],
+    tr: [cpu.trSel, cpu.trBase, cpu.trLimit, cpu.trUsable],
+    cr: [cpu.cr0, cpu.mmu.cr3, cpu.cr4],
+    halted: cpu.halted,
+  };
+}
+
+export interface Snapshot {
+  readonly state: Record<string, unknown>;
+  readonly ram: Uint8Array;
+}
+
+/**
+ * Snapshots reuse a few RAM-sized buffers: copying into an existing buffer is an order of magnitude
+ * cheaper than allocating one, and a test compares against at most a couple of snapshots at once.
+ */
+const SNAP_RAM = Array.from({ length: 4 }, () => new Uint8Array(1 << 20));
+let snapNext = 0;
+
+export function snapshot(m: Machine): Snapshot {
+  const ram = SNAP_RAM[snapNext]!;
+  snapNext = (snapNext + 1) % SNAP_RAM.length;
+  ram.set(m.phys.ram);
+  return { state: cpuState(m.cpu), ram };
+}
+
+/** Address of the first byte that differs, or -1. */
+export function firstDiff(a: Uint8Array, b: Uint8Array): number {
+  if (Buffer.from(a.buffer, a.byteOffset, a.length).equals(Buffer.from(b.buffer, b.byteOffset, b.length))) {
+    return -1;
+  }
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return i;
+  return n;
+}
+
+/** The fields of two `cpuState` results that differ, as `field: before -> after` lines. */
+export function stateDiff(before: Record<string, unknown>, after: Record<string, unknown>): string[] {
+  const out: string[] = [];
+  for (const k of Object.keys(before)) {
+    const a = JSON.stringify(before[k]);
+    const b = JSON.stringify(after[k]);
+    if (a !== b) out.push(`${k}: ${a} -> ${b}`);
+  }
+  return out;
+}
+
+/** Asserts that registers, segment caches, system registers and all of RAM are as in `before`. */
+export function expectUnchanged(m: Machine, before: Snapshot, name: string): void {
+  const changed = {
+    state: stateDiff(before.state, cpuState(m.cpu)),
+    firstRamByte: firstDiff(m.phys.ram, before.ram),
+  };
+  expect(changed, `${name}: nothing changed`).toEqual({ state: [], firstRamByte: -1 });
+}
+
+/** An interrupt controller stub: one pending vector, raised when `when()` holds; records acknowledges. */
+export class IrqStub implements InterruptSource {
+  readonly acked: number[] = [];
+  constructor(
+    public vector = -1,
+    private readonly when: () => boolean = () => true,
+  ) {}
+
+  pending(): number {
+    return this.vector >= 0 && this.when() ? this.vector : -1;
+  }
+
+  acknowledge(vector: number): void {
+    this.acked.push(vector);
+    this.vector = -1;
+  }
+}
+
+/** A port device recording every access; reads return `0xC0DE0000 | port`. */
+export class PortLog implements PortDevice {
+  readonly name = 'port-log';
+  readonly log: string[] = [];
+  read(port: number): number {
+    this.log.push(`in ${port.toString(16)}`);
+    return (0xc0de_0000 | port) >>> 0;
+  }
+  write(port: number, value: number): void {
+    this.log.push(`out ${port.toString(16)} ${value.toString(16)}`);
+  }
+}
+
+/** Page directory and the first page table (identity map of the 1 MiB of RAM, P|W|U). */
+export const PD = 0xc0000;
+export const PT0 = 0xc1000;
+/** A second page table, mapped by PDE 1 (linear 0x400000-0x7FFFFF); empty until a test fills it. */
+export const PT1 = 0xc2000;
+export const PG = { P: 1, W: 2, U: 4, A: 0x20, D: 0x40 } as const;
+
+/** Turns paging on (CR3 = PD, CR0.PG, CR0.WP as given) over the identity map, as MOV CR0 would. */
+export function enablePaging(m: Machine, opts: { wp?: boolean } = {}): void {
+  const { phys, cpu } = m;
+  phys.write32(PD, PT0 | PG.P | PG.W | PG.U);
+  phys.write32(PD + 4, PT1 | PG.P | PG.W | PG.U);
+  for (let p = 0; p < 256; p++) phys.write32(PT0 + 4 * p, (p << 12) | PG.P | PG.W | PG.U);
+  cpu.cr0 = (cpu.cr0 | CR0.PG | (opts.wp ? CR0.WP : 0)) >>> 0;
+  cpu.mmu.cr3 = PD;
+  cpu.mmu.paging = true;
+  cpu.mmu.writeProtect = opts.wp ?? false;
+  cpu.mmu.flush();
+}
+
+/** Code and data segment types (x86 type nibble) by name, for tables that walk every kind. */
+export const KIND = {
+  'data rw': 0x2,
+  'data ro': 0x0,
+  'code r': 0xa,
+  'code x': 0x8,
+  'conforming r': 0xe,
+  'conforming x': 0xc,
+} as const;
+export type Kind = keyof typeof KIND;
+export const KINDS = Object.keys(KIND) as Kind[];
+export const isDataKind = (k: Kind): boolean => k.startsWith('data');
+export const isConformingKind = (k: Kind): boolean => k.startsWith('conforming');
+export const isReadableKind = (k: Kind): boolean => isDataKind(k) || k.endsWith(' r');
+export const isWritableKind = (k: Kind): boolean => k === 'data rw';
+
+/** The error code of a selector fault (SDM §6.13): the selector's index and TI, RPL bits replaced by EXT/IDT. */
+export const errSel = (selector: number, ext = 0): number => (selector & 0xfffc) | ext;
+/** The error code of a fault that names an IDT vector (IDT bit set). */
+export const errIdt = (vector: number, ext = 0): number => (vector << 3) | 2 | ext;

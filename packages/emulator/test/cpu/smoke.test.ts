@@ -1,5 +1,8 @@
-import { FL, R, run, S, VEC } from '@clefnet/emulator';
 import { describe, expect, it } from 'vitest';
+import { run } from '../../src/cpu/exec.js';
+import { VEC } from '../../src/cpu/faults.js';
+import { FL } from '../../src/cpu/flags.js';
+import { R, S } from '../../src/cpu/isa.js';
 import { CODE_AT, enc, idtGate, machine, program, SEL, stackTop, stepExit } from './harness.js';
 
 describe('cpu smoke', () => {
