@@ -58,7 +58,10 @@ function machine(): Machine {
   m.phys.write32(TSS + 4, 0x90000); // ESP0
   m.phys.write32(TSS + 8, KDATA); // SS0
   w(IDT + 0x20 * 8, gateDescriptor({ type: TYPE.INT_GATE, selector: KCODE, offset: KERNEL + 0x200, dpl: 0 }));
-  w(IDT + 0x80 * 8, gateDescriptor({ type: TYPE.TRAP_GATE, selector: KCODE, offset: KERNEL + 0x300, dpl: 3 }));
+  w(
+    IDT + 0x80 * 8,
+    gateDescriptor({ type: TYPE.TRAP_GATE, selector: KCODE, offset: KERNEL + 0x300, dpl: 3 }),
+  );
   const cpu = m.cpu;
   cpu.gdtBase = GDT;
   cpu.gdtLimit = 7 * 8 - 1;
