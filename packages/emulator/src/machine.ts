@@ -172,7 +172,7 @@ export class Machine {
     restoreCpu(this.cpu, parts[0]!);
     this.phys.ram.set(parts[1]!);
     const devices = [this.pic, this.timer, this.nvram, this.rtc, this.console, this.disk, this.nic];
-    devices.forEach((d, i) => d.restore(parts[2 + i]!));
+    for (const [i, d] of devices.entries()) d.restore(parts[2 + i]!);
   }
 }
 

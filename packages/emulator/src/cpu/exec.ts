@@ -7,7 +7,7 @@
 import type { Cpu, RunResult } from './cpu.js';
 import { CpuFault, fault, isContributory, VEC } from './faults.js';
 import { FL } from './flags.js';
-import { NO_BASE, NO_SEG, S } from './isa.js';
+import { S } from './isa.js';
 import { memEa, memSeg } from './operands.js';
 import { loadSegment } from './segments.js';
 import { systemOp } from './system.js';
