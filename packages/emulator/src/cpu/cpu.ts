@@ -83,6 +83,12 @@ export class Cpu {
   readonly mmu: Mmu;
   readonly io: IoBus;
   irq: InterruptSource | undefined;
+  // Instruction-fetch cache: the physical page of the current code page, valid for one linear
+  // page, one MMU generation and one privilege (user or supervisor); a TLB entry of our own.
+  fetchPage = -1;
+  fetchGen = -1;
+  fetchUser = false;
+  fetchPhys = 0;
   /** Called after every instruction when set (tracing); undefined keeps the loop lean. */
   trace: ((cpu: Cpu, eip: number) => void) | undefined;
 

@@ -213,9 +213,31 @@ function step(cpu: Cpu): void {
   const cs = S.CS;
   if (eip + 7 > cpu.segLimit[cs]!) throw fault(VEC.GP, 0);
   const lin = (cpu.segBase[cs]! + eip) >>> 0;
-  const user = cpu.cpl === 3;
-  const w0 = cpu.readLinear32(lin, user);
-  const imm = cpu.readLinear32((lin + 4) >>> 0, user);
+  const user = (cpu.segSel[cs]! & 3) === 3;
+  const off = lin & 0xfff;
+  const mmu = cpu.mmu;
+  let w0: number;
+  let imm: number;
+  if (
+    off <= 0xff8 &&
+    lin >>> 12 === cpu.fetchPage &&
+    cpu.fetchGen === mmu.generation &&
+    cpu.fetchUser === user
+  ) {
+    const view = mmu.phys.ramView;
+    w0 = view.getUint32(cpu.fetchPhys + off, true);
+    imm = view.getUint32(cpu.fetchPhys + off + 4, true);
+  } else {
+    w0 = cpu.readLinear32(lin, user);
+    imm = cpu.readLinear32((lin + 4) >>> 0, user);
+    const page = (mmu.translate(lin, false, user) - off) >>> 0;
+    if (page + 0x1000 <= mmu.phys.ram.length) {
+      cpu.fetchPage = lin >>> 12;
+      cpu.fetchGen = mmu.generation;
+      cpu.fetchUser = user;
+      cpu.fetchPhys = page;
+    } else cpu.fetchPage = -1; // ROM or the empty bus: no cache
+  }
   const op = w0 & 0xff;
   const a = (w0 >>> 8) & 0xf;
   const b = (w0 >>> 12) & 0xf;

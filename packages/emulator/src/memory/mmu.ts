@@ -26,14 +26,18 @@ export class Mmu {
   private readonly tlbTag = new Int32Array(TLB_SIZE);
   private readonly tlbEntry = new Int32Array(TLB_SIZE);
   tlbMisses = 0;
+  /** Bumped whenever translations may change (flush, INVLPG): lets the CPU cache its code page. */
+  generation = 0;
 
   constructor(readonly phys: PhysicalMemory) {}
 
   flush(): void {
     this.tlbTag.fill(0);
+    this.generation++;
   }
 
   invalidate(linear: number): void {
+    this.generation++;
     const page = linear >>> 12;
     const i = page & (TLB_SIZE - 1);
     if (this.tlbTag[i] === page + 1) this.tlbTag[i] = 0;

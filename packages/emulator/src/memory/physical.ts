@@ -15,7 +15,8 @@ export class PhysicalMemory {
   readonly rom: Uint8Array;
   /** Physical address of the first ROM byte. */
   readonly romBase: number;
-  private readonly ramView: DataView;
+  /** Little-endian view of RAM (the CPU's instruction fetch reads through it). */
+  readonly ramView: DataView;
 
   constructor(opts: PhysicalMemoryOptions = {}) {
     const size = opts.ramBytes ?? 16 * 1024 * 1024;
