@@ -32,3 +32,5 @@ export { createMachine, Machine } from './machine.js';
 export { Mmu } from './memory/mmu.js';
 export type { PhysicalMemoryOptions } from './memory/physical.js';
 export { PhysicalMemory } from './memory/physical.js';
+export type { TraceEntry } from './trace.js';
+export { formatTrace, startTrace } from './trace.js';

@@ -1,5 +1,5 @@
 /** The whole machine: reset into the boot ROM, devices at their ports, save and restore. */
-import { createMachine, type Machine, OP, R } from '@clefnet/emulator';
+import { createMachine, formatTrace, type Machine, OP, R, startTrace } from '@clefnet/emulator';
 import { describe, expect, it } from 'vitest';
 
 function ins(name: string, a = 0, b = 0, imm = 0, c = 0xf): number[] {
@@ -60,5 +60,22 @@ describe('machine', () => {
     expect(() => m.restore(new Uint8Array(12))).toThrow('not a machine snapshot');
     const snap = m.save();
     expect(() => m.restore(snap.subarray(0, snap.length - 1))).toThrow('truncated machine snapshot');
+  });
+});
+
+describe('instruction trace', () => {
+  it('records address, ring, selectors and disassembly before each instruction, and stops when asked', () => {
+    const m = make();
+    const lines: string[] = [];
+    const stop = startTrace(m.cpu, (e) => lines.push(formatTrace(e)), 4);
+    m.run(6);
+    expect(lines).toEqual([
+      'fffffff0 r0 cs=f000 ss=0000 ds=0000  jmp 0x1000',
+      'ffff1000 r0 cs=f000 ss=0000 ds=0000  mov eax, 0x68',
+      'ffff1008 r0 cs=f000 ss=0000 ds=0000  out 0x3f8, eax',
+      'ffff1010 r0 cs=f000 ss=0000 ds=0000  mov eax, 0x69',
+    ]);
+    stop();
+    expect(m.cpu.beforeStep).toBeUndefined();
   });
 });

@@ -89,6 +89,8 @@ export class Cpu {
   fetchGen = -1;
   fetchUser = false;
   fetchPhys = 0;
+  /** Called before every instruction when set (the instruction trace); undefined keeps the loop lean. */
+  beforeStep: ((cpu: Cpu) => void) | undefined;
   /** Called after every instruction when set (tracing); undefined keeps the loop lean. */
   trace: ((cpu: Cpu, eip: number) => void) | undefined;
 

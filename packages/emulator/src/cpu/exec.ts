@@ -33,6 +33,7 @@ export function run(cpu: Cpu, budget: number): RunResult {
     }
     cpu.interruptShadow = false;
     const eip = cpu.eip;
+    if (cpu.beforeStep !== undefined) cpu.beforeStep(cpu);
     try {
       step(cpu);
     } catch (e) {
