@@ -107,11 +107,14 @@ export class Machine {
       this.tick(r.executed);
       if (r.reason === 'budget') continue;
       if (r.reason !== 'halt') return { ...r, executed, idle };
-      // Halted: let time pass to the next device event, if an interrupt could wake the CPU.
-      const wait = Math.min(this.timer.nextEvent(), this.disk.nextEvent(), budget - executed - idle);
-      if (!(this.cpu.eflags & FL.IF) || !Number.isFinite(wait) || wait <= 0) {
-        return { reason: 'halt', executed, idle };
-      }
+      // Halted. An interrupt that became pending during the slice's device tick wakes it now.
+      if (!(this.cpu.eflags & FL.IF)) return { reason: 'halt', executed, idle };
+      if (this.pic.pending() >= 0) continue;
+      // Otherwise time passes to the next device event; with none coming, only the host can wake
+      // it (console or NIC input), so the run stops.
+      const next = Math.min(this.timer.nextEvent(), this.disk.nextEvent());
+      if (!Number.isFinite(next)) return { reason: 'halt', executed, idle };
+      const wait = Math.max(1, Math.min(next, budget - executed - idle));
       idle += wait;
       this.tick(wait);
     }
