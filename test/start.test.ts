@@ -1,5 +1,6 @@
 /** `npm start` (examples/exchange.ts) as a user runs it: a child process, its transcript checked. */
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
@@ -40,5 +41,18 @@ describe('npm start', () => {
     const { code, err } = start('--profile', 'nope');
     expect(code).toBe(2);
     expect(err).toBe('--profile must be patent or hardened, not nope\n');
+  });
+});
+
+describe('npm run tinyos', () => {
+  it('boots tinyos and prints its console, the same transcript the guest test checks', () => {
+    const r = spawnSync(process.execPath, ['--conditions=source', '--import', 'tsx', 'examples/tinyos.ts'], {
+      cwd: root,
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+    expect(r.status).toBe(0);
+    const expected = readFileSync(new URL('guests/tinyos/expected.txt', `file://${root}`), 'utf8');
+    expect(r.stdout).toBe(`${expected}\n[machine stopped: halt after 99291 instructions, 0 idle]\n`);
   });
 });
