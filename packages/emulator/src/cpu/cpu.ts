@@ -4,9 +4,14 @@
  * the I/O bus (src/devices). The protection rules (reference §3.1-§3.6) live in segments.ts
  * (loads, descriptor fetch), transfers.ts (far JMP/CALL/RET/IRET, interrupt delivery) and exec.ts
  * (the instruction switch); this file holds the state they share and the checked memory accesses.
+ *
+ * Speed (issue 3): the checked accesses have fast paths for the common case, an aligned dword in RAM
+ * with paging off or a TLB hit that allows the access. They read the MMU's TLB (never fill it) and
+ * RAM's dword view directly, applying Mmu.translate's rules to the hit; everything else (a miss, a
+ * fault, a page-crossing or unaligned dword, ROM, the empty bus) goes through the MMU as before.
  */
 import type { InterruptSource, IoBus } from '../devices/bus.js';
-import type { Mmu } from '../memory/mmu.js';
+import { type Mmu, TLB_SIZE } from '../memory/mmu.js';
 import { CpuFault, fault, VEC } from './faults.js';
 import { CR0, CR4, FL } from './flags.js';
 import { S } from './isa.js';
@@ -42,6 +47,52 @@ export interface CpuOptions {
   readonly mmu: Mmu;
   readonly io: IoBus;
   readonly irq?: InterruptSource;
+}
+
+/**
+ * A code window of the run loop (exec.ts): the EIPs in [lo, lo + len) fetch their 8 bytes from RAM
+ * at EIP + delta (modulo 2^32), for the key it was built for: CS base and limit, CPL 3 or not,
+ * paging, MMU generation. A cache, not state: it is checked against the key before every use.
+ */
+export class CodeWindow {
+  lo = 0;
+  len = 0;
+  delta = 0;
+  base = 0;
+  limit = 0;
+  user = false;
+  paging = false;
+  gen = -1;
+
+  fits(base: number, limit: number, user: boolean, paging: boolean, gen: number): boolean {
+    return (
+      this.base === base &&
+      this.limit === limit &&
+      this.user === user &&
+      this.paging === paging &&
+      this.gen === gen
+    );
+  }
+
+  set(
+    lo: number,
+    len: number,
+    delta: number,
+    base: number,
+    limit: number,
+    user: boolean,
+    paging: boolean,
+    gen: number,
+  ): void {
+    this.lo = lo;
+    this.len = len;
+    this.delta = delta;
+    this.base = base;
+    this.limit = limit;
+    this.user = user;
+    this.paging = paging;
+    this.gen = gen;
+  }
 }
 
 export class Cpu {
@@ -83,21 +134,31 @@ export class Cpu {
   readonly mmu: Mmu;
   readonly io: IoBus;
   irq: InterruptSource | undefined;
-  // Instruction-fetch cache: the physical page of the current code page, valid for one linear
-  // page, one MMU generation and one privilege (user or supervisor); a TLB entry of our own.
-  fetchPage = -1;
-  fetchGen = -1;
-  fetchUser = false;
-  fetchPhys = 0;
   /** Called before every instruction when set (the instruction trace); undefined keeps the loop lean. */
-  beforeStep: ((cpu: Cpu) => void) | undefined;
+  beforeStep: ((cpu: Cpu) => void) | undefined = undefined;
   /** Called after every instruction when set (tracing); undefined keeps the loop lean. */
-  trace: ((cpu: Cpu, eip: number) => void) | undefined;
+  trace: ((cpu: Cpu, eip: number) => void) | undefined = undefined;
+  // Fast-path views of the memory this CPU reaches through its MMU (fixed for its lifetime): RAM as
+  // dwords and the MMU's TLB. The fast paths below only *read* the TLB; anything but an aligned RAM
+  // dword with a TLB hit (or paging off) takes the general path, so every check stays in one place.
+  readonly ram32: Int32Array;
+  readonly ramBytes: number;
+  private readonly tlbTag: Int32Array;
+  private readonly tlbEntry: Int32Array;
+  /** Dword 0 of the descriptor last read by `readDescriptor` (segments.ts); scratch, not state. */
+  descLo = 0;
+  /** The run loop's code windows (exec.ts): the current one and the one before. */
+  codeWin = new CodeWindow();
+  altWin = new CodeWindow();
 
   constructor(opts: CpuOptions) {
     this.mmu = opts.mmu;
     this.io = opts.io;
     this.irq = opts.irq;
+    this.ram32 = opts.mmu.phys.ram32;
+    this.ramBytes = opts.mmu.phys.ram.length;
+    this.tlbTag = opts.mmu.tlbTag;
+    this.tlbEntry = opts.mmu.tlbEntry;
     this.reset();
   }
 
@@ -140,7 +201,7 @@ export class Cpu {
 
   /** Current privilege level: the RPL of CS. */
   get cpl(): number {
-    return this.segSel[S.CS]! & 3;
+    return this.segSel[1]! & 3; // CS
   }
 
   get iopl(): number {
@@ -167,8 +228,18 @@ export class Cpu {
     return (this.segBase[seg]! + off) >>> 0;
   }
 
+  /**
+   * Checked dword read at seg:offset: the usability, rights and limit checks of `linear` (inline
+   * when they pass; `linear` raises the fault), then `readLinear32`.
+   */
   read32(seg: number, offset: number): number {
-    return this.readLinear32(this.linear(seg, offset, 4, false), this.cpl === 3);
+    const off = offset >>> 0;
+    const lin =
+      (this.segFlags[seg]! & 3) === 3 && // SEG_USABLE | SEG_READ
+      off <= this.segLimit[seg]! - 3
+        ? (this.segBase[seg]! + off) >>> 0
+        : this.linear(seg, offset, 4, false);
+    return this.readLinearI32(lin, (this.segSel[1]! & 3) === 3) >>> 0; // CPL 3
   }
 
   read8(seg: number, offset: number): number {
@@ -176,8 +247,15 @@ export class Cpu {
     return this.mmu.phys.read8(this.mmu.translate(lin, false, this.cpl === 3));
   }
 
+  /** Checked dword write at seg:offset, as `read32`. */
   write32(seg: number, offset: number, value: number): void {
-    this.writeLinear32(this.linear(seg, offset, 4, true), value, this.cpl === 3);
+    const off = offset >>> 0;
+    const lin =
+      (this.segFlags[seg]! & 5) === 5 && // SEG_USABLE | SEG_WRITE
+      off <= this.segLimit[seg]! - 3
+        ? (this.segBase[seg]! + off) >>> 0
+        : this.linear(seg, offset, 4, true);
+    this.writeLinear32(lin, value, (this.segSel[1]! & 3) === 3); // CPL 3
   }
 
   write8(seg: number, offset: number, value: number): void {
@@ -185,7 +263,35 @@ export class Cpu {
     this.mmu.phys.write8(this.mmu.translate(lin, true, this.cpl === 3), value & 0xff);
   }
 
+  /**
+   * The dword at a linear address, read with the privilege of `user` (CPL 3) code. The fast path
+   * (an aligned address, paging off or a TLB hit that allows the read, RAM) is `Mmu.translate` and
+   * `PhysicalMemory.read32` specialised; anything else takes them, and they raise #PF.
+   */
   readLinear32(lin: number, user: boolean): number {
+    return this.readLinearI32(lin, user) >>> 0;
+  }
+
+  /**
+   * `readLinear32` as a signed 32-bit value: the form the CPU's own paths use, since V8 must box an
+   * unsigned value of 2^31 or more (a descriptor's dword 1 always is) whenever it crosses a call.
+   */
+  readLinearI32(lin: number, user: boolean): number {
+    if ((lin & 3) === 0) {
+      let p = lin;
+      if (this.mmu.paging) {
+        const page = lin >>> 12;
+        const i = page & (TLB_SIZE - 1);
+        const e = this.tlbEntry[i]!;
+        if (this.tlbTag[i] !== page + 1 || (user && !(e & 4))) return this.readLinearSlow(lin, user) | 0;
+        p = ((e & ~0xfff) | (lin & 0xfff)) >>> 0;
+      }
+      if (p < this.ramBytes) return this.ram32[p >>> 2]!;
+    }
+    return this.readLinearSlow(lin, user) | 0;
+  }
+
+  private readLinearSlow(lin: number, user: boolean): number {
     const mmu = this.mmu;
     if ((lin & 0xfff) <= 0xffc) return mmu.phys.read32(mmu.translate(lin, false, user));
     // Crosses a page: translate both pages first, so a fault leaves nothing half done.
@@ -197,7 +303,63 @@ export class Cpu {
     return v >>> 0;
   }
 
+  /**
+   * The `ram32` index of `bytes` (a multiple of 4, at most 4096) at a linear address, if `user`
+   * (CPL 3) code can read them, or with `write` write them, with no fault possible and they are in
+   * RAM: aligned, in one page, paging off or a TLB hit that allows the access (Mmu.translate's
+   * rules). Else -1, and the caller takes the general path, dword by dword. For the stack frames of
+   * far transfers (transfers.ts).
+   */
+  frameIndex(lin: number, bytes: number, write: boolean, user: boolean): number {
+    if ((lin & 3) !== 0 || (lin & 0xfff) + bytes > 0x1000) return -1;
+    let p = lin;
+    const mmu = this.mmu;
+    if (mmu.paging) {
+      const page = lin >>> 12;
+      const i = page & (TLB_SIZE - 1);
+      const e = this.tlbEntry[i]!;
+      if (this.tlbTag[i] !== page + 1 || (user && !(e & 4))) return -1;
+      if (write && !((e & 2 || (!user && !mmu.writeProtect)) && e & 0x40)) return -1;
+      p = ((e & ~0xfff) | (lin & 0xfff)) >>> 0;
+    }
+    return p + bytes <= this.ramBytes ? p >>> 2 : -1;
+  }
+
+  /** `frameIndex` of a read of `bytes` at SS:off, if SS is usable, readable and `off` within its limit. */
+  stackIndex(off: number, bytes: number): number {
+    if ((this.segFlags[2]! & 3) !== 3 || off + bytes - 1 > this.segLimit[2]!) return -1; // SS usable, read
+    return this.frameIndex((this.segBase[2]! + off) >>> 0, bytes, false, (this.segSel[1]! & 3) === 3);
+  }
+
+  /** Writes a dword at a linear address with the privilege of `user` code; fast path as `readLinear32`. */
   writeLinear32(lin: number, value: number, user: boolean): void {
+    if ((lin & 3) === 0) {
+      let p = lin;
+      const mmu = this.mmu;
+      if (mmu.paging) {
+        const page = lin >>> 12;
+        const i = page & (TLB_SIZE - 1);
+        const e = this.tlbEntry[i]!;
+        // As Mmu.translate: U for user code; W (or supervisor without CR0.WP); dirty already set.
+        if (
+          this.tlbTag[i] !== page + 1 ||
+          (user && !(e & 4)) ||
+          !((e & 2 || (!user && !mmu.writeProtect)) && e & 0x40)
+        ) {
+          this.writeLinearSlow(lin, value, user);
+          return;
+        }
+        p = ((e & ~0xfff) | (lin & 0xfff)) >>> 0;
+      }
+      if (p < this.ramBytes) {
+        this.ram32[p >>> 2] = value;
+        return;
+      }
+    }
+    this.writeLinearSlow(lin, value, user);
+  }
+
+  private writeLinearSlow(lin: number, value: number, user: boolean): void {
     const mmu = this.mmu;
     if ((lin & 0xfff) <= 0xffc) {
       mmu.phys.write32(mmu.translate(lin, true, user), value);
@@ -211,7 +373,12 @@ export class Cpu {
 
   /** Supervisor (system) accesses: descriptor tables and the TSS are read as CPL 0 reads them. */
   readSystem32(lin: number): number {
-    return this.readLinear32(lin, false);
+    return this.readLinearI32(lin, false) >>> 0;
+  }
+
+  /** `readSystem32` as a signed 32-bit value (see `readLinearI32`). */
+  readSystemI32(lin: number): number {
+    return this.readLinearI32(lin, false);
   }
 
   writeSystem32(lin: number, value: number): void {
@@ -225,14 +392,15 @@ export class Cpu {
   }
 
   push32(value: number): void {
-    const esp = (this.esp - 4) >>> 0;
-    this.write32(S.SS, esp, value);
+    const esp = (this.reg[4]! - 4) >>> 0;
+    this.write32(2, esp, value); // SS
     this.reg[4] = esp;
   }
 
   pop32(): number {
-    const v = this.read32(S.SS, this.esp);
-    this.reg[4] = (this.esp + 4) | 0;
+    const esp = this.reg[4]!;
+    const v = this.read32(2, esp); // SS
+    this.reg[4] = (esp + 4) | 0;
     return v;
   }
 

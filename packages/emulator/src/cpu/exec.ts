@@ -3,51 +3,681 @@
  * pending external interrupt if IF allows, fetch 8 bytes at CS:EIP (limit-checked, through the
  * MMU), execute. Faults thrown by an instruction leave EIP at that instruction (restartable) and
  * are delivered through the IDT, or stop the run when the vector is in `exitVectors`.
+ *
+ * Speed (issue 3): this loop runs for every instruction, so it allocates nothing and creates no
+ * closures; the fetch reads a cached code window as dwords; every instruction is a case of one
+ * switch, with its flags computed inline (branch-free); dword loads and stores through DS and SS
+ * (LD, ST, PUSH, POP, CALL, RET) check rights, limit and the TLB inline against values the
+ * prologue caches, and take `Cpu.read32`/`write32` for anything else. Nothing here skips a check:
+ * the fast paths are the general rules specialised to the common case, and anything else takes the
+ * general path, which checks in the architectural order.
  */
 import type { Cpu, RunResult } from './cpu.js';
 import { CpuFault, fault, isContributory, VEC } from './faults.js';
 import { FL } from './flags.js';
-import { S } from './isa.js';
-import { memEa, memSeg } from './operands.js';
+import { NO_BASE, NO_SEG, S } from './isa.js';
 import { loadSegment } from './segments.js';
 import { systemOp } from './system.js';
 import { deliver, farReturn, farTransfer, interruptReturn, mergeFlags } from './transfers.js';
 
-const SIGN = 0x8000_0000;
+// The hot code writes flag bits and segment numbers as literals or function-local constants: a
+// module-level object (FL, S) or constant is loaded again, with a check, at every use in optimised
+// code. CF 0x1, ZF 0x40, SF 0x80, IF 0x200, OF 0x800 (flags.ts); ES 0, CS 1, SS 2, DS 3 (isa.ts).
 
+/**
+ * Runs up to `budget` instructions.
+ *
+ * Before an instruction the loop takes the full prologue (shutdown, pending interrupt, HLT,
+ * breakpoint, interrupt shadow, the beforeStep hook) only when something it looks at may have
+ * changed: at the start of the run, after an instruction that is not *ordinary*, after a fault, and
+ * for every instruction while a host hook or breakpoint is set or an interrupt source without
+ * `hasPending` (bus.ts) is polled. Ordinary instructions (data movement, ALU, near branches, PUSH
+ * and POP of data) change none of it and reach no device, so between two prologues the answers
+ * cannot change. The prologue also caches what ordinary instructions need (the CS limit, CPL, the
+ * DS and SS rights and limits, paging) and checks the *code window*: the EIPs whose 8 bytes lie in
+ * one RAM page inside the CS limit, fetched without translation while the CS base, limit, CPL,
+ * paging and MMU generation it was built for stay the same. Every check still runs for every
+ * instruction, against these cached values.
+ *
+ * V8 notes: everything before the loop is a constant, and the typed arrays are loaded from `cpu`
+ * inside it, so the loop compiles to the same code whether V8 optimises the function or only the
+ * running loop (on-stack replacement, which it prefers for a function like this one); the cached
+ * values are kept in unsigned 32-bit form (`>>> 0`) so none of them is a boxed double.
+ */
 export function run(cpu: Cpu, budget: number): RunResult {
+  const CF = 0x1;
+  const ZF = 0x40;
+  const SF = 0x80;
+  const IF = 0x200;
+  const OF = 0x800;
+  const SS = 2;
   let executed = 0;
+  // cpu.instructions is not counted per instruction: `executed - counted` instructions are added
+  // before anything outside this loop can look at it (the prologue's hooks and interrupt source,
+  // port I/O, the trace hook, a host error, the return).
+  let counted = 0;
+  /** Take the full prologue before the next instruction. */
+  let slow = true;
+  /** EIP of the instruction being executed (before the beforeStep hook ran). */
+  let start = 0;
+  let eip = 0;
+  // The code window (cpu.codeWin, see CodeWindow in cpu.ts): EIP - codeLo < codeLen fetches from
+  // RAM at EIP + codeDelta (modulo 2^32).
+  let codeLo = 0;
+  let codeLen = 0;
+  let codeDelta = 0;
+  // Cached by the prologue for ordinary instructions: the CS limit; paging as the TLB entry bits a
+  // read (bits 0-7) and a write (8-15) need (-1: paging off; U for CPL 3; a write also needs the
+  // dirty bit, and W at CPL 3 or with CR0.WP: Mmu.translate's rules); for DS and SS the
+  // base and the end (exclusive) of the offsets at which a dword may be read or written (0: none;
+  // the general path then raises the fault).
+  let csLimit = 0;
+  let pgNeed = -1;
+  let dsBase = 0;
+  let dsRdEnd = 0;
+  let dsWrEnd = 0;
+  let ssBase = 0;
+  let ssRdEnd = 0;
+  let ssWrEnd = 0;
   while (executed < budget) {
-    if (cpu.shutdown) return { reason: 'shutdown', executed };
-    if (!cpu.interruptShadow && cpu.eflags & FL.IF && cpu.irq !== undefined) {
-      const vector = cpu.irq.pending();
-      if (vector >= 0) {
-        cpu.irq.acknowledge(vector);
-        const r = raise(cpu, vector, undefined, { software: false, ext: 1, returnEip: cpu.eip });
-        if (r !== undefined) return { ...r, executed };
+    if (slow === true) {
+      cpu.instructions += executed - counted;
+      counted = executed;
+      if (cpu.shutdown === true) return { reason: 'shutdown', executed };
+      // IF = 1 and a source with hasPending() that has nothing pending: no need to ask it again
+      // below, since nothing can have run in between (the beforeStep hook makes `slow` anyway).
+      let quiet = false;
+      if ((cpu.eflags & IF) !== 0 && cpu.irq !== undefined) {
+        const irq = cpu.irq;
+        if (irq.hasPending !== undefined && irq.hasPending() !== true) quiet = true;
+        else if (cpu.interruptShadow !== true) {
+          const vector = irq.pending();
+          if (vector >= 0) {
+            irq.acknowledge(vector);
+            const r = raise(cpu, vector, undefined, { software: false, ext: 1, returnEip: cpu.eip });
+            if (r !== undefined) return { ...r, executed };
+          }
+        }
       }
+      if (cpu.halted === true) return { reason: 'halt', executed };
+      if (cpu.breakpoints.size > 0 && cpu.breakpoints.has((cpu.segBase[1]! + cpu.eip) >>> 0)) {
+        return { reason: 'breakpoint', executed };
+      }
+      cpu.interruptShadow = false;
+      start = cpu.eip >>> 0;
+      if (cpu.beforeStep !== undefined) cpu.beforeStep(cpu);
+      eip = cpu.eip >>> 0;
+      const segLimit = cpu.segLimit;
+      const segBase = cpu.segBase;
+      const segFlags = cpu.segFlags; // SEG_USABLE 1, SEG_READ 2, SEG_WRITE 4
+      const mmu = cpu.mmu;
+      csLimit = segLimit[1]!;
+      const user = (cpu.segSel[1]! & 3) === 3;
+      const paging = mmu.paging === true;
+      pgNeed = paging
+        ? (user ? 4 : 0) | ((0x40 | (user ? 4 : 0) | (user || mmu.writeProtect === true ? 2 : 0)) << 8)
+        : -1;
+      // The code window for this CS and CPL: the current one, else the other one (a call into the
+      // kernel and the return each find theirs), else none until the next fetch builds it.
+      const csBase = segBase[1]!;
+      const gen = mmu.generation;
+      let win = cpu.codeWin;
+      if (!win.fits(csBase, csLimit, user, paging, gen)) {
+        win = cpu.altWin;
+        cpu.altWin = cpu.codeWin;
+        cpu.codeWin = win;
+        if (!win.fits(csBase, csLimit, user, paging, gen)) win.len = 0;
+      }
+      codeLo = win.lo;
+      codeLen = win.len;
+      codeDelta = win.delta;
+      const ds = segFlags[3]!;
+      const dsLimit = segLimit[3]!;
+      dsBase = segBase[3]!;
+      dsRdEnd = (ds & 3) === 3 && dsLimit >= 3 ? (dsLimit - 2) >>> 0 : 0;
+      dsWrEnd = (ds & 5) === 5 && dsLimit >= 3 ? (dsLimit - 2) >>> 0 : 0;
+      const ss = segFlags[2]!;
+      const ssLimit = segLimit[2]!;
+      ssBase = segBase[2]!;
+      ssRdEnd = (ss & 3) === 3 && ssLimit >= 3 ? (ssLimit - 2) >>> 0 : 0;
+      ssWrEnd = (ss & 5) === 5 && ssLimit >= 3 ? (ssLimit - 2) >>> 0 : 0;
+      const irq = cpu.irq;
+      slow =
+        cpu.breakpoints.size > 0 ||
+        cpu.beforeStep !== undefined ||
+        cpu.trace !== undefined ||
+        ((cpu.eflags & IF) !== 0 &&
+          irq !== undefined &&
+          !quiet &&
+          (irq.hasPending === undefined || irq.hasPending() === true));
     }
-    if (cpu.halted) return { reason: 'halt', executed };
-    if (cpu.breakpoints.size > 0 && cpu.breakpoints.has((cpu.segBase[S.CS]! + cpu.eip) >>> 0)) {
-      return { reason: 'breakpoint', executed };
-    }
-    cpu.interruptShadow = false;
-    const eip = cpu.eip;
-    if (cpu.beforeStep !== undefined) cpu.beforeStep(cpu);
     try {
-      step(cpu);
+      // Ordinary instructions run in this inner loop; it ends after one that is not (`slow`).
+      for (;;) {
+        // Loaded here, not before the loops: V8 may optimise just this loop (on-stack replacement),
+        // and then knows nothing of values from before it.
+        const reg = cpu.reg;
+        const ram32 = cpu.ram32;
+        // ---- fetch: 8 bytes at CS:EIP, limit-checked, through the MMU ----
+        let w0: number;
+        let imm: number;
+        if ((eip - codeLo) >>> 0 < codeLen) {
+          const p = (eip + codeDelta) | 0;
+          if ((p & 3) === 0) {
+            w0 = ram32[p >>> 2]!;
+            imm = ram32[(p >>> 2) + 1]! >>> 0;
+          } else {
+            w0 = cpu.mmu.phys.ramView.getUint32(p >>> 0, true) | 0;
+            imm = cpu.mmu.phys.ramView.getUint32((p >>> 0) + 4, true) >>> 0;
+          }
+        } else {
+          const mmu = cpu.mmu;
+          const limit = cpu.segLimit[1]!;
+          if (eip + 7 > limit) throw fault(VEC.GP, 0);
+          const base = cpu.segBase[1]!;
+          const lin = (base + eip) >>> 0;
+          const u = (cpu.segSel[1]! & 3) === 3;
+          w0 = cpu.readLinearI32(lin, u);
+          imm = cpu.readLinearI32((lin + 4) >>> 0, u) >>> 0;
+          const off = lin & 0xfff;
+          const page = (mmu.translate(lin, false, u) - off) >>> 0;
+          // The window: the EIPs of this page (offset <= 0xFF8) that are >= 0 and <= limit - 7.
+          const lo = Math.max(0, eip - off);
+          const hi = Math.min(eip - off + 0xff8, limit - 7);
+          const win = cpu.codeWin;
+          if (page + 0x1000 <= cpu.ramBytes && hi >= lo) {
+            codeLo = lo >>> 0;
+            codeLen = (hi - lo + 1) >>> 0;
+            codeDelta = (page + off - eip) | 0;
+            win.set(codeLo, codeLen, codeDelta, base, limit, u, mmu.paging === true, mmu.generation);
+          } else {
+            codeLen = 0; // ROM or the empty bus: no window
+            win.len = 0;
+          }
+        }
+        // ---- decode and execute ----
+        const op = w0 & 0xff;
+        const a = (w0 >>> 8) & 7; // register operands: the nibble's low 3 bits
+        const b = (w0 >>> 12) & 0xf;
+        const next = (eip + 8) >>> 0;
+        let to = next;
+        switch (op) {
+          // ALU reg, reg (table order in isa.ts: add sub and or xor cmp test shl shr sar mul divu remu)
+          case 0x20: {
+            const x = reg[a]!;
+            const y = reg[b & 7]!;
+            const r = (x + y) | 0;
+            reg[a] = r;
+            cpu.eflags = addFlags(cpu.eflags, x, y, r);
+            break;
+          }
+          case 0x21: {
+            const x = reg[a]!;
+            const y = reg[b & 7]!;
+            const r = (x - y) | 0;
+            reg[a] = r;
+            cpu.eflags = subFlags(cpu.eflags, x, y, r);
+            break;
+          }
+          case 0x22: {
+            const r = reg[a]! & reg[b & 7]!;
+            reg[a] = r;
+            cpu.eflags = logicFlags(cpu.eflags, r);
+            break;
+          }
+          case 0x23: {
+            const r = reg[a]! | reg[b & 7]!;
+            reg[a] = r;
+            cpu.eflags = logicFlags(cpu.eflags, r);
+            break;
+          }
+          case 0x24: {
+            const r = reg[a]! ^ reg[b & 7]!;
+            reg[a] = r;
+            cpu.eflags = logicFlags(cpu.eflags, r);
+            break;
+          }
+          case 0x25: {
+            const x = reg[a]!;
+            const y = reg[b & 7]!;
+            cpu.eflags = subFlags(cpu.eflags, x, y, (x - y) | 0);
+            break;
+          }
+          case 0x26:
+            cpu.eflags = logicFlags(cpu.eflags, reg[a]! & reg[b & 7]!);
+            break;
+          case 0x27:
+          case 0x28:
+          case 0x29:
+          case 0x2a:
+          case 0x2b:
+          case 0x2c:
+            reg[a] = rareAlu(cpu, op - 0x20, reg[a]!, reg[b & 7]!);
+            break;
+          // ALU reg, imm
+          case 0x30: {
+            const x = reg[a]!;
+            const y = imm | 0;
+            const r = (x + y) | 0;
+            reg[a] = r;
+            cpu.eflags = addFlags(cpu.eflags, x, y, r);
+            break;
+          }
+          case 0x31: {
+            const x = reg[a]!;
+            const y = imm | 0;
+            const r = (x - y) | 0;
+            reg[a] = r;
+            cpu.eflags = subFlags(cpu.eflags, x, y, r);
+            break;
+          }
+          case 0x32: {
+            const r = reg[a]! & imm;
+            reg[a] = r;
+            cpu.eflags = logicFlags(cpu.eflags, r);
+            break;
+          }
+          case 0x33: {
+            const r = reg[a]! | imm;
+            reg[a] = r;
+            cpu.eflags = logicFlags(cpu.eflags, r);
+            break;
+          }
+          case 0x34: {
+            const r = reg[a]! ^ imm;
+            reg[a] = r;
+            cpu.eflags = logicFlags(cpu.eflags, r);
+            break;
+          }
+          case 0x35: {
+            const x = reg[a]!;
+            const y = imm | 0;
+            cpu.eflags = subFlags(cpu.eflags, x, y, (x - y) | 0);
+            break;
+          }
+          case 0x36:
+            cpu.eflags = logicFlags(cpu.eflags, reg[a]! & imm);
+            break;
+          case 0x37: {
+            // SHL: CF = the last bit shifted out; a count of 0 changes nothing
+            const x = reg[a]!;
+            const n = imm & 31;
+            if (n !== 0) {
+              const r = x << n;
+              reg[a] = r;
+              cpu.eflags = logicFlags(cpu.eflags, r) | ((x >>> (32 - n)) & 1);
+            }
+            break;
+          }
+          case 0x38:
+          case 0x39:
+          case 0x3a:
+          case 0x3b:
+          case 0x3c:
+            reg[a] = rareAlu(cpu, op - 0x30, reg[a]!, imm | 0);
+            break;
+          // data movement. Memory operands (operands.ts): segment in byte 2 (0xF: SS for an ESP or
+          // EBP base, else DS; above 5 #UD), offset [base + disp] or [disp] for base 8. A dword in
+          // DS or SS is read or written inline when the cached rights and limit allow it, its linear
+          // address is aligned, and paging is off or the TLB holds a translation that allows it (as
+          // Mmu.translate); anything else goes through Cpu.read32/write32, which raise the faults.
+          case 0x10:
+            reg[a] = reg[b & 7]!;
+            break;
+          case 0x11:
+            reg[a] = imm;
+            break;
+          case 0x12: {
+            const s = (w0 >>> 16) & 0xf;
+            const seg = s === 0xf ? (b === 4 || b === 5 ? 2 : 3) : s;
+            if (seg > 5) throw fault(VEC.UD);
+            const off = b === 8 ? imm : (reg[b & 7]! + imm) >>> 0;
+            let p = 0xffff_ffff; // no RAM dword: 0x3FFFFFFF is beyond any ram32
+            if (seg === 3 ? off < dsRdEnd : seg === 2 && off < ssRdEnd) {
+              const lin = ((seg === 3 ? dsBase : ssBase) + off) >>> 0;
+              if ((lin & 3) === 0) {
+                if (pgNeed < 0) p = lin;
+                else {
+                  const i = (lin >>> 12) & 1023;
+                  const e = cpu.mmu.tlbEntry[i]!;
+                  if (cpu.mmu.tlbTag[i] === (lin >>> 12) + 1 && (e & pgNeed & 0xff) === (pgNeed & 0xff))
+                    p = ((e & ~0xfff) | (lin & 0xfff)) >>> 0;
+                }
+              }
+            }
+            reg[a] = p >>> 2 < ram32.length ? ram32[p >>> 2]! : cpu.read32(seg, off);
+            break;
+          }
+          case 0x13: {
+            const s = (w0 >>> 16) & 0xf;
+            const seg = s === 0xf ? (b === 4 || b === 5 ? 2 : 3) : s;
+            if (seg > 5) throw fault(VEC.UD);
+            const off = b === 8 ? imm : (reg[b & 7]! + imm) >>> 0;
+            let p = 0xffff_ffff; // no RAM dword: 0x3FFFFFFF is beyond any ram32
+            if (seg === 3 ? off < dsWrEnd : seg === 2 && off < ssWrEnd) {
+              const lin = ((seg === 3 ? dsBase : ssBase) + off) >>> 0;
+              if ((lin & 3) === 0) {
+                if (pgNeed < 0) p = lin;
+                else {
+                  const i = (lin >>> 12) & 1023;
+                  const e = cpu.mmu.tlbEntry[i]!;
+                  if (cpu.mmu.tlbTag[i] === (lin >>> 12) + 1 && (e & (pgNeed >>> 8)) === pgNeed >>> 8)
+                    p = ((e & ~0xfff) | (lin & 0xfff)) >>> 0;
+                }
+              }
+            }
+            if (p >>> 2 < ram32.length) ram32[p >>> 2] = reg[a]!;
+            else cpu.write32(seg, off, reg[a]!);
+            break;
+          }
+          case 0x14:
+            reg[a] = cpu.read8(memSeg(w0, b), memEa(reg, b, imm));
+            break;
+          case 0x15:
+            cpu.write8(memSeg(w0, b), memEa(reg, b, imm), reg[a]!);
+            break;
+          case 0x16:
+            reg[a] = memEa(reg, b, imm);
+            break;
+          case 0x17:
+          case 0x18:
+          case 0x52:
+          case 0x53: {
+            // PUSH reg, PUSH imm, CALL imm, CALL reg: a dword below ESP in SS, inline as ST. CALL
+            // checks its target against the CS limit before the push (SDM CALL: "IF tempEIP is not
+            // within code segment limit THEN #GP(0)").
+            let value: number;
+            if (op === 0x52 || op === 0x53) {
+              const t = op === 0x52 ? imm : reg[a]! >>> 0;
+              if (t > csLimit) throw fault(VEC.GP, 0);
+              to = t;
+              value = next;
+            } else value = op === 0x17 ? reg[a]! : imm;
+            const esp = (reg[4]! - 4) >>> 0;
+            let p = 0xffff_ffff; // no RAM dword: 0x3FFFFFFF is beyond any ram32
+            if (esp < ssWrEnd) {
+              const lin = (ssBase + esp) >>> 0;
+              if ((lin & 3) === 0) {
+                if (pgNeed < 0) p = lin;
+                else {
+                  const i = (lin >>> 12) & 1023;
+                  const e = cpu.mmu.tlbEntry[i]!;
+                  if (cpu.mmu.tlbTag[i] === (lin >>> 12) + 1 && (e & (pgNeed >>> 8)) === pgNeed >>> 8)
+                    p = ((e & ~0xfff) | (lin & 0xfff)) >>> 0;
+                }
+              }
+            }
+            if (p >>> 2 < ram32.length) ram32[p >>> 2] = value;
+            else cpu.write32(SS, esp, value);
+            reg[4] = esp;
+            break;
+          }
+          case 0x19:
+          case 0x54:
+          case 0x55: {
+            // POP reg, RET, RET imm: the dword at SS:ESP, inline as LD. POP updates ESP before it
+            // writes the register, so POP ESP loads the popped value, as on x86; RET checks its
+            // target against the CS limit.
+            const esp = reg[4]! >>> 0;
+            let p = 0xffff_ffff; // no RAM dword: 0x3FFFFFFF is beyond any ram32
+            if (esp < ssRdEnd) {
+              const lin = (ssBase + esp) >>> 0;
+              if ((lin & 3) === 0) {
+                if (pgNeed < 0) p = lin;
+                else {
+                  const i = (lin >>> 12) & 1023;
+                  const e = cpu.mmu.tlbEntry[i]!;
+                  if (cpu.mmu.tlbTag[i] === (lin >>> 12) + 1 && (e & pgNeed & 0xff) === (pgNeed & 0xff))
+                    p = ((e & ~0xfff) | (lin & 0xfff)) >>> 0;
+                }
+              }
+            }
+            const v = p >>> 2 < ram32.length ? ram32[p >>> 2]! : cpu.read32(SS, esp) | 0;
+            if (op === 0x19) {
+              reg[4] = (esp + 4) | 0;
+              reg[a] = v;
+            } else {
+              const t = v >>> 0;
+              if (t > csLimit) throw fault(VEC.GP, 0);
+              reg[4] = (esp + 4 + (op === 0x55 ? imm & 0xffff : 0)) | 0;
+              to = t;
+            }
+            break;
+          }
+          // unary
+          case 0x40: {
+            const v = reg[a]!;
+            const r = -v | 0;
+            reg[a] = r;
+            cpu.eflags = subFlags(cpu.eflags, 0, v, r);
+            break;
+          }
+          case 0x41:
+            reg[a] = ~reg[a]!;
+            break;
+          case 0x42: {
+            // INC / DEC: CF unchanged
+            const v = reg[a]!;
+            const r = (v + 1) | 0;
+            reg[a] = r;
+            const f = cpu.eflags;
+            cpu.eflags = (addFlags(f, v, 1, r) & ~CF) | (f & CF);
+            break;
+          }
+          case 0x43: {
+            const v = reg[a]!;
+            const r = (v - 1) | 0;
+            reg[a] = r;
+            const f = cpu.eflags;
+            cpu.eflags = (subFlags(f, v, 1, r) & ~CF) | (f & CF);
+            break;
+          }
+          // near JMP and Jcc: a target beyond the CS limit faults #GP(0) at the branch (SDM JMP/Jcc:
+          // "IF tempEIP is not within code segment limit THEN #GP(0)")
+          case 0x50:
+            if (imm > csLimit) throw fault(VEC.GP, 0);
+            to = imm;
+            break;
+          case 0x51: {
+            const t = reg[a]! >>> 0;
+            if (t > csLimit) throw fault(VEC.GP, 0);
+            to = t;
+            break;
+          }
+          case 0x58:
+            if ((cpu.eflags & ZF) !== 0) to = nearTarget(imm, csLimit);
+            break;
+          case 0x59:
+            if ((cpu.eflags & ZF) === 0) to = nearTarget(imm, csLimit);
+            break;
+          case 0x5a:
+            if ((cpu.eflags & CF) !== 0) to = nearTarget(imm, csLimit);
+            break;
+          case 0x5b:
+            if ((cpu.eflags & CF) === 0) to = nearTarget(imm, csLimit);
+            break;
+          case 0x5c:
+            if ((cpu.eflags & SF) !== 0) to = nearTarget(imm, csLimit);
+            break;
+          case 0x5d:
+            if ((cpu.eflags & SF) === 0) to = nearTarget(imm, csLimit);
+            break;
+          case 0x5e:
+            if ((cpu.eflags & OF) !== 0) to = nearTarget(imm, csLimit);
+            break;
+          case 0x5f:
+            if ((cpu.eflags & OF) === 0) to = nearTarget(imm, csLimit);
+            break;
+          case 0x60:
+            if (signNotOverflow(cpu.eflags)) to = nearTarget(imm, csLimit);
+            break;
+          case 0x61:
+            if (!signNotOverflow(cpu.eflags)) to = nearTarget(imm, csLimit);
+            break;
+          case 0x62:
+            if ((cpu.eflags & ZF) !== 0 || signNotOverflow(cpu.eflags)) to = nearTarget(imm, csLimit);
+            break;
+          case 0x63:
+            if (!((cpu.eflags & ZF) !== 0 || signNotOverflow(cpu.eflags))) to = nearTarget(imm, csLimit);
+            break;
+          case 0x64:
+            if ((cpu.eflags & (CF | ZF)) !== 0) to = nearTarget(imm, csLimit);
+            break;
+          case 0x65:
+            if ((cpu.eflags & (CF | ZF)) === 0) to = nearTarget(imm, csLimit);
+            break;
+          case 0x81:
+            if (b > 5) throw fault(VEC.UD);
+            reg[a] = cpu.segSel[b]!;
+            break;
+          case 0x82: {
+            const s = (w0 >>> 8) & 0xf;
+            if (s > 5) throw fault(VEC.UD);
+            cpu.push32(cpu.segSel[s]!);
+            break;
+          }
+          case 0xa2:
+            cpu.push32(cpu.eflags);
+            break;
+          case 0x01:
+            break;
+          // ---- not ordinary: the next instruction takes the full prologue ----
+          // far transfers: they set EIP themselves
+          case 0x70:
+          case 0x71:
+            slow = true;
+            farTransfer(cpu, op === 0x71, (w0 >>> 16) & 0xffff, imm, next);
+            to = cpu.eip >>> 0;
+            break;
+          case 0x72:
+          case 0x73:
+            slow = true;
+            farReturn(cpu, op === 0x73 ? imm & 0xffff : 0);
+            to = cpu.eip >>> 0;
+            break;
+          case 0x74:
+            slow = true;
+            interruptReturn(cpu);
+            to = cpu.eip >>> 0;
+            break;
+          case 0x75:
+          case 0x76: {
+            slow = true;
+            const vector = op === 0x76 ? VEC.BP : imm & 0xff;
+            cpu.eip = next;
+            // A software interrupt is a trap: it returns after the INT (reference §3.5 for the DPL check).
+            try {
+              deliver(cpu, vector, undefined, true, 0, next);
+            } catch (e) {
+              cpu.eip = eip;
+              throw e;
+            }
+            to = cpu.eip >>> 0;
+            break;
+          }
+          // segment registers (byte 1: A = segment register, or a register number as the operand says)
+          case 0x80: {
+            slow = true;
+            const s = (w0 >>> 8) & 0xf;
+            if (s > 5) throw fault(VEC.UD);
+            loadSegment(cpu, s, reg[b & 7]! & 0xffff);
+            break;
+          }
+          case 0x83: {
+            slow = true;
+            const s = (w0 >>> 8) & 0xf;
+            if (s > 5) throw fault(VEC.UD);
+            const v = cpu.read32(SS, cpu.esp);
+            loadSegment(cpu, s, v & 0xffff);
+            reg[4] = (cpu.esp + 4) | 0;
+            break;
+          }
+          case 0x84:
+          case 0x85:
+          case 0x86:
+          case 0x87:
+          case 0x90:
+          case 0x91:
+          case 0x92:
+          case 0x93:
+          case 0x94:
+          case 0x95:
+          case 0x96:
+          case 0x97:
+          case 0x98:
+          case 0x99:
+          case 0x9a:
+          case 0x9b:
+          case 0x9c:
+          case 0xa4:
+          case 0xa5:
+          case 0xa6:
+          case 0xa7:
+            // system registers, descriptor inspection, port I/O (a device may raise an interrupt)
+            slow = true;
+            cpu.instructions += executed - counted;
+            counted = executed;
+            systemOp(cpu, op, (w0 >>> 8) & 0xf, b, (w0 >>> 16) & 0xff, imm);
+            break;
+          case 0xa0:
+          case 0xa1:
+            slow = true;
+            if (cpu.cpl > cpu.iopl) throw fault(VEC.GP, 0);
+            if (op === 0xa0) cpu.eflags &= ~IF;
+            else {
+              if (!(cpu.eflags & IF)) cpu.interruptShadow = true;
+              cpu.eflags |= IF;
+            }
+            break;
+          case 0xa3: {
+            slow = true;
+            const v = cpu.read32(SS, cpu.esp);
+            cpu.eflags = mergeFlags(cpu, v, cpu.cpl);
+            reg[4] = (cpu.esp + 4) | 0;
+            break;
+          }
+          case 0x02:
+            slow = true;
+            cpu.requireCpl0();
+            cpu.halted = true;
+            break;
+          default:
+            throw fault(VEC.UD);
+        }
+        eip = to;
+        executed++;
+        // cpu.eip is stored when the inner loop ends: ordinary instructions do not read it.
+        if (slow === true || executed >= budget) {
+          cpu.eip = to;
+          break;
+        }
+        start = eip;
+      }
     } catch (e) {
-      if (!(e instanceof CpuFault)) throw e;
-      cpu.eip = eip;
+      if (!(e instanceof CpuFault)) {
+        cpu.eip = eip; // as a fault leaves it: at the instruction
+        cpu.instructions += executed - counted;
+        throw e;
+      }
+      slow = true;
+      cpu.eip = start;
       // An exception is an event external to the program: a fault while delivering it sets EXT in
       // its error code (SDM §6.13; only INT n, INT3 and INTO deliver with EXT = 0).
-      const r = raise(cpu, e.vector, e.errorCode, { software: false, ext: 1, returnEip: eip });
-      if (r !== undefined) return { ...r, executed };
+      const r = raise(cpu, e.vector, e.errorCode, { software: false, ext: 1, returnEip: start });
+      if (r !== undefined) {
+        cpu.instructions += executed - counted;
+        return { ...r, executed };
+      }
+      executed++; // a fault delivered completes the instruction's step
     }
-    executed++;
-    cpu.instructions++;
-    if (cpu.trace !== undefined) cpu.trace(cpu, eip);
+    // A trace hook set keeps `slow`; one set by this instruction (through a device) made it slow.
+    if (slow === true && cpu.trace !== undefined) {
+      cpu.instructions += executed - counted;
+      counted = executed;
+      cpu.trace(cpu, start);
+    }
   }
+  cpu.instructions += executed - counted;
   return { reason: 'budget', executed };
 }
 
@@ -68,7 +698,7 @@ export function raise(
     return { reason: 'exit', vector, ...(errorCode === undefined ? {} : { errorCode }) };
   }
   try {
-    deliver(cpu, { vector, errorCode, software: o.software, ext: o.ext, returnEip: o.returnEip });
+    deliver(cpu, vector, errorCode, o.software, o.ext, o.returnEip);
     return undefined;
   } catch (e) {
     if (!(e instanceof CpuFault)) throw e;
@@ -89,89 +719,52 @@ export function raise(
   }
 }
 
-function setLogicFlags(cpu: Cpu, r: number): void {
-  let f = cpu.eflags & ~(FL.CF | FL.ZF | FL.SF | FL.OF);
-  if ((r | 0) === 0) f |= FL.ZF;
-  if (r & SIGN) f |= FL.SF;
-  cpu.eflags = f >>> 0;
+// EFLAGS after an ALU result, from the old flags `f` (0x8c1 = CF | ZF | SF | OF, the bits written).
+// Branch-free: a data-dependent flag (a carry, say) would otherwise be a badly predicted branch.
+// ZF 0x40: r | -r has bit 31 set unless r = 0. SF 0x80: bit 31 of r. CF 0x1: the carry (borrow)
+// out of bit 31, from the operands' and result's bits 31. OF 0x800: the overflow sign, bit 31.
+
+/** After a logic result `r`: ZF, SF from r; CF = OF = 0. */
+function logicFlags(f: number, r: number): number {
+  return (f & ~0x8c1) | ((((r | -r) >>> 31) ^ 1) << 6) | ((r >>> 24) & 0x80);
 }
 
-function addFlags(cpu: Cpu, a: number, b: number, r: number, sub: boolean, keepCf = false): void {
-  let f = cpu.eflags & ~(FL.ZF | FL.SF | FL.OF | (keepCf ? 0 : FL.CF));
-  if ((r | 0) === 0) f |= FL.ZF;
-  if (r & SIGN) f |= FL.SF;
-  if (!keepCf && (sub ? a >>> 0 < b >>> 0 : r >>> 0 < a >>> 0)) f |= FL.CF;
-  const overflow = sub ? (a ^ b) & (a ^ r) & SIGN : ~(a ^ b) & (a ^ r) & SIGN;
-  if (overflow) f |= FL.OF;
-  cpu.eflags = f >>> 0;
+/** After r = x + y (int32s): ZF, SF, CF (unsigned carry), OF (signed overflow). */
+function addFlags(f: number, x: number, y: number, r: number): number {
+  return (
+    (f & ~0x8c1) |
+    ((((r | -r) >>> 31) ^ 1) << 6) |
+    ((r >>> 24) & 0x80) |
+    (((x & y) | ((x | y) & ~r)) >>> 31) |
+    (((~(x ^ y) & (x ^ r)) >>> 20) & 0x800)
+  );
 }
 
-function condition(cpu: Cpu, n: number): boolean {
-  const f = cpu.eflags;
-  const zf = (f & FL.ZF) !== 0;
-  const cf = (f & FL.CF) !== 0;
-  const sf = (f & FL.SF) !== 0;
-  const of = (f & FL.OF) !== 0;
-  switch (n) {
-    case 0:
-      return zf;
-    case 1:
-      return !zf;
-    case 2:
-      return cf;
-    case 3:
-      return !cf;
-    case 4:
-      return sf;
-    case 5:
-      return !sf;
-    case 6:
-      return of;
-    case 7:
-      return !of;
-    case 8:
-      return sf !== of;
-    case 9:
-      return sf === of;
-    case 10:
-      return zf || sf !== of;
-    case 11:
-      return !zf && sf === of;
-    case 12:
-      return cf || zf;
-    default:
-      return !cf && !zf;
-  }
+/** After r = x - y (int32s): ZF, SF, CF (unsigned borrow), OF (signed overflow). */
+function subFlags(f: number, x: number, y: number, r: number): number {
+  return (
+    (f & ~0x8c1) |
+    ((((r | -r) >>> 31) ^ 1) << 6) |
+    ((r >>> 24) & 0x80) |
+    (((~x & y) | ((~x | y) & r)) >>> 31) |
+    ((((x ^ y) & (x ^ r)) >>> 20) & 0x800)
+  );
 }
 
-/** ALU result for opcode group index 0..12 (table order in isa.ts). Returns undefined for cmp/test. */
-function alu(cpu: Cpu, k: number, a: number, b: number): number | undefined {
+/** SF != OF (the signed "less" condition). */
+function signNotOverflow(f: number): boolean {
+  return (((f >>> 7) ^ (f >>> 11)) & 1) !== 0;
+}
+
+/** A taken Jcc's target, or #GP(0) beyond the CS limit (as JMP). */
+function nearTarget(target: number, csLimit: number): number {
+  if (target > csLimit) throw fault(VEC.GP, 0);
+  return target;
+}
+
+/** SHL, SHR, SAR, MUL, DIVU, REMU (group index 7..12, table order in isa.ts): the new value of a. */
+function rareAlu(cpu: Cpu, k: number, a: number, b: number): number {
   switch (k) {
-    case 0: {
-      const r = (a + b) | 0;
-      addFlags(cpu, a, b, r, false);
-      return r;
-    }
-    case 1: {
-      const r = (a - b) | 0;
-      addFlags(cpu, a, b, r, true);
-      return r;
-    }
-    case 2:
-      setLogicFlags(cpu, a & b);
-      return a & b;
-    case 3:
-      setLogicFlags(cpu, a | b);
-      return a | b;
-    case 4:
-      setLogicFlags(cpu, a ^ b);
-      return a ^ b;
-    case 5:
-      addFlags(cpu, a, b, (a - b) | 0, true);
-      return undefined;
-    case 6:
-      setLogicFlags(cpu, a & b);
-      return undefined;
     case 7:
     case 8:
     case 9: {
@@ -179,15 +772,14 @@ function alu(cpu: Cpu, k: number, a: number, b: number): number | undefined {
       if (n === 0) return a;
       const r = k === 7 ? a << n : k === 8 ? a >>> n : a >> n;
       const out = k === 7 ? (a >>> (32 - n)) & 1 : (a >>> (n - 1)) & 1;
-      setLogicFlags(cpu, r);
-      if (out) cpu.eflags |= FL.CF;
+      cpu.eflags = logicFlags(cpu.eflags, r | 0) | out;
       return r | 0;
     }
     case 10: {
-      const hi = Number((BigInt(a >>> 0) * BigInt(b >>> 0)) >> 32n);
+      // CF = OF = the high half of the unsigned product is not 0, i.e. the product is >= 2^32; the
+      // double product decides that exactly (below 2^32 it is exact, at or above it cannot round below).
       const r = Math.imul(a, b);
-      setLogicFlags(cpu, r);
-      if (hi !== 0) cpu.eflags |= FL.CF | FL.OF;
+      cpu.eflags = logicFlags(cpu.eflags, r) | ((a >>> 0) * (b >>> 0) > 0xffff_ffff ? FL.CF | FL.OF : 0);
       return r;
     }
     default: {
@@ -197,206 +789,15 @@ function alu(cpu: Cpu, k: number, a: number, b: number): number | undefined {
   }
 }
 
-/**
- * A near JMP, CALL or taken Jcc target: beyond the CS limit the branch itself faults #GP(0), with
- * EIP still at the branch and, for CALL, before the push (SDM JMP/CALL/Jcc: "IF tempEIP is not
- * within code segment limit THEN #GP(0)").
- */
-function nearTarget(cpu: Cpu, target: number): number {
-  const t = target >>> 0;
-  if (t > cpu.segLimit[S.CS]!) throw fault(VEC.GP, 0);
-  return t;
+/** Segment of a memory operand (operands.ts, from the instruction's first dword). */
+function memSeg(w0: number, b: number): number {
+  const s = (w0 >>> 16) & 0xf;
+  if (s === NO_SEG) return b === 4 || b === 5 ? S.SS : S.DS;
+  if (s > 5) throw fault(VEC.UD);
+  return s;
 }
 
-/** Executes one instruction at CS:EIP. No closures here: this runs for every instruction. */
-function step(cpu: Cpu): void {
-  const eip = cpu.eip;
-  const cs = S.CS;
-  if (eip + 7 > cpu.segLimit[cs]!) throw fault(VEC.GP, 0);
-  const lin = (cpu.segBase[cs]! + eip) >>> 0;
-  const user = (cpu.segSel[cs]! & 3) === 3;
-  const off = lin & 0xfff;
-  const mmu = cpu.mmu;
-  let w0: number;
-  let imm: number;
-  if (
-    off <= 0xff8 &&
-    lin >>> 12 === cpu.fetchPage &&
-    cpu.fetchGen === mmu.generation &&
-    cpu.fetchUser === user
-  ) {
-    const view = mmu.phys.ramView;
-    w0 = view.getUint32(cpu.fetchPhys + off, true);
-    imm = view.getUint32(cpu.fetchPhys + off + 4, true);
-  } else {
-    w0 = cpu.readLinear32(lin, user);
-    imm = cpu.readLinear32((lin + 4) >>> 0, user);
-    const page = (mmu.translate(lin, false, user) - off) >>> 0;
-    if (page + 0x1000 <= mmu.phys.ram.length) {
-      cpu.fetchPage = lin >>> 12;
-      cpu.fetchGen = mmu.generation;
-      cpu.fetchUser = user;
-      cpu.fetchPhys = page;
-    } else cpu.fetchPage = -1; // ROM or the empty bus: no cache
-  }
-  const op = w0 & 0xff;
-  const a = (w0 >>> 8) & 0xf;
-  const b = (w0 >>> 12) & 0xf;
-  const c = (w0 >>> 16) & 0xff;
-  const next = (eip + 8) >>> 0;
-  const reg = cpu.reg;
-  switch (op) {
-    case 0x01:
-      break;
-    case 0x02:
-      cpu.requireCpl0();
-      cpu.halted = true;
-      break;
-    case 0x10:
-      reg[a & 7] = reg[b & 7]!;
-      break;
-    case 0x11:
-      reg[a & 7] = imm;
-      break;
-    case 0x12:
-      reg[a & 7] = cpu.read32(memSeg(c, b), memEa(reg, b, imm));
-      break;
-    case 0x13:
-      cpu.write32(memSeg(c, b), memEa(reg, b, imm), reg[a & 7]!);
-      break;
-    case 0x14:
-      reg[a & 7] = cpu.read8(memSeg(c, b), memEa(reg, b, imm));
-      break;
-    case 0x15:
-      cpu.write8(memSeg(c, b), memEa(reg, b, imm), reg[a & 7]!);
-      break;
-    case 0x16:
-      reg[a & 7] = memEa(reg, b, imm);
-      break;
-    case 0x17:
-      cpu.push32(reg[a & 7]!);
-      break;
-    case 0x18:
-      cpu.push32(imm);
-      break;
-    case 0x19: {
-      const v = cpu.pop32();
-      reg[a & 7] = v; // POP ESP: the popped value wins, as on x86
-      break;
-    }
-    case 0x40: {
-      const v = reg[a & 7]!;
-      const r = -v | 0;
-      addFlags(cpu, 0, v, r, true);
-      reg[a & 7] = r;
-      break;
-    }
-    case 0x41:
-      reg[a & 7] = ~reg[a & 7]!;
-      break;
-    case 0x42:
-    case 0x43: {
-      const v = reg[a & 7]!;
-      const r = (op === 0x42 ? v + 1 : v - 1) | 0;
-      addFlags(cpu, v, 1, r, op === 0x43, true);
-      reg[a & 7] = r;
-      break;
-    }
-    case 0x50:
-    case 0x51:
-      cpu.eip = nearTarget(cpu, op === 0x50 ? imm : reg[a & 7]!);
-      return;
-    case 0x52:
-    case 0x53: {
-      const target = nearTarget(cpu, op === 0x52 ? imm : reg[a & 7]!);
-      cpu.push32(next);
-      cpu.eip = target;
-      return;
-    }
-    case 0x54:
-    case 0x55: {
-      const target = cpu.read32(S.SS, cpu.esp);
-      if (target > cpu.segLimit[S.CS]!) throw fault(VEC.GP, 0);
-      cpu.reg[4] = (cpu.esp + 4 + (op === 0x55 ? imm & 0xffff : 0)) | 0;
-      cpu.eip = target;
-      return;
-    }
-    case 0x70:
-    case 0x71:
-      farTransfer(cpu, op === 0x71, (w0 >>> 16) & 0xffff, imm, next);
-      return;
-    case 0x72:
-    case 0x73:
-      farReturn(cpu, op === 0x73 ? imm & 0xffff : 0);
-      return;
-    case 0x74:
-      interruptReturn(cpu);
-      return;
-    case 0x75:
-    case 0x76: {
-      const vector = op === 0x76 ? VEC.BP : imm & 0xff;
-      cpu.eip = next;
-      // A software interrupt is a trap: it returns after the INT (reference §3.5 for the DPL check).
-      try {
-        deliver(cpu, { vector, errorCode: undefined, software: true, ext: 0, returnEip: next });
-      } catch (e) {
-        cpu.eip = eip;
-        throw e;
-      }
-      return;
-    }
-    case 0x80:
-      if (a > 5) throw fault(VEC.UD);
-      loadSegment(cpu, a, reg[b & 7]! & 0xffff);
-      break;
-    case 0x81:
-      if (b > 5) throw fault(VEC.UD);
-      reg[a & 7] = cpu.segSel[b]!;
-      break;
-    case 0x82:
-      if (a > 5) throw fault(VEC.UD);
-      cpu.push32(cpu.segSel[a]!);
-      break;
-    case 0x83: {
-      if (a > 5) throw fault(VEC.UD);
-      const v = cpu.read32(S.SS, cpu.esp);
-      loadSegment(cpu, a, v & 0xffff);
-      cpu.reg[4] = (cpu.esp + 4) | 0;
-      break;
-    }
-    case 0xa0:
-    case 0xa1:
-      if (cpu.cpl > cpu.iopl) throw fault(VEC.GP, 0);
-      if (op === 0xa0) cpu.eflags &= ~FL.IF;
-      else {
-        if (!(cpu.eflags & FL.IF)) cpu.interruptShadow = true;
-        cpu.eflags |= FL.IF;
-      }
-      break;
-    case 0xa2:
-      cpu.push32(cpu.eflags);
-      break;
-    case 0xa3: {
-      const v = cpu.read32(S.SS, cpu.esp);
-      cpu.eflags = mergeFlags(cpu, v, cpu.cpl);
-      cpu.reg[4] = (cpu.esp + 4) | 0;
-      break;
-    }
-    default:
-      if (op >= 0x20 && op <= 0x2c) {
-        const r = alu(cpu, op - 0x20, reg[a & 7]!, reg[b & 7]!);
-        if (r !== undefined) reg[a & 7] = r;
-      } else if (op >= 0x30 && op <= 0x3c) {
-        const r = alu(cpu, op - 0x30, reg[a & 7]!, imm | 0);
-        if (r !== undefined) reg[a & 7] = r;
-      } else if (op >= 0x58 && op <= 0x65) {
-        cpu.eip = condition(cpu, op - 0x58) ? nearTarget(cpu, imm) : next;
-        return;
-      } else if ((op >= 0x84 && op <= 0x87) || (op >= 0x90 && op <= 0x9c) || (op >= 0xa4 && op <= 0xa7)) {
-        systemOp(cpu, op, a, b, c, imm);
-      } else {
-        throw fault(VEC.UD);
-      }
-  }
-  cpu.eip = next;
+/** Offset of a memory operand: [base + disp], or [disp] when the base is NO_BASE (operands.ts). */
+function memEa(reg: Int32Array, b: number, imm: number): number {
+  return b === NO_BASE ? imm : (reg[b & 7]! + imm) >>> 0;
 }

@@ -66,8 +66,6 @@ function writePseudo(cpu: Cpu, seg: number, off: number, limit: number, base: nu
 }
 
 export function systemOp(cpu: Cpu, op: number, a: number, b: number, c: number, imm: number): void {
-  const seg = (): number => memSeg(c, b);
-  const ea = (): number => memEa(cpu.reg, b, imm);
   const reg = cpu.reg;
   switch (op) {
     case 0x84:
@@ -106,7 +104,7 @@ export function systemOp(cpu: Cpu, op: number, a: number, b: number, c: number, 
     case 0x90:
     case 0x91: {
       cpu.requireCpl0();
-      const t = readPseudo(cpu, seg(), ea());
+      const t = readPseudo(cpu, memSeg(c, b), memEa(reg, b, imm));
       if (op === 0x90) {
         cpu.gdtBase = t.base;
         cpu.gdtLimit = t.limit;
@@ -119,8 +117,8 @@ export function systemOp(cpu: Cpu, op: number, a: number, b: number, c: number, 
     case 0x92:
     case 0x93:
       umip(cpu);
-      if (op === 0x92) writePseudo(cpu, seg(), ea(), cpu.gdtLimit, cpu.gdtBase);
-      else writePseudo(cpu, seg(), ea(), cpu.idtLimit, cpu.idtBase);
+      if (op === 0x92) writePseudo(cpu, memSeg(c, b), memEa(reg, b, imm), cpu.gdtLimit, cpu.gdtBase);
+      else writePseudo(cpu, memSeg(c, b), memEa(reg, b, imm), cpu.idtLimit, cpu.idtBase);
       return;
     case 0x94: {
       cpu.requireCpl0();
@@ -180,7 +178,7 @@ export function systemOp(cpu: Cpu, op: number, a: number, b: number, c: number, 
       return;
     case 0x9b:
       cpu.requireCpl0();
-      cpu.mmu.invalidate((cpu.segBase[seg()]! + ea()) >>> 0);
+      cpu.mmu.invalidate((cpu.segBase[memSeg(c, b)]! + memEa(reg, b, imm)) >>> 0);
       return;
     case 0x9c:
       cpu.requireCpl0();

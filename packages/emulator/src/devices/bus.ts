@@ -65,10 +65,24 @@ export class IoBus {
   }
 }
 
-/** The interrupt controller's view used by the CPU: is an enabled line pending, and which vector. */
+/**
+ * The interrupt controller's view used by the CPU: is an enabled line pending, and which vector.
+ *
+ * With IF = 1 the CPU asks `pending()` before every instruction. A source may also offer
+ * `hasPending()`, which lets the CPU ask far less often with the same result: it promises that
+ * (1) `hasPending()` is true exactly when `pending()` would return a vector, and (2) its answer
+ * changes only through calls into the source itself (a device raising a line, the CPU's
+ * `acknowledge`, a port access, reset or restore) - never by itself. The CPU then asks again only
+ * at the start of a run, after an instruction that may reach a device (IN/OUT) or change IF, and
+ * after a host hook, so interrupts are taken at exactly the same instruction boundaries.
+ * A source whose answer can change otherwise (one that looks at the instruction count, say)
+ * leaves `hasPending` out and is asked before every instruction.
+ */
 export interface InterruptSource {
   /** Vector of the highest-priority pending unmasked interrupt, or -1. Does not acknowledge. */
   pending(): number;
   /** The CPU took the interrupt: mark it in service. */
   acknowledge(vector: number): void;
+  /** Optional: `pending() >= 0`, under the promise above. */
+  hasPending?(): boolean;
 }

@@ -1,9 +1,10 @@
 /**
  * Interrupt controller: 16 edge-triggered lines with fixed priority (line 0 highest), after the
  * 8259A in fully nested mode. Devices raise lines through the `IrqCallback` the machine wires to
- * {@link Pic.raise}; the CPU asks {@link Pic.pending} before each instruction and calls
- * {@link Pic.acknowledge} when it takes the interrupt (InterruptSource in bus.ts). Hardware
- * interrupts reach the core first (DEV-3); which guest gets them is the VMM's business, not this one.
+ * {@link Pic.raise}; the CPU asks {@link Pic.pending} before an instruction whenever
+ * {@link Pic.hasPending} may have changed (InterruptSource in bus.ts) and calls
+ * {@link Pic.acknowledge} when it takes the interrupt. Hardware interrupts reach the core first
+ * (DEV-3); which guest gets them is the VMM's business, not this one.
  *
  * Port map (offsets from `base`, default 0x20; 32-bit values):
  *
@@ -84,6 +85,14 @@ export class Pic implements PortDevice, InterruptSource, Snapshotting {
   pending(): number {
     const line = this.deliverable();
     return line < 0 ? -1 : this.vectorBase + line;
+  }
+
+  /**
+   * `pending() >= 0`. Depends only on IRR, IMR and ISR, which change only through this object's
+   * methods, so the CPU may ask it rarely (the InterruptSource contract in bus.ts).
+   */
+  hasPending(): boolean {
+    return this.deliverable() >= 0;
   }
 
   acknowledge(vector: number): void {

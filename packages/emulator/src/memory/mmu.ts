@@ -9,7 +9,8 @@
 import { CpuFault, VEC } from '../cpu/faults.js';
 import type { PhysicalMemory } from './physical.js';
 
-const TLB_SIZE = 1024; // direct-mapped on the low bits of the page number
+/** TLB entries, direct-mapped on the low bits of the page number. */
+export const TLB_SIZE = 1024;
 
 /** Access kinds for the permission check. */
 export const ACCESS_READ = 0;
@@ -22,9 +23,11 @@ export class Mmu {
   cr3 = 0;
   /** CR2: linear address of the last page fault. */
   cr2 = 0;
-  // TLB: tag = page number + 1 (0 = empty); entry = frame base | U (bit 2) | W (bit 1) | dirty-set (bit 6)
-  private readonly tlbTag = new Int32Array(TLB_SIZE);
-  private readonly tlbEntry = new Int32Array(TLB_SIZE);
+  // TLB: tag = page number + 1 (0 = empty); entry = frame base | U (bit 2) | W (bit 1) | dirty-set (bit 6).
+  // Read-only outside this class: the CPU's data fast paths (cpu.ts) look a hit up inline and take
+  // translate() for anything else.
+  readonly tlbTag = new Int32Array(TLB_SIZE);
+  readonly tlbEntry = new Int32Array(TLB_SIZE);
   tlbMisses = 0;
   /** Bumped whenever translations may change (flush, INVLPG): lets the CPU cache its code page. */
   generation = 0;

@@ -11,6 +11,8 @@ import { run } from '../../src/cpu/exec.js';
 import { VEC } from '../../src/cpu/faults.js';
 import { FL } from '../../src/cpu/flags.js';
 import { R, S } from '../../src/cpu/isa.js';
+import { IoBus } from '../../src/devices/bus.js';
+import { PIC_PORT, Pic } from '../../src/devices/pic.js';
 import {
   CODE_AT,
   code,
@@ -614,5 +616,62 @@ describe('IRET: return checks and segment clearing', () => {
       ...state,
       NEXT,
     ]);
+  });
+});
+
+describe('a source with hasPending (the PIC) is asked only when its answer may have changed', () => {
+  /** Ring 0, IF = 1, the PIC on the bus and as the CPU's source, line 0 -> vector 0x20 -> ENTRY. */
+  function withPic(): { m: Machine; pic: Pic; calls: { hasPending: number; pending: number } } {
+    const pic = new Pic();
+    const io = new IoBus();
+    io.attach(pic.ports[0], pic.ports[1], pic);
+    const m = machine(0, { io });
+    const calls = { hasPending: 0, pending: 0 };
+    m.cpu.irq = {
+      pending: () => {
+        calls.pending++;
+        return pic.pending();
+      },
+      acknowledge: (v) => pic.acknowledge(v),
+      hasPending: () => {
+        calls.hasPending++;
+        return pic.hasPending();
+      },
+    };
+    idtGate(m.cpu, 0x20, { selector: SEL.code(0), offset: ENTRY, dpl: 0 });
+    code(m, ENTRY, enc('nop'));
+    m.cpu.eflags |= FL.IF;
+    return { m, pic, calls };
+  }
+
+  it('a line unmasked by OUT is taken before the instruction after the OUT', () => {
+    const { m, pic } = withPic();
+    pic.raise(0); // masked: latched only
+    m.cpu.reg[R.EAX] = 0xfffe;
+    program(m, enc('out port,reg', { a: R.EAX, imm: pic.base + PIC_PORT.MASK }), enc('nop'), enc('nop'));
+    expect(run(m.cpu, 2)).toEqual({ reason: 'budget', executed: 2 });
+    // the OUT, then the handler's first instruction; the return address is the NOP after the OUT
+    expect([m.cpu.eip, m.phys.read32(m.cpu.esp), pic.read(pic.base + PIC_PORT.IN_SERVICE)]).toEqual([
+      ENTRY + 8,
+      CODE_AT + 8,
+      1,
+    ]);
+  });
+
+  it('a line raised between runs is taken before the first instruction of the next run', () => {
+    const { m, pic } = withPic();
+    pic.write(pic.base + PIC_PORT.MASK, 0xfffe);
+    program(m, enc('nop'), enc('nop'), enc('nop'));
+    expect(run(m.cpu, 1)).toEqual({ reason: 'budget', executed: 1 });
+    pic.raise(0);
+    expect(run(m.cpu, 1)).toEqual({ reason: 'budget', executed: 1 });
+    expect([m.cpu.eip, m.phys.read32(m.cpu.esp)]).toEqual([ENTRY + 8, CODE_AT + 8]);
+  });
+
+  it('with nothing pending it is asked once at the start of a run of ordinary instructions', () => {
+    const { m, calls } = withPic();
+    program(m, ...Array.from({ length: 50 }, () => enc('add reg,imm', { a: R.EAX, imm: 1 })));
+    expect(run(m.cpu, 50)).toEqual({ reason: 'budget', executed: 50 });
+    expect([calls, m.cpu.reg[R.EAX]]).toEqual([{ hasPending: 1, pending: 0 }, 50]);
   });
 });

@@ -23,6 +23,55 @@ describe('pic', () => {
     expect(pic.pending()).toBe(-1);
   });
 
+  it('hasPending() is exactly pending() >= 0 in every state (the InterruptSource promise the CPU relies on)', () => {
+    const { pic, reg, set } = setup();
+    const snapshot = pic.save();
+    const steps: [string, () => void, boolean][] = [
+      ['reset', () => {}, false],
+      ['raise masked line 3', () => pic.raise(3), false],
+      ['unmask line 3', () => set(PIC_PORT.MASK, 0xfff7), true],
+      ['acknowledge 0x23', () => pic.acknowledge(0x23), false],
+      ['raise line 3 while it is in service', () => pic.raise(3), false],
+      ['EOI', () => set(PIC_PORT.EOI, 0), true],
+      ['cancel line 3 through PENDING', () => set(PIC_PORT.PENDING, 0b1000), false],
+      [
+        'raise line 5 and unmask every line',
+        () => {
+          pic.raise(5);
+          set(PIC_PORT.MASK, 0);
+        },
+        true,
+      ],
+      [
+        'acknowledge 0x25, raise 7 behind it',
+        () => {
+          pic.acknowledge(0x25);
+          pic.raise(7);
+        },
+        false,
+      ],
+      ['specific EOI of line 5', () => set(PIC_PORT.EOI_SPECIFIC, 5), true],
+      ['restore the reset snapshot', () => pic.restore(snapshot), false],
+      [
+        'raise line 0 after reset()',
+        () => {
+          pic.reset();
+          pic.raise(0);
+        },
+        false,
+      ],
+    ];
+    for (const [name, step, expected] of steps) {
+      step();
+      expect([name, pic.hasPending(), pic.pending() >= 0, reg(PIC_PORT.POLL) !== 0xffffffff]).toEqual([
+        name,
+        expected,
+        expected,
+        expected,
+      ]);
+    }
+  });
+
   it('latches a masked line in IRR and delivers it once unmasked', () => {
     const { pic, reg, set } = setup();
     pic.raise(3);
