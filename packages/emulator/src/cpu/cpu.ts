@@ -147,9 +147,10 @@ export class Cpu {
   private readonly tlbEntry: Int32Array;
   /** Dword 0 of the descriptor last read by `readDescriptor` (segments.ts); scratch, not state. */
   descLo = 0;
-  /** The run loop's code windows (exec.ts): the current one and the one before. */
-  codeWin = new CodeWindow();
-  altWin = new CodeWindow();
+  /** The run loop's two code windows (exec.ts) and which one is current (0: winA, 1: winB). */
+  readonly winA = new CodeWindow();
+  readonly winB = new CodeWindow();
+  winCur = 0;
 
   constructor(opts: CpuOptions) {
     this.mmu = opts.mmu;

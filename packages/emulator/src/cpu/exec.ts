@@ -61,8 +61,8 @@ export function run(cpu: Cpu, budget: number): RunResult {
   /** EIP of the instruction being executed (before the beforeStep hook ran). */
   let start = 0;
   let eip = 0;
-  // The code window (cpu.codeWin, see CodeWindow in cpu.ts): EIP - codeLo < codeLen fetches from
-  // RAM at EIP + codeDelta (modulo 2^32).
+  // The code window (the current one of cpu.winA and winB, see CodeWindow in cpu.ts): an EIP with
+  // EIP - codeLo < codeLen fetches from RAM at EIP + codeDelta (modulo 2^32).
   let codeLo = 0;
   let codeLen = 0;
   let codeDelta = 0;
@@ -121,11 +121,10 @@ export function run(cpu: Cpu, budget: number): RunResult {
       // kernel and the return each find theirs), else none until the next fetch builds it.
       const csBase = segBase[1]!;
       const gen = mmu.generation;
-      let win = cpu.codeWin;
+      let win = cpu.winCur === 0 ? cpu.winA : cpu.winB;
       if (!win.fits(csBase, csLimit, user, paging, gen)) {
-        win = cpu.altWin;
-        cpu.altWin = cpu.codeWin;
-        cpu.codeWin = win;
+        cpu.winCur ^= 1;
+        win = cpu.winCur === 0 ? cpu.winA : cpu.winB;
         if (!win.fits(csBase, csLimit, user, paging, gen)) win.len = 0;
       }
       codeLo = win.lo;
@@ -184,7 +183,7 @@ export function run(cpu: Cpu, budget: number): RunResult {
           // The window: the EIPs of this page (offset <= 0xFF8) that are >= 0 and <= limit - 7.
           const lo = Math.max(0, eip - off);
           const hi = Math.min(eip - off + 0xff8, limit - 7);
-          const win = cpu.codeWin;
+          const win = cpu.winCur === 0 ? cpu.winA : cpu.winB;
           if (page + 0x1000 <= cpu.ramBytes && hi >= lo) {
             codeLo = lo >>> 0;
             codeLen = (hi - lo + 1) >>> 0;

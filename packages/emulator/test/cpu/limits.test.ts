@@ -10,6 +10,7 @@ import { VEC } from '../../src/cpu/faults.js';
 import { R, S } from '../../src/cpu/isa.js';
 import {
   CODE_AT,
+  enablePaging,
   enc,
   exitFault,
   expectUnchanged,
@@ -134,6 +135,90 @@ describe('data and stack accesses at the segment limit', () => {
   });
 });
 
+describe('aligned dwords across a limit that is not 3 mod 4 (the run loop reads and writes these inline)', () => {
+  // With a limit of 4k + 3 every aligned dword fits or starts beyond the limit; these limits put the
+  // aligned dword at 0x1FFC across it (offset + 3 > limit although offset <= limit), and the one at
+  // 0x1FF8 inside. Each access is made with paging off, and with paging on after an access of the
+  // same kind to the same page has put it in the TLB (the inline path reads TLB hits).
+  const OPS = ['ld DS', 'ld SS', 'st DS', 'st SS', 'push', 'pop', 'call', 'ret'] as const;
+  const rows = [];
+  for (const limit of [0x1ffc, 0x1ffd, 0x1ffe])
+    for (const off of [0x1ff8, 0x1ffc])
+      for (const op of OPS)
+        for (const paging of [false, true])
+          rows.push({
+            name: `${op} at 0x${off.toString(16)}, limit 0x${limit.toString(16)}, paging ${paging ? 'on' : 'off'}`,
+            limit,
+            off,
+            op,
+            paging,
+          });
+  it.each(rows)('$name', ({ name, limit, off, op, paging }) => {
+    const m = machine(3);
+    setGdt(m.cpu, 20, segmentDescriptor({ base: 0x50000, limit, type: 0x2, dpl: 3 }));
+    for (const s of [S.ES, S.SS, S.DS, S.FS, S.GS]) loadCache(m.cpu, s, (20 << 3) | 3);
+    if (paging) enablePaging(m);
+    const stack = op === 'push' || op === 'pop' || op === 'call' || op === 'ret' || op.endsWith('SS');
+    const write = op === 'push' || op === 'call' || op.startsWith('st');
+    const seg = stack ? S.SS : S.DS;
+    const RETURN_TO = CODE_AT + 64;
+    m.phys.write32(0x50000 + off, op === 'ret' ? RETURN_TO : 0xa1b2c3d4);
+    m.cpu.reg[R.EBX] = 0x11223344;
+    m.cpu.reg[R.ESP] = op === 'push' || op === 'call' ? off + 4 : off;
+    const warm = write
+      ? enc('st mem,reg', { a: R.EBX, ...mem(0x1000, seg) })
+      : enc('ld reg,mem', { a: R.EDI, ...mem(0x1000, seg) });
+    const instr = {
+      'ld DS': enc('ld reg,mem', { a: R.EAX, ...mem(off, S.DS) }),
+      'ld SS': enc('ld reg,mem', { a: R.EAX, ...mem(off, S.SS) }),
+      'st DS': enc('st mem,reg', { a: R.EBX, ...mem(off, S.DS) }),
+      'st SS': enc('st mem,reg', { a: R.EBX, ...mem(off, S.SS) }),
+      push: enc('push reg', { a: R.EBX }),
+      pop: enc('pop reg', { a: R.EAX }),
+      call: enc('call imm', { imm: RETURN_TO }),
+      ret: enc('ret'),
+    }[op];
+    program(m, warm, instr);
+    expect(stepExit(m), `${name}: the access that fills the TLB`).toEqual({ reason: 'budget', executed: 1 });
+    if (off + 3 > limit) {
+      expectFault(m, name, stack ? VEC.SS : VEC.GP, 0);
+      return;
+    }
+    expect(stepExit(m), name).toEqual({ reason: 'budget', executed: 1 });
+    const value = op === 'call' ? CODE_AT + 16 : 0x11223344;
+    if (write) expect(m.phys.read32(0x50000 + off), name).toBe(value);
+    else if (op === 'ret') expect([m.cpu.eip, m.cpu.esp], name).toEqual([RETURN_TO, off + 4]);
+    else expect(m.cpu.reg[R.EAX], name).toBe(0xa1b2c3d4 | 0);
+  });
+});
+
+describe('far-return frames across the SS limit (read at once when they fit)', () => {
+  // RETF pops 8 bytes, IRET 12 (same ring): with ESP = 0x1FF0 the frame ends at 0x1FF7 or 0x1FFB.
+  const rows = [];
+  for (const op of ['retf', 'iret'] as const)
+    for (const limit of [0x1ff5, 0x1ff6, 0x1ff7, 0x1ff8, 0x1ff9, 0x1ffa, 0x1ffb, 0x1ffc])
+      rows.push({ name: `${op} with ESP = 0x1FF0, SS limit 0x${limit.toString(16)}`, op, limit });
+  it.each(rows)('$name', ({ name, op, limit }) => {
+    const m = machine(3);
+    setGdt(m.cpu, 20, segmentDescriptor({ base: 0x50000, limit, type: 0x2, dpl: 3 }));
+    loadCache(m.cpu, S.SS, (20 << 3) | 3);
+    m.cpu.reg[R.ESP] = 0x1ff0;
+    const frame = [CODE_AT + 64, m.cpu.segSel[S.CS]!, m.cpu.eflags];
+    for (const [i, v] of frame.entries()) m.phys.write32(0x50000 + 0x1ff0 + 4 * i, v);
+    program(m, enc(op));
+    const bytes = op === 'retf' ? 8 : 12;
+    if (0x1ff0 + bytes - 1 > limit) {
+      expectFault(m, name, VEC.SS, 0);
+      return;
+    }
+    expect([stepExit(m), m.cpu.eip, m.cpu.esp], name).toEqual([
+      { reason: 'budget', executed: 1 },
+      CODE_AT + 64,
+      0x1ff0 + bytes,
+    ]);
+  });
+});
+
 describe('segment type checks on access', () => {
   it.each([
     { name: 'store to read-only data', type: 0x0, seg: S.DS, op: 'st mem,reg', ok: false },
@@ -177,6 +262,23 @@ describe('code fetch and near transfers against the CS limit', () => {
     if (ok) expect([stepExit(m), m.cpu.eip], name).toEqual([{ reason: 'budget', executed: 1 }, eip + 8]);
     else expectFault(m, name, VEC.GP, 0);
   });
+
+  it.each([0, 1, 2, 3, 4, 5, 6, 7])(
+    'fetch after instructions from the same page (the cached code window): limit = 0x%i past a slot',
+    (past) => {
+      // Two NOPs fit; the third slot starts at CODE_AT + 16 and fits only if limit >= CODE_AT + 23.
+      const name = `limit CODE_AT + 16 + ${past}`;
+      const m = machine(3);
+      const limit = CODE_AT + 16 + past;
+      setGdt(m.cpu, 22, segmentDescriptor({ base: 0, limit, type: 0xa, dpl: 3 }));
+      loadCache(m.cpu, S.CS, (22 << 3) | 3);
+      program(m, enc('nop'), enc('nop'), enc('nop'));
+      expect(stepExit(m, 2), name).toEqual({ reason: 'budget', executed: 2 });
+      if (past >= 7)
+        expect([stepExit(m), m.cpu.eip], name).toEqual([{ reason: 'budget', executed: 1 }, CODE_AT + 24]);
+      else expectFault(m, name, VEC.GP, 0);
+    },
+  );
 
   const BEYOND = CS_LIMIT + 1;
   const LAST = CS_LIMIT - 7;

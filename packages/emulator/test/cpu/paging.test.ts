@@ -14,8 +14,10 @@ import {
   enablePaging,
   enc,
   exitFault,
+  expectUnchanged,
   firstDiff,
   idtGate,
+  loadCache,
   type Machine,
   machine,
   mem,
@@ -28,6 +30,7 @@ import {
   snapshot,
   stateDiff,
   stepExit,
+  TSS_AT,
 } from './harness.js';
 
 const FLAT = { limit: 0xffffffff };
@@ -162,6 +165,180 @@ describe('code fetch, implicit supervisor accesses, page-crossing accesses', () 
     expect(
       firstDiff(m.phys.ram.subarray(FRAME, FRAME + 0x2000), before.ram.subarray(FRAME, FRAME + 0x2000)),
     ).toBe(-1);
+  });
+});
+
+describe('a TLB hit is checked like a walk: U, W with CR0.WP, and the first write walks to set D', () => {
+  // The run loop checks TLB hits inline for LD, ST, PUSH, POP through DS and SS, Cpu.read32 and
+  // write32 for other segments (ES here); each row caches the page with a read (at `warmCpl`), then
+  // makes the access at `cpl` through the cached entry. Error codes: SDM §4.7. With D already set
+  // in the PTE the cached entry allows a write as far as D goes, so U and W alone decide.
+  const c = (name: string, pte: number, wp: boolean, warmCpl: number, cpl: number) => ({
+    name,
+    pte,
+    wp,
+    warmCpl,
+    cpl,
+  });
+  const { P, U, W, D } = PG;
+  const CASES = [
+    c('supervisor page cached at CPL 0, used at CPL 3', P | W, false, 0, 3),
+    c('dirty supervisor page cached at CPL 0, used at CPL 3', P | W | D, false, 0, 3),
+    c('read-only user page cached at CPL 3, used at CPL 3', P | U, false, 3, 3),
+    c('read-only dirty user page cached at CPL 3, used at CPL 3', P | U | D, false, 3, 3),
+    c('read-only page with CR0.WP cached at CPL 0, used at CPL 0', P | U, true, 0, 0),
+    c('read-only dirty page with CR0.WP cached at CPL 0, used at CPL 0', P | U | D, true, 0, 0),
+    c('read-only page without CR0.WP cached at CPL 0, used at CPL 0', P | U, false, 0, 0),
+    c('read-only dirty page without CR0.WP cached at CPL 0, used at CPL 0', P | U | D, false, 0, 0),
+    c('writable user page cached by a read at CPL 3, used at CPL 3', P | U | W, false, 3, 3),
+  ];
+  const OPS = [
+    { op: 'ld', write: false },
+    { op: 'ld ES', write: false },
+    { op: 'pop', write: false },
+    { op: 'st', write: true },
+    { op: 'st ES', write: true },
+    { op: 'push', write: true },
+  ] as const;
+  const rows = CASES.flatMap((c) => OPS.map((o) => ({ ...c, ...o, name: `${o.op}: ${c.name}` })));
+  const AT = 0x400100;
+  const enterRing = (m: Machine, ring: number) => {
+    loadCache(m.cpu, S.CS, SEL.code(ring));
+    for (const seg of [S.SS, S.DS, S.ES]) loadCache(m.cpu, seg, SEL.data(ring));
+  };
+  it.each(rows)('$name', ({ name, pte, wp, warmCpl, cpl, op, write }) => {
+    const m = machine(warmCpl, FLAT);
+    enablePaging(m, { wp });
+    m.phys.write32(PD + 4, PT1 | PG.P | PG.U | PG.W);
+    m.phys.write32(PT1, FRAME | pte);
+    m.phys.write32(FRAME + 0x100, 0x5eed);
+    program(m, enc('ld reg,mem', { a: R.EDI, ...mem(AT) }));
+    expect(stepExit(m), `${name}: the read that caches the page`).toEqual({ reason: 'budget', executed: 1 });
+    enterRing(m, cpl);
+    m.cpu.reg[R.EBX] = 0x11223344;
+    m.cpu.reg[R.ESP] = op === 'push' ? AT + 4 : AT;
+    const instr = {
+      ld: enc('ld reg,mem', { a: R.EAX, ...mem(AT) }),
+      'ld ES': enc('ld reg,mem', { a: R.EAX, ...mem(AT, S.ES) }),
+      pop: enc('pop reg', { a: R.EAX }),
+      st: enc('st mem,reg', { a: R.EBX, ...mem(AT) }),
+      'st ES': enc('st mem,reg', { a: R.EBX, ...mem(AT, S.ES) }),
+      push: enc('push reg', { a: R.EBX }),
+    }[op];
+    program(m, instr);
+    const fault = pageRule(cpl, write, PG.P | PG.U | PG.W, pte, wp);
+    if (fault !== undefined) {
+      const before = snapshot(m);
+      expect([stepExit(m), m.cpu.mmu.cr2], name).toEqual([exitFault(VEC.PF, fault), AT]);
+      expectUnchanged(m, before, name);
+      return;
+    }
+    expect(stepExit(m), name).toEqual({ reason: 'budget', executed: 1 });
+    expect(
+      write
+        ? [m.phys.read32(FRAME + 0x100), m.phys.read32(PT1) & PG.D]
+        : [m.cpu.reg[R.EAX], m.phys.read32(PT1) & PG.D],
+      name,
+    ).toEqual(write ? [0x11223344, PG.D] : [0x5eed, pte & PG.D]);
+  });
+});
+
+describe('the cached code window of the run loop: a fetch that needs the MMU again gets it', () => {
+  it('an instruction at page offset 0xFFC, after one from the same page, faults on the next page', () => {
+    const m = machine(3, FLAT);
+    enablePaging(m);
+    m.phys.write32(PT0 + 4 * 0x11, 0); // the page after the code page is not present
+    m.cpu.eip = 0x10ff0;
+    m.phys.writeBytes(0x10ff0, enc('jmp imm', { imm: 0x10ffc }));
+    m.phys.writeBytes(0x10ffc, enc('nop').subarray(0, 4));
+    expect(stepExit(m), 'the JMP').toEqual({ reason: 'budget', executed: 1 });
+    expect([stepExit(m), m.cpu.mmu.cr2, m.cpu.eip]).toEqual([exitFault(VEC.PF, 4), 0x11000, 0x10ffc]);
+  });
+
+  it('CPL 3 code on a supervisor page faults although CPL 0 just ran the same bytes there', () => {
+    const m = machine(0, FLAT);
+    enablePaging(m);
+    m.phys.write32(PT0 + 4 * (CODE_AT >>> 12), CODE_AT | PTE.W);
+    program(m, enc('nop'), enc('nop'));
+    expect(stepExit(m), 'CPL 0').toEqual({ reason: 'budget', executed: 1 });
+    loadCache(m.cpu, S.CS, SEL.code(3)); // same base and limit, CPL 3
+    expect([stepExit(m), m.cpu.mmu.cr2]).toEqual([exitFault(VEC.PF, 1 | 4), CODE_AT + 8]);
+  });
+
+  it('a code page remapped and invalidated between runs is fetched from its new frame', () => {
+    const m = machine(0, FLAT);
+    enablePaging(m);
+    const NEW = 0x60000;
+    program(m, enc('nop'), enc('mov reg,imm', { a: R.EAX, imm: 1 }));
+    m.phys.writeBytes(NEW + 8, enc('mov reg,imm', { a: R.EAX, imm: 2 }));
+    expect(stepExit(m), 'the NOP').toEqual({ reason: 'budget', executed: 1 });
+    m.phys.write32(PT0 + 4 * (CODE_AT >>> 12), NEW | PG.P | PG.W | PG.U);
+    m.cpu.mmu.invalidate(CODE_AT);
+    expect([stepExit(m), m.cpu.reg[R.EAX]]).toEqual([{ reason: 'budget', executed: 1 }, 2]);
+  });
+
+  it('so is the other window: CPL 0 code remapped while CPL 3 ran, then CPL 0 again', () => {
+    const m = machine(0, FLAT);
+    enablePaging(m);
+    const NEW = 0x60000;
+    program(m, enc('nop'), enc('nop'), enc('mov reg,imm', { a: R.EAX, imm: 1 }));
+    m.phys.writeBytes(NEW + 16, enc('mov reg,imm', { a: R.EAX, imm: 2 }));
+    expect(stepExit(m), 'CPL 0: the first NOP').toEqual({ reason: 'budget', executed: 1 });
+    loadCache(m.cpu, S.CS, SEL.code(3)); // same base and limit: the CPL 3 window
+    expect(stepExit(m), 'CPL 3: the second NOP').toEqual({ reason: 'budget', executed: 1 });
+    m.phys.write32(PT0 + 4 * (CODE_AT >>> 12), NEW | PG.P | PG.W | PG.U);
+    m.cpu.mmu.invalidate(CODE_AT);
+    loadCache(m.cpu, S.CS, SEL.code(0));
+    expect([stepExit(m), m.cpu.reg[R.EAX]]).toEqual([{ reason: 'budget', executed: 1 }, 2]);
+  });
+});
+
+describe('far-transfer stack frames through a TLB hit are checked like walks', () => {
+  // Far transfers read and write their frames at once when no access can fault (transfers.ts);
+  // here the page is cached by an access that was allowed and the frame access is not.
+  const STACK = 0x400100;
+  function cached(cpl: number, pte: number, wp = false): Machine {
+    const m = machine(0, FLAT);
+    enablePaging(m, { wp });
+    m.phys.write32(PD + 4, PT1 | PG.P | PG.U | PG.W | PG.A);
+    m.phys.write32(PT1, FRAME | pte | PG.A);
+    // Accessed bits already set, so the walks for the descriptor tables and the TSS change nothing.
+    m.phys.write32(PD, m.phys.read32(PD) | PG.A);
+    for (let p = 0; p < 256; p++) m.phys.write32(PT0 + 4 * p, m.phys.read32(PT0 + 4 * p) | PG.A);
+    program(m, enc('ld reg,mem', { a: R.EDI, ...mem(STACK) })); // cache the page at CPL 0
+    expect(stepExit(m), 'the read that caches the page').toEqual({ reason: 'budget', executed: 1 });
+    loadCache(m.cpu, S.CS, SEL.code(cpl));
+    for (const seg of [S.SS, S.DS, S.ES]) loadCache(m.cpu, seg, SEL.data(cpl));
+    return m;
+  }
+  function expectPageFault(m: Machine, name: string, code: number, cr2: number): void {
+    const before = snapshot(m);
+    expect([stepExit(m), m.cpu.mmu.cr2], name).toEqual([exitFault(VEC.PF, code), cr2]);
+    expectUnchanged(m, before, name);
+  }
+
+  it('CALLF at CPL 3 pushes onto a read-only dirty user page: #PF(P | W | U) at the first slot', () => {
+    const m = cached(3, PG.P | PG.U | PG.D);
+    m.cpu.reg[R.ESP] = STACK + 8;
+    program(m, enc('callf far', { sel: SEL.code(3), imm: CODE_AT + 64 }));
+    expectPageFault(m, 'CALLF', 7, STACK + 4);
+  });
+
+  it('RETF at CPL 3 pops its frame from a supervisor page: #PF(P | U)', () => {
+    const m = cached(3, PG.P | PG.W | PG.D);
+    m.phys.write32(FRAME + 0x100, CODE_AT + 64);
+    m.phys.write32(FRAME + 0x104, SEL.code(3));
+    m.cpu.reg[R.ESP] = STACK;
+    program(m, enc('retf'));
+    expectPageFault(m, 'RETF', 5, STACK);
+  });
+
+  it('INT from CPL 3 pushes onto a read-only dirty ring-0 stack with CR0.WP: #PF(P | W)', () => {
+    const m = cached(3, PG.P | PG.D, true);
+    m.phys.write32(TSS_AT + 4, STACK + 0x100); // ESP0
+    idtGate(m.cpu, 0x40, { selector: SEL.code(0), offset: CODE_AT + 64, dpl: 3 });
+    program(m, enc('int vec', { imm: 0x40 }));
+    expectPageFault(m, 'INT', 3, STACK + 0xfc);
   });
 });
 
