@@ -35,6 +35,8 @@ export interface RunResult {
   /** For 'exit' and 'shutdown': the exception. */
   readonly vector?: number;
   readonly errorCode?: number;
+  /** For 'exit': a software interrupt (INT n, INT3) stopped by `exitSoftware`, EIP at the INT. */
+  readonly software?: true;
 }
 
 /** Segment cache flag bits. */
@@ -125,6 +127,8 @@ export class Cpu {
   interruptShadow = false;
   /** Exceptions whose bit is set stop `run()` with reason 'exit' instead of being delivered. */
   exitVectors = 0;
+  /** INT n and INT3 stop `run()` with reason 'exit' (and `software`) before delivery, EIP at the INT. */
+  exitSoftware = false;
   /** Linear addresses at which `run()` stops before executing (host breakpoints). */
   readonly breakpoints = new Set<number>();
   /** Instructions retired since reset. */

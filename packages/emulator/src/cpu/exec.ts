@@ -563,6 +563,12 @@ export function run(cpu: Cpu, budget: number): RunResult {
           case 0x76: {
             slow = true;
             const vector = op === 0x76 ? VEC.BP : imm & 0xff;
+            if (cpu.exitSoftware === true) {
+              // The VM manager sees every software interrupt (TB-3 rule 6), at the INT itself.
+              cpu.eip = eip;
+              cpu.instructions += executed - counted;
+              return { reason: 'exit', vector, software: true, executed };
+            }
             cpu.eip = next;
             // A software interrupt is a trap: it returns after the INT (reference §3.5 for the DPL check).
             try {

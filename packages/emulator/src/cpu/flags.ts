@@ -22,4 +22,10 @@ export const RESTORABLE = FL.CF | FL.PF | FL.AF | FL.ZF | FL.SF | FL.TF | FL.DF 
 /** CR0 bits. */
 export const CR0 = { PE: 1 << 0, TS: 1 << 3, ET: 1 << 4, WP: 1 << 16, PG: 1 << 31 } as const;
 /** CR4 bits. */
-export const CR4 = { TSD: 1 << 2, UMIP: 1 << 11 } as const;
+/**
+ * CR4 bits. SFT (bit 1, this machine's own VM assist, used by the VM manager for ring compression):
+ * at CPL > 0, POPF and IRET raise #GP(0) instead of silently keeping IF (when CPL > IOPL) or IOPL
+ * (when CPL > 0) at a value different from the popped one. x86 has no such bit (its PVI only covers
+ * CLI/STI at CPL 3); see docs/isa.md.
+ */
+export const CR4 = { SFT: 1 << 1, TSD: 1 << 2, UMIP: 1 << 11 } as const;

@@ -238,7 +238,7 @@ export function writeControl(cpu: Cpu, n: number, v: number): void {
       cpu.mmu.flush();
       return;
     case 4:
-      cpu.cr4 = (v & (CR4.TSD | CR4.UMIP)) >>> 0;
+      cpu.cr4 = (v & (CR4.SFT | CR4.TSD | CR4.UMIP)) >>> 0;
       return;
     default:
       throw fault(VEC.UD);

@@ -263,12 +263,14 @@ export function interruptReturn(cpu: Cpu): void {
 
 /**
  * EFLAGS as POPF and IRET write them: the restorable bits always; IF only when CPL <= IOPL; IOPL
- * only at CPL 0; otherwise the old values stay, silently (reference §3.6).
+ * only at CPL 0; otherwise the old values stay, silently (reference §3.6). With CR4.SFT (flags.ts)
+ * a value the rules would silently keep but the popped one changes raises #GP(0) instead.
  */
 export function mergeFlags(cpu: Cpu, popped: number, cpl: number): number {
   let mask = 0x4dd5; // RESTORABLE: CF PF AF ZF SF TF DF OF NT
   if (cpl <= cpu.iopl) mask |= 0x200; // IF
   if (cpl === 0) mask |= 0x3000; // IOPL
+  if (cpu.cr4 & 2 /* CR4.SFT */ && ((popped ^ cpu.eflags) & ~mask & 0x3200) !== 0) throw fault(VEC.GP, 0);
   return ((cpu.eflags & ~mask) | (popped & mask) | 2) >>> 0; // bit 1 always set (FL.FIXED)
 }
 

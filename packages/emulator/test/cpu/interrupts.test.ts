@@ -675,3 +675,22 @@ describe('a source with hasPending (the PIC) is asked only when its answer may h
     expect([calls, m.cpu.reg[R.EAX]]).toEqual([{ hasPending: 1, pending: 0 }, 50]);
   });
 });
+
+describe('exitSoftware: the VM manager sees INT n and INT3 before delivery', () => {
+  it.each([
+    { name: 'INT 0x80', instr: () => enc('int vec', { imm: 0x80 }), vector: 0x80 },
+    { name: 'INT 0x0D', instr: () => enc('int vec', { imm: 0x0d }), vector: 0x0d },
+    { name: 'INT3', instr: () => enc('int3'), vector: VEC.BP },
+  ])('$name at ring 3 stops at the INT with nothing changed', ({ name, instr, vector }) => {
+    const m = machine(3);
+    m.cpu.exitSoftware = true;
+    // No gate at all: delivery would fault, so a stop here proves nothing was delivered.
+    program(m, enc('nop'), instr());
+    expect(stepExit(m, 1)).toEqual({ reason: 'budget', executed: 1 });
+    const before = snapshot(m);
+    const instructions = m.cpu.instructions;
+    expect(run(m.cpu, 5), name).toEqual({ reason: 'exit', vector, software: true, executed: 0 });
+    expectUnchanged(m, before, name);
+    expect(m.cpu.instructions, `${name}: not retired`).toBe(instructions);
+  });
+});

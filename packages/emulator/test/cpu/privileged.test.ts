@@ -233,6 +233,52 @@ describe('POPF keeps IF and IOPL silently; PUSHF shows the real ones', () => {
   });
 });
 
+describe('CR4.SFT: POPF and IRET raise #GP(0) instead of silently keeping IF or IOPL', () => {
+  // Every CPL x IOPL x which bits the popped value changes; the popped IOPL is the current one
+  // unless the row changes it. IRET returns to the same ring (CS of the current CPL).
+  const rows = [];
+  for (const op of ['popf', 'iret'] as const)
+    for (let cpl = 0; cpl < 4; cpl++)
+      for (let iopl = 0; iopl < 4; iopl++)
+        for (const change of ['none', 'IF', 'IOPL', 'both'] as const)
+          rows.push({ name: `${op} at CPL ${cpl}, IOPL ${iopl}, changing ${change}`, op, cpl, iopl, change });
+
+  it.each(rows)('$name', ({ name, op, cpl, iopl, change }) => {
+    const m = machine(cpl);
+    m.cpu.cr4 = CR4.SFT;
+    setFlags(m.cpu, { iopl, if: true });
+    const newIf = change === 'IF' || change === 'both' ? 0 : FL.IF;
+    const newIopl = change === 'IOPL' || change === 'both' ? (iopl + 1) % 4 : iopl;
+    const popped = FL.FIXED | FL.CF | newIf | (newIopl << 12);
+    const esp = m.cpu.esp;
+    if (op === 'popf') m.phys.write32(esp, popped);
+    else {
+      m.phys.write32(esp, CODE_AT + 0x40);
+      m.phys.write32(esp + 4, SEL.code(cpl));
+      m.phys.write32(esp + 8, popped);
+    }
+    program(m, enc(op));
+    const dropsIf = newIf === 0 && cpl > iopl;
+    const dropsIopl = newIopl !== iopl && cpl > 0;
+    if (dropsIf || dropsIopl) {
+      const before = snapshot(m);
+      expect(stepExit(m), name).toEqual(exitFault(VEC.GP, 0));
+      expectUnchanged(m, before, name);
+      return;
+    }
+    expect(stepExit(m), name).toEqual({ reason: 'budget', executed: 1 });
+    expect([m.cpu.eflags, m.cpu.esp], name).toEqual([popped, esp + (op === 'popf' ? 4 : 12)]);
+  });
+
+  it('MOV CR4 keeps SFT and UMIP and drops unknown bits', () => {
+    const m = machine(0);
+    m.cpu.reg[R.EAX] = 0xffff_ffff | 0;
+    program(m, enc('mov cr,reg', { a: 4, b: R.EAX }));
+    expect(stepExit(m)).toEqual({ reason: 'budget', executed: 1 });
+    expect(m.cpu.cr4).toBe(CR4.SFT | CR4.TSD | CR4.UMIP);
+  });
+});
+
 describe('sensitive but unprivileged: SGDT, SIDT, SLDT, STR, SMSW reveal real values; UMIP faults them at CPL > 0', () => {
   const STORE: { name: string; instr: Uint8Array; read: (m: Machine) => unknown; expected: unknown }[] = [
     {
