@@ -34,3 +34,4 @@ export type { PhysicalMemoryOptions } from './memory/physical.js';
 export { PhysicalMemory } from './memory/physical.js';
 export type { TraceEntry } from './trace.js';
 export { formatTrace, startTrace } from './trace.js';
+export * from './vmm/index.js';

@@ -14,7 +14,7 @@
  * | disk    | 0x1F0-0x1F6  | 2 -> 0x22                                       |
  * | NIC     | 0x300-0x309  | 3 -> 0x23                                       |
  */
-import { Cpu, type StopReason } from './cpu/cpu.js';
+import { Cpu, type RunResult, type StopReason } from './cpu/cpu.js';
 import { run } from './cpu/exec.js';
 import { FL } from './cpu/flags.js';
 import { restoreCpu, saveCpu } from './cpu/snapshot.js';
@@ -33,6 +33,8 @@ import { PhysicalMemory } from './memory/physical.js';
 export interface MachineOptions {
   /** RAM bytes (default 16 MiB). */
   readonly ramBytes?: number;
+  /** Existing bytes to use as RAM, shared (a VM manager's portion of real RAM; see PhysicalMemory). */
+  readonly ram?: Uint8Array;
   /** Boot ROM image, mapped to end at 0xFFFFFFFF; the CPU starts at 0xFFFFFFF0 (BOOT-6). */
   readonly rom?: Uint8Array;
   /** Wall clock for the RTC, ms since the epoch (injected: no real time inside the machine). */
@@ -68,10 +70,17 @@ export class Machine {
   readonly disk: Disk;
   readonly nic: Nic;
   private readonly quantum: number;
+  /**
+   * What runs the CPU for a slice (default: the interpreter on `cpu`). The VM manager sets it on a
+   * virtual environment's machine: the guest then runs natively on the real CPU, ring-compressed,
+   * while this machine's devices, slicing and halting work exactly as on a bare machine.
+   */
+  executor: ((budget: number) => RunResult) | undefined = undefined;
 
   constructor(opts: MachineOptions) {
     this.phys = new PhysicalMemory({
       ...(opts.ramBytes === undefined ? {} : { ramBytes: opts.ramBytes }),
+      ...(opts.ram === undefined ? {} : { ram: opts.ram }),
       ...(opts.rom === undefined ? {} : { rom: opts.rom }),
     });
     this.mmu = new Mmu(this.phys);
@@ -102,7 +111,7 @@ export class Machine {
     while (executed + idle < budget) {
       const left = budget - executed - idle;
       const slice = Math.max(1, Math.min(left, this.quantum, this.timer.nextEvent(), this.disk.nextEvent()));
-      const r = run(this.cpu, slice);
+      const r = this.executor === undefined ? run(this.cpu, slice) : this.executor(slice);
       executed += r.executed;
       this.tick(r.executed);
       if (r.reason === 'budget') continue;

@@ -50,6 +50,10 @@ export const ERROR_CODES = {
   LIMIT_EXCEEDED: 'A bounded table (outstanding requests, messages waiting for a Clef, deployments) is full.',
   // Configuration (host errors, thrown at construction)
   CONFIG_INVALID: 'Options given to a factory are invalid.',
+  // VM manager (host errors of the real environment; guest mistakes are faults, never errors)
+  VMM_OUT_OF_MEMORY: 'The VM manager has no free physical page or portion left for a table or a VE.',
+  VMM_HOLE_CONFLICT: 'A guest mapped the linear range the VM manager reserves for its shadow tables.',
+  VMM_BAD_VE: 'No virtual environment has this id, or it was deleted.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -8,6 +8,12 @@ export interface PhysicalMemoryOptions {
   readonly ramBytes?: number;
   /** ROM image, mapped so that its last byte is at 0xFFFFFFFF (at most 1 MiB). */
   readonly rom?: Uint8Array;
+  /**
+   * Existing bytes to use as RAM, shared, not copied (the VM manager gives a virtual environment a
+   * portion of the real RAM this way, MEM-1); `ramBytes` is then its length. Its offset in its
+   * buffer must be a multiple of 4.
+   */
+  readonly ram?: Uint8Array;
 }
 
 export class PhysicalMemory {
@@ -24,15 +30,21 @@ export class PhysicalMemory {
   readonly ram32: Int32Array;
 
   constructor(opts: PhysicalMemoryOptions = {}) {
-    const size = opts.ramBytes ?? 16 * 1024 * 1024;
+    const size = opts.ram?.length ?? opts.ramBytes ?? 16 * 1024 * 1024;
+    if (opts.ram !== undefined && opts.ramBytes !== undefined && opts.ramBytes !== opts.ram.length) {
+      throw new RangeError('ramBytes differs from the length of the RAM given');
+    }
+    if (opts.ram !== undefined && opts.ram.byteOffset % 4 !== 0) {
+      throw new RangeError('shared RAM must start at a multiple of 4 bytes in its buffer');
+    }
     if (!Number.isInteger(size) || size <= 0 || size % 4096 !== 0 || size > 0xc000_0000) {
       throw new RangeError(`ramBytes must be a positive multiple of 4096 below 3 GiB, not ${size}`);
     }
     const rom = opts.rom ?? new Uint8Array(0);
     if (rom.length > 0x10_0000) throw new RangeError('a ROM image is at most 1 MiB');
-    this.ram = new Uint8Array(size);
-    this.ramView = new DataView(this.ram.buffer);
-    this.ram32 = new Int32Array(this.ram.buffer);
+    this.ram = opts.ram ?? new Uint8Array(size);
+    this.ramView = new DataView(this.ram.buffer, this.ram.byteOffset, size);
+    this.ram32 = new Int32Array(this.ram.buffer, this.ram.byteOffset, size >>> 2);
     if (new Uint8Array(Uint32Array.of(1).buffer)[0] !== 1)
       throw new Error('a little-endian host is required');
     this.rom = rom.slice();

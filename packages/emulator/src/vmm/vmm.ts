@@ -1,0 +1,219 @@
+/**
+ * The VM manager and the small core beside it in real ring 0 (VMM-*, CORE-*): it owns the real
+ * machine, divides its RAM into its own table area and one portion per virtual environment
+ * (CORE-4, MEM-1), creates and deletes VEs from guest profiles (CORE-6, VMM-8, BOOT-11), switches
+ * the real CPU between them and runs them round-robin (CORE-9), and reports what happens (TB-2).
+ *
+ * It is TypeScript acting as the machine's ring-0 firmware: the guest's instructions run on the
+ * emulated CPU (ve.ts), and only what needs real ring 0 comes here.
+ */
+import type { BlockBackend } from '../devices/disk.js';
+import { SECTOR_SIZE } from '../devices/disk.js';
+import type { NvramBackend } from '../devices/nvram.js';
+import { createMachine, type Machine, type MachineRunResult } from '../machine.js';
+import { VmmError } from './errors.js';
+import { PagePool } from './pages.js';
+import type { SdtPolicy } from './sdt.js';
+import { VirtualEnvironment, type VmmEvent } from './ve.js';
+
+export interface VmmOptions {
+  /** Real RAM bytes (default 64 MiB): the VM manager's tables, then the VEs' portions. */
+  readonly ramBytes?: number;
+  /** Real RAM the VM manager keeps for its own tables (default 4 MiB). */
+  readonly tableBytes?: number;
+  /** The physical disk the VEs' disk regions are carved from (TB-9). */
+  readonly disk?: BlockBackend;
+  /** Wall clock for every RTC (injected). */
+  readonly clock: () => number;
+  readonly onEvent?: (e: VmmEvent) => void;
+}
+
+/** A guest profile (BOOT-11, TB-8): what a VE is made of. */
+export interface VeProfile {
+  readonly name: string;
+  /** Guest RAM bytes (its portion; a multiple of 4 KiB). */
+  readonly memoryBytes: number;
+  /** Its boot ROM image (BOOT-11 a, BOOT-6). */
+  readonly rom: Uint8Array;
+  /** Its NVRAM image (BOOT-11 b). */
+  readonly nvram?: NvramBackend;
+  /** Its region of the physical disk and the blocks it may not write (BOOT-11 d, TB-9). */
+  readonly disk?: {
+    readonly start: number;
+    readonly count: number;
+    readonly protectedBlocks?: readonly number[];
+  };
+  /** Instead of a region: a disk of its own (a file; DEV-7 dedicated hardware). */
+  readonly diskImage?: BlockBackend;
+  /** Blocks of `diskImage` it may not write (DEV-11). */
+  readonly protectedBlocks?: readonly number[];
+  /** SDT creation policy (SDT-18..20; default P2). */
+  readonly sdtPolicy?: SdtPolicy;
+  /** SDT-16's outward guard (default true; false shows ATK-19). */
+  readonly outwardGuard?: boolean;
+  /** Device quantum of the VE's machine (see MachineOptions). */
+  readonly quantum?: number;
+}
+
+/** Block translation (TB-9): virtual block b of a VE is physical block start + b, for b < count. */
+export function diskRegion(disk: BlockBackend, start: number, count: number): BlockBackend {
+  if (
+    !Number.isInteger(start) ||
+    !Number.isInteger(count) ||
+    start < 0 ||
+    count < 1 ||
+    start + count > disk.sectors
+  ) {
+    throw new VmmError(
+      'CONFIG_INVALID',
+      `disk region ${start}+${count} is not inside the ${disk.sectors}-sector disk`,
+    );
+  }
+  return {
+    sectors: count,
+    read(lba, out) {
+      if (lba + out.length / SECTOR_SIZE > count) throw new RangeError('beyond the region');
+      disk.read(start + lba, out);
+    },
+    write(lba, data) {
+      if (lba + data.length / SECTOR_SIZE > count) throw new RangeError('beyond the region');
+      disk.write(start + lba, data);
+    },
+  };
+}
+
+export class Vmm {
+  /** The real machine: its CPU runs every VE's code. */
+  readonly machine: Machine;
+  private readonly pool: PagePool;
+  private readonly ves = new Map<number, VirtualEnvironment>();
+  private readonly portions = new Map<number, { base: number; bytes: number }>();
+  private nextId = 1;
+  /** The VE whose state is in the real CPU. */
+  private current: VirtualEnvironment | undefined;
+  private readonly opts: VmmOptions;
+
+  constructor(opts: VmmOptions) {
+    this.opts = opts;
+    const ramBytes = opts.ramBytes ?? 64 << 20;
+    const tableBytes = opts.tableBytes ?? 4 << 20;
+    if (tableBytes % 4096 !== 0 || tableBytes >= ramBytes) {
+      throw new VmmError('CONFIG_INVALID', 'tableBytes must be a multiple of 4096 below ramBytes');
+    }
+    this.machine = createMachine({ ramBytes, clock: opts.clock });
+    this.pool = new PagePool(this.machine.phys, 0, tableBytes);
+  }
+
+  /** Creates a VE from its profile (CORE-6); it starts at its reset vector in virtual ring 0 (BOOT-8). */
+  createVe(profile: VeProfile): VirtualEnvironment {
+    const bytes = profile.memoryBytes;
+    if (!Number.isInteger(bytes) || bytes <= 0 || bytes % 4096 !== 0) {
+      throw new VmmError('CONFIG_INVALID', `memoryBytes must be a positive multiple of 4096, not ${bytes}`);
+    }
+    const base = this.allocPortion(bytes);
+    const id = this.nextId++;
+    const ram = this.machine.phys.ram.subarray(base, base + bytes);
+    ram.fill(0);
+    const region = profile.disk;
+    let disk = profile.diskImage;
+    if (region !== undefined) {
+      if (disk !== undefined)
+        throw new VmmError('CONFIG_INVALID', 'a profile gives a disk region or a disk image, not both');
+      if (this.opts.disk === undefined)
+        throw new VmmError('CONFIG_INVALID', 'a disk region needs the VMM disk');
+      disk = diskRegion(this.opts.disk, region.start, region.count);
+    }
+    const protectedBlocks = region?.protectedBlocks ?? profile.protectedBlocks;
+    const vm = createMachine({
+      ram,
+      rom: profile.rom,
+      clock: this.opts.clock,
+      ...(profile.nvram === undefined ? {} : { nvram: profile.nvram }),
+      ...(disk === undefined ? {} : { disk }),
+      ...(protectedBlocks === undefined ? {} : { protectedBlocks }),
+      ...(profile.quantum === undefined ? {} : { quantum: profile.quantum }),
+    });
+    this.portions.set(id, { base, bytes });
+    const ve = new VirtualEnvironment({
+      id,
+      name: profile.name,
+      cpu: this.machine.cpu,
+      pool: this.pool,
+      vm,
+      portionBase: base,
+      policy: profile.sdtPolicy ?? 'P2',
+      outwardGuard: profile.outwardGuard ?? true,
+      onEvent: this.opts.onEvent,
+    });
+    this.ves.set(id, ve);
+    return ve;
+  }
+
+  ve(id: number): VirtualEnvironment {
+    const ve = this.ves.get(id);
+    if (ve === undefined) throw new VmmError('VMM_BAD_VE', `no VE ${id}`, { ve: id });
+    return ve;
+  }
+
+  list(): VirtualEnvironment[] {
+    return [...this.ves.values()];
+  }
+
+  /** Runs one VE for up to `budget` of its instructions (a VM switch in and out around it). */
+  run(id: number, budget: number): MachineRunResult {
+    const ve = this.ve(id);
+    this.switchTo(ve);
+    try {
+      return ve.vm.run(budget);
+    } finally {
+      ve.leave();
+    }
+  }
+
+  /**
+   * Round-robin scheduling (CORE-9): each VE that is not stopped runs `slice` instructions per turn,
+   * for `rounds` turns or until every VE has stopped (halted with interrupts off, shut down, or
+   * halted with no device event to wake it). Returns each VE's last result.
+   */
+  schedule(slice: number, rounds: number): Map<number, MachineRunResult> {
+    const last = new Map<number, MachineRunResult>();
+    const stopped = new Set<number>();
+    for (let round = 0; round < rounds && stopped.size < this.ves.size; round++) {
+      for (const ve of this.ves.values()) {
+        if (stopped.has(ve.id)) continue;
+        const r = this.run(ve.id, slice);
+        last.set(ve.id, r);
+        if (r.reason !== 'budget') stopped.add(ve.id);
+      }
+    }
+    return last;
+  }
+
+  deleteVe(id: number): void {
+    const ve = this.ve(id);
+    if (this.current === ve) this.current = undefined;
+    ve.release();
+    this.ves.delete(id);
+    this.portions.delete(id);
+  }
+
+  private switchTo(ve: VirtualEnvironment): void {
+    if (this.current !== ve) this.current?.leave();
+    this.current = ve;
+    ve.enter();
+  }
+
+  /** First fit in the RAM above the table area. */
+  private allocPortion(bytes: number): number {
+    const taken = [...this.portions.values()].sort((a, b) => a.base - b.base);
+    let at = this.pool.base + this.pool.bytes;
+    for (const p of taken) {
+      if (at + bytes <= p.base) break;
+      at = Math.max(at, p.base + p.bytes);
+    }
+    if (at + bytes > this.machine.phys.ram.length) {
+      throw new VmmError('VMM_OUT_OF_MEMORY', `no free portion of ${bytes} bytes`);
+    }
+    return at;
+  }
+}
