@@ -301,7 +301,7 @@ export class VirtualEnvironment {
       const vector = r.vector!;
       const cr2 = cpu.mmu.cr2;
       this.trap(vector, r.errorCode, r.software === true);
-      const s = this.step(vector);
+      const s = this.step(vector, r.errorCode);
       executed += s.executed;
       if (vector === VEC.PF && r.software !== true) this.fill(cr2);
       if (s.reason !== 'budget') return { ...s, executed };
@@ -311,9 +311,10 @@ export class VirtualEnvironment {
 
   /**
    * The virtual CPU executes one instruction (or takes a pending interrupt) on the guest's state;
-   * `vector` is the trap that led here (-1: none). A fault it raises is delivered to the guest.
+   * `vector` and `errorCode` are the trap that led here (-1: none). A fault it raises is delivered
+   * to the guest.
    */
-  private step(vector: number): RunResult {
+  private step(vector: number, errorCode?: number): RunResult {
     const vcpu = this.vcpu;
     this.capture();
     const ringBefore = vcpu.cpl;
@@ -345,13 +346,15 @@ export class VirtualEnvironment {
       this.flushShadows();
     }
     this.reloadTables();
-    // SDT-15: virtual ring 0 entered natively under SDT_k faulted on a segment of a ring SDT_k
-    // keeps at real ring 0 (or the like); the virtual CPU found it legal: switch to SDT0.
+    // SDT-15: virtual ring 0 entered natively under SDT_k faulted on a descriptor (a selector
+    // error code) that SDT_k keeps at real ring 0 or not present; the virtual CPU found it legal:
+    // switch to SDT0. (A privileged instruction's #GP(0) is no reason to switch.)
     if (
       !reflected &&
       ringBefore === 0 &&
       vcpu.cpl === 0 &&
       this.sdtK !== 0 &&
+      (errorCode ?? 0) & 0xfffc &&
       (vector === VEC.GP || vector === VEC.NP || vector === VEC.SS || vector === VEC.TS)
     ) {
       this.switchSdt(0);
