@@ -39,20 +39,40 @@ export type SdtPolicy = 'P1' | 'P2' | 'P3';
 export interface SdtCounters {
   /** Whole SDTs built (from the VEDT). */
   builds: number;
+  /** Of those, built because a ring change needed an SDT that was not held. */
+  ringBuilds: number;
   /** Single entries rewritten after a VEDT change. */
   entryUpdates: number;
   /** SDT switches (the real GDTR moved to another SDT). */
   switches: number;
   /** VEDT changes seen (an entry's dwords differ from the last copy). */
   vedtChanges: number;
-  /** Relocations: the guest loaded another VEDT (LGDT/LLDT), every SDT was regenerated. */
+  /** Relocations: the guest loaded another VEDT (LGDT/LLDT), every held SDT was regenerated. */
   relocations: number;
+}
+
+/** The virtual rings a VEDT's present segments and gates belong to, as a bit set (bit v). */
+export function ringsUsed(vedt: Int32Array): number {
+  let set = 0;
+  for (let i = 1; i < vedt.length; i += 2) {
+    const hi = vedt[i]!;
+    if (hi >>> 31 === 0) continue; // not present
+    const system = ((hi >>> 28) & 1) === 0;
+    const type = (hi >>> 24) & 0xf;
+    // Code, data and gates carry a ring the guest uses; LDT and TSS descriptors do not.
+    if (system && type !== 0xc && type !== 0xe && type !== 0xf) continue;
+    set |= 1 << ((hi >>> 29) & 3);
+  }
+  return set;
 }
 
 /**
  * One VEDT (a guest GDT or LDT) and its SDTs, held as dword arrays; the owner copies a table into
  * the real memory its descriptor-table register points at. `copy` is the VEDT as last seen (the
  * guest view the SDTs were built from).
+ *
+ * Quick pass-through (QPT-3..5): for a guest whose VEDT uses only virtual rings 0 and 3 the set
+ * holds two SDTs, SDT0 ("SDT_hi") and SDT3 ("SDT_lo"); P2 builds just those two (QPT-4).
  */
 export class ShadowSet {
   /** The VEDT's dwords as last read (2 per entry). */
@@ -63,11 +83,14 @@ export class ShadowSet {
   readonly dirty: Set<number>[] = [new Set(), new Set(), new Set(), new Set()];
   readonly counters: SdtCounters = {
     builds: 0,
+    ringBuilds: 0,
     entryUpdates: 0,
     switches: 0,
     vedtChanges: 0,
     relocations: 0,
   };
+  /** Quick pass-through: only rings 0 and 3 exist. */
+  qpt = false;
 
   constructor(
     public policy: SdtPolicy,
@@ -78,28 +101,47 @@ export class ShadowSet {
     return [0, 1, 2, 3].filter((k) => this.tables[k] !== undefined);
   }
 
+  /** The rings P2 builds: all four, or SDT_hi and SDT_lo under QPT. */
+  private get all(): number[] {
+    return this.qpt ? [0, 3] : [0, 1, 2, 3];
+  }
+
   /** A new VEDT (VE creation, LGDT/LLDT, RELOCATE): regenerate (P2: build all; P1/P3: those held). */
   load(vedt: Int32Array, current: number): void {
     this.copy = vedt.slice();
-    if (this.policy === 'P2') {
-      for (let k = 0; k < 4; k++) this.build(k);
-      return;
-    }
     const held = this.built;
     if (held.length > 0) this.counters.relocations++;
-    for (const k of held) this.build(k);
-    this.ensure(current);
+    if (this.policy === 'P2') {
+      for (let k = 0; k < 4; k++) this.tables[k] = undefined;
+      for (const k of this.all) this.build(k);
+    } else {
+      for (const k of held) this.build(k);
+    }
+    this.ensure(current, false);
   }
 
-  /** The SDT for virtual ring `k` is about to be used: build it or select it (a RINGCHANGE). */
-  ensure(k: number): void {
+  /**
+   * The SDT for virtual ring `k` is about to be used: select it, or build it (P1 first discards
+   * the one it holds). `ringChange`: the build is caused by a ring change (a TB-6 indicator).
+   */
+  ensure(k: number, ringChange = true): void {
     if (this.tables[k] !== undefined) return;
     if (this.policy === 'P1') {
-      for (let j = 0; j < 4; j++) {
-        if (j !== k && this.tables[j] !== undefined) this.tables[j] = undefined;
-      }
+      for (let j = 0; j < 4; j++) if (j !== k) this.tables[j] = undefined;
     }
     this.build(k);
+    if (ringChange) this.counters.ringBuilds++;
+  }
+
+  /** Changes the policy (adaptive selection, SDT-22): P2 builds the rest, P1 keeps only `current`. */
+  setPolicy(policy: SdtPolicy, current: number): void {
+    this.policy = policy;
+    if (policy === 'P2') {
+      for (const k of this.all) if (this.tables[k] === undefined) this.build(k);
+    } else if (policy === 'P1') {
+      for (let j = 0; j < 4; j++) if (j !== current) this.tables[j] = undefined;
+    }
+    this.ensure(current, false);
   }
 
   private build(k: number): void {
@@ -139,8 +181,9 @@ export class ShadowSet {
     return changed;
   }
 
-  /** Rebuilds every held table (after the guard or the policy changed). */
-  rebuild(): void {
+  /** Rebuilds every held table (after the guard changed, or QPT ended). */
+  rebuild(current: number): void {
     for (const k of this.built) this.build(k);
+    this.ensure(current, false);
   }
 }

@@ -43,7 +43,7 @@ import type { Machine } from '../machine.js';
 import { VmmError } from './errors.js';
 import type { PagePool } from './pages.js';
 import { realCpl, realRing } from './rings.js';
-import { type SdtCounters, type SdtPolicy, ShadowSet } from './sdt.js';
+import { ringsUsed, type SdtCounters, type SdtPolicy, ShadowSet } from './sdt.js';
 
 /** Linear base of the VM manager's reserved range (one page-directory entry). */
 export const HOLE = 0xff80_0000;
@@ -74,7 +74,32 @@ export type VmmEvent =
       readonly ve: number;
       readonly table: 'gdt' | 'ldt';
       readonly entries: readonly number[];
-    };
+    }
+  | {
+      readonly kind: 'policy-switch';
+      readonly ve: number;
+      readonly from: SdtPolicy;
+      readonly to: SdtPolicy;
+      readonly reason: string;
+    }
+  | { readonly kind: 'qpt'; readonly ve: number; readonly on: boolean; readonly reason: string };
+
+/** How a VE's SDT policy is chosen: fixed, or adaptively (SDT-22, TB-6). */
+export type PolicyChoice = SdtPolicy | 'adaptive';
+
+/**
+ * The adaptive rule's thresholds (TB-6; configuration, not from the source): every `window` SDT
+ * switches and VEDT changes, P1 moves to P3 when SDTs built for ring changes exceed `ringFactor`
+ * times the entry updates; P3 moves to P2 once it holds an SDT for every ring the VEDT uses; P2 or
+ * P3 moves back to P1 when entry updates exceed `vedtFactor` times the SDT switches.
+ */
+export interface AdaptiveRule {
+  readonly window: number;
+  readonly ringFactor: number;
+  readonly vedtFactor: number;
+}
+
+export const DEFAULT_ADAPTIVE: AdaptiveRule = { window: 16, ringFactor: 2, vedtFactor: 4 };
 
 /** Per-VE statistics (issue 4: traps by cause, SDT builds and updates, policy, ring changes). */
 export interface VeStats {
@@ -84,6 +109,11 @@ export interface VeStats {
   /** Faults the virtual CPU delivered to the guest's own handlers. */
   readonly reflected: number;
   readonly policy: SdtPolicy;
+  /** The policy is chosen adaptively (SDT-22). */
+  readonly adaptive: boolean;
+  readonly policySwitches: number;
+  /** Quick pass-through in force (a two-ring guest, QPT-2). */
+  readonly qpt: boolean;
   readonly sdtsHeld: readonly number[];
   readonly gdt: Readonly<SdtCounters>;
   readonly ldt: Readonly<SdtCounters>;
@@ -105,7 +135,10 @@ export interface VeInit {
   readonly vm: Machine;
   /** Real physical address of the portion (the VE's guest-physical address 0). */
   readonly portionBase: number;
-  readonly policy: SdtPolicy;
+  readonly policy: PolicyChoice;
+  readonly adaptiveRule?: AdaptiveRule;
+  /** Recognise two-ring guests and use quick pass-through (QPT-2; default true). */
+  readonly qpt?: boolean;
   /** SDT-16's outward guard (default on; off shows ATK-19). */
   readonly outwardGuard: boolean;
   readonly onEvent: ((e: VmmEvent) => void) | undefined;
@@ -130,6 +163,13 @@ export class VirtualEnvironment {
   private readonly onEvent: ((e: VmmEvent) => void) | undefined;
   private readonly gdt: ShadowSet;
   private readonly ldt: ShadowSet;
+  private readonly adaptive: boolean;
+  private readonly rule: AdaptiveRule;
+  private readonly qptAllowed: boolean;
+  private policySwitches = 0;
+  /** The adaptive rule's window: events seen, and the counters at its start. */
+  private windowEvents = 0;
+  private windowStart = { ringBuilds: 0, entryUpdates: 0, switches: 0 };
   /** The SDT in force (k of SDT_k); virtual ring 0 keeps the one it was entered under (SDT-15). */
   private sdtK = 0;
   private readonly holePt: number;
@@ -174,8 +214,13 @@ export class VirtualEnvironment {
     this.portionBase = init.portionBase;
     this.ramBytes = init.vm.phys.ram.length;
     this.onEvent = init.onEvent;
-    this.gdt = new ShadowSet(init.policy, init.outwardGuard);
-    this.ldt = new ShadowSet(init.policy, init.outwardGuard);
+    // SDT-22: an unrecognised guest starts with P1 and adapts.
+    this.adaptive = init.policy === 'adaptive';
+    const first = init.policy === 'adaptive' ? 'P1' : init.policy;
+    this.rule = init.adaptiveRule ?? DEFAULT_ADAPTIVE;
+    this.qptAllowed = init.qpt ?? true;
+    this.gdt = new ShadowSet(first, init.outwardGuard);
+    this.ldt = new ShadowSet(first, init.outwardGuard);
     this.holePt = this.pool.alloc();
     this.user = this.newSpace();
     this.sup = this.newSpace();
@@ -213,6 +258,9 @@ export class VirtualEnvironment {
       trapsByCause: Object.fromEntries(this.trapsByCause),
       reflected: this.reflected,
       policy: this.gdt.policy,
+      adaptive: this.adaptive,
+      policySwitches: this.policySwitches,
+      qpt: this.gdt.qpt,
       sdtsHeld: this.gdt.built,
       gdt: { ...this.gdt.counters },
       ldt: { ...this.ldt.counters },
@@ -437,8 +485,8 @@ export class VirtualEnvironment {
     const vcpu = this.vcpu;
     const ring = vcpu.cpl;
     if (ring !== 0 && ring !== this.sdtK) this.switchSdt(ring);
-    this.gdt.ensure(this.sdtK);
-    if (vcpu.ldtUsable) this.ldt.ensure(this.sdtK);
+    this.gdt.ensure(this.sdtK, false);
+    if (vcpu.ldtUsable) this.ldt.ensure(this.sdtK, false);
     const k = this.sdtK;
     cpu.reg.set(vcpu.reg);
     cpu.eip = vcpu.eip;
@@ -488,6 +536,72 @@ export class VirtualEnvironment {
     this.sdtK = k;
     this.gdt.ensure(k);
     if (this.vcpu.ldtUsable) this.ldt.ensure(k);
+    this.adapt();
+  }
+
+  private setPolicy(to: SdtPolicy, reason: string): void {
+    const from = this.gdt.policy;
+    if (from === to) return;
+    this.gdt.setPolicy(to, this.sdtK);
+    this.ldt.setPolicy(to, this.sdtK);
+    this.policySwitches++;
+    this.emit({ kind: 'policy-switch', ve: this.id, from, to, reason });
+  }
+
+  /**
+   * TB-6's switching rule: P3 becomes P2 as soon as it holds an SDT for every ring the VEDT uses;
+   * the other moves are decided every `window` SDT switches and VEDT changes.
+   */
+  private adapt(): void {
+    if (!this.adaptive || this.gdt.qpt) return;
+    if (this.gdt.policy === 'P3') {
+      // Virtual ring 0 runs under whichever SDT it was entered with (SDT-15): it counts as seen.
+      const seen = this.gdt.built.reduce((s, k) => s | (1 << k), 1);
+      if ((ringsUsed(this.gdt.copy) & ~seen) === 0) {
+        this.setPolicy('P2', 'every ring in use has its SDT');
+        return;
+      }
+    }
+    if (++this.windowEvents < this.rule.window) return;
+    const c = this.gdt.counters;
+    const ringBuilds = c.ringBuilds - this.windowStart.ringBuilds;
+    const updates = c.entryUpdates - this.windowStart.entryUpdates;
+    const switches = c.switches - this.windowStart.switches;
+    this.windowEvents = 0;
+    this.windowStart = { ringBuilds: c.ringBuilds, entryUpdates: c.entryUpdates, switches: c.switches };
+    const policy = this.gdt.policy;
+    if (policy === 'P1' && ringBuilds > this.rule.ringFactor * updates) {
+      this.setPolicy('P3', `${ringBuilds} SDT builds for ring changes, ${updates} entry updates`);
+    } else if (policy !== 'P1' && updates > this.rule.vedtFactor * switches) {
+      this.setPolicy('P1', `${updates} entry updates, ${switches} SDT switches`);
+    }
+  }
+
+  /**
+   * QPT-2, QPT-6: a VEDT with segments of rings 0 and 3 only starts quick pass-through (P2 with
+   * two SDTs); a ring-1 or ring-2 descriptor in it later is a QPT violation: the general scheme
+   * under P1.
+   */
+  private checkQpt(): void {
+    if (!this.qptAllowed) return;
+    const used = ringsUsed(this.gdt.copy);
+    if (!this.gdt.qpt && used === 0b1001) {
+      this.gdt.qpt = true;
+      this.gdt.setPolicy('P2', this.sdtK);
+      this.ldt.setPolicy('P2', this.sdtK);
+      this.emit({ kind: 'qpt', ve: this.id, on: true, reason: 'the VEDT uses virtual rings 0 and 3 only' });
+    } else if (this.gdt.qpt && (used & 0b0110) !== 0) {
+      this.gdt.qpt = false;
+      this.emit({
+        kind: 'qpt',
+        ve: this.id,
+        on: false,
+        reason: 'QPT violation: a ring-1 or ring-2 descriptor',
+      });
+      this.gdt.setPolicy('P1', this.sdtK);
+      this.ldt.setPolicy('P1', this.sdtK);
+      this.gdt.rebuild(this.sdtK);
+    }
   }
 
   /** The shadow page tables of the SDT in force: supervisor rings 1 and 2 run at real ring 3. */
@@ -508,6 +622,7 @@ export class VirtualEnvironment {
     if (gdtKey !== this.gdtKey) {
       this.gdtKey = gdtKey;
       this.gdt.load(this.readVedt(v.gdtBase, v.gdtLimit), this.sdtK);
+      this.checkQpt();
     }
     const ldtKey = v.ldtUsable ? `${v.ldtBase}:${v.ldtLimit}:${pg}` : '-';
     if (ldtKey !== this.ldtKey) {
@@ -553,7 +668,11 @@ export class VirtualEnvironment {
   private syncTables(): void {
     const v = this.vcpu;
     const changed = this.gdt.update(this.readVedt(v.gdtBase, v.gdtLimit));
-    if (changed.length > 0) this.emit({ kind: 'vedt-change', ve: this.id, table: 'gdt', entries: changed });
+    if (changed.length > 0) {
+      this.emit({ kind: 'vedt-change', ve: this.id, table: 'gdt', entries: changed });
+      this.checkQpt();
+      this.adapt();
+    }
     if (v.ldtUsable) {
       const c = this.ldt.update(this.readVedt(v.ldtBase, v.ldtLimit));
       if (c.length > 0) this.emit({ kind: 'vedt-change', ve: this.id, table: 'ldt', entries: c });

@@ -14,7 +14,7 @@ import { createMachine, type Machine, type MachineRunResult } from '../machine.j
 import { VmmError } from './errors.js';
 import { PagePool } from './pages.js';
 import type { SdtPolicy } from './sdt.js';
-import { VirtualEnvironment, type VmmEvent } from './ve.js';
+import { type PolicyChoice, VirtualEnvironment, type VmmEvent } from './ve.js';
 
 export interface VmmOptions {
   /** Real RAM bytes (default 64 MiB): the VM manager's tables, then the VEs' portions. */
@@ -47,8 +47,10 @@ export interface VeProfile {
   readonly diskImage?: BlockBackend;
   /** Blocks of `diskImage` it may not write (DEV-11). */
   readonly protectedBlocks?: readonly number[];
-  /** SDT creation policy (SDT-18..20; default P2). */
-  readonly sdtPolicy?: SdtPolicy;
+  /** SDT creation policy (SDT-18..20), or 'adaptive' (SDT-22; the default unless recognised). */
+  readonly sdtPolicy?: PolicyChoice;
+  /** Recognise two-ring guests and run them with quick pass-through (QPT-2; default true). */
+  readonly qpt?: boolean;
   /** SDT-16's outward guard (default true; false shows ATK-19). */
   readonly outwardGuard?: boolean;
   /** Device quantum of the VE's machine (see MachineOptions). */
@@ -80,6 +82,31 @@ export function diskRegion(disk: BlockBackend, start: number, count: number): Bl
       disk.write(start + lba, data);
     },
   };
+}
+
+/**
+ * Guests the VM manager recognises (VMM-11, SDT-22, TB-6), by a signature in their boot ROM, and
+ * the SDT policy suited to each. A two-ring guest is recognised from its VEDT instead (QPT-2).
+ */
+export const KNOWN_GUESTS: readonly {
+  readonly name: string;
+  readonly signature: string;
+  readonly policy: SdtPolicy;
+  readonly why: string;
+}[] = [
+  {
+    name: 'tinyos',
+    signature: 'tinyos ROM:',
+    policy: 'P2',
+    why: 'four rings, a ring change at every kernel print and system call',
+  },
+];
+
+/** The known guest whose signature the ROM holds, if any. */
+export function recognise(rom: Uint8Array): (typeof KNOWN_GUESTS)[number] | undefined {
+  let text = '';
+  for (const b of rom) text += String.fromCharCode(b);
+  return KNOWN_GUESTS.find((g) => text.includes(g.signature));
 }
 
 export class Vmm {
@@ -141,7 +168,8 @@ export class Vmm {
       pool: this.pool,
       vm,
       portionBase: base,
-      policy: profile.sdtPolicy ?? 'P2',
+      policy: profile.sdtPolicy ?? recognise(profile.rom)?.policy ?? 'adaptive',
+      ...(profile.qpt === undefined ? {} : { qpt: profile.qpt }),
       outwardGuard: profile.outwardGuard ?? true,
       onEvent: this.opts.onEvent,
     });

@@ -9,13 +9,35 @@ export interface GuestSource {
   readonly main: string;
   /** Extra GDT entries from selector 0x78 on (assembly lines, e.g. `FLAT 0x2, 3`). */
   readonly gdt?: string;
+  /** Null the ring-1 and ring-2 entries (and the gates to them): a two-ring guest (QPT-1). */
+  readonly twoRing?: boolean;
 }
+
+const FOUR_RINGS = `.macro RING12 type, dpl
+        FLAT \\type, \\dpl
+.endm
+.macro GATE12 offset, sel, params, dpl
+        GATE \\offset, \\sel, \\params, \\dpl
+.endm
+.macro SEG12 base, limit, type, dpl
+        SEGMENT \\base, \\limit, \\type, \\dpl
+.endm`;
+const TWO_RINGS = `.macro RING12 type, dpl
+        .dword 0, 0
+.endm
+.macro GATE12 offset, sel, params, dpl
+        .dword 0, 0
+.endm
+.macro SEG12 base, limit, type, dpl
+        .dword 0, 0
+.endm`;
 
 export function guestRom(src: GuestSource): Uint8Array {
   const stubs = Array.from({ length: 32 }, (_, v) => `        mov ebx, ${v}\n        jmp fault_common`).join(
     '\n',
   );
-  const text = SCAFFOLD.replace(';@STUBS', stubs)
+  const text = SCAFFOLD.replace(';@RINGS12', src.twoRing ? TWO_RINGS : FOUR_RINGS)
+    .replace(';@STUBS', stubs)
     .replace('; @EXTRA', src.gdt ?? '')
     .replace(';@MAIN', src.main);
   const r = assemble(text, { origin: 0xffff0000, file: 'scaffold.s' });

@@ -6,7 +6,8 @@
 ; Selectors: 0x08/0x10 ring-0 code/data, 0x18/0x20 ring 1, 0x28/0x30 ring 2, 0x38/0x40 ring 3
 ; (flat, 4 GiB), 0x48 TSS, 0x50 gate DPL 3 -> ring-1 `r1_entry`, 0x58 gate DPL 3 -> ring-2
 ; `r2_entry`, 0x60 gate DPL 3 -> ring-0 `r0_entry`, 0x68 gate DPL 2 -> ring 0 `r0_entry`,
-; 0x70 a ring-1 data segment over SECRET (4 KiB), 0x78.. the test's own entries. `main`, `r0_entry`,
+; 0x70 a ring-1 data segment over SECRET (4 KiB) (with `twoRing`, the entries of rings 1 and 2 and
+; the gates to them are null, and the guest uses rings 0 and 3 only), 0x78.. the test's own entries. `main`, `r0_entry`,
 ; `r1_entry` and `r2_entry` come from the test.
 
 ROM_BASE equ 0xFFFF0000
@@ -32,6 +33,7 @@ CON      equ 0x3F8
         .dword \offset
         .dword (\sel) | ((\params) << 16) | (0xC << 24) | ((\dpl) << 29) | (1 << 31)
 .endm
+;@RINGS12
 ; PUTC 'x': print one character (ring 0 or a ring with I/O rights).
 .macro PUTC ch
         mov eax, \ch
@@ -146,18 +148,18 @@ gdt:
         .dword 0, 0                 ; 0x00
         FLAT 0xA, 0                 ; 0x08
         FLAT 0x2, 0                 ; 0x10
-        FLAT 0xA, 1                 ; 0x18
-        FLAT 0x2, 1                 ; 0x20
-        FLAT 0xA, 2                 ; 0x28
-        FLAT 0x2, 2                 ; 0x30
+        RING12 0xA, 1               ; 0x18
+        RING12 0x2, 1               ; 0x20
+        RING12 0xA, 2               ; 0x28
+        RING12 0x2, 2               ; 0x30
         FLAT 0xA, 3                 ; 0x38
         FLAT 0x2, 3                 ; 0x40
         .dword TSS_AT, 103 | (0x9 << 24) | (1 << 31)   ; 0x48
-        GATE r1_entry, 0x18, 0, 3   ; 0x50
-        GATE r2_entry, 0x28, 0, 3   ; 0x58
+        GATE12 r1_entry, 0x18, 0, 3 ; 0x50
+        GATE12 r2_entry, 0x28, 0, 3 ; 0x58
         GATE r0_entry, 0x08, 0, 3   ; 0x60
-        GATE r0_entry, 0x08, 0, 2   ; 0x68
-        SEGMENT SECRET, 0xFFF, 0x2, 1   ; 0x70
+        GATE12 r0_entry, 0x08, 0, 2 ; 0x68
+        SEG12 SECRET, 0xFFF, 0x2, 1 ; 0x70
 ; @EXTRA
 gdt_end:
 
