@@ -38,7 +38,8 @@ function ins(name: string, f: { a?: number; b?: number; imm?: number; sel?: numb
   if (op === undefined) throw new Error(`no instruction ${name}`);
   out[0] = op;
   out[1] = ((f.b ?? 0) << 4) | (f.a ?? 0);
-  if (f.sel === undefined) out[2] = 0xf;
+  // Byte 2: a memory operand's segment (0xF: none written), else 0 (strict decoding, docs/isa.md).
+  if (f.sel === undefined) out[2] = name.includes('mem') ? 0xf : 0;
   else {
     out[2] = f.sel & 0xff;
     out[3] = f.sel >>> 8;

@@ -53,6 +53,6 @@ describe('npm run tinyos', () => {
     });
     expect(r.status).toBe(0);
     const expected = readFileSync(new URL('guests/tinyos/expected.txt', `file://${root}`), 'utf8');
-    expect(r.stdout).toBe(`${expected}\n[machine stopped: halt after 99291 instructions, 0 idle]\n`);
+    expect(r.stdout).toBe(`${expected}\n[machine stopped: halt after 98241 instructions, 406 idle]\n`);
   });
 });

@@ -6,5 +6,7 @@ export default defineProject({
   test: {
     name: 'system',
     include: ['**/*.test.ts'],
+    // Whole guests boot here (several VEs at once): a guard against a hang, not a speed check.
+    testTimeout: 60_000,
   },
 });

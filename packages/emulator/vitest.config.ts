@@ -6,5 +6,7 @@ export default defineProject({
   test: {
     name: 'emulator',
     include: ['test/**/*.test.ts'],
+    // Guests run to completion in some tests (the VM manager's): a guard against a hang only.
+    testTimeout: 30_000,
   },
 });

@@ -18,7 +18,7 @@ import { Cpu, type RunResult, type StopReason } from './cpu/cpu.js';
 import { run } from './cpu/exec.js';
 import { FL } from './cpu/flags.js';
 import { restoreCpu, saveCpu } from './cpu/snapshot.js';
-import { IoBus } from './devices/bus.js';
+import { IoBus, type PortDevice } from './devices/bus.js';
 import { ConsoleDevice } from './devices/console.js';
 import { type BlockBackend, Disk, memoryBlockBackend } from './devices/disk.js';
 import { arrayDma } from './devices/dma.js';
@@ -76,6 +76,10 @@ export class Machine {
    * while this machine's devices, slicing and halting work exactly as on a bare machine.
    */
   executor: ((budget: number) => RunResult) | undefined = undefined;
+  /** `cpu.instructions` when the current slice started; -1 outside a slice (exact device time, `run`). */
+  private sliceStart = -1;
+  /** Instructions of the current slice the devices have already been ticked for. */
+  private ticked = 0;
 
   constructor(opts: MachineOptions) {
     this.phys = new PhysicalMemory({
@@ -97,23 +101,40 @@ export class Machine {
       ...(opts.protectedBlocks === undefined ? {} : { protectedBlocks: opts.protectedBlocks }),
     });
     this.nic = new Nic({ dma, irq });
-    for (const d of [this.pic, this.timer, this.nvram, this.rtc, this.console, this.disk, this.nic]) {
+    for (const d of [this.pic, this.nvram, this.rtc, this.console, this.nic]) {
       this.io.attach(d.ports[0], d.ports[1], d);
     }
+    for (const d of [this.timer, this.disk]) this.io.attach(d.ports[0], d.ports[1], this.timed(d));
     this.cpu = new Cpu({ mmu: this.mmu, io: this.io, irq: this.pic });
     this.quantum = opts.quantum ?? 1000;
   }
 
-  /** Runs for at most `budget` instruction times. */
+  /**
+   * Runs for at most `budget` instruction times.
+   *
+   * Device time is exact (issue 3): the CPU runs in slices that end at the next device event (or
+   * after `quantum` instructions), and the devices are ticked by the instructions each slice
+   * executed. When the guest reaches the timer or the disk during a slice, which may move their
+   * next event, the devices are first ticked up to that instruction (so the access sees exact
+   * device state) and the slice ends after it (so the device's new event bounds the next one): an
+   * event happens at the instruction its device's timing says, whatever the quantum.
+   */
   run(budget: number): MachineRunResult {
     let executed = 0;
     let idle = 0;
     while (executed + idle < budget) {
       const left = budget - executed - idle;
       const slice = Math.max(1, Math.min(left, this.quantum, this.timer.nextEvent(), this.disk.nextEvent()));
-      const r = this.executor === undefined ? run(this.cpu, slice) : this.executor(slice);
+      let r: RunResult;
+      this.sliceStart = this.cpu.instructions;
+      this.ticked = 0;
+      try {
+        r = this.executor === undefined ? run(this.cpu, slice) : this.executor(slice);
+      } finally {
+        this.sliceStart = -1;
+      }
       executed += r.executed;
-      this.tick(r.executed);
+      this.tick(r.executed - this.ticked);
       if (r.reason === 'budget') continue;
       if (r.reason !== 'halt') return { ...r, executed, idle };
       // Halted. An interrupt that became pending during the slice's device tick wakes it now.
@@ -134,6 +155,41 @@ export class Machine {
     if (n <= 0) return;
     this.timer.tick(n);
     this.disk.tick(n);
+  }
+
+  /**
+   * `device` as the bus sees it: an access during a slice first ticks the devices by the
+   * instructions the slice executed before the accessing one, then ends the slice after it (see
+   * `run`). Outside a slice (the host's own accesses) the devices are already up to date. An
+   * executor (the VM manager's) keeps `cpu.instructions` counting every instruction of the slice,
+   * native or not, and ends its slice when `cpu.endRun` is set, so device time is exact there too.
+   */
+  private timed(device: PortDevice): PortDevice {
+    const sync = (): boolean => {
+      if (this.sliceStart < 0) return false;
+      // The accessing instruction has not retired: cpu.instructions counts those before it.
+      const now = this.cpu.instructions - this.sliceStart;
+      if (now > this.ticked) {
+        // Cannot reach an event: the slice ends at the next one, and after any access.
+        this.tick(now - this.ticked);
+        this.ticked = now;
+      }
+      return true;
+    };
+    return {
+      name: device.name,
+      read: (port) => {
+        const inSlice = sync();
+        const v = device.read(port);
+        if (inSlice) this.cpu.endRun = true;
+        return v;
+      },
+      write: (port, value) => {
+        const inSlice = sync();
+        device.write(port, value);
+        if (inSlice) this.cpu.endRun = true;
+      },
+    };
   }
 
   /** Power-on reset: CPU and devices; RAM keeps its contents, NVRAM and disk persist (BOOT-2). */

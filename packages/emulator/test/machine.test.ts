@@ -2,7 +2,8 @@
 import { createMachine, formatTrace, type Machine, OP, R, startTrace } from '@clefnet/emulator';
 import { describe, expect, it } from 'vitest';
 
-function ins(name: string, a = 0, b = 0, imm = 0, c = 0xf): number[] {
+/** No memory operands here: byte 2 is 0, as strict decoding requires. */
+function ins(name: string, a = 0, b = 0, imm = 0, c = 0): number[] {
   const out = new Uint8Array(8);
   out[0] = OP[name]!;
   out[1] = (b << 4) | a;

@@ -37,16 +37,77 @@ export interface Envelope {
   readonly signed: SignedBlock;
 }
 
+/** The TB-14 length prefix of one field, big-endian, written at `at`; returns where the field's bytes go. */
+function putLength(out: Uint8Array, at: number, n: number): number {
+  out[at] = n >>> 24;
+  out[at + 1] = (n >>> 16) & 0xff;
+  out[at + 2] = (n >>> 8) & 0xff;
+  out[at + 3] = n & 0xff;
+  return at + 4;
+}
+
+/** One TB-14 field (length ‖ bytes) written at `at`; returns the offset after it. */
+function putField(out: Uint8Array, at: number, field: Uint8Array): number {
+  const start = putLength(out, at, field.length);
+  out.set(field, start);
+  return start + field.length;
+}
+
+/** Inputs above this size get an array of their own, so that a scratch buffer stays small. */
+const SCRATCH_MAX = 64 * 1024;
+
+/**
+ * Reusable space for bytes that one backend call reads and forgets: the record Ed25519 signs or
+ * verifies, the envelope HPKE seals. A Uint8Array over 64 bytes is allocated outside the V8 heap,
+ * which costs more than writing its bytes (about a microsecond, plus work for the collector), and
+ * these are made for every message. Backend calls are synchronous and keep no reference to such
+ * inputs (backend.ts), so one buffer per use serves every call. Never handed to a caller.
+ */
+class Scratch {
+  #bytes = new Uint8Array(1024);
+
+  take(length: number): Uint8Array {
+    if (length > SCRATCH_MAX) return new Uint8Array(length);
+    if (length > this.#bytes.length) {
+      this.#bytes = new Uint8Array(Math.min(SCRATCH_MAX, Math.max(length, 2 * this.#bytes.length)));
+    }
+    return this.#bytes.subarray(0, length);
+  }
+}
+
+const toSign = new Scratch();
+const toSeal = new Scratch();
+
+/** The first field of every signed record, encoded once. */
+const SIGN_HEAD = encodeFields([SIGN_DOMAIN]);
+
+/**
+ * ("clefnet/v1 sign", payload) as a TB-14 record, the bytes Ed25519 signs, written into the
+ * signing scratch: valid until the next call, wiped by the caller after use.
+ */
 function signedMessage(payload: Uint8Array): Uint8Array {
-  return encodeFields([SIGN_DOMAIN, payload]);
+  const out = toSign.take(SIGN_HEAD.length + 4 + payload.length);
+  out.set(SIGN_HEAD, 0);
+  putField(out, SIGN_HEAD.length, payload);
+  return out;
 }
 
 export function sign(backend: CryptoBackend, key: Key, payload: Uint8Array): SignedBlock {
-  return { payload, signature: backend.ed25519Sign(key.sign, signedMessage(payload)) };
+  const message = signedMessage(payload);
+  try {
+    return { payload, signature: backend.ed25519Sign(key.sign, message) };
+  } finally {
+    message.fill(0); // payloads can hold keys (a triple handed over): nothing stays in the scratch
+  }
 }
 
 export function verify(backend: CryptoBackend, clef: Clef, block: SignedBlock): boolean {
-  return backend.ed25519Verify(clef.sign, signedMessage(block.payload), block.signature);
+  const message = signedMessage(block.payload);
+  try {
+    return backend.ed25519Verify(clef.sign, message, block.signature);
+  } finally {
+    message.fill(0);
+  }
 }
 
 /** Verifies and returns the payload, or throws CRYPTO_SIGNATURE. */
@@ -106,8 +167,24 @@ export function open(backend: CryptoBackend, key: Key, sealed: Uint8Array): Uint
   }
 }
 
+/**
+ * Name-S ‖ <payload>Key-S: the record (sender, encodeSignedBlock(signed)), written in one pass
+ * rather than the signed block first and then copied into the envelope.
+ */
 export function encodeEnvelope(env: Envelope): Uint8Array {
-  return encodeFields([utf8Shared(env.sender), encodeSignedBlock(env.signed)]);
+  return writeEnvelope(env);
+}
+
+/** encodeEnvelope's bytes, in a new array or in `scratch`. */
+function writeEnvelope(env: Envelope, scratch?: Scratch): Uint8Array {
+  const sender = utf8Shared(env.sender);
+  const { payload, signature } = env.signed;
+  const block = 8 + payload.length + signature.length;
+  const length = 8 + sender.length + block;
+  const out = scratch === undefined ? new Uint8Array(length) : scratch.take(length);
+  const at = putLength(out, putField(out, 0, sender), block);
+  putField(out, putField(out, at, payload), signature);
+  return out;
 }
 
 export function decodeEnvelope(bytes: Uint8Array): Envelope {
@@ -125,7 +202,13 @@ export function sealEnvelope(
   receiver: Clef,
   ephemeral: RandomSource | Ephemeral,
 ): Uint8Array {
-  return seal(backend, receiver, encodeEnvelope(env), ephemeral);
+  // The plaintext only lives while it is sealed: in the sealing scratch, wiped afterwards.
+  const plaintext = writeEnvelope(env, toSeal);
+  try {
+    return seal(backend, receiver, plaintext, ephemeral);
+  } finally {
+    plaintext.fill(0);
+  }
 }
 
 /** Opens with Key-R and reads Name-S; the signature is not yet checked (the receiver needs Clef-S). */

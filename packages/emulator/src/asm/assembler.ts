@@ -88,6 +88,7 @@ const DATA: Readonly<Record<string, { size: number; lo: bigint; hi: bigint }>> =
 };
 const IMM_RANGE: Readonly<Record<string, readonly [bigint, bigint, string]>> = {
   imm: [S32[0], S32[1], 'immediate'],
+  imm16: [0n, 0xffffn, 'imm16'],
   vec: [0n, 0xffn, 'vector'],
   port: [0n, 0xffffn, 'port'],
 };

@@ -1,12 +1,15 @@
 /**
  * Decoder and disassembler, driven by the instruction table (isa.ts). The text is the canonical
  * form the assembler accepts: assembling `disassemble(bytes, i)` gives back the same 8 bytes for
- * every canonical instruction (fields no operand uses are 0, every field in range).
+ * every valid instruction. Decoding is as strict as the CPU's: an encoding the CPU refuses with #UD
+ * (a field no operand uses not 0, a field out of range) disassembles as `(bad ...)`, so every
+ * instruction it prints is canonical.
  */
 import { ClefnetError } from '@clefnet/protocol';
 import {
   BY_OPCODE,
   CR_NAMES,
+  encodingError,
   INSTR_BYTES,
   type InstrDef,
   NO_BASE,
@@ -59,29 +62,16 @@ export function decode(bytes: Uint8Array, offset: number): Decoded {
 }
 
 const NAMES = { reg: REG_NAMES, sreg: SREG_NAMES, cr: CR_NAMES } as const;
-const IMM_MAX = { imm: 0xffffffff, vec: 0xff, port: 0xffff } as const;
 
 /**
- * Why a valid opcode's operand fields name nothing (a register nibble past the last register, a
- * segment byte 6-14, a vector above 0xff, a port above 0xffff), or undefined when they are all
- * valid. The disassembler prints such an instruction as `(bad 0xNN: reason)`.
+ * Why the CPU refuses this instruction with #UD at decoding (isa.ts, `encodingError`): an invalid
+ * opcode, a field past its operand's range (a register nibble past the last register, a base above
+ * 8, a segment byte 6-14, a vector above 0xff, a port or imm16 above 0xffff), or a field no operand
+ * uses that is not 0. Undefined for a valid (canonical) encoding. The disassembler prints a refused
+ * instruction as `(bad 0xNN: reason)`.
  */
 export function invalidReason(d: Decoded): string | undefined {
-  if (d.def === undefined) return 'invalid opcode';
-  const slots = slotsOf(d.def);
-  for (const [i, kind] of d.def.operands.entries()) {
-    const slot = slots[i];
-    if (kind === 'reg' || kind === 'sreg' || kind === 'cr') {
-      const n = slot === 'a' ? d.a : d.b;
-      if (n >= NAMES[kind].length) return `${kind} ${n}`;
-    } else if (kind === 'mem') {
-      if (d.b > NO_BASE) return `base ${d.b}`;
-      if (d.seg >= SREG_NAMES.length && d.seg !== NO_SEG) return `segment ${d.seg}`;
-    } else if (kind === 'vec' || kind === 'port') {
-      if (d.imm > IMM_MAX[kind]) return `${kind} 0x${d.imm.toString(16)}`;
-    }
-  }
-  return undefined;
+  return encodingError((d.op | (((d.b << 4) | d.a) << 8) | (d.sel << 16)) >>> 0, d.imm);
 }
 
 const h = (v: number, digits = 0) => `0x${v.toString(16).padStart(digits, '0')}`;

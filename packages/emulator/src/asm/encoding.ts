@@ -1,13 +1,12 @@
 /**
- * The operand placement rule of isa.ts, in one place for the assembler, the disassembler and the
- * docs: register-like operands (reg, sreg, cr) take nibble A, then nibble B, in order of
+ * Packing for the assembler and the field list for its checks, on the operand placement rule of
+ * isa.ts (`SLOTS`): register-like operands (reg, sreg, cr) take nibble A, then nibble B, in order of
  * appearance; a memory operand takes B (base, 8 = none), byte 2 (segment, 0xF = none) and imm
- * (displacement); imm, vec and port take imm; far takes sel (bytes 2-3) and imm.
+ * (displacement); imm, imm16, vec and port take imm; far takes sel (bytes 2-3) and imm.
  */
-import { BY_OPCODE, type InstrDef, type OperandKind } from '../cpu/isa.js';
+import { encodingError, type InstrDef, operandSlots, SLOTS, type Slot } from '../cpu/isa.js';
 
-/** Where one operand lives in the 8 bytes. */
-export type Slot = 'a' | 'b' | 'mem' | 'imm' | 'far';
+export type { Slot } from '../cpu/isa.js';
 
 /** The fields of one instruction, before packing or after unpacking. */
 export interface Fields {
@@ -21,24 +20,9 @@ export interface Fields {
   imm: number;
 }
 
-const REG_LIKE: ReadonlySet<OperandKind> = new Set(['reg', 'sreg', 'cr']);
-
-function computeSlots(def: InstrDef): readonly Slot[] {
-  let nibbles = 0;
-  return def.operands.map((k): Slot => {
-    if (REG_LIKE.has(k)) return nibbles++ === 0 ? 'a' : 'b';
-    if (k === 'mem') return 'mem';
-    return k === 'far' ? 'far' : 'imm';
-  });
-}
-
-const SLOTS: readonly (readonly Slot[] | undefined)[] = BY_OPCODE.map((d) =>
-  d === undefined ? undefined : computeSlots(d),
-);
-
 /** The slot of each operand of `def`, in operand order. */
 export function slotsOf(def: InstrDef): readonly Slot[] {
-  return SLOTS[def.op] ?? computeSlots(def);
+  return SLOTS[def.op] ?? operandSlots(def);
 }
 
 /**
@@ -56,11 +40,18 @@ export function claimedFields(def: InstrDef): string[] {
   return out;
 }
 
-/** Packs `def` with fields `f` at `out[at..at+8)`. Fields no operand uses must be 0 (canonical). */
+/**
+ * Packs `def` with fields `f` at `out[at..at+8)`. Fields no operand uses must be 0 and the others in
+ * range: the result is checked against the CPU's decoding rule (isa.ts, `encodingError`), so the
+ * assembler can never emit an encoding the CPU would refuse with #UD.
+ */
 export function pack(out: Uint8Array, at: number, def: InstrDef, f: Fields): void {
+  const two = slotsOf(def).includes('far') ? f.sel : f.seg;
+  const w0 = (def.op | ((f.a & 0xf) << 8) | ((f.b & 0xf) << 12) | ((two & 0xffff) << 16)) >>> 0;
+  const why = encodingError(w0, f.imm >>> 0);
+  if (why !== undefined) throw new Error(`internal: non-canonical encoding of ${def.mnemonic}: ${why}`);
   out[at] = def.op;
   out[at + 1] = (f.a & 0xf) | ((f.b & 0xf) << 4);
-  const two = slotsOf(def).includes('far') ? f.sel : f.seg;
   out[at + 2] = two & 0xff;
   out[at + 3] = (two >>> 8) & 0xff;
   out[at + 4] = f.imm & 0xff;

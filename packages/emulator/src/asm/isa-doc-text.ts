@@ -31,7 +31,7 @@ export const ASSEMBLER_SYNTAX: readonly string[] = [
   '  current line), unary `- + ~`, and `* / %`, `+ -`, `<< >>`, `&`, `^`, `|` with C precedence,',
   '  parentheses. Values are exact integers; each field checks its range: imm, displacement and',
   "  offset -0x80000000..0xffffffff (negative values are stored as two's complement), vector",
-  '  0..0xff, port and selector 0..0xffff.',
+  '  0..0xff, imm16 (the bytes `ret` and `retf` release), port and selector 0..0xffff.',
   '- **Memory**: `[base]`, `[base+disp]`, `[base-disp]`, `[disp]`, each with an optional segment',
   '  `[fs:ebx+4]`. **Far pointer**: `sel:offset`.',
   '- **Matching**: the form of the mnemonic whose operand kinds fit is chosen (`mov eax, ebx` is',

@@ -11,6 +11,7 @@ import {
   type InstrDef,
   NO_BASE,
   NO_SEG,
+  OPERAND_MAX,
   type OperandKind,
   REG_NAMES,
   SREG_NAMES,
@@ -51,6 +52,7 @@ const OPERANDS: readonly [OperandKind, string, string, string][] = [
     'disp: 32 bits',
   ],
   ['imm', 'expression', 'imm', '-0x80000000..0xffffffff'],
+  ['imm16', 'expression', 'imm', '0..0xffff'],
   ['vec', 'expression', 'imm', '0..0xff'],
   ['port', 'expression', 'imm', '0..0xffff'],
   ['far', '`sel:offset` (two expressions)', 'bytes 2-3 = sel, imm = offset', 'sel: 0..0xffff'],
@@ -63,6 +65,19 @@ const PRIVILEGES: readonly [string, string][] = [
 ];
 
 const SLOT_TEXT = { a: 'A', b: 'B', mem: 'B seg imm', imm: 'imm', far: 'sel imm' } as const;
+
+/** The fields of `d` that must be 0 (strict decoding): those no operand uses. */
+function mustBeZero(d: InstrDef): string {
+  const slots = slotsOf(d);
+  const used = new Set<string>();
+  for (const slot of slots) {
+    if (slot === 'a' || slot === 'b') used.add(slot.toUpperCase());
+    else if (slot === 'mem') for (const f of ['B', 'byte 2', 'imm']) used.add(f);
+    else if (slot === 'far') for (const f of ['byte 2', 'byte 3', 'imm']) used.add(f);
+    else used.add('imm');
+  }
+  return ['A', 'B', 'byte 2', 'byte 3', 'imm'].filter((f) => !used.has(f)).join(', ') || '-';
+}
 
 /** `mov reg, reg` */
 export function syntaxOf(d: InstrDef): string {
@@ -113,15 +128,28 @@ export function renderIsaDoc(): string {
     '| 2-3 | sel | far pointers: the 16-bit selector |',
     '| 4-7 | imm | immediate, displacement, absolute target, vector or port |',
     '',
-    'Fields that no operand uses are 0 in the canonical encoding (the assembler writes them so and',
-    'the disassembler round-trips only canonical instructions).',
+    'Decoding is strict: as a real CPU does for an invalid encoding, the CPU raises #UD, a fault',
+    'taken before anything changes (EIP stays at the instruction), when',
+    '',
+    '- the opcode is not in the table below;',
+    '- a field no operand uses is not 0 (the *must be 0* column of each instruction: nibble A or B,',
+    '  byte 2, byte 3, imm);',
+    `- a used field is out of its operand's range: a general register nibble above ${OPERAND_MAX.reg} (B = ${NO_BASE} is`,
+    `  only a memory operand's "no base"), a segment register above ${OPERAND_MAX.sreg}, a control register above`,
+    `  ${OPERAND_MAX.cr}, a memory operand's base above ${NO_BASE} or segment byte other than 0-${OPERAND_MAX.sreg} and 0x${NO_SEG.toString(16).toUpperCase()}, a vector`,
+    `  above 0x${OPERAND_MAX.vec.toString(16).toUpperCase()}, a port or imm16 (the bytes \`ret\` and \`retf\` release, as x86's RET imm16) above 0x${OPERAND_MAX.port.toString(16).toUpperCase()}.`,
+    '',
+    'So every instruction has exactly one encoding. The assembler writes only valid ones, the',
+    'disassembler prints an invalid one as `(bad 0xNN: reason)`, and assembling the disassembly of a',
+    'valid instruction gives back its 8 bytes. Some valid encodings still raise #UD when executed,',
+    'as on x86: `mov cs, reg`, `pop cs`, and `mov` to or from `cr1`.',
     '',
     '## Operands',
     '',
     'Placement rule: register-like operands (reg, sreg, cr) take A, then B, in order of appearance;',
-    'a memory operand takes B (base), byte 2 (segment) and imm (displacement); imm, vec and port take',
-    'imm; far takes sel and imm. With no segment written (byte 2 = 0xF) the CPU uses SS for an ESP',
-    'or EBP base and DS otherwise.',
+    'a memory operand takes B (base), byte 2 (segment) and imm (displacement); imm, imm16, vec and',
+    'port take imm; far takes sel and imm. With no segment written (byte 2 = 0xF) the CPU uses SS for',
+    'an ESP or EBP base and DS otherwise.',
     '',
     '| kind | written | placed in | range |',
     '|---|---|---|---|',
@@ -161,13 +189,13 @@ export function renderIsaDoc(): string {
   for (const [group, title] of GROUPS) {
     out.push('', `### ${title} (\`${group}\`)`, '');
     out.push(
-      '| opcode | syntax | operands in | privilege | sensitive | summary |',
-      '|---|---|---|---|---|---|',
+      '| opcode | syntax | operands in | must be 0 | privilege | sensitive | summary |',
+      '|---|---|---|---|---|---|---|',
     );
     for (const d of INSTRUCTIONS.filter((i) => i.group === group)) {
       const summary = d.summary.replaceAll('|', '\\|');
       out.push(
-        `| ${op(d.op)} | \`${syntaxOf(d)}\` | ${placement(d)} | ${d.privilege} | ${d.sensitive ? 'yes' : ''} | ${summary} |`,
+        `| ${op(d.op)} | \`${syntaxOf(d)}\` | ${placement(d)} | ${mustBeZero(d)} | ${d.privilege} | ${d.sensitive ? 'yes' : ''} | ${summary} |`,
       );
     }
   }

@@ -1,7 +1,7 @@
 /**
  * Operand syntax: `eax`..`edi`, `es cs ss ds fs gs`, `cr0`..`cr4`; memory `[base]`, `[base+disp]`,
  * `[base-disp]`, `[disp]`, each with an optional segment `[fs:...]`; a far pointer `sel:offset`;
- * anything else is an expression (imm, vec or port). Names are case-insensitive.
+ * anything else is an expression (imm, imm16, vec or port). Names are case-insensitive.
  */
 import { CR_NAMES, NO_BASE, NO_SEG, type OperandKind, REG_NAMES, SREG_NAMES } from '../cpu/isa.js';
 import { AsmError, type SourcePos } from './errors.js';
@@ -103,5 +103,7 @@ export function parseOperand(text: string, pos: SourcePos): Operand {
 
 /** Whether an operand written like `op` can stand where the table says `kind`. */
 export function fits(kind: OperandKind, op: Operand): boolean {
-  return op.k === 'imm' ? kind === 'imm' || kind === 'vec' || kind === 'port' : op.k === kind;
+  return op.k === 'imm'
+    ? kind === 'imm' || kind === 'imm16' || kind === 'vec' || kind === 'port'
+    : op.k === kind;
 }

@@ -14,7 +14,7 @@ import type { InterruptSource, IoBus } from '../devices/bus.js';
 import { type Mmu, TLB_SIZE } from '../memory/mmu.js';
 import { CpuFault, fault, VEC } from './faults.js';
 import { CR0, CR4, FL } from './flags.js';
-import { S } from './isa.js';
+import { MEM_SEGMENT, S } from './isa.js';
 
 /** Why `run()` returned. */
 export type StopReason =
@@ -129,6 +129,13 @@ export class Cpu {
   exitVectors = 0;
   /** INT n and INT3 stop `run()` with reason 'exit' (and `software`) before delivery, EIP at the INT. */
   exitSoftware = false;
+  /**
+   * Set during an instruction by the host side of a device access (the machine, when the guest
+   * reaches a timed device): `run()` returns with reason 'budget' after that instruction, so the
+   * device's new next event can bound the next slice (exact device time, machine.ts). Cleared when
+   * `run()` starts and when it stops for it.
+   */
+  endRun = false;
   /** Linear addresses at which `run()` stops before executing (host breakpoints). */
   readonly breakpoints = new Set<number>();
   /** Instructions retired since reset. */
@@ -149,6 +156,12 @@ export class Cpu {
   readonly ramBytes: number;
   private readonly tlbTag: Int32Array;
   private readonly tlbEntry: Int32Array;
+  /**
+   * The memory-operand segment table of isa.ts (strict decoding), here so that the run loop loads
+   * it from the CPU as it does `reg` and `ram32`: a module-level constant is loaded again, with a
+   * check, at every use in optimised code.
+   */
+  readonly memSegment: Uint8Array = MEM_SEGMENT;
   /** Dword 0 of the descriptor last read by `readDescriptor` (segments.ts); scratch, not state. */
   descLo = 0;
   /** The run loop's two code windows (exec.ts) and which one is current (0: winA, 1: winB). */

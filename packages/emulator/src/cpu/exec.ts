@@ -15,7 +15,7 @@
 import type { Cpu, RunResult } from './cpu.js';
 import { CpuFault, fault, isContributory, VEC } from './faults.js';
 import { FL } from './flags.js';
-import { NO_BASE, NO_SEG, S } from './isa.js';
+import { MBZ, MEM_SEGMENT, NO_BASE } from './isa.js';
 import { loadSegment } from './segments.js';
 import { systemOp } from './system.js';
 import { deliver, farReturn, farTransfer, interruptReturn, mergeFlags } from './transfers.js';
@@ -79,10 +79,21 @@ export function run(cpu: Cpu, budget: number): RunResult {
   let ssBase = 0;
   let ssRdEnd = 0;
   let ssWrEnd = 0;
+  cpu.endRun = false;
   while (executed < budget) {
-    if (slow === true) {
+    // The inner loop ends only after an instruction that is not ordinary (or with the budget spent,
+    // and then so does this loop), and a fault is not ordinary: so the prologue runs at every turn
+    // of this loop. Unconditional, it is where every cached value below is set, and V8 sees that
+    // none of them lives across a turn or a caught fault, so none needs boxing.
+    {
       cpu.instructions += executed - counted;
       counted = executed;
+      // A device access asked to end the run after its instruction (cpu.endRun; port I/O is never
+      // ordinary, so the prologue runs after it).
+      if ((cpu.endRun as boolean) === true) {
+        cpu.endRun = false;
+        return { reason: 'budget', executed };
+      }
       if (cpu.shutdown === true) return { reason: 'shutdown', executed };
       // IF = 1 and a source with hasPending() that has nothing pending: no need to ask it again
       // below, since nothing can have run in between (the beforeStep hook makes `slow` anyway).
@@ -196,13 +207,20 @@ export function run(cpu: Cpu, budget: number): RunResult {
         }
         // ---- decode and execute ----
         const op = w0 & 0xff;
-        const a = (w0 >>> 8) & 7; // register operands: the nibble's low 3 bits
+        // Strict decoding (isa.ts, MBZ): every case first checks that the fields its instruction
+        // does not use, and the bits past its operands' ranges, are 0, else #UD before anything
+        // changes. Ordinary instructions test a literal mask of their operand layout (ENCODING
+        // below, checked against the table when this module loads): a table lookup here would cost
+        // a fifth of the loop. The rest of the rule (segment and control registers, a memory
+        // operand's base and segment) is checked where those operands are decoded.
+        const a = (w0 >>> 8) & 7; // register operands: 0..7 (bit 3 is must-be-zero)
         const b = (w0 >>> 12) & 0xf;
         const next = (eip + 8) >>> 0;
         let to = next;
         switch (op) {
           // ALU reg, reg (table order in isa.ts: add sub and or xor cmp test shl shr sar mul divu remu)
           case 0x20: {
+            if (((w0 & 0xffff8800) | imm) !== 0) throw fault(VEC.UD); // reg, reg
             const x = reg[a]!;
             const y = reg[b & 7]!;
             const r = (x + y) | 0;
@@ -211,6 +229,7 @@ export function run(cpu: Cpu, budget: number): RunResult {
             break;
           }
           case 0x21: {
+            if (((w0 & 0xffff8800) | imm) !== 0) throw fault(VEC.UD); // reg, reg
             const x = reg[a]!;
             const y = reg[b & 7]!;
             const r = (x - y) | 0;
@@ -219,30 +238,35 @@ export function run(cpu: Cpu, budget: number): RunResult {
             break;
           }
           case 0x22: {
+            if (((w0 & 0xffff8800) | imm) !== 0) throw fault(VEC.UD); // reg, reg
             const r = reg[a]! & reg[b & 7]!;
             reg[a] = r;
             cpu.eflags = logicFlags(cpu.eflags, r);
             break;
           }
           case 0x23: {
+            if (((w0 & 0xffff8800) | imm) !== 0) throw fault(VEC.UD); // reg, reg
             const r = reg[a]! | reg[b & 7]!;
             reg[a] = r;
             cpu.eflags = logicFlags(cpu.eflags, r);
             break;
           }
           case 0x24: {
+            if (((w0 & 0xffff8800) | imm) !== 0) throw fault(VEC.UD); // reg, reg
             const r = reg[a]! ^ reg[b & 7]!;
             reg[a] = r;
             cpu.eflags = logicFlags(cpu.eflags, r);
             break;
           }
           case 0x25: {
+            if (((w0 & 0xffff8800) | imm) !== 0) throw fault(VEC.UD); // reg, reg
             const x = reg[a]!;
             const y = reg[b & 7]!;
             cpu.eflags = subFlags(cpu.eflags, x, y, (x - y) | 0);
             break;
           }
           case 0x26:
+            if (((w0 & 0xffff8800) | imm) !== 0) throw fault(VEC.UD); // reg, reg
             cpu.eflags = logicFlags(cpu.eflags, reg[a]! & reg[b & 7]!);
             break;
           case 0x27:
@@ -251,10 +275,12 @@ export function run(cpu: Cpu, budget: number): RunResult {
           case 0x2a:
           case 0x2b:
           case 0x2c:
+            if (((w0 & 0xffff8800) | imm) !== 0) throw fault(VEC.UD); // reg, reg
             reg[a] = rareAlu(cpu, op - 0x20, reg[a]!, reg[b & 7]!);
             break;
           // ALU reg, imm
           case 0x30: {
+            if ((w0 & 0xfffff800) !== 0) throw fault(VEC.UD); // reg, imm
             const x = reg[a]!;
             const y = imm | 0;
             const r = (x + y) | 0;
@@ -263,6 +289,7 @@ export function run(cpu: Cpu, budget: number): RunResult {
             break;
           }
           case 0x31: {
+            if ((w0 & 0xfffff800) !== 0) throw fault(VEC.UD); // reg, imm
             const x = reg[a]!;
             const y = imm | 0;
             const r = (x - y) | 0;
@@ -271,33 +298,39 @@ export function run(cpu: Cpu, budget: number): RunResult {
             break;
           }
           case 0x32: {
+            if ((w0 & 0xfffff800) !== 0) throw fault(VEC.UD); // reg, imm
             const r = reg[a]! & imm;
             reg[a] = r;
             cpu.eflags = logicFlags(cpu.eflags, r);
             break;
           }
           case 0x33: {
+            if ((w0 & 0xfffff800) !== 0) throw fault(VEC.UD); // reg, imm
             const r = reg[a]! | imm;
             reg[a] = r;
             cpu.eflags = logicFlags(cpu.eflags, r);
             break;
           }
           case 0x34: {
+            if ((w0 & 0xfffff800) !== 0) throw fault(VEC.UD); // reg, imm
             const r = reg[a]! ^ imm;
             reg[a] = r;
             cpu.eflags = logicFlags(cpu.eflags, r);
             break;
           }
           case 0x35: {
+            if ((w0 & 0xfffff800) !== 0) throw fault(VEC.UD); // reg, imm
             const x = reg[a]!;
             const y = imm | 0;
             cpu.eflags = subFlags(cpu.eflags, x, y, (x - y) | 0);
             break;
           }
           case 0x36:
+            if ((w0 & 0xfffff800) !== 0) throw fault(VEC.UD); // reg, imm
             cpu.eflags = logicFlags(cpu.eflags, reg[a]! & imm);
             break;
           case 0x37: {
+            if ((w0 & 0xfffff800) !== 0) throw fault(VEC.UD); // reg, imm
             // SHL: CF = the last bit shifted out; a count of 0 changes nothing
             const x = reg[a]!;
             const n = imm & 31;
@@ -313,6 +346,7 @@ export function run(cpu: Cpu, budget: number): RunResult {
           case 0x3a:
           case 0x3b:
           case 0x3c:
+            if ((w0 & 0xfffff800) !== 0) throw fault(VEC.UD); // reg, imm
             reg[a] = rareAlu(cpu, op - 0x30, reg[a]!, imm | 0);
             break;
           // data movement. Memory operands (operands.ts): segment in byte 2 (0xF: SS for an ESP or
@@ -321,14 +355,16 @@ export function run(cpu: Cpu, budget: number): RunResult {
           // address is aligned, and paging is off or the TLB holds a translation that allows it (as
           // Mmu.translate); anything else goes through Cpu.read32/write32, which raise the faults.
           case 0x10:
+            if (((w0 & 0xffff8800) | imm) !== 0) throw fault(VEC.UD); // reg, reg
             reg[a] = reg[b & 7]!;
             break;
           case 0x11:
+            if ((w0 & 0xfffff800) !== 0) throw fault(VEC.UD); // reg, imm
             reg[a] = imm;
             break;
           case 0x12: {
-            const s = (w0 >>> 16) & 0xf;
-            const seg = s === 0xf ? (b === 4 || b === 5 ? 2 : 3) : s;
+            if ((w0 & 0xfff00800) !== 0) throw fault(VEC.UD); // reg, mem
+            const seg = cpu.memSegment[(w0 >>> 12) & 0xff]!; // 0xFF: base > 8 or segment 6..14
             if (seg > 5) throw fault(VEC.UD);
             const off = b === 8 ? imm : (reg[b & 7]! + imm) >>> 0;
             let p = 0xffff_ffff; // no RAM dword: 0x3FFFFFFF is beyond any ram32
@@ -348,8 +384,8 @@ export function run(cpu: Cpu, budget: number): RunResult {
             break;
           }
           case 0x13: {
-            const s = (w0 >>> 16) & 0xf;
-            const seg = s === 0xf ? (b === 4 || b === 5 ? 2 : 3) : s;
+            if ((w0 & 0xfff00800) !== 0) throw fault(VEC.UD); // reg, mem
+            const seg = cpu.memSegment[(w0 >>> 12) & 0xff]!; // 0xFF: base > 8 or segment 6..14
             if (seg > 5) throw fault(VEC.UD);
             const off = b === 8 ? imm : (reg[b & 7]! + imm) >>> 0;
             let p = 0xffff_ffff; // no RAM dword: 0x3FFFFFFF is beyond any ram32
@@ -370,18 +406,25 @@ export function run(cpu: Cpu, budget: number): RunResult {
             break;
           }
           case 0x14:
-            reg[a] = cpu.read8(memSeg(w0, b), memEa(reg, b, imm));
+            if ((w0 & 0xfff00800) !== 0) throw fault(VEC.UD); // reg, mem
+            reg[a] = cpu.read8(memSeg(w0), memEa(reg, b, imm));
             break;
           case 0x15:
-            cpu.write8(memSeg(w0, b), memEa(reg, b, imm), reg[a]!);
+            if ((w0 & 0xfff00800) !== 0) throw fault(VEC.UD); // reg, mem
+            cpu.write8(memSeg(w0), memEa(reg, b, imm), reg[a]!);
             break;
           case 0x16:
+            if ((w0 & 0xfff00800) !== 0) throw fault(VEC.UD); // reg, mem
+            memSeg(w0); // no access, but the segment field is decoded (#UD when invalid)
             reg[a] = memEa(reg, b, imm);
             break;
           case 0x17:
           case 0x18:
           case 0x52:
           case 0x53: {
+            // push reg, call reg: reg; push imm, call imm: imm
+            if ((op === 0x17 || op === 0x53 ? (w0 & 0xfffff800) | imm : w0 & 0xffffff00) !== 0)
+              throw fault(VEC.UD);
             // PUSH reg, PUSH imm, CALL imm, CALL reg: a dword below ESP in SS, inline as ST. CALL
             // checks its target against the CS limit before the push (SDM CALL: "IF tempEIP is not
             // within code segment limit THEN #GP(0)").
@@ -414,6 +457,12 @@ export function run(cpu: Cpu, budget: number): RunResult {
           case 0x19:
           case 0x54:
           case 0x55: {
+            // pop reg: reg; ret: no operand; ret imm16
+            if (
+              ((w0 & (op === 0x19 ? 0xfffff800 : 0xffffff00)) | (imm & (op === 0x55 ? 0xffff0000 : -1))) !==
+              0
+            )
+              throw fault(VEC.UD);
             // POP reg, RET, RET imm: the dword at SS:ESP, inline as LD. POP updates ESP before it
             // writes the register, so POP ESP loads the popped value, as on x86; RET checks its
             // target against the CS limit.
@@ -445,6 +494,7 @@ export function run(cpu: Cpu, budget: number): RunResult {
           }
           // unary
           case 0x40: {
+            if (((w0 & 0xfffff800) | imm) !== 0) throw fault(VEC.UD); // reg
             const v = reg[a]!;
             const r = -v | 0;
             reg[a] = r;
@@ -452,9 +502,11 @@ export function run(cpu: Cpu, budget: number): RunResult {
             break;
           }
           case 0x41:
+            if (((w0 & 0xfffff800) | imm) !== 0) throw fault(VEC.UD); // reg
             reg[a] = ~reg[a]!;
             break;
           case 0x42: {
+            if (((w0 & 0xfffff800) | imm) !== 0) throw fault(VEC.UD); // reg
             // INC / DEC: CF unchanged
             const v = reg[a]!;
             const r = (v + 1) | 0;
@@ -464,6 +516,7 @@ export function run(cpu: Cpu, budget: number): RunResult {
             break;
           }
           case 0x43: {
+            if (((w0 & 0xfffff800) | imm) !== 0) throw fault(VEC.UD); // reg
             const v = reg[a]!;
             const r = (v - 1) | 0;
             reg[a] = r;
@@ -474,93 +527,117 @@ export function run(cpu: Cpu, budget: number): RunResult {
           // near JMP and Jcc: a target beyond the CS limit faults #GP(0) at the branch (SDM JMP/Jcc:
           // "IF tempEIP is not within code segment limit THEN #GP(0)")
           case 0x50:
+            if ((w0 & 0xffffff00) !== 0) throw fault(VEC.UD); // imm
             if (imm > csLimit) throw fault(VEC.GP, 0);
             to = imm;
             break;
           case 0x51: {
+            if (((w0 & 0xfffff800) | imm) !== 0) throw fault(VEC.UD); // reg
             const t = reg[a]! >>> 0;
             if (t > csLimit) throw fault(VEC.GP, 0);
             to = t;
             break;
           }
           case 0x58:
+            if ((w0 & 0xffffff00) !== 0) throw fault(VEC.UD); // imm
             if ((cpu.eflags & ZF) !== 0) to = nearTarget(imm, csLimit);
             break;
           case 0x59:
+            if ((w0 & 0xffffff00) !== 0) throw fault(VEC.UD); // imm
             if ((cpu.eflags & ZF) === 0) to = nearTarget(imm, csLimit);
             break;
           case 0x5a:
+            if ((w0 & 0xffffff00) !== 0) throw fault(VEC.UD); // imm
             if ((cpu.eflags & CF) !== 0) to = nearTarget(imm, csLimit);
             break;
           case 0x5b:
+            if ((w0 & 0xffffff00) !== 0) throw fault(VEC.UD); // imm
             if ((cpu.eflags & CF) === 0) to = nearTarget(imm, csLimit);
             break;
           case 0x5c:
+            if ((w0 & 0xffffff00) !== 0) throw fault(VEC.UD); // imm
             if ((cpu.eflags & SF) !== 0) to = nearTarget(imm, csLimit);
             break;
           case 0x5d:
+            if ((w0 & 0xffffff00) !== 0) throw fault(VEC.UD); // imm
             if ((cpu.eflags & SF) === 0) to = nearTarget(imm, csLimit);
             break;
           case 0x5e:
+            if ((w0 & 0xffffff00) !== 0) throw fault(VEC.UD); // imm
             if ((cpu.eflags & OF) !== 0) to = nearTarget(imm, csLimit);
             break;
           case 0x5f:
+            if ((w0 & 0xffffff00) !== 0) throw fault(VEC.UD); // imm
             if ((cpu.eflags & OF) === 0) to = nearTarget(imm, csLimit);
             break;
           case 0x60:
+            if ((w0 & 0xffffff00) !== 0) throw fault(VEC.UD); // imm
             if (signNotOverflow(cpu.eflags)) to = nearTarget(imm, csLimit);
             break;
           case 0x61:
+            if ((w0 & 0xffffff00) !== 0) throw fault(VEC.UD); // imm
             if (!signNotOverflow(cpu.eflags)) to = nearTarget(imm, csLimit);
             break;
           case 0x62:
+            if ((w0 & 0xffffff00) !== 0) throw fault(VEC.UD); // imm
             if ((cpu.eflags & ZF) !== 0 || signNotOverflow(cpu.eflags)) to = nearTarget(imm, csLimit);
             break;
           case 0x63:
+            if ((w0 & 0xffffff00) !== 0) throw fault(VEC.UD); // imm
             if (!((cpu.eflags & ZF) !== 0 || signNotOverflow(cpu.eflags))) to = nearTarget(imm, csLimit);
             break;
           case 0x64:
+            if ((w0 & 0xffffff00) !== 0) throw fault(VEC.UD); // imm
             if ((cpu.eflags & (CF | ZF)) !== 0) to = nearTarget(imm, csLimit);
             break;
           case 0x65:
+            if ((w0 & 0xffffff00) !== 0) throw fault(VEC.UD); // imm
             if ((cpu.eflags & (CF | ZF)) === 0) to = nearTarget(imm, csLimit);
             break;
           case 0x81:
+            if (((w0 & 0xffff8800) | imm) !== 0) throw fault(VEC.UD); // reg, reg
             if (b > 5) throw fault(VEC.UD);
             reg[a] = cpu.segSel[b]!;
             break;
           case 0x82: {
+            if (((w0 & 0xfffff800) | imm) !== 0) throw fault(VEC.UD); // reg
             const s = (w0 >>> 8) & 0xf;
             if (s > 5) throw fault(VEC.UD);
             cpu.push32(cpu.segSel[s]!);
             break;
           }
           case 0xa2:
+            if (((w0 & 0xffffff00) | imm) !== 0) throw fault(VEC.UD); // no operand
             cpu.push32(cpu.eflags);
             break;
           case 0x01:
+            if (((w0 & 0xffffff00) | imm) !== 0) throw fault(VEC.UD); // no operand
             break;
           // ---- not ordinary: the next instruction takes the full prologue ----
           // far transfers: they set EIP themselves
           case 0x70:
           case 0x71:
+            checkEncoding(w0, imm);
             slow = true;
             farTransfer(cpu, op === 0x71, (w0 >>> 16) & 0xffff, imm, next);
             to = cpu.eip >>> 0;
             break;
           case 0x72:
           case 0x73:
+            checkEncoding(w0, imm);
             slow = true;
             farReturn(cpu, op === 0x73 ? imm & 0xffff : 0);
             to = cpu.eip >>> 0;
             break;
           case 0x74:
+            checkEncoding(w0, imm);
             slow = true;
             interruptReturn(cpu);
             to = cpu.eip >>> 0;
             break;
           case 0x75:
           case 0x76: {
+            checkEncoding(w0, imm);
             slow = true;
             const vector = op === 0x76 ? VEC.BP : imm & 0xff;
             if (cpu.exitSoftware === true) {
@@ -582,6 +659,7 @@ export function run(cpu: Cpu, budget: number): RunResult {
           }
           // segment registers (byte 1: A = segment register, or a register number as the operand says)
           case 0x80: {
+            checkEncoding(w0, imm);
             slow = true;
             const s = (w0 >>> 8) & 0xf;
             if (s > 5) throw fault(VEC.UD);
@@ -589,6 +667,7 @@ export function run(cpu: Cpu, budget: number): RunResult {
             break;
           }
           case 0x83: {
+            checkEncoding(w0, imm);
             slow = true;
             const s = (w0 >>> 8) & 0xf;
             if (s > 5) throw fault(VEC.UD);
@@ -618,6 +697,7 @@ export function run(cpu: Cpu, budget: number): RunResult {
           case 0xa5:
           case 0xa6:
           case 0xa7:
+            checkEncoding(w0, imm);
             // system registers, descriptor inspection, port I/O (a device may raise an interrupt)
             slow = true;
             cpu.instructions += executed - counted;
@@ -626,6 +706,7 @@ export function run(cpu: Cpu, budget: number): RunResult {
             break;
           case 0xa0:
           case 0xa1:
+            checkEncoding(w0, imm);
             slow = true;
             if (cpu.cpl > cpu.iopl) throw fault(VEC.GP, 0);
             if (op === 0xa0) cpu.eflags &= ~IF;
@@ -635,6 +716,7 @@ export function run(cpu: Cpu, budget: number): RunResult {
             }
             break;
           case 0xa3: {
+            checkEncoding(w0, imm);
             slow = true;
             const v = cpu.read32(SS, cpu.esp);
             cpu.eflags = mergeFlags(cpu, v, cpu.cpl);
@@ -642,6 +724,7 @@ export function run(cpu: Cpu, budget: number): RunResult {
             break;
           }
           case 0x02:
+            checkEncoding(w0, imm);
             slow = true;
             cpu.requireCpl0();
             cpu.halted = true;
@@ -794,12 +877,52 @@ function rareAlu(cpu: Cpu, k: number, a: number, b: number): number {
   }
 }
 
-/** Segment of a memory operand (operands.ts, from the instruction's first dword). */
-function memSeg(w0: number, b: number): number {
-  const s = (w0 >>> 16) & 0xf;
-  if (s === NO_SEG) return b === 4 || b === 5 ? S.SS : S.DS;
-  if (s > 5) throw fault(VEC.UD);
-  return s;
+/**
+ * Strict decoding of an instruction that is not ordinary, from the table (isa.ts, MBZ): #UD when a
+ * must-be-zero bit is set. (Ordinary instructions test literal masks: ENCODING.)
+ */
+function checkEncoding(w0: number, imm: number): void {
+  const op = w0 & 0xff;
+  if (((w0 & MBZ[op << 1]!) | (imm & MBZ[(op << 1) | 1]!)) !== 0) throw fault(VEC.UD);
+}
+
+/**
+ * The literal must-be-zero masks of the ordinary instructions' cases, by operand layout: dword 0,
+ * imm (-1: imm unused, 0: all of it used, 0xFFFF0000: an imm16), and the opcodes that test them.
+ * Checked against the table when this module loads, so the cases cannot drift from isa.ts.
+ */
+const ENCODING: readonly (readonly [number, number, readonly number[]])[] = [
+  [
+    0xffff8800 | 0,
+    -1,
+    [0x10, 0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x27, 0x28, 0x29, 0x2a, 0x2b, 0x2c, 0x81],
+  ],
+  [0xfffff800 | 0, 0, [0x11, 0x30, 0x31, 0x32, 0x33, 0x34, 0x35, 0x36, 0x37, 0x38, 0x39, 0x3a, 0x3b, 0x3c]],
+  [0xfffff800 | 0, -1, [0x17, 0x19, 0x40, 0x41, 0x42, 0x43, 0x51, 0x53, 0x82]],
+  [
+    0xffffff00 | 0,
+    0,
+    [0x18, 0x50, 0x52, 0x58, 0x59, 0x5a, 0x5b, 0x5c, 0x5d, 0x5e, 0x5f, 0x60, 0x61, 0x62, 0x63, 0x64, 0x65],
+  ],
+  [0xffffff00 | 0, -1, [0x01, 0x54, 0xa2]],
+  [0xffffff00 | 0, 0xffff0000 | 0, [0x55]],
+  [0xfff00800 | 0, 0, [0x12, 0x13, 0x14, 0x15, 0x16]],
+];
+for (const [w0, imm, ops] of ENCODING) {
+  for (const op of ops) {
+    if (MBZ[op << 1] !== w0 || MBZ[(op << 1) | 1] !== imm) {
+      throw new Error(
+        `exec.ts: the literal decoding mask of opcode 0x${op.toString(16)} differs from isa.ts`,
+      );
+    }
+  }
+}
+
+/** Segment of a memory operand, from the instruction's first dword (#UD: base > 8 or segment 6..14). */
+function memSeg(w0: number): number {
+  const seg = MEM_SEGMENT[(w0 >>> 12) & 0xff]!;
+  if (seg > 5) throw fault(VEC.UD);
+  return seg;
 }
 
 /** Offset of a memory operand: [base + disp], or [disp] when the base is NO_BASE (operands.ts). */

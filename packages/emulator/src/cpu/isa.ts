@@ -13,10 +13,12 @@
  *
  * Operand placement, the one rule the assembler and decoder share: register-like operands (reg,
  * sreg, cr) take A, then B, in order of appearance; a memory operand takes B (base register, 8 =
- * none), byte 2 (segment) and imm (displacement); imm, vec and port take imm; far takes sel and imm.
+ * none), byte 2 (segment) and imm (displacement); imm, imm16, vec and port take imm; far takes sel
+ * and imm. Decoding is strict: a field no operand uses must be 0 and every used field must be in
+ * range, else the instruction raises #UD (MBZ, MEM_SEGMENT and encodingError below).
  */
 
-export type OperandKind = 'reg' | 'sreg' | 'cr' | 'imm' | 'mem' | 'far' | 'vec' | 'port';
+export type OperandKind = 'reg' | 'sreg' | 'cr' | 'imm' | 'imm16' | 'mem' | 'far' | 'vec' | 'port';
 
 /** Who may execute it (SDM §5.9, reference §3.6). */
 export type Privilege =
@@ -136,12 +138,12 @@ export const INSTRUCTIONS: readonly InstrDef[] = [
   d(0x52, 'call', ['imm'], 'branch', 'push EIP of the next instruction; EIP = imm'),
   d(0x53, 'call', ['reg'], 'branch', 'push EIP of the next instruction; EIP = a'),
   d(0x54, 'ret', [], 'branch', 'pop EIP (near)'),
-  d(0x55, 'ret', ['imm'], 'branch', 'pop EIP; ESP += imm'),
+  d(0x55, 'ret', ['imm16'], 'branch', 'pop EIP; ESP += imm'),
   ...JCC.map((m, i) => d(0x58 + i, m, ['imm'], 'branch', `EIP = imm if ${JCC_TEXT[m]}`)),
   d(0x70, 'jmpf', ['far'], 'far', 'far jump: code segment or call gate (reference §3.2, §3.3)'),
   d(0x71, 'callf', ['far'], 'far', 'far call: code segment or call gate, stack switch inward (§3.3)'),
   d(0x72, 'retf', [], 'far', 'far return, to an outer ring if the return CS RPL > CPL (§3.4)'),
-  d(0x73, 'retf', ['imm'], 'far', 'far return, then release imm bytes of parameters'),
+  d(0x73, 'retf', ['imm16'], 'far', 'far return, then release imm bytes of parameters'),
   d(0x74, 'iret', [], 'far', 'return from interrupt (§3.4)'),
   d(0x75, 'int', ['vec'], 'far', 'software interrupt through the IDT; gate DPL checked (§3.5)'),
   d(0x76, 'int3', [], 'far', 'breakpoint trap, vector 3; gate DPL checked'),
@@ -225,3 +227,127 @@ export const R = { EAX: 0, ECX: 1, EDX: 2, EBX: 3, ESP: 4, EBP: 5, ESI: 6, EDI: 
 
 /** Segment registers by name (x86 order). */
 export const S = { ES: 0, CS: 1, SS: 2, DS: 3, FS: 4, GS: 5 } as const;
+
+/** Largest value of each operand kind that is one field (docs/isa.md, "range"). */
+export const OPERAND_MAX = {
+  reg: REG_NAMES.length - 1,
+  sreg: SREG_NAMES.length - 1,
+  cr: CR_NAMES.length - 1,
+  imm: 0xffff_ffff,
+  imm16: 0xffff,
+  vec: 0xff,
+  port: 0xffff,
+} as const satisfies Partial<Record<OperandKind, number>>;
+
+/** Where one operand lives in the 8 bytes (the placement rule in this file's header). */
+export type Slot = 'a' | 'b' | 'mem' | 'imm' | 'far';
+
+export function operandSlots(def: InstrDef): readonly Slot[] {
+  let nibbles = 0;
+  return def.operands.map((k): Slot => {
+    if (k === 'reg' || k === 'sreg' || k === 'cr') return nibbles++ === 0 ? 'a' : 'b';
+    if (k === 'mem') return 'mem';
+    return k === 'far' ? 'far' : 'imm';
+  });
+}
+
+/** Opcode -> the slot of each operand, in operand order (undefined: #UD). */
+export const SLOTS: readonly (readonly Slot[] | undefined)[] = BY_OPCODE.map((def) =>
+  def === undefined ? undefined : operandSlots(def),
+);
+
+// ---- strict decoding (issue 3) ----
+//
+// An encoding is valid when every field an operand uses is in that operand's range and every field
+// no operand uses is 0; anything else raises #UD, a fault before anything changes, as a real CPU
+// does for an invalid encoding. Dword 0 holds the opcode (bits 0-7), nibble A (8-11), nibble B
+// (12-15), byte 2 (16-23) and byte 3 (24-31); dword 1 is imm.
+//
+// Most of the rule is two masks per opcode, bits that must be zero: an unused field entirely; the
+// top bit of a register nibble (registers 0..7); the bits of imm above a vector (0xFF), a port or
+// an imm16 (0xFFFF); byte 2's high nibble and byte 3 of a memory operand. The run loop checks them
+// for every instruction with `((w0 & MBZ[2 op]) | (imm & MBZ[2 op + 1])) !== 0`. What a mask cannot
+// say is checked where the operand is decoded: a segment register above 5, a control register
+// above 4 (both only in system and segment instructions), and a memory operand's base above 8 or
+// segment 6..14, by the MEM_SEGMENT lookup that also resolves the default segment.
+
+/** Must-be-zero masks: [2 op] for dword 0, [2 op + 1] for imm (both 0 for an undefined opcode). */
+export const MBZ: Int32Array = (() => {
+  const t = new Int32Array(512);
+  for (const def of INSTRUCTIONS) {
+    let w0 = 0xffff_ff00 | 0; // every field but the opcode
+    let w1 = -1; // imm unused
+    for (const [i, slot] of SLOTS[def.op]!.entries()) {
+      const kind = def.operands[i]!;
+      if (slot === 'a')
+        w0 &= ~0x700; // A in 0..7: bit 3 must be 0 (sreg, cr: also a range check)
+      else if (slot === 'b') w0 &= ~0x7000;
+      else if (slot === 'mem') {
+        w0 &= ~0xf_f000; // base nibble and the segment's low nibble (both range-checked)
+        w1 = 0;
+      } else if (slot === 'far') {
+        w0 &= ~0xffff_0000;
+        w1 = 0;
+      } else w1 = ~OPERAND_MAX[kind as 'imm' | 'imm16' | 'vec' | 'port'];
+    }
+    t[2 * def.op] = w0;
+    t[2 * def.op + 1] = w1;
+  }
+  return t;
+})();
+
+/**
+ * The segment a memory operand uses, indexed by `base | segment << 4` (bits 12-19 of dword 0, so
+ * `(w0 >>> 12) & 0xff`): segment 0-5 as written, 0xF (none) SS for an ESP or EBP base and DS
+ * otherwise; 0xFF (#UD) for a base above 8 (NO_BASE) or a segment 6..14.
+ */
+export const MEM_SEGMENT: Uint8Array = (() => {
+  const t = new Uint8Array(256).fill(0xff);
+  for (let base = 0; base <= NO_BASE; base++) {
+    for (let seg = 0; seg < SREG_NAMES.length; seg++) t[base | (seg << 4)] = seg;
+    t[base | (NO_SEG << 4)] = base === R.ESP || base === R.EBP ? S.SS : S.DS;
+  }
+  return t;
+})();
+
+const hex = (v: number): string => `0x${v.toString(16)}`;
+
+/**
+ * Why the instruction with dwords `w0`, `imm` raises #UD at decoding, or undefined when its
+ * encoding is valid: the rule above, field by field, in words (the disassembler prints it as
+ * `(bad 0xNN: reason)`). Exactly the encodings the CPU refuses.
+ */
+export function encodingError(w0: number, imm: number): string | undefined {
+  const op = w0 & 0xff;
+  const def = BY_OPCODE[op];
+  if (def === undefined) return 'invalid opcode';
+  const a = (w0 >>> 8) & 0xf;
+  const b = (w0 >>> 12) & 0xf;
+  const byte2 = (w0 >>> 16) & 0xff;
+  const byte3 = w0 >>> 24;
+  const used = { a: false, b: false, byte2: false, byte3: false, imm: false };
+  for (const [i, slot] of SLOTS[op]!.entries()) {
+    const kind = def.operands[i]!;
+    if (slot === 'a' || slot === 'b') {
+      const n = slot === 'a' ? a : b;
+      used[slot] = true;
+      if (n > OPERAND_MAX[kind as 'reg' | 'sreg' | 'cr']) return `${kind} ${n}`;
+    } else if (slot === 'mem') {
+      used.b = used.byte2 = used.imm = true;
+      if (b > NO_BASE) return `base ${b}`;
+      if (byte2 >= SREG_NAMES.length && byte2 !== NO_SEG) return `segment ${byte2}`;
+    } else if (slot === 'far') {
+      used.byte2 = used.byte3 = used.imm = true;
+    } else {
+      used.imm = true;
+      const max = OPERAND_MAX[kind as 'imm' | 'imm16' | 'vec' | 'port'];
+      if (imm >>> 0 > max) return `${kind} ${hex(imm >>> 0)}`;
+    }
+  }
+  if (!used.a && a !== 0) return `unused A ${hex(a)}`;
+  if (!used.b && b !== 0) return `unused B ${hex(b)}`;
+  if (!used.byte2 && byte2 !== 0) return `unused byte 2 ${hex(byte2)}`;
+  if (!used.byte3 && byte3 !== 0) return `unused byte 3 ${hex(byte3)}`;
+  if (!used.imm && imm !== 0) return `unused imm ${hex(imm >>> 0)}`;
+  return undefined;
+}

@@ -103,8 +103,9 @@ export function systemOp(cpu: Cpu, op: number, a: number, b: number, c: number, 
     }
     case 0x90:
     case 0x91: {
+      const seg = memSeg(c, b); // decoding (#UD) comes before the privilege check (SDM Table 6-2)
       cpu.requireCpl0();
-      const t = readPseudo(cpu, memSeg(c, b), memEa(reg, b, imm));
+      const t = readPseudo(cpu, seg, memEa(reg, b, imm));
       if (op === 0x90) {
         cpu.gdtBase = t.base;
         cpu.gdtLimit = t.limit;
@@ -115,11 +116,13 @@ export function systemOp(cpu: Cpu, op: number, a: number, b: number, c: number, 
       return;
     }
     case 0x92:
-    case 0x93:
+    case 0x93: {
+      const seg = memSeg(c, b);
       umip(cpu);
-      if (op === 0x92) writePseudo(cpu, memSeg(c, b), memEa(reg, b, imm), cpu.gdtLimit, cpu.gdtBase);
-      else writePseudo(cpu, memSeg(c, b), memEa(reg, b, imm), cpu.idtLimit, cpu.idtBase);
+      if (op === 0x92) writePseudo(cpu, seg, memEa(reg, b, imm), cpu.gdtLimit, cpu.gdtBase);
+      else writePseudo(cpu, seg, memEa(reg, b, imm), cpu.idtLimit, cpu.idtBase);
       return;
+    }
     case 0x94: {
       cpu.requireCpl0();
       const sel = reg[a & 7]! & 0xffff;
@@ -163,12 +166,14 @@ export function systemOp(cpu: Cpu, op: number, a: number, b: number, c: number, 
       reg[a & 7] = cpu.trSel;
       return;
     case 0x98: {
+      if (a > 4) throw fault(VEC.UD); // no such control register (decoding, before privilege)
       cpu.requireCpl0();
       const v = reg[b & 7]! >>> 0;
       writeControl(cpu, a, v);
       return;
     }
     case 0x99:
+      if (b > 4) throw fault(VEC.UD);
       cpu.requireCpl0();
       reg[a & 7] = readControl(cpu, b);
       return;
@@ -176,10 +181,12 @@ export function systemOp(cpu: Cpu, op: number, a: number, b: number, c: number, 
       umip(cpu);
       reg[a & 7] = cpu.cr0 & 0xffff;
       return;
-    case 0x9b:
+    case 0x9b: {
+      const seg = memSeg(c, b);
       cpu.requireCpl0();
-      cpu.mmu.invalidate((cpu.segBase[memSeg(c, b)]! + memEa(reg, b, imm)) >>> 0);
+      cpu.mmu.invalidate((cpu.segBase[seg]! + memEa(reg, b, imm)) >>> 0);
       return;
+    }
     case 0x9c:
       cpu.requireCpl0();
       cpu.cr0 = (cpu.cr0 & ~CR0.TS) >>> 0;

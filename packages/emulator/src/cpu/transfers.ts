@@ -7,6 +7,7 @@
  * transfer raises #GP, as the emulator documents.
  */
 import type { Cpu } from './cpu.js';
+import { callGateFast, deliverFast, farReturnFast, interruptReturnFast } from './fast-transfers.js';
 import { fault, selErr, VEC } from './faults.js';
 import {
   checkStackSegment,
@@ -104,6 +105,7 @@ function writeFrame(cpu: Cpu, base: number, sp: number, n: number, user: boolean
 
 /** JMPF / CALLF sel:off (SDM §5.8.1, §5.8.4). `next` is the EIP after the instruction. */
 export function farTransfer(cpu: Cpu, call: boolean, selector: number, offset: number, next: number): void {
+  if (call && callGateFast(cpu, selector, next)) return; // the common case (fast-transfers.ts)
   const cpl = cpu.cpl;
   if ((selector & 0xfffc) === 0) throw fault(VEC.GP, 0);
   const hi = readDescriptor(cpu, selector, 0, VEC.GP);
@@ -197,6 +199,7 @@ function checkReturnCode(cpu: Cpu, selector: number): number {
 
 /** RETF [imm]: same ring, or outer ring with the SS:ESP popped from the inner stack. */
 export function farReturn(cpu: Cpu, release: number): void {
+  if (farReturnFast(cpu, release)) return; // the common case (fast-transfers.ts)
   const esp = cpu.esp;
   readFrame(cpu, esp, 2);
   const eip = frame[0]! >>> 0;
@@ -228,6 +231,7 @@ export function farReturn(cpu: Cpu, release: number): void {
 
 /** IRET (protected mode, NT = 0): EFLAGS restored under the old CPL's rules (reference §3.4). */
 export function interruptReturn(cpu: Cpu): void {
+  if (interruptReturnFast(cpu)) return; // the common case (fast-transfers.ts)
   if (cpu.eflags & 0x4000 /* FL.NT */) throw fault(VEC.GP, 0); // task return: no hardware task switching
   const esp = cpu.esp;
   readFrame(cpu, esp, 3);
@@ -288,6 +292,8 @@ export function deliver(
   ext: number,
   returnEip: number,
 ): void {
+  // the common case (fast-transfers.ts)
+  if (deliverFast(cpu, vector, errorCode === undefined ? -1 : errorCode, software, returnEip)) return;
   const gateErr = vector * 8 + 2 + ext;
   if (vector * 8 + 7 > cpu.idtLimit) throw fault(VEC.GP, gateErr);
   const at = (cpu.idtBase + vector * 8) >>> 0;

@@ -14,7 +14,10 @@ export interface PortDevice {
 
 /** A device that does work as time passes (timer, disk completion, NIC receive). */
 export interface Ticking {
-  /** Called by the machine every `tickEvery` instructions with the instructions executed since the last call. */
+  /**
+   * Called by the machine with the instructions executed since the last call: at the end of each
+   * run slice, and before the guest reaches the device's ports (machine.ts, exact device time).
+   */
   tick(instructions: number): void;
 }
 

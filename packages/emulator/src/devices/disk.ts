@@ -2,7 +2,9 @@
  * Block disk controller: 512-byte sectors of an injected {@link BlockBackend}, moved to and from
  * guest memory by DMA. A command completes `latency` instructions after it is issued (Ticking), so
  * the guest sees an asynchronous device: BUSY, then status and an optional interrupt. The whole
- * transfer happens at completion. Blocks the host marks with `protect()` (DEV-11, the profile's
+ * transfer happens at completion. The issuing instruction's retirement is the first of the
+ * `latency` (the machine ticks devices exactly, machine.ts): a command issued at instruction count
+ * n completes when the count reaches n + latency, its interrupt taken before that instruction. Blocks the host marks with `protect()` (DEV-11, the profile's
  * `protected_blocks`) refuse writes with WRITE_PROTECTED and stay unchanged, and the refusal is
  * reported as the `writeProtected` event for the log (TB-9). The disk this device sees is already
  * the VE's virtual disk (TB-9 translation and mirroring are the VMM's, DEV-8), so an LBA past its

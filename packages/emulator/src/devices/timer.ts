@@ -1,8 +1,11 @@
 /**
  * Programmable interval timer counting executed instructions, not wall time, so a run is
  * reproducible (STYLE determinism). The machine calls `tick(n)` with the instructions executed
- * since the last call; an expiry is seen at that granularity, and `nextEvent()` tells the machine
- * how far it may run (or skip while halted) before the timer needs a tick.
+ * since the last call, and `nextEvent()` tells it how far it may run (or skip while halted) before
+ * the timer needs a tick. The machine keeps this exact (machine.ts): it ticks the timer up to an
+ * instruction that reaches its ports before the access, and that instruction's retirement is the
+ * first tick after it, so a timer started at instruction count n expires when the count reaches
+ * n + RELOAD, and its interrupt is taken before that instruction.
  *
  * Port map (offsets from `base`, default 0x40; 32-bit values):
  *

@@ -6,7 +6,7 @@ import { ClefnetError, type ErrorCode } from '@clefnet/protocol';
 
 export type VmmErrorCode = Extract<
   ErrorCode,
-  'CONFIG_INVALID' | 'BAD_STATE' | 'VMM_OUT_OF_MEMORY' | 'VMM_HOLE_CONFLICT' | 'VMM_BAD_VE'
+  'CONFIG_INVALID' | 'BAD_STATE' | 'LIMIT_EXCEEDED' | 'VMM_OUT_OF_MEMORY' | 'VMM_HOLE_CONFLICT' | 'VMM_BAD_VE'
 >;
 
 export class VmmError extends ClefnetError {

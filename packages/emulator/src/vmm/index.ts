@@ -1,6 +1,18 @@
+export { Core, type CoreLimits, type CoreMessage, DEFAULT_CORE_LIMITS, type TaskHandle } from './core.js';
 export { VmmError, type VmmErrorCode } from './errors.js';
 export { PagePool } from './pages.js';
+export { loadProfile, parseProfile } from './profile.js';
 export { realCpl, realRing } from './rings.js';
-export { type SdtCounters, type SdtPolicy, ShadowSet, shadowHi } from './sdt.js';
-export { HOLE, type VeStats, VirtualEnvironment, type VmmEvent } from './ve.js';
-export { diskRegion, type VeProfile, Vmm, type VmmOptions } from './vmm.js';
+export { ringsUsed, type SdtCounters, type SdtPolicy, ShadowSet, shadowHi } from './sdt.js';
+export {
+  type AdaptiveRule,
+  DEFAULT_ADAPTIVE,
+  HOLE,
+  type PolicyChoice,
+  type VedtOptions,
+  type VeStats,
+  VirtualEnvironment,
+  type VmmEvent,
+} from './ve.js';
+export { substituteHi, type VedtCounters, type VedtMode, VedtTable, type VedtWriteMethod } from './vedt.js';
+export { diskRegion, KNOWN_GUESTS, recognise, type VeProfile, Vmm, type VmmOptions } from './vmm.js';

@@ -10,7 +10,8 @@
  * - always: non-conforming code of a virtual ring other than 0 and k when it holds real ring 0
  *   (SDT-12: guest code never runs at real ring 0) or when k = 0 (in SDT0 every segment holds real
  *   ring 2, so a direct jump from virtual ring 0 into ring 1-3 code would otherwise succeed), and
- *   conforming code of a virtual ring above k (the bare rule refuses it; the shadow would allow it);
+ *   all conforming code (it runs at the caller's ring, which a native transfer would take from a
+ *   real RPL: a return to ring-2 conforming code from virtual ring 0 would stay in ring 0);
  * - with the outward guard on (SDT-16, the default): non-conforming code of a compressed virtual
  *   ring other than k, so that an outward transfer between compressed rings (a same-real-ring move,
  *   3 to 3) traps and the VM manager switches SDT. Turning it off shows ATK-19.
@@ -19,14 +20,15 @@ import { realRing } from './rings.js';
 
 /** Dword 1 of the shadow, in SDT_k, of a VEDT entry whose dword 1 is `hi`. */
 export function shadowHi(hi: number, k: number, outwardGuard: boolean): number {
+  if (hi === 0) return 0; // an empty entry (the null descriptor) stays empty
   const v = (hi >>> 29) & 3;
   let out = (hi & ~0x6000_0000) | (realRing(k, v) << 29);
   const s = (hi >>> 25) & 0xe; // S, code, conforming (segments.ts)
   if ((s & 0xc) === 0xc) {
     const conforming = s === 0xe;
-    const foreign = conforming
-      ? v > k
-      : v !== 0 && v !== k && (k === 0 || realRing(k, v) === 0 || outwardGuard);
+    // Conforming code runs at its caller's ring, which the real CPU would take from a selector's
+    // real RPL: every transfer into it is done by the virtual CPU.
+    const foreign = conforming || (v !== 0 && v !== k && (k === 0 || realRing(k, v) === 0 || outwardGuard));
     if (foreign) out &= 0x7fff_ffff;
   }
   return out | 0;
@@ -91,6 +93,8 @@ export class ShadowSet {
   };
   /** Quick pass-through: only rings 0 and 3 exist. */
   qpt = false;
+  /** The last array each SDT_k was built in (reused by the next build of the same size). */
+  private readonly spare: (Int32Array | undefined)[] = [undefined, undefined, undefined, undefined];
 
   constructor(
     public policy: SdtPolicy,
@@ -145,7 +149,11 @@ export class ShadowSet {
   }
 
   private build(k: number): void {
-    const t = new Int32Array(this.copy.length);
+    // A table discarded by P1 is reused when the size matches (no allocation per ring change).
+    const spare = this.spare[k];
+    const t =
+      spare !== undefined && spare.length === this.copy.length ? spare : new Int32Array(this.copy.length);
+    this.spare[k] = t;
     for (let i = 0; i < t.length; i += 2) {
       t[i] = this.copy[i]!;
       t[i + 1] = shadowHi(this.copy[i + 1]!, k, this.outwardGuard);

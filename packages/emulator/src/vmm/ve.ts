@@ -44,16 +44,34 @@ import { VmmError } from './errors.js';
 import type { PagePool } from './pages.js';
 import { realCpl, realRing } from './rings.js';
 import { ringsUsed, type SdtCounters, type SdtPolicy, ShadowSet } from './sdt.js';
+import { substituteHi, type VedtCounters, type VedtMode, VedtTable, type VedtWriteMethod } from './vedt.js';
 
 /** Linear base of the VM manager's reserved range (one page-directory entry). */
 export const HOLE = 0xff80_0000;
-const HOLE_PDE = HOLE >>> 22;
-const SDT_SLOT = (k: number): number => HOLE + k * 0x1_0000;
-const LDT_SLOT = (k: number): number => HOLE + 0x4_0000 + k * 0x1_0000;
-const TSS_LINEAR = HOLE + 0x8_0000;
+// Offsets in the range (it moves if the guest maps its place: `relocateHole`).
+const SDT_SLOT = (k: number): number => k * 0x1_0000;
+const LDT_SLOT = (k: number): number => 0x4_0000 + k * 0x1_0000;
+const TSS_LINEAR = 0x8_0000;
+/** The VM manager's real ring-0 stack (TSS SS0:ESP0), and the real LDT holding its segment. */
+const STACK0_LINEAR = 0x8_1000;
+const VMM_LDT_LINEAR = 0x8_2000;
+/** VEDT substitution: the real GDTR's alias of the guest's VEDT pages (up to 17 pages). */
+const VEDT_ALIAS = 0xa_0000;
 const ALL_VECTORS = 0xffff_ffff | 0;
 const IF = 0x200;
 const IOPL = 0x3000;
+
+/** Trap cause keys: (exception vector << 9) | opcode (0x100: unknown), or CAUSE_INT | INT n's vector. */
+const CAUSE_INT = 32 << 9;
+
+/** The name of a trap cause key (see `VirtualEnvironment.trap`): "#GP out", "INT 0x80". */
+function causeName(key: number): string {
+  if (key >= CAUSE_INT) return `INT 0x${(key & 0xff).toString(16).padStart(2, '0')}`;
+  const vector = key >>> 9;
+  const op = key & 0x1ff;
+  const mnemonic = (op < 0x100 ? BY_OPCODE[op]?.mnemonic : undefined) ?? '?';
+  return `${VECTOR_NAMES[vector] ?? `vector ${vector}`} ${mnemonic}`;
+}
 
 /** Something the VM manager did or saw (TB-2). */
 export type VmmEvent =
@@ -82,7 +100,26 @@ export type VmmEvent =
       readonly to: SdtPolicy;
       readonly reason: string;
     }
-  | { readonly kind: 'qpt'; readonly ve: number; readonly on: boolean; readonly reason: string };
+  | { readonly kind: 'qpt'; readonly ve: number; readonly on: boolean; readonly reason: string }
+  | {
+      readonly kind: 'vedt-method';
+      readonly ve: number;
+      readonly method: VedtWriteMethod;
+      readonly reason: string;
+    }
+  | { readonly kind: 'warning'; readonly ve: number; readonly reason: string }
+  | { readonly kind: 'hole-moved'; readonly ve: number; readonly from: number; readonly to: number }
+  /** Something that must never happen did: the VE is stopped (reason 'shutdown'). */
+  | { readonly kind: 'alarm'; readonly ve: number; readonly reason: string; readonly eip: number };
+
+/** VEDT substitution options (the third embodiment; absent: shadow descriptor tables). */
+export interface VedtOptions {
+  readonly mode: VedtMode;
+  /** Write method 1 ('trap'), 2 ('overwrite'), or chosen by trap counts ('auto', VEDT-6). */
+  readonly method: VedtWriteMethod | 'auto';
+  /** VEDT-9: an entry written but not yet overwritten is not used (default true; off: ATK-20). */
+  readonly guard: boolean;
+}
 
 /** How a VE's SDT policy is chosen: fixed, or adaptively (SDT-22, TB-6). */
 export type PolicyChoice = SdtPolicy | 'adaptive';
@@ -121,6 +158,10 @@ export interface VeStats {
   readonly ringChanges: Readonly<Record<string, number>>;
   readonly shadowFills: number;
   readonly shadowFlushes: number;
+  /** VEDT substitution in force for the GDT (the third embodiment), its write method and counters. */
+  readonly vedt?: { readonly active: boolean; readonly method: VedtWriteMethod } & Readonly<VedtCounters>;
+  /** The VE was stopped by an alarm (guest code at real ring 0). */
+  readonly alarm?: string;
   readonly currentRing: number;
   readonly currentSdt: number;
 }
@@ -141,6 +182,8 @@ export interface VeInit {
   readonly qpt?: boolean;
   /** SDT-16's outward guard (default on; off shows ATK-19). */
   readonly outwardGuard: boolean;
+  /** VEDT substitution instead of SDTs for the GDT (VEDT-1). */
+  readonly vedt?: VedtOptions;
   readonly onEvent: ((e: VmmEvent) => void) | undefined;
 }
 
@@ -163,6 +206,42 @@ export class VirtualEnvironment {
   private readonly onEvent: ((e: VmmEvent) => void) | undefined;
   private readonly gdt: ShadowSet;
   private readonly ldt: ShadowSet;
+  private readonly outwardGuard: boolean;
+  // VEDT substitution (vedt.ts): options, the table in force, its pages as guest frames.
+  private readonly vedtOpts: VedtOptions | undefined;
+  private vt: VedtTable | undefined;
+  private vedtMethod: VedtWriteMethod = 'trap';
+  private readonly vedtFrames = new Set<number>();
+  private readonly vedtCounters: VedtCounters = {
+    readTraps: 0,
+    writeTraps: 0,
+    opens: 0,
+    overwrites: 0,
+    rewrites: 0,
+    methodSwitches: 0,
+  };
+  /** Open method-2 windows: page index -> the shadow PTE addresses mapping it writable. */
+  private readonly openPtes = new Map<number, number[]>();
+  /** Auto method (VEDT-6): trapped writes in the current burst, and the bursts / windows measured. */
+  private burst = 0;
+  /** The trap being handled is a trapped VEDT write (method 1). */
+  private writeTrap = false;
+  private readonly bursts: number[] = [];
+  private readonly windows: number[] = [];
+  private alarm: string | undefined;
+  /** trap(): the linear page of the last trapping instruction and its guest-physical page (-1: none). */
+  private codePage = -1;
+  private codeGpa = -1;
+  /** Guest-physical page of each page of the GDT (-1: not RAM), or undefined (see gdtUnchanged). */
+  private gdtPages: Int32Array | undefined;
+  /** Guest-physical address of the guest TSS's ESP0 (SS0 follows), or -1. */
+  private tssEsp0 = -1;
+  private lastEsp0 = Number.NaN;
+  private lastSs0 = Number.NaN;
+  /** The guest's tables may have changed since syncTables last ran. */
+  private tablesDirty = true;
+  /** Reused for the VEDT's dwords before native execution (syncTables). */
+  private scratch = new Int32Array(0);
   private readonly adaptive: boolean;
   private readonly rule: AdaptiveRule;
   private readonly qptAllowed: boolean;
@@ -173,6 +252,8 @@ export class VirtualEnvironment {
   /** The SDT in force (k of SDT_k); virtual ring 0 keeps the one it was entered under (SDT-15). */
   private sdtK = 0;
   private readonly holePt: number;
+  /** Linear base of the VM manager's reserved range for this VE (4 MiB, one page-directory entry). */
+  private hole = HOLE;
   private readonly holePages = new Map<number, number>(); // linear page -> real page
   private readonly romPages: number[] = [];
   private readonly user: Space;
@@ -186,17 +267,20 @@ export class VirtualEnvironment {
   // The guest's paging and descriptor-table registers as the shadows and VEDT copies were made for.
   private pgPaging = false;
   private pgWp = false;
-  private gdtKey = '';
-  private ldtKey = '';
-  private trackKey = '';
+  // The registers the VEDT copies and tracked frames were made for (reloadTables): GDTR, LDTR
+  // (-1: none), TR (-1: none), paging (CR3, or -1 with paging off).
+  private readonly key = new Float64Array(8).fill(Number.NaN);
   /** First guest-physical page of the ROM (the ROM ends at 0xFFFFFFFF). */
   private readonly romFirst: number;
   // statistics
   private instructions = 0;
   private traps = 0;
+  /** Traps by cause key (see `trap`); named causes are kept apart for the VMM's own ones. */
+  private readonly trapCounts = new Uint32Array(CAUSE_INT + 256);
   private readonly trapsByCause = new Map<string, number>();
   private reflected = 0;
-  private readonly ringChanges = new Map<string, number>();
+  /** Ring changes seen, [from * 4 + to]. */
+  private readonly ringChanges = new Uint32Array(16);
   private shadowFills = 0;
   private shadowFlushes = 0;
   private walkU = 0;
@@ -221,6 +305,9 @@ export class VirtualEnvironment {
     this.qptAllowed = init.qpt ?? true;
     this.gdt = new ShadowSet(first, init.outwardGuard);
     this.ldt = new ShadowSet(first, init.outwardGuard);
+    this.outwardGuard = init.outwardGuard;
+    this.vedtOpts = init.vedt;
+    if (init.vedt !== undefined) this.vedtMethod = init.vedt.method === 'overwrite' ? 'overwrite' : 'trap';
     this.holePt = this.pool.alloc();
     this.user = this.newSpace();
     this.sup = this.newSpace();
@@ -237,6 +324,15 @@ export class VirtualEnvironment {
     }
     // The shadow TSS: no I/O permission bitmap (its base is past the limit), so every IN/OUT traps.
     this.holeWrite32(TSS_LINEAR + 100, 104 << 16);
+    // The VM manager's own ring-0 stack, as a real-ring-0 VMM has one: SS0 is the one entry of a
+    // real LDT of its own (used while the guest has no LDT). Nothing enters real ring 0 from a VE
+    // unless a guard is off (ATK-20), and then the alarm stops the VE.
+    this.holeMap(STACK0_LINEAR, this.pool.alloc(), true);
+    const [lo, hi] = [this.hole + STACK0_LINEAR, 0xfff | (0x2 << 24) | (1 << 28) | (1 << 31)];
+    this.holeWrite32(VMM_LDT_LINEAR, lo);
+    this.holeWrite32(VMM_LDT_LINEAR + 4, hi);
+    this.holeWrite32(TSS_LINEAR + 4, 0x1000);
+    this.holeWrite32(TSS_LINEAR + 8, 0x4);
     this.vm.executor = (budget) => this.runSlice(budget);
     this.vcpu.exitVectors = ALL_VECTORS;
     this.reloadTables();
@@ -255,7 +351,7 @@ export class VirtualEnvironment {
     return {
       instructions: this.instructions,
       traps: this.traps,
-      trapsByCause: Object.fromEntries(this.trapsByCause),
+      trapsByCause: this.causes(),
       reflected: this.reflected,
       policy: this.gdt.policy,
       adaptive: this.adaptive,
@@ -264,12 +360,48 @@ export class VirtualEnvironment {
       sdtsHeld: this.gdt.built,
       gdt: { ...this.gdt.counters },
       ldt: { ...this.ldt.counters },
-      ringChanges: Object.fromEntries(this.ringChanges),
+      ringChanges: Object.fromEntries(
+        [...this.ringChanges].flatMap((n, i) => (n === 0 ? [] : [[`${i >>> 2}->${i & 3}`, n]])),
+      ),
       shadowFills: this.shadowFills,
       shadowFlushes: this.shadowFlushes,
+      ...(this.vedtOpts === undefined
+        ? {}
+        : { vedt: { active: this.vt !== undefined, method: this.vedtMethod, ...this.vedtCounters } }),
+      ...(this.alarm === undefined ? {} : { alarm: this.alarm }),
       currentRing: this.vcpu.cpl,
       currentSdt: this.sdtK,
     };
+  }
+
+  private causes(): Record<string, number> {
+    const out: Record<string, number> = Object.fromEntries(this.trapsByCause);
+    for (let key = 0; key < this.trapCounts.length; key++) {
+      const n = this.trapCounts[key]!;
+      if (n === 0) continue;
+      const name = causeName(key);
+      out[name] = (out[name] ?? 0) + n;
+    }
+    return out;
+  }
+
+  /**
+   * The guest's RAM as the guest sees it: a copy of the portion with the VEDT under substitution
+   * showing the guest view (its memory holds the substituted entries the processor uses).
+   */
+  guestRam(): Uint8Array {
+    const ram = this.vm.phys.ram.slice();
+    const vt = this.vt;
+    if (vt !== undefined) {
+      // An entry whose memory differs from the image was written directly (an open method-2
+      // window): that value is the guest's; the rest show the guest view.
+      const view = new DataView(ram.buffer);
+      for (let i = 0; i < vt.view.length; i++) {
+        const at = vt.gpa(i);
+        if (view.getInt32(at, true) === vt.image[i] || vt.k < 0) view.setInt32(at, vt.view[i]!, true);
+      }
+    }
+    return ram;
   }
 
   /** The real ring SDT_k records for each GDT entry (Figure 7's rows; a test reads them). */
@@ -290,6 +422,7 @@ export class VirtualEnvironment {
 
   /** Returns every page the VE's tables used (VE deletion, CORE-6). */
   release(): void {
+    this.unsubstitute();
     this.flushShadows();
     for (const at of [this.user.pd, this.sup.pd, this.holePt, ...this.holePages.values(), ...this.romPages]) {
       this.pool.release(at);
@@ -311,7 +444,7 @@ export class VirtualEnvironment {
     cpu.cr4 = CR4.SFT | CR4.UMIP;
     cpu.mmu.paging = true;
     cpu.mmu.writeProtect = true;
-    cpu.idtBase = HOLE;
+    cpu.idtBase = this.hole;
     cpu.idtLimit = 0;
     cpu.halted = false;
     cpu.shutdown = false;
@@ -329,6 +462,8 @@ export class VirtualEnvironment {
   private runSlice(budget: number): RunResult {
     const cpu = this.cpu;
     let executed = 0;
+    // The devices were ticked since the last slice (a DMA may have written the guest's tables).
+    this.tablesDirty = true;
     while (executed < budget) {
       if (
         this.vcpu.halted ||
@@ -338,23 +473,111 @@ export class VirtualEnvironment {
         const r = this.step(-1);
         executed += r.executed;
         if (r.reason !== 'budget') return { ...r, executed };
+        if (this.endRun()) return { reason: 'budget', executed };
         continue;
       }
       this.syncTables();
       const r = run(cpu, budget - executed);
       executed += r.executed;
       this.instructions += r.executed;
+      // The VE's machine counts time in its CPU's instructions (exact device time, machine.ts).
+      this.vcpu.instructions += r.executed;
+      if ((cpu.segSel[1]! & 3) < 2) {
+        // Guest code reached real ring 0 or 1 (only possible with a guard off: ATK-20).
+        this.alarm = `CPL${cpu.segSel[1]! & 3} inside VE`;
+        this.emit({ kind: 'alarm', ve: this.id, reason: this.alarm, eip: cpu.eip });
+        return { reason: 'shutdown', executed };
+      }
       if (r.reason === 'budget') continue;
       if (r.reason !== 'exit') return { ...r, executed };
       const vector = r.vector!;
       const cr2 = cpu.mmu.cr2;
+      // The state native code left, before anything changes the VEDT copies (a segment loaded
+      // natively keeps the descriptor it was loaded with); then VEDT-10: a method-2 window closes at
+      // the next trap, whatever it is.
+      this.capture();
+      this.closeWindows();
+      this.writeTrap = false;
+      if (
+        vector === VEC.PF &&
+        r.software !== true &&
+        this.vt !== undefined &&
+        this.vedtPageFault(cr2, r.errorCode!)
+      ) {
+        continue; // a page opened for direct writes (method 2): the write runs natively
+      }
+      if (!this.writeTrap) this.burstEnd(); // any other trap ends a burst of trapped VEDT writes
       this.trap(vector, r.errorCode, r.software === true);
       const s = this.step(vector, r.errorCode);
       executed += s.executed;
       if (vector === VEC.PF && r.software !== true) this.fill(cr2);
       if (s.reason !== 'budget') return { ...s, executed };
+      if (this.endRun()) return { reason: 'budget', executed };
     }
     return { reason: 'budget', executed };
+  }
+
+  /**
+   * A far return or IRET the virtual CPU is about to execute may pop a frame a native transfer
+   * pushed, whose CS (and SS) carry the real RPL of the caller's ring: 2 for virtual ring 0, 3 for
+   * rings 1 and 2. When the popped CS names non-conforming code of virtual ring d and its RPL is
+   * realCpl(d) rather than d, it is such a selector: the frame gets the virtual RPL, as the bare
+   * machine pushed it (so its memory matches too). Conforming code always traps (sdt.ts), so its
+   * frames are the virtual CPU's own.
+   */
+  private repairReturnFrame(): void {
+    const vcpu = this.vcpu;
+    const cpu = this.cpu;
+    const gpaOp = this.codeGpa < 0 ? -1 : (this.codeGpa + ((cpu.segBase[1]! + cpu.eip) & 0xfff)) >>> 0;
+    if (gpaOp < 0 || (cpu.segBase[1]! + cpu.eip) >>> 12 !== this.codePage) return;
+    const op = this.vm.phys.read8(gpaOp);
+    if (op !== 0x72 && op !== 0x73 && op !== 0x74) return;
+    const esp = vcpu.reg[4]! >>> 0;
+    const stack = (vcpu.segBase[2]! + esp) >>> 0;
+    const csAt = this.walk((stack + 4) >>> 0);
+    if (csAt < 0 || csAt + 4 > this.ramBytes) return;
+    const phys = this.vm.phys;
+    const cs = phys.read32(csAt) & 0xffff;
+    const table = cs & 4 ? this.ldt.copy : this.gdt.copy;
+    const hi = table[(cs >>> 3) * 2 + 1];
+    if (hi === undefined || ((hi >>> 25) & 0xe) !== 0xc) return; // not non-conforming code
+    const d = (hi >>> 29) & 3;
+    const rpl = cs & 3;
+    if (rpl === d || rpl !== realCpl(d)) return;
+    phys.write32(csAt, (phys.read32(csAt) & ~3) | d);
+    if (d <= vcpu.cpl) return;
+    // An outward return pops SS:ESP after CS:EIP (and EFLAGS, or the released parameters).
+    const imm = op === 0x73 ? phys.read32(gpaOp + 4) & 0xffff : 0;
+    const ssAt = this.walk((stack + (op === 0x74 ? 16 : 12 + imm)) >>> 0);
+    if (ssAt < 0 || ssAt + 4 > this.ramBytes) return;
+    const ss = phys.read32(ssAt);
+    if ((ss & 3) === realCpl(d)) phys.write32(ssAt, (ss & ~3) | d);
+  }
+
+  /** Sets the accessed bits of the guest's PDEs and PTEs mapping [base, base + limit] (see mapTables). */
+  private touch(base: number, limit: number): void {
+    const phys = this.vm.phys;
+    const cr3 = this.vcpu.mmu.cr3 & ~0xfff;
+    const first = base >>> 12;
+    const last = ((base + limit) >>> 0) >>> 12;
+    if (last < first || last - first > 16) return;
+    for (let p = first; p <= last; p++) {
+      const pdeAt = (cr3 + ((p >>> 10) << 2)) >>> 0;
+      const pde = phys.read32(pdeAt);
+      if (!(pde & 1)) continue;
+      const pteAt = ((pde & ~0xfff) + ((p & 0x3ff) << 2)) >>> 0;
+      const pte = phys.read32(pteAt);
+      if (!(pte & 1)) continue;
+      if (!(pde & 0x20)) phys.write32(pdeAt, pde | 0x20);
+      if (!(pte & 0x20)) phys.write32(pteAt, pte | 0x20);
+    }
+  }
+
+  /** A timed device asked to end the slice after the virtual CPU's instruction (machine.ts). */
+  private endRun(): boolean {
+    if (!this.vcpu.endRun) return false;
+    this.vcpu.endRun = false;
+    return true;
   }
 
   /**
@@ -366,30 +589,41 @@ export class VirtualEnvironment {
     const vcpu = this.vcpu;
     this.capture();
     const ringBefore = vcpu.cpl;
+    // The virtual CPU keeps its TLB between steps, as a bare CPU does between instructions; the
+    // guest's INVLPG and CR3 writes flush it, and the shadow tables with it.
     const vmmu = vcpu.mmu;
-    vmmu.flush();
     const gen = vmmu.generation;
-    let r = run(vcpu, 1);
+    if (vector >= 0) this.repairReturnFrame();
+    // VEDT substitution: the virtual CPU sees the guest view in the VEDT's memory (VEDT-3, -7).
+    const vt = this.vt;
+    if (vt !== undefined) this.swapIn(vt);
+    let r: RunResult;
     let reflected = false;
-    if (r.reason === 'exit') {
-      // The bare machine faults here: deliver it through the guest's IDT (the run loop's own path).
-      reflected = true;
-      this.reflected++;
-      this.emit({
-        kind: 'reflect',
-        ve: this.id,
-        vector: r.vector!,
-        ...(r.errorCode === undefined ? {} : { errorCode: r.errorCode }),
-      });
-      vcpu.exitVectors = 0;
-      try {
-        const d = raise(vcpu, r.vector!, r.errorCode, { software: false, ext: 1, returnEip: vcpu.eip });
-        r = d === undefined ? { reason: 'budget', executed: 1 } : { ...d, executed: 0 };
-      } finally {
-        vcpu.exitVectors = ALL_VECTORS;
+    try {
+      r = run(vcpu, 1);
+      if (r.reason === 'exit') {
+        // The bare machine faults here: deliver it through the guest's IDT (the run loop's own path).
+        reflected = true;
+        this.reflected++;
+        this.emit({
+          kind: 'reflect',
+          ve: this.id,
+          vector: r.vector!,
+          ...(r.errorCode === undefined ? {} : { errorCode: r.errorCode }),
+        });
+        vcpu.exitVectors = 0;
+        try {
+          const d = raise(vcpu, r.vector!, r.errorCode, { software: false, ext: 1, returnEip: vcpu.eip });
+          r = d === undefined ? { reason: 'budget', executed: 1 } : { ...d, executed: 0 };
+        } finally {
+          vcpu.exitVectors = ALL_VECTORS;
+        }
       }
+    } finally {
+      if (vt !== undefined) this.swapOut(vt);
     }
     this.instructions += r.executed;
+    this.tablesDirty = true;
     if (vmmu.generation !== gen || vmmu.paging !== this.pgPaging || vmmu.writeProtect !== this.pgWp) {
       this.flushShadows();
     }
@@ -408,9 +642,9 @@ export class VirtualEnvironment {
       this.switchSdt(0);
     }
     if (vcpu.cpl !== ringBefore) {
-      const key = `${ringBefore}->${vcpu.cpl}`;
-      this.ringChanges.set(key, (this.ringChanges.get(key) ?? 0) + 1);
-      this.emit({ kind: 'ring-change', ve: this.id, from: ringBefore, to: vcpu.cpl });
+      this.ringChanges[ringBefore * 4 + vcpu.cpl]!++;
+      if (this.onEvent !== undefined)
+        this.emit({ kind: 'ring-change', ve: this.id, from: ringBefore, to: vcpu.cpl });
     }
     this.realize();
     return r;
@@ -418,25 +652,27 @@ export class VirtualEnvironment {
 
   private trap(vector: number, errorCode: number | undefined, software: boolean): void {
     this.traps++;
-    this.capture();
-    const vcpu = this.vcpu;
-    const at = (vcpu.segBase[1]! + vcpu.eip) >>> 0;
-    const gpa = this.walk(at);
-    const op = gpa < 0 ? -1 : this.vm.phys.read8(gpa);
-    const mnemonic = (op >= 0 ? BY_OPCODE[op]?.mnemonic : undefined) ?? '?';
-    const cause = software
-      ? `INT 0x${vector.toString(16).padStart(2, '0')}`
-      : `${VECTOR_NAMES[vector] ?? `vector ${vector}`} ${mnemonic}`;
-    this.trapsByCause.set(cause, (this.trapsByCause.get(cause) ?? 0) + 1);
+    // The cause is counted under a number (vector, opcode, software) and named in stats(): a trap
+    // allocates nothing unless someone listens.
+    const cpu = this.cpu;
+    const linear = (cpu.segBase[1]! + cpu.eip) >>> 0;
+    // The code page's translation is kept until the shadows are flushed (a guest mapping change).
+    if (linear >>> 12 !== this.codePage) {
+      this.codePage = linear >>> 12;
+      this.codeGpa = this.walk((linear & ~0xfff) >>> 0);
+    }
+    const op = this.codeGpa < 0 ? 0x100 : this.vm.phys.read8((this.codeGpa + (linear & 0xfff)) >>> 0);
+    const key = software ? CAUSE_INT | vector : ((vector & 31) << 9) | op;
+    this.trapCounts[key]!++;
     if (this.onEvent !== undefined) {
       this.onEvent({
         kind: 'trap',
         ve: this.id,
-        cause,
+        cause: causeName(key),
         vector,
         ...(errorCode === undefined ? {} : { errorCode }),
-        eip: vcpu.eip,
-        ring: vcpu.cpl,
+        eip: cpu.eip,
+        ring: (cpu.segSel[1]! & 3) === 2 ? 0 : this.sdtK,
       });
     }
   }
@@ -476,6 +712,20 @@ export class VirtualEnvironment {
       const table = sel & 4 ? this.ldt.copy : this.gdt.copy;
       const i = (sel >>> 3) * 2;
       setSegment(vcpu, s, vsel, table[i] ?? 0, table[i + 1] ?? 0);
+      // The bare CPU read that descriptor (and, for an inward transfer, the TSS) through the
+      // guest's page tables, setting their accessed bits; the real CPU read the shadows.
+      if (vcpu.mmu.paging) {
+        this.touch(((sel & 4 ? vcpu.ldtBase : vcpu.gdtBase) + (sel & ~7)) >>> 0, 7);
+        if (s === 2 && vcpu.trUsable) this.touch(vcpu.trBase, 11);
+      }
+    }
+    // What was captured is not a native load any more: the next capture keeps it (the descriptor
+    // may change in the VEDT afterwards; the cache must not, as on the bare machine).
+    for (let s = 0; s < 6; s++) {
+      this.lastSel[s] = cpu.segSel[s]!;
+      this.lastBase[s] = cpu.segBase[s]!;
+      this.lastLimit[s] = cpu.segLimit[s]!;
+      this.lastHi[s] = cpu.segHi[s]!;
     }
   }
 
@@ -485,7 +735,8 @@ export class VirtualEnvironment {
     const vcpu = this.vcpu;
     const ring = vcpu.cpl;
     if (ring !== 0 && ring !== this.sdtK) this.switchSdt(ring);
-    this.gdt.ensure(this.sdtK, false);
+    if (this.vt === undefined) this.gdt.ensure(this.sdtK, false);
+    else this.substitute();
     if (vcpu.ldtUsable) this.ldt.ensure(this.sdtK, false);
     const k = this.sdtK;
     cpu.reg.set(vcpu.reg);
@@ -512,14 +763,22 @@ export class VirtualEnvironment {
       this.lastLimit[s] = vcpu.segLimit[s]!;
       this.lastHi[s] = hi;
     }
-    cpu.gdtBase = SDT_SLOT(k);
+    cpu.gdtBase =
+      (this.hole + (this.vt === undefined ? SDT_SLOT(k) : VEDT_ALIAS + (this.vt.base & 0xfff))) >>> 0;
     cpu.gdtLimit = vcpu.gdtLimit;
     cpu.ldtSel = vcpu.ldtSel;
-    cpu.ldtBase = LDT_SLOT(k);
-    cpu.ldtLimit = vcpu.ldtLimit;
-    cpu.ldtUsable = vcpu.ldtUsable;
+    if (vcpu.ldtUsable) {
+      cpu.ldtBase = (this.hole + LDT_SLOT(k)) >>> 0;
+      cpu.ldtLimit = vcpu.ldtLimit;
+    } else {
+      // The guest has no LDT: the real one is the VM manager's, whose one entry (its ring-0 stack,
+      // DPL 0) no guest load can use: at real ring 2 or 3 it faults as the bare machine's null LDT.
+      cpu.ldtBase = (this.hole + VMM_LDT_LINEAR) >>> 0;
+      cpu.ldtLimit = 7;
+    }
+    cpu.ldtUsable = true;
     cpu.trSel = vcpu.trSel;
-    cpu.trBase = TSS_LINEAR;
+    cpu.trBase = (this.hole + TSS_LINEAR) >>> 0;
     cpu.trLimit = 103;
     cpu.trUsable = true;
     const pd = this.space().pd;
@@ -534,7 +793,7 @@ export class VirtualEnvironment {
     this.emit({ kind: 'sdt-switch', ve: this.id, from: this.sdtK, to: k });
     this.gdt.counters.switches++;
     this.sdtK = k;
-    this.gdt.ensure(k);
+    if (this.vt === undefined) this.gdt.ensure(k);
     if (this.vcpu.ldtUsable) this.ldt.ensure(k);
     this.adapt();
   }
@@ -617,21 +876,48 @@ export class VirtualEnvironment {
     const m = v.mmu;
     // A new GDT or LDT (LGDT, LLDT) is a relocation: regenerate (SDT-19, SDT-20); so is new paging,
     // which may map the same linear table onto other memory.
-    const pg = `${m.paging}:${m.cr3}`;
-    const gdtKey = `${v.gdtBase}:${v.gdtLimit}:${pg}`;
-    if (gdtKey !== this.gdtKey) {
-      this.gdtKey = gdtKey;
-      this.gdt.load(this.readVedt(v.gdtBase, v.gdtLimit), this.sdtK);
-      this.checkQpt();
+    const key = this.key;
+    const pg = m.paging ? m.cr3 : -1;
+    const paging = key[7] !== pg;
+    const gdt = paging || key[0] !== v.gdtBase || key[1] !== v.gdtLimit;
+    const ldtBase = v.ldtUsable ? v.ldtBase : -1;
+    const ldt = paging || key[2] !== ldtBase || key[3] !== v.ldtLimit;
+    const trBase = v.trUsable ? v.trBase : -1;
+    const tr = key[4] !== trBase || key[5] !== v.trLimit;
+    if (!gdt && !ldt && !tr && !paging) return;
+    key[0] = v.gdtBase;
+    key[1] = v.gdtLimit;
+    key[2] = ldtBase;
+    key[3] = v.ldtLimit;
+    key[4] = trBase;
+    key[5] = v.trLimit;
+    key[7] = pg;
+    this.mapTables();
+    if (gdt) {
+      this.unsubstitute();
+      this.vt = this.vedtOpts === undefined ? undefined : this.vedtTable(v.gdtBase, v.gdtLimit);
+      if (this.vt === undefined) {
+        this.gdt.load(this.readVedt(v.gdtBase, v.gdtLimit), this.sdtK);
+        this.scratch = new Int32Array(this.gdt.copy.length);
+        this.checkQpt();
+      } else {
+        this.gdt.copy = this.vt.view;
+        if (this.vedtOpts!.mode === 'static' && (ringsUsed(this.vt.view) & 0b0110) !== 0) {
+          this.emit({
+            kind: 'warning',
+            ve: this.id,
+            reason: 'static VEDT substitution: virtual rings 1-3 all run at real ring 3, unisolated (VEDT-8)',
+          });
+        }
+        for (const gpa of this.vt.pages) this.vedtFrames.add(gpa >>> 12);
+        // The alias maps guest frames: not the VM manager's pages (not in holePages).
+        for (const [i, gpa] of this.vt.pages.entries())
+          this.holePte(VEDT_ALIAS + i * 0x1000, (this.portionBase + gpa) | 0x61);
+      }
     }
-    const ldtKey = v.ldtUsable ? `${v.ldtBase}:${v.ldtLimit}:${pg}` : '-';
-    if (ldtKey !== this.ldtKey) {
-      this.ldtKey = ldtKey;
+    if (ldt) {
       this.ldt.load(v.ldtUsable ? this.readVedt(v.ldtBase, v.ldtLimit) : new Int32Array(0), this.sdtK);
     }
-    const trackKey = `${gdtKey}|${ldtKey}|${v.trUsable ? `${v.trBase}:${v.trLimit}` : '-'}`;
-    if (trackKey === this.trackKey) return;
-    this.trackKey = trackKey;
     // Track the frames holding the guest's GDT, LDT and TSS: writes to them trap.
     const frames = new Set<number>();
     const add = (base: number, limit: number) => {
@@ -654,20 +940,46 @@ export class VirtualEnvironment {
   }
 
   /** The dwords of a VEDT of limit `limit` at guest linear `base` (entries of a page the guest has not mapped read as 0). */
-  private readVedt(base: number, limit: number): Int32Array {
+  private readVedt(base: number, limit: number, into?: Int32Array): Int32Array {
     const entries = Math.floor((limit + 1) / 8);
-    const out = new Int32Array(entries * 2);
+    const out = into !== undefined && into.length === entries * 2 ? into : new Int32Array(entries * 2);
+    const phys = this.vm.phys;
+    let page = -1;
+    let gpaPage = -1;
     for (let i = 0; i < out.length; i++) {
-      const gpa = this.walk((base + 4 * i) >>> 0);
-      out[i] = gpa < 0 ? 0 : this.vm.phys.read32(gpa) | 0;
+      const linear = (base + 4 * i) >>> 0;
+      if (linear >>> 12 !== page) {
+        // One walk per page; a dword crossing a page (a table not 4-aligned) takes the slow path.
+        page = linear >>> 12;
+        gpaPage = this.walk((page << 12) >>> 0);
+      }
+      if (gpaPage < 0) out[i] = 0;
+      else if ((linear & 0xfff) <= 0xffc) out[i] = phys.read32(gpaPage + (linear & 0xfff)) | 0;
+      else {
+        const gpa = this.walk(linear);
+        out[i] = gpa < 0 ? 0 : phys.read32(gpa) | 0;
+      }
     }
     return out;
   }
 
-  /** Before native execution: the SDTs follow the VEDTs, the real tables and shadow TSS are current. */
+  /**
+   * Before native execution: the SDTs follow the VEDTs, the real tables and shadow TSS are current.
+   * Native code cannot change them (their pages are read-only to it): only the virtual CPU's
+   * instructions and the devices can, so this runs after those.
+   */
   private syncTables(): void {
+    if (!this.tablesDirty) return;
+    this.tablesDirty = false;
     const v = this.vcpu;
-    const changed = this.gdt.update(this.readVedt(v.gdtBase, v.gdtLimit));
+    if (this.vt === undefined && !v.ldtUsable && this.gdtUnchanged()) {
+      this.flushTable(this.gdt, this.sdtK, SDT_SLOT(this.sdtK)); // an SDT just built or selected
+      this.syncTss();
+      return;
+    }
+    if (this.vt !== undefined) this.absorb();
+    const changed =
+      this.vt !== undefined ? [] : this.gdt.update(this.readVedt(v.gdtBase, v.gdtLimit, this.scratch));
     if (changed.length > 0) {
       this.emit({ kind: 'vedt-change', ve: this.id, table: 'gdt', entries: changed });
       this.checkQpt();
@@ -678,23 +990,81 @@ export class VirtualEnvironment {
       if (c.length > 0) this.emit({ kind: 'vedt-change', ve: this.id, table: 'ldt', entries: c });
     }
     const k = this.sdtK;
-    this.flushTable(this.gdt, k, SDT_SLOT(k));
+    if (this.vt === undefined) this.flushTable(this.gdt, k, SDT_SLOT(k));
     if (v.ldtUsable) this.flushTable(this.ldt, k, LDT_SLOT(k));
     // The guest's ring-0 stack is the real ring-2 stack; a selector whose RPL is not 0 gets RPL 1,
     // so that the native inward call faults as the bare one would (#TS).
+    this.syncTss();
+  }
+
+  /**
+   * Whether the GDT's dwords equal the copy the SDTs were built from, read straight from the
+   * portion through the guest-physical pages `mapTables` resolved (the common case: one compare per
+   * dword, no page walk). A table not 4-aligned or not all in RAM takes the general path.
+   */
+  private gdtUnchanged(): boolean {
+    const pages = this.gdtPages;
+    const copy = this.gdt.copy;
+    const base = this.vcpu.gdtBase;
+    if (pages === undefined || base & 3) return false;
+    const ram32 = this.vm.phys.ram32;
+    const off = base & 0xfff;
+    if (pages.length === 1) {
+      // The whole table in one page (the usual case): one run of dwords.
+      const gpa = pages[0]!;
+      if (gpa < 0) return false;
+      const at = (gpa + off) >>> 2;
+      for (let i = 0; i < copy.length; i++) if (ram32[at + i] !== copy[i]) return false;
+      return true;
+    }
+    for (let i = 0; i < copy.length; i++) {
+      const linear = (base + 4 * i) >>> 0;
+      const gpa = pages[(linear >>> 12) - (base >>> 12)]!;
+      if (gpa < 0) return false;
+      if (ram32[(gpa + (linear & 0xfff)) >>> 2] !== copy[i]) return false;
+    }
+    return true;
+  }
+
+  /** The guest's ring-0 stack (TSS SS0:ESP0) into the shadow TSS's ring-2 stack, when it changed. */
+  private syncTss(): void {
+    // A selector whose RPL is not 0 gets RPL 1, so that the native inward call faults as the bare
+    // one would (#TS).
     let esp0 = 0;
     let ss0 = 0;
-    if (v.trUsable && v.trLimit >= 11) {
-      const a = this.walk((v.trBase + 4) >>> 0);
-      const b = this.walk((v.trBase + 8) >>> 0);
-      if (a >= 0 && b >= 0) {
-        esp0 = this.vm.phys.read32(a);
-        const sel = this.vm.phys.read32(b) & 0xffff;
-        ss0 = (sel & ~3) | ((sel & 3) === 0 ? 2 : 1);
-      }
+    const a = this.tssEsp0;
+    if (a >= 0) {
+      esp0 = this.vm.phys.read32(a) | 0;
+      const sel = this.vm.phys.read32(a + 4) & 0xffff;
+      ss0 = (sel & ~3) | ((sel & 3) === 0 ? 2 : 1);
     }
+    if (esp0 === this.lastEsp0 && ss0 === this.lastSs0) return;
+    this.lastEsp0 = esp0;
+    this.lastSs0 = ss0;
     this.holeWrite32(TSS_LINEAR + 20, esp0);
     this.holeWrite32(TSS_LINEAR + 24, ss0);
+  }
+
+  /** Resolves where the guest's GDT and TSS fields are in guest-physical memory (after paging changes). */
+  private mapTables(): void {
+    const v = this.vcpu;
+    const first = v.gdtBase >>> 12;
+    const last = ((v.gdtBase + v.gdtLimit) >>> 0) >>> 12;
+    if (last < first || last - first > 16) this.gdtPages = undefined;
+    else {
+      const pages = new Int32Array(last - first + 1);
+      for (let p = first; p <= last; p++) {
+        const gpa = this.walk((p << 12) >>> 0);
+        pages[p - first] = gpa >= 0 && gpa < this.ramBytes ? gpa : -1;
+      }
+      this.gdtPages = pages;
+    }
+    this.tssEsp0 = -1;
+    if (v.trUsable && v.trLimit >= 11 && ((v.trBase + 4) & 0xfff) <= 0xff8) {
+      const gpa = this.walk((v.trBase + 4) >>> 0);
+      if (gpa >= 0 && gpa + 8 <= this.ramBytes) this.tssEsp0 = gpa;
+    }
+    this.lastEsp0 = Number.NaN;
   }
 
   /** Copies SDT_k's changed entries into the real memory at `linear`. */
@@ -703,7 +1073,16 @@ export class VirtualEnvironment {
     const dirty = set.dirty[k]!;
     if (t === undefined || dirty.size === 0) return;
     if (dirty.has(-1)) {
-      for (let i = 0; i < t.length; i++) this.holeWrite32(linear + 4 * i, t[i]!);
+      // Page by page: the slot's real page resolved once, the dwords copied into RAM directly.
+      const ram32 = this.cpu.mmu.phys.ram32;
+      for (let i = 0; i < t.length; ) {
+        const lin = linear + 4 * i; // an offset in the reserved range
+        this.holeWrite32(lin, t[i]!); // maps the page if it is new
+        const frame = this.holePages.get(lin & ~0xfff)!;
+        const end = Math.min(t.length, i + ((0x1000 - (lin & 0xfff)) >>> 2));
+        ram32.set(t.subarray(i, end), (frame + (lin & 0xfff)) >>> 2);
+        i = end;
+      }
     } else {
       for (const e of dirty) {
         this.holeWrite32(linear + 8 * e, t[2 * e]!);
@@ -713,25 +1092,255 @@ export class VirtualEnvironment {
     dirty.clear();
   }
 
-  /** Writes a dword of the VM manager's reserved range (allocating and mapping its page). */
-  private holeWrite32(linear: number, value: number): void {
-    const page = linear & ~0xfff;
+  /** Writes a dword at offset `off` of the VM manager's reserved range (allocating and mapping its page). */
+  private holeWrite32(off: number, value: number): void {
+    const page = off & ~0xfff;
     let at = this.holePages.get(page);
     if (at === undefined) {
       at = this.pool.alloc();
-      this.holePages.set(page, at);
-      // Supervisor, read-only, present; accessed and dirty preset.
-      this.cpu.mmu.phys.write32(this.holePt + ((page >>> 12) & 0x3ff) * 4, at | 0x61);
-      this.cpu.mmu.invalidate(page);
+      this.holeMap(page, at, false);
     }
-    this.cpu.mmu.phys.write32(at + (linear & 0xfff), value);
+    this.cpu.mmu.phys.write32(at + (off & 0xfff), value);
+  }
+
+  /**
+   * Maps a page of the reserved range to real page `frame` (its own, freed with the VE), supervisor
+   * only, writable or not; accessed and dirty preset.
+   */
+  private holeMap(off: number, frame: number, writable: boolean): void {
+    const page = off & ~0xfff;
+    this.holePages.set(page, frame);
+    this.holePte(page, frame | 0x61 | (writable ? 2 : 0));
+  }
+
+  /** Sets the page-table entry of offset `off` of the reserved range (0: not present). */
+  private holePte(off: number, pte: number): void {
+    this.cpu.mmu.phys.write32(this.holePt + ((off >>> 12) & 0x3ff) * 4, pte);
+    this.cpu.mmu.invalidate((this.hole + off) >>> 0);
+  }
+
+  // ---- VEDT substitution (vedt.ts) ----
+
+  /** A substituted table for the VEDT at `base`, or undefined if a page of it is not RAM. */
+  private vedtTable(base: number, limit: number): VedtTable | undefined {
+    const pages: number[] = [];
+    const first = base >>> 12;
+    const last = ((base + limit) >>> 0) >>> 12;
+    if (last < first || last - first > 16) return undefined;
+    for (let p = first; p <= last; p++) {
+      const gpa = this.walk(p << 12);
+      // Not mapped, or ROM (as the boot ROM's own GDT): cannot be rewritten in place; shadowed.
+      if (gpa < 0 || gpa >= this.ramBytes) return undefined;
+      pages.push(gpa);
+    }
+    const vt = new VedtTable(base, limit, pages, new Int32Array(Math.floor((limit + 1) / 8) * 2));
+    for (let i = 0; i < vt.view.length; i++) vt.view[i] = this.vm.phys.read32(vt.gpa(i)) | 0;
+    vt.image.set(vt.view);
+    return vt;
+  }
+
+  /** The ring the table is substituted for. */
+  private vedtRing(): number {
+    return this.vedtOpts!.mode === 'static' ? 1 : this.sdtK;
+  }
+
+  /** Writes the substituted entries for the current ring into the table (a rewrite if needed). */
+  private substitute(): void {
+    const vt = this.vt!;
+    const k = this.vedtRing();
+    if (vt.k === k) return;
+    if (vt.lastK >= 0 && vt.lastK !== k) this.vedtCounters.rewrites++;
+    vt.lastK = k;
+    const mode = this.vedtOpts!.mode;
+    for (let i = 0; i < vt.view.length; i += 2) {
+      vt.image[i] = vt.view[i]!;
+      vt.image[i + 1] = substituteHi(vt.view[i + 1]!, k, mode, this.outwardGuard);
+    }
+    for (let i = 0; i < vt.image.length; i++) this.vm.phys.write32(vt.gpa(i), vt.image[i]!);
+    vt.k = k;
+  }
+
+  /** The table's memory back to the guest view (the guest stops using it, or the VE is deleted). */
+  private unsubstitute(): void {
+    const vt = this.vt;
+    if (vt === undefined) return;
+    this.closeWindows();
+    this.absorb();
+    for (let i = 0; i < vt.view.length; i++) this.vm.phys.write32(vt.gpa(i), vt.view[i]!);
+    for (let p = 0; p < vt.pages.length; p++) this.holePte(VEDT_ALIAS + p * 0x1000, 0);
+    this.vedtFrames.clear();
+    this.vt = undefined;
+  }
+
+  /**
+   * What changed in the table's memory since the VM manager wrote it (a method-2 direct write, a
+   * DMA) is the guest's: into the guest view, then overwritten with its substitute (VEDT-5, -10).
+   */
+  private absorb(): void {
+    const vt = this.vt!;
+    if (vt.k < 0) return;
+    const changed: number[] = [];
+    const mode = this.vedtOpts!.mode;
+    for (let i = 0; i < vt.image.length; i += 2) {
+      const lo = this.vm.phys.read32(vt.gpa(i)) | 0;
+      const hi = this.vm.phys.read32(vt.gpa(i + 1)) | 0;
+      if (lo === vt.image[i] && hi === vt.image[i + 1]) continue;
+      vt.view[i] = lo;
+      vt.view[i + 1] = hi;
+      vt.image[i] = lo;
+      vt.image[i + 1] = substituteHi(hi, vt.k, mode, this.outwardGuard);
+      this.vm.phys.write32(vt.gpa(i + 1), vt.image[i + 1]!);
+      changed.push(i >>> 1);
+    }
+    if (changed.length > 0) {
+      this.vedtCounters.overwrites += changed.length;
+      this.gdt.counters.vedtChanges++;
+      this.emit({ kind: 'vedt-change', ve: this.id, table: 'gdt', entries: changed });
+    }
+  }
+
+  /** Before the virtual CPU's instruction: the guest view in memory. */
+  private swapIn(vt: VedtTable): void {
+    this.absorb();
+    for (let i = 0; i < vt.view.length; i++) this.vm.phys.write32(vt.gpa(i), vt.view[i]!);
+    vt.k = -1;
+  }
+
+  /** After it: what it wrote is the guest's (a trapped write, VEDT-4); `realize` substitutes again. */
+  private swapOut(vt: VedtTable): void {
+    const changed: number[] = [];
+    for (let i = 0; i < vt.view.length; i += 2) {
+      const lo = this.vm.phys.read32(vt.gpa(i)) | 0;
+      const hi = this.vm.phys.read32(vt.gpa(i + 1)) | 0;
+      if (lo === vt.view[i] && hi === vt.view[i + 1]) continue;
+      vt.view[i] = lo;
+      vt.view[i + 1] = hi;
+      changed.push(i >>> 1);
+    }
+    if (changed.length > 0) {
+      this.gdt.counters.vedtChanges++;
+      this.emit({ kind: 'vedt-change', ve: this.id, table: 'gdt', entries: changed });
+    }
+  }
+
+  /**
+   * A page fault at `linear` while the GDT is substituted. A guest write to a VEDT page under
+   * method 2 opens the page for direct writes (returns true: retry natively); anything else is a
+   * trapped read or write (method 1) for the virtual CPU (returns false).
+   */
+  private vedtPageFault(linear: number, errorCode: number): boolean {
+    const vt = this.vt!;
+    const gpa = this.walk(linear);
+    if (gpa < 0 || !this.vedtFrames.has(gpa >>> 12) || linear >>> 22 === this.hole >>> 22) return false;
+    const write = (errorCode & 2) !== 0;
+    if (!write) {
+      this.vedtCounters.readTraps++;
+      return false;
+    }
+    // The guest's own page tables must allow the write, with its accessed and dirty bits already
+    // set (a direct write would not set them): else the virtual CPU does this one.
+    const vm = this.vcpu.mmu;
+    const user = (this.cpu.segSel[1]! & 3) === 3 && this.sdtK === 3;
+    const allowed =
+      !vm.paging || ((!user || this.walkU === 1) && (this.walkW === 1 || (!user && !vm.writeProtect)));
+    if (this.vedtMethod === 'trap' || !allowed || (vm.paging && (!this.walkA || !this.walkD))) {
+      this.vedtCounters.writeTraps++;
+      this.burst++;
+      this.writeTrap = true;
+      return false;
+    }
+    // Method 2: open the page. The guest's mapping becomes writable; with the guard (VEDT-9) the
+    // real GDTR's alias of the page is unmapped until the window closes.
+    const page = vt.pages.indexOf(gpa & ~0xfff);
+    const space = this.space();
+    const pdi = linear >>> 22;
+    let pt = space.pts.get(pdi);
+    const phys = this.cpu.mmu.phys;
+    if (pt === undefined) {
+      pt = this.pool.alloc();
+      space.pts.set(pdi, pt);
+      phys.write32(space.pd + pdi * 4, pt | 0x67);
+    }
+    const pte = pt + ((linear >>> 12) & 0x3ff) * 4;
+    const u = vm.paging && space !== this.sup ? this.walkU : 1;
+    phys.write32(pte, (this.portionBase + (gpa & ~0xfff)) | 0x63 | (u << 2));
+    this.cpu.mmu.invalidate(linear);
+    const ptes = this.openPtes.get(page) ?? [];
+    ptes.push(pte);
+    this.openPtes.set(page, ptes);
+    if (!vt.open.has(page)) {
+      // The page shows the guest view while open, so reads of it (no longer trapped) see what the
+      // guest wrote, and writes land raw; `absorb` finds them against the image.
+      for (let i = 0; i < vt.view.length; i++) {
+        if (vt.page(i) !== page) continue;
+        vt.image[i] = vt.view[i]!;
+        this.vm.phys.write32(vt.gpa(i), vt.view[i]!);
+      }
+      vt.open.add(page);
+    }
+    if (this.vedtOpts!.guard) this.holePte(VEDT_ALIAS + page * 0x1000, 0);
+    this.vedtCounters.opens++;
+    this.traps++;
+    this.trapsByCause.set('#PF vedt-open', (this.trapsByCause.get('#PF vedt-open') ?? 0) + 1);
+    return true;
+  }
+
+  /** Closes every method-2 window (VEDT-10): overwrite what was written, unmap, remap the alias. */
+  private closeWindows(): void {
+    const vt = this.vt;
+    if (vt === undefined || vt.open.size === 0) return;
+    const before = this.vedtCounters.overwrites;
+    this.absorb();
+    vt.k = -1; // the open pages hold the guest view: substitute the whole table again
+    this.substitute();
+    const phys = this.cpu.mmu.phys;
+    for (const [page, ptes] of this.openPtes) {
+      for (const pte of ptes) phys.write32(pte, 0);
+      this.holePte(VEDT_ALIAS + page * 0x1000, (this.portionBase + vt.pages[page]!) | 0x61);
+    }
+    this.cpu.mmu.flush();
+    vt.open.clear();
+    this.openPtes.clear();
+    this.windowEnd(this.vedtCounters.overwrites - before);
+  }
+
+  /** VEDT-6 (method 1): a burst of trapped writes ended; long bursts favour method 2. */
+  private burstEnd(): void {
+    if (this.burst === 0) return;
+    this.bursts.push(this.burst);
+    this.burst = 0;
+    if (this.vedtOpts?.method !== 'auto' || this.bursts.length < 8) return;
+    const mean = this.bursts.reduce((a, b) => a + b, 0) / this.bursts.length;
+    this.bursts.length = 0;
+    // Method 1 costs a trap per dword written; method 2 one trap per window (the close rides on
+    // the next trap): it wins when writes come in bursts of more than one.
+    if (mean > 1.5)
+      this.setVedtMethod('overwrite', `writes come in bursts of ${mean.toFixed(1)} trapped dwords`);
+  }
+
+  /** VEDT-6 (method 2): a window closed having absorbed `entries`; lone writes favour method 1. */
+  private windowEnd(entries: number): void {
+    this.windows.push(entries);
+    if (this.vedtOpts?.method !== 'auto' || this.windows.length < 8) return;
+    const mean = this.windows.reduce((a, b) => a + b, 0) / this.windows.length;
+    this.windows.length = 0;
+    // A window costs its opening trap; a lone dword written per window is a trap per dword at best
+    // (and the guard's trap when it is used at once): method 1 does no worse.
+    if (mean < 1) this.setVedtMethod('trap', `windows absorb ${mean.toFixed(1)} entries`);
+  }
+
+  private setVedtMethod(method: VedtWriteMethod, reason: string): void {
+    if (this.vedtMethod === method) return;
+    this.vedtMethod = method;
+    this.vedtCounters.methodSwitches++;
+    this.emit({ kind: 'vedt-method', ve: this.id, method, reason });
   }
 
   // ---- shadow paging ----
 
   private newSpace(): Space {
     const pd = this.pool.alloc();
-    this.cpu.mmu.phys.write32(pd + HOLE_PDE * 4, this.holePt | 0x67);
+    this.cpu.mmu.phys.write32(pd + (this.hole >>> 22) * 4, this.holePt | 0x67);
     return { pd, pts: new Map() };
   }
 
@@ -760,8 +1369,15 @@ export class VirtualEnvironment {
 
   /** After the virtual CPU made an access that page-faulted natively: map its page if the guest does. */
   private fill(linear: number): void {
-    if (linear >>> 22 === HOLE_PDE) {
-      if (this.walk(linear) >= 0) {
+    if (linear >>> 22 === this.hole >>> 22) {
+      // With paging off the range is the empty bus (no conflict); with paging on, a guest that maps
+      // it gets it: the VM manager's tables move to a page-directory entry the guest leaves empty.
+      const gpa = this.walk(linear);
+      if (gpa >= 0 && (gpa < this.ramBytes || gpa >= this.romFirst)) {
+        if (this.relocateHole()) {
+          this.fill(linear);
+          return;
+        }
         throw new VmmError('VMM_HOLE_CONFLICT', `the guest maps 0x${(linear >>> 0).toString(16)}`, {
           ve: this.id,
         });
@@ -773,6 +1389,8 @@ export class VirtualEnvironment {
     let frame: number;
     let writable: boolean;
     if (gpa < this.ramBytes) {
+      // VEDT substitution: the guest's own mapping of its VEDT stays not present (VEDT-3).
+      if (this.vedtFrames.has(gpa >>> 12)) return;
       frame = this.portionBase + (gpa & ~0xfff);
       writable = !this.tracked.has(gpa >>> 12);
     } else if (gpa >= this.romFirst && this.romPages.length > 0) {
@@ -805,6 +1423,36 @@ export class VirtualEnvironment {
     this.shadowFills++;
   }
 
+  /**
+   * The guest maps the reserved range's page-directory entry: move the range to the highest entry
+   * the guest's page directory leaves empty (as a VMM of the patent's era moved its hole), and let
+   * the guest have its mapping. Returns false if every entry is taken: the VE then stops with
+   * VMM_HOLE_CONFLICT.
+   */
+  private relocateHole(): boolean {
+    const m = this.vcpu.mmu;
+    const phys = this.vm.phys;
+    const old = this.hole >>> 22;
+    for (let pdi = 1022; pdi > 0; pdi--) {
+      if (pdi === old) continue;
+      if (phys.read32(((m.cr3 & ~0xfff) + pdi * 4) >>> 0) & 1) continue;
+      const from = this.hole;
+      const real = this.cpu.mmu.phys;
+      for (const space of [this.user, this.sup]) {
+        real.write32(space.pd + old * 4, 0);
+        real.write32(space.pd + pdi * 4, this.holePt | 0x67);
+      }
+      this.hole = (pdi << 22) >>> 0;
+      // The VMM's own ring-0 stack segment holds a linear base.
+      this.holeWrite32(VMM_LDT_LINEAR, this.hole + STACK0_LINEAR);
+      this.cpu.mmu.flush();
+      this.emit({ kind: 'hole-moved', ve: this.id, from, to: this.hole });
+      this.realize();
+      return true;
+    }
+    return false;
+  }
+
   /** Drops every shadow page table (the guest's TLB would be flushed here too). */
   private flushShadows(): void {
     const phys = this.cpu.mmu.phys;
@@ -819,6 +1467,9 @@ export class VirtualEnvironment {
     this.pgPaging = m.paging;
     this.pgWp = m.writeProtect;
     this.cpu.mmu.flush();
+    // The guest's mappings may have changed (INVLPG, CR3): where its tables and code are, too.
+    this.mapTables();
+    this.codePage = -1;
     this.shadowFlushes++;
   }
 }

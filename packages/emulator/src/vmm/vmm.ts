@@ -11,10 +11,11 @@ import type { BlockBackend } from '../devices/disk.js';
 import { SECTOR_SIZE } from '../devices/disk.js';
 import type { NvramBackend } from '../devices/nvram.js';
 import { createMachine, type Machine, type MachineRunResult } from '../machine.js';
+import { Core } from './core.js';
 import { VmmError } from './errors.js';
 import { PagePool } from './pages.js';
 import type { SdtPolicy } from './sdt.js';
-import { type PolicyChoice, VirtualEnvironment, type VmmEvent } from './ve.js';
+import { type PolicyChoice, type VedtOptions, VirtualEnvironment, type VmmEvent } from './ve.js';
 
 export interface VmmOptions {
   /** Real RAM bytes (default 64 MiB): the VM manager's tables, then the VEs' portions. */
@@ -53,6 +54,8 @@ export interface VeProfile {
   readonly qpt?: boolean;
   /** SDT-16's outward guard (default true; false shows ATK-19). */
   readonly outwardGuard?: boolean;
+  /** VEDT substitution (the third embodiment) instead of SDTs for the GDT (TB-8 `vedt_mode`). */
+  readonly vedt?: VedtOptions;
   /** Device quantum of the VE's machine (see MachineOptions). */
   readonly quantum?: number;
 }
@@ -112,6 +115,8 @@ export function recognise(rom: Uint8Array): (typeof KNOWN_GUESTS)[number] | unde
 export class Vmm {
   /** The real machine: its CPU runs every VE's code. */
   readonly machine: Machine;
+  /** The core: real interrupt handlers and dispatch, critical sections, task messaging. */
+  readonly core: Core;
   private readonly pool: PagePool;
   private readonly ves = new Map<number, VirtualEnvironment>();
   private readonly portions = new Map<number, { base: number; bytes: number }>();
@@ -129,6 +134,7 @@ export class Vmm {
     }
     this.machine = createMachine({ ramBytes, clock: opts.clock });
     this.pool = new PagePool(this.machine.phys, 0, tableBytes);
+    this.core = new Core(this.machine.pic);
   }
 
   /** Creates a VE from its profile (CORE-6); it starts at its reset vector in virtual ring 0 (BOOT-8). */
@@ -158,7 +164,9 @@ export class Vmm {
       ...(profile.nvram === undefined ? {} : { nvram: profile.nvram }),
       ...(disk === undefined ? {} : { disk }),
       ...(protectedBlocks === undefined ? {} : { protectedBlocks }),
-      ...(profile.quantum === undefined ? {} : { quantum: profile.quantum }),
+      // Device time is exact whatever the quantum (machine.ts): a long one spares the VMM's work
+      // between slices.
+      quantum: profile.quantum ?? 65_536,
     });
     this.portions.set(id, { base, bytes });
     const ve = new VirtualEnvironment({
@@ -171,6 +179,7 @@ export class Vmm {
       policy: profile.sdtPolicy ?? recognise(profile.rom)?.policy ?? 'adaptive',
       ...(profile.qpt === undefined ? {} : { qpt: profile.qpt }),
       outwardGuard: profile.outwardGuard ?? true,
+      ...(profile.vedt === undefined ? {} : { vedt: profile.vedt }),
       onEvent: this.opts.onEvent,
     });
     this.ves.set(id, ve);
@@ -195,6 +204,8 @@ export class Vmm {
       return ve.vm.run(budget);
     } finally {
       ve.leave();
+      // Real interrupts raised meanwhile (a real device's host side) reach their handlers now.
+      this.core.dispatch();
     }
   }
 

@@ -30,6 +30,7 @@ const MEM = { text: '[gs:ebp-0x10]', base: 5, seg: 5, disp: 0xfffffff0 };
 const FAR = { text: '0x001b:0x00402000', sel: 0x1b, off: 0x00402000 };
 const IMM: Partial<Record<OperandKind, [string, number]>> = {
   imm: ['0x12345678', 0x12345678],
+  imm16: ['0x1234', 0x1234],
   vec: ['0x80', 0x80],
   port: ['0x3f8', 0x3f8],
 };
@@ -90,7 +91,8 @@ describe('every instruction of the table', () => {
   });
 
   it('every mnemonic form is told apart by its operand kinds alone', () => {
-    const kinds = (d: InstrDef) => d.operands.map((k) => (k === 'vec' || k === 'port' ? 'imm' : k)).join(',');
+    const kinds = (d: InstrDef) =>
+      d.operands.map((k) => (k === 'vec' || k === 'port' || k === 'imm16' ? 'imm' : k)).join(',');
     const seen = new Map<string, number>();
     for (const def of INSTRUCTIONS) {
       const key = `${def.mnemonic} ${kinds(def)}`;
@@ -142,7 +144,7 @@ const canonical = fc
         bytes[2] = sel & 0xff;
         bytes[3] = sel >>> 8;
         value = imm;
-      } else value = k === 'vec' ? imm & 0xff : k === 'port' ? imm & 0xffff : imm;
+      } else value = k === 'vec' ? imm & 0xff : k === 'port' || k === 'imm16' ? imm & 0xffff : imm;
     }
     bytes.set(le32(value), 4);
     return bytes;

@@ -304,7 +304,7 @@ describe('CALL through a gate to an inner ring: stack switch and parameter copy'
       const esp = m.cpu.esp;
       const args = dwords(m, esp, params);
       program(m, enc('callf far', { sel: (GATE << 3) | from, imm: 0 }), enc('nop'));
-      code(m, ENTRY, enc('retf imm', { imm: 4 * params }));
+      code(m, ENTRY, enc('retf imm16', { imm: 4 * params }));
       expect(stepExit(m), name).toEqual({ reason: 'budget', executed: 1 });
       const top = stackTop(to);
       const newEsp = top - 16 - 4 * params;
@@ -555,7 +555,7 @@ describe('far RET to an outer ring: checks of the return SS and EIP', () => {
     m.cpu.reg[R.ESP] = esp;
     m.phys.write32(esp, ENTRY);
     m.phys.write32(esp + 4, SEL.code(3));
-    program(m, enc('retf imm', { imm: release }));
+    program(m, enc('retf imm16', { imm: release }));
     const before = snapshot(m);
     expect(stepExit(m), name).toEqual(out);
     expectUnchanged(m, before, name);
@@ -568,7 +568,7 @@ describe('far RET to an outer ring: checks of the return SS and EIP', () => {
     [ENTRY, SEL.code(3), 0x11, 0x22, esp3, SEL.data(3)].forEach((v, i) => {
       m.phys.write32(esp + 4 * i, v);
     });
-    program(m, enc('retf imm', { imm: 8 }));
+    program(m, enc('retf imm16', { imm: 8 }));
     expect(stepExit(m)).toEqual({ reason: 'budget', executed: 1 });
     expect([m.cpu.segSel[S.CS], m.cpu.segSel[S.SS], m.cpu.esp, m.cpu.eip]).toEqual([
       SEL.code(3),
@@ -584,7 +584,7 @@ describe('far RET to an outer ring: checks of the return SS and EIP', () => {
     m.cpu.reg[R.ESP] = esp;
     m.phys.write32(esp, ENTRY);
     m.phys.write32(esp + 4, SEL.code(3));
-    program(m, enc('retf imm', { imm: 0x100 }));
+    program(m, enc('retf imm16', { imm: 0x100 }));
     expect(stepExit(m)).toEqual({ reason: 'budget', executed: 1 });
     expect([m.cpu.segSel[S.CS], m.cpu.eip, m.cpu.esp]).toEqual([SEL.code(3), ENTRY, esp + 8 + 0x100]);
   });

@@ -18,7 +18,7 @@ import {
 } from '../../src/cpu/descriptor.js';
 import { run } from '../../src/cpu/exec.js';
 import { CR0, FL, IOPL_SHIFT } from '../../src/cpu/flags.js';
-import { NO_BASE, NO_SEG, OP, S } from '../../src/cpu/isa.js';
+import { BY_OPCODE, NO_BASE, NO_SEG, OP, S } from '../../src/cpu/isa.js';
 import { type InterruptSource, IoBus, type PortDevice } from '../../src/devices/bus.js';
 import { Mmu } from '../../src/memory/mmu.js';
 import { PhysicalMemory } from '../../src/memory/physical.js';
@@ -127,7 +127,10 @@ export function setFlags(cpu: Cpu, f: { iopl?: number; if?: boolean }): void {
   if (f.if !== undefined) cpu.eflags = f.if ? (cpu.eflags | FL.IF) >>> 0 : (cpu.eflags & ~FL.IF) >>> 0;
 }
 
-/** Encodes one instruction from its table name, e.g. enc('mov sreg,reg', { a: S.DS, b: 0 }). */
+/**
+ * Encodes one instruction from its table name, e.g. enc('mov sreg,reg', { a: S.DS, b: 0 }). Fields
+ * not given are 0, except byte 2 of a memory operand, which defaults to 0xF (no segment written).
+ */
 export function enc(
   name: string,
   f: { a?: number; b?: number; c?: number; sel?: number; imm?: number } = {},
@@ -140,7 +143,7 @@ export function enc(
   if (f.sel !== undefined) {
     out[2] = f.sel & 0xff;
     out[3] = (f.sel >>> 8) & 0xff;
-  } else out[2] = f.c ?? 0xf;
+  } else out[2] = f.c ?? (BY_OPCODE[op]!.operands.includes('mem') ? NO_SEG : 0);
   new DataView(out.buffer).setUint32(4, (f.imm ?? 0) >>> 0, true);
   return out;
 }

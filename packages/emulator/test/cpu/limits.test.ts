@@ -339,7 +339,7 @@ describe('code fetch and near transfers against the CS limit', () => {
     {
       name: 'RET 8 to beyond the limit',
       set: (m: Machine) => m.phys.write32(m.cpu.esp, BEYOND),
-      instr: enc('ret imm', { imm: 8 }),
+      instr: enc('ret imm16', { imm: 8 }),
       ok: false,
     },
     {

@@ -6,8 +6,11 @@
  * Every function checks its input lengths and throws `ProtocolError('CRYPTO_INPUT')` on a wrong
  * one. Key arrays are treated as immutable while a caller holds them: a backend may cache work
  * keyed by the array itself (the node backend does), so mutating a key in place and reusing the
- * array is a caller error (protocol code never does it; decoded keys are fresh arrays). Verification and AEAD opening never throw for a bad signature or tag: they return false /
- * null, so callers decide the error code.
+ * array is a caller error (protocol code never does it; decoded keys are fresh arrays). Other
+ * inputs (messages, data, info, aad, plaintexts) are read during the call and never kept, so a
+ * caller may reuse their arrays as soon as a call returns (the envelope and HPKE code do). Every
+ * call is synchronous. Verification and AEAD opening never throw for a bad signature or tag: they
+ * return false / null, so callers decide the error code.
  */
 
 export type BackendName = 'noble' | 'node';

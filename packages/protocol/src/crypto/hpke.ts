@@ -69,29 +69,30 @@ export interface HpkeKeySchedule {
 }
 
 const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s);
+const EMPTY = new Uint8Array(0);
 
-function concat(...parts: Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const p of parts) length += p.length;
-  const out = new Uint8Array(length);
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
+/**
+ * a ‖ b ‖ c ‖ d in one new array. Fixed arity on purpose: every HPKE input here has at most four
+ * parts, and a rest-parameter concat costs several times the copy itself on these small inputs.
+ */
+function join(a: Uint8Array, b: Uint8Array, c: Uint8Array = EMPTY, d: Uint8Array = EMPTY): Uint8Array {
+  const out = new Uint8Array(a.length + b.length + c.length + d.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  if (c.length > 0) out.set(c, a.length + b.length);
+  if (d.length > 0) out.set(d, a.length + b.length + c.length);
   return out;
 }
 
-const i2osp2 = (n: number): Uint8Array => new Uint8Array([n >>> 8, n & 0xff]);
-const KEM_SUITE = concat(utf8('KEM'), i2osp2(HPKE_KEM_ID));
-const HPKE_SUITE = concat(utf8('HPKE'), i2osp2(HPKE_KEM_ID), i2osp2(HPKE_KDF_ID), i2osp2(HPKE_AEAD_ID));
+const i2osp2 = (n: number): Uint8Array => Uint8Array.of(n >>> 8, n & 0xff);
+const KEM_SUITE = join(utf8('KEM'), i2osp2(HPKE_KEM_ID));
+const HPKE_SUITE = join(utf8('HPKE'), i2osp2(HPKE_KEM_ID), i2osp2(HPKE_KDF_ID), i2osp2(HPKE_AEAD_ID));
 const VERSION = utf8('HPKE-v1');
-const EMPTY = new Uint8Array(0);
 
 /** A label with its "HPKE-v1" ‖ suite_id prefix, encoded once per label. */
 type Prefixed = Uint8Array;
-const kemLabel = (label: string): Prefixed => concat(VERSION, KEM_SUITE, utf8(label));
-const hpkeLabel = (label: string): Prefixed => concat(VERSION, HPKE_SUITE, utf8(label));
+const kemLabel = (label: string): Prefixed => join(VERSION, KEM_SUITE, utf8(label));
+const hpkeLabel = (label: string): Prefixed => join(VERSION, HPKE_SUITE, utf8(label));
 
 const L = {
   eaePrk: kemLabel('eae_prk'),
@@ -107,8 +108,11 @@ const L = {
   sec: hpkeLabel('sec'),
 };
 
+/** I2OSP(32, 2) ‖ "HPKE-v1" ‖ "KEM" ‖ kem_id ‖ "shared_secret": the fixed head of ExtractAndExpand's info. */
+const SHARED_SECRET_INFO = join(i2osp2(N_SECRET), L.sharedSecret);
+
 function extractWith(backend: CryptoBackend, salt: Uint8Array, label: Prefixed, ikm: Uint8Array): Uint8Array {
-  return backend.hkdfExtract(salt, concat(label, ikm));
+  return backend.hkdfExtract(salt, join(label, ikm));
 }
 
 function expandWith(
@@ -121,7 +125,7 @@ function expandWith(
   if (!Number.isSafeInteger(length) || length < 0 || length > 0xffff) {
     throw new ProtocolError('CRYPTO_INPUT', 'HPKE LabeledExpand length must fit in 2 bytes', { length });
   }
-  return backend.hkdfExpand(prk, concat(i2osp2(length), label, info), length);
+  return backend.hkdfExpand(prk, join(i2osp2(length), label, info), length);
 }
 
 /** Which suite_id a label is bound to: the KEM's ("KEM" ‖ kem_id) or the whole suite's. */
@@ -181,9 +185,39 @@ function dh(backend: CryptoBackend, secret: Uint8Array, publicKey: Uint8Array): 
   return out;
 }
 
-function extractAndExpand(backend: CryptoBackend, dhValue: Uint8Array, kemContext: Uint8Array): Uint8Array {
-  const prk = extractWith(backend, EMPTY, L.eaePrk, dhValue);
-  return expandWith(backend, prk, L.sharedSecret, kemContext, N_SECRET);
+/**
+ * ExtractAndExpand's info for Encap / Decap (one recipient key, no sender key), the fixed head
+ * written once: `enc` and pkR are written into it per call. The backend keeps no reference to an
+ * info array (backend.ts), and these bytes are public; a fresh 91-byte array would be allocated
+ * off the V8 heap for every seal and open.
+ */
+const BASE_KEM_INFO = new Uint8Array(SHARED_SECRET_INFO.length + 2 * N_SECRET);
+BASE_KEM_INFO.set(SHARED_SECRET_INFO, 0);
+
+/**
+ * ExtractAndExpand (§4.1) with kem_context = enc ‖ pkR (‖ pkS for auth) and dh = dh1 (‖ dh2 for
+ * auth), each written once into the labelled input it ends up in.
+ */
+function extractAndExpand(
+  backend: CryptoBackend,
+  dh1: Uint8Array,
+  dh2: Uint8Array,
+  enc: Uint8Array,
+  pkR: Uint8Array,
+  pkS: Uint8Array,
+): Uint8Array {
+  const ikm = join(L.eaePrk, dh1, dh2);
+  const prk = backend.hkdfExtract(EMPTY, ikm);
+  ikm.fill(0); // the DH output is as secret as the shared secret
+  let info: Uint8Array;
+  if (pkS.length === 0) {
+    info = BASE_KEM_INFO;
+    info.set(enc, SHARED_SECRET_INFO.length);
+    info.set(pkR, SHARED_SECRET_INFO.length + N_SECRET);
+  } else {
+    info = join(SHARED_SECRET_INFO, enc, pkR, pkS);
+  }
+  return backend.hkdfExpand(prk, info, N_SECRET);
 }
 
 /** Encap / AuthEncap (§4.1): the shared secret and `enc` (the ephemeral public key). */
@@ -199,14 +233,14 @@ export function encap(
   expectLength('HPKE ephemeral secret', skE, N_SECRET);
   try {
     const enc = backend.x25519PublicKey(skE);
-    let dhValue = dh(backend, skE, recipientPublicKey);
-    let kemContext = concat(enc, recipientPublicKey);
-    if (senderSecret !== undefined) {
-      expectLength('HPKE sender secret', senderSecret, N_SECRET);
-      dhValue = concat(dhValue, dh(backend, senderSecret, recipientPublicKey));
-      kemContext = concat(kemContext, backend.x25519PublicKey(senderSecret));
+    const dh1 = dh(backend, skE, recipientPublicKey);
+    if (senderSecret === undefined) {
+      return { sharedSecret: extractAndExpand(backend, dh1, EMPTY, enc, recipientPublicKey, EMPTY), enc };
     }
-    return { sharedSecret: extractAndExpand(backend, dhValue, kemContext), enc };
+    expectLength('HPKE sender secret', senderSecret, N_SECRET);
+    const dh2 = dh(backend, senderSecret, recipientPublicKey);
+    const pkS = backend.x25519PublicKey(senderSecret);
+    return { sharedSecret: extractAndExpand(backend, dh1, dh2, enc, recipientPublicKey, pkS), enc };
   } finally {
     if (fresh) skE.fill(0);
   }
@@ -236,14 +270,12 @@ export function decap(
 ): Uint8Array {
   expectLength('HPKE enc', enc, N_SECRET);
   expectLength('HPKE recipient secret', recipientSecret, N_SECRET);
-  let dhValue = dh(backend, recipientSecret, enc);
-  let kemContext = concat(enc, publicOfRecipient(backend, recipientSecret));
-  if (senderPublicKey !== undefined) {
-    expectLength('HPKE sender public key', senderPublicKey, N_SECRET);
-    dhValue = concat(dhValue, dh(backend, recipientSecret, senderPublicKey));
-    kemContext = concat(kemContext, senderPublicKey);
-  }
-  return extractAndExpand(backend, dhValue, kemContext);
+  const dh1 = dh(backend, recipientSecret, enc);
+  const pkR = publicOfRecipient(backend, recipientSecret);
+  if (senderPublicKey === undefined) return extractAndExpand(backend, dh1, EMPTY, enc, pkR, EMPTY);
+  expectLength('HPKE sender public key', senderPublicKey, N_SECRET);
+  const dh2 = dh(backend, recipientSecret, senderPublicKey);
+  return extractAndExpand(backend, dh1, dh2, enc, pkR, senderPublicKey);
 }
 
 /** VerifyPSKInputs (§5.1): psk and psk_id both non-empty; §5.1.2: the psk at least 32 bytes. */
@@ -261,6 +293,70 @@ function modeOf(psk: HpkePsk | undefined, auth: boolean): HpkeMode {
   return psk === undefined ? HPKE_MODE.base : HPKE_MODE.psk;
 }
 
+/**
+ * What KeySchedule (§5.1) feeds to Extract and Expand apart from shared_secret: the labelled psk
+ * for `secret`, and key_schedule_context inside the labelled infos of `key`, `base_nonce` and
+ * `exp`. They depend only on mode, psk and info.
+ */
+interface ScheduleInputs {
+  readonly mode: HpkeMode;
+  /** A copy of info, to notice an info array changed in place after it was cached. */
+  readonly info: Uint8Array;
+  readonly context: Uint8Array;
+  readonly secretIkm: Uint8Array;
+  readonly keyInfo: Uint8Array;
+  readonly nonceInfo: Uint8Array;
+  readonly expInfo: Uint8Array;
+}
+
+function scheduleInputs(
+  backend: CryptoBackend,
+  mode: HpkeMode,
+  info: Uint8Array,
+  psk?: HpkePsk,
+): ScheduleInputs {
+  const pskIdHash = extractWith(backend, EMPTY, L.pskIdHash, psk?.pskId ?? EMPTY);
+  const infoHash = extractWith(backend, EMPTY, L.infoHash, info);
+  const context = join(Uint8Array.of(mode), pskIdHash, infoHash);
+  return {
+    mode,
+    info: info.slice(),
+    context,
+    secretIkm: join(L.secret, psk?.psk ?? EMPTY),
+    keyInfo: join(i2osp2(N_SECRET), L.key, context),
+    nonceInfo: join(i2osp2(N_NONCE), L.baseNonce, context),
+    expInfo: join(i2osp2(N_SECRET), L.exp, context),
+  };
+}
+
+/**
+ * Without a PSK the schedule inputs are public and the same for every message sealed with one
+ * info (every envelope uses "clefnet/v1 seal"): kept per backend and info array, so psk_id_hash,
+ * info_hash and the labelled strings are computed once, not twice per seal and open.
+ */
+const publicInputs = new WeakMap<CryptoBackend, WeakMap<Uint8Array, ScheduleInputs>>();
+
+/** Variable-time equality: for public data only. */
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function inputsFor(backend: CryptoBackend, mode: HpkeMode, info: Uint8Array, psk?: HpkePsk): ScheduleInputs {
+  if (psk !== undefined) return scheduleInputs(backend, mode, info, psk);
+  let byInfo = publicInputs.get(backend);
+  if (byInfo === undefined) {
+    byInfo = new WeakMap();
+    publicInputs.set(backend, byInfo);
+  }
+  const known = byInfo.get(info);
+  if (known !== undefined && known.mode === mode && sameBytes(known.info, info)) return known;
+  const inputs = scheduleInputs(backend, mode, info);
+  byInfo.set(info, inputs);
+  return inputs;
+}
+
 /** KeySchedule (§5.1); `psk` must be given exactly for modes psk and auth_psk. */
 export function keySchedule(
   backend: CryptoBackend,
@@ -275,16 +371,14 @@ export function keySchedule(
     throw new ProtocolError('CRYPTO_INPUT', 'HPKE psk given for a non-psk mode or missing for a psk mode');
   }
   if (psk !== undefined) checkPsk(psk);
-  const pskIdHash = extractWith(backend, EMPTY, L.pskIdHash, psk?.pskId ?? EMPTY);
-  const infoHash = extractWith(backend, EMPTY, L.infoHash, info);
-  const keyScheduleContext = concat(new Uint8Array([mode]), pskIdHash, infoHash);
-  const secret = extractWith(backend, sharedSecret, L.secret, psk?.psk ?? EMPTY);
+  const inputs = inputsFor(backend, mode, info, psk);
+  const secret = backend.hkdfExtract(sharedSecret, inputs.secretIkm);
   return {
-    keyScheduleContext,
+    keyScheduleContext: inputs.context.slice(), // the cached one stays unshared
     secret,
-    key: expandWith(backend, secret, L.key, keyScheduleContext, N_SECRET),
-    baseNonce: expandWith(backend, secret, L.baseNonce, keyScheduleContext, N_NONCE),
-    exporterSecret: expandWith(backend, secret, L.exp, keyScheduleContext, N_SECRET),
+    key: backend.hkdfExpand(secret, inputs.keyInfo, N_SECRET),
+    baseNonce: backend.hkdfExpand(secret, inputs.nonceInfo, N_NONCE),
+    exporterSecret: backend.hkdfExpand(secret, inputs.expInfo, N_SECRET),
   };
 }
 
@@ -408,6 +502,26 @@ export function setupRecipient(
   return new Context(backend, keySchedule(backend, mode, sharedSecret, info, options.psk));
 }
 
+/**
+ * The AEAD key and base_nonce of KeySchedule (§5.1), for the single-shot API: one message at
+ * sequence number 0, whose nonce is base_nonce itself (§5.2 ComputeNonce), and no Export, so the
+ * exporter secret is not derived.
+ */
+function singleShot(
+  backend: CryptoBackend,
+  mode: HpkeMode,
+  sharedSecret: Uint8Array,
+  info: Uint8Array,
+  psk: HpkePsk | undefined,
+): { readonly key: Uint8Array; readonly nonce: Uint8Array } {
+  const inputs = inputsFor(backend, mode, info, psk);
+  const secret = backend.hkdfExtract(sharedSecret, inputs.secretIkm);
+  return {
+    key: backend.hkdfExpand(secret, inputs.keyInfo, N_SECRET),
+    nonce: backend.hkdfExpand(secret, inputs.nonceInfo, N_NONCE),
+  };
+}
+
 /** Single-shot Seal (§6.1): one message to `recipientPublicKey`. */
 export function hpkeSeal(
   backend: CryptoBackend,
@@ -418,8 +532,11 @@ export function hpkeSeal(
   ephemeral: EphemeralSource,
   options: HpkeSenderOptions = {},
 ): { readonly enc: Uint8Array; readonly ciphertext: Uint8Array } {
-  const context = setupSender(backend, recipientPublicKey, info, ephemeral, options);
-  return { enc: context.enc, ciphertext: context.seal(aad, plaintext) };
+  const mode = modeOf(options.psk, options.senderSecret !== undefined);
+  expectBytes('HPKE info', info);
+  const { sharedSecret, enc } = encap(backend, recipientPublicKey, ephemeral, options.senderSecret);
+  const { key, nonce } = singleShot(backend, mode, sharedSecret, info, options.psk);
+  return { enc, ciphertext: backend.aeadSeal(key, nonce, aad, plaintext) };
 }
 
 /** Single-shot Open (§6.1); CRYPTO_OPEN when the ciphertext does not authenticate. */
@@ -432,5 +549,11 @@ export function hpkeOpen(
   ciphertext: Uint8Array,
   options: HpkeRecipientOptions = {},
 ): Uint8Array {
-  return setupRecipient(backend, enc, recipientSecret, info, options).open(aad, ciphertext);
+  const mode = modeOf(options.psk, options.senderPublicKey !== undefined);
+  expectBytes('HPKE info', info);
+  const sharedSecret = decap(backend, enc, recipientSecret, options.senderPublicKey);
+  const { key, nonce } = singleShot(backend, mode, sharedSecret, info, options.psk);
+  const out = backend.aeadOpen(key, nonce, aad, ciphertext);
+  if (out === null) throw new ProtocolError('CRYPTO_OPEN');
+  return out;
 }

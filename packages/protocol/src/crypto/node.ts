@@ -8,11 +8,10 @@
 import {
   createCipheriv,
   createDecipheriv,
-  createHash,
-  createHmac,
   createPrivateKey,
   createPublicKey,
   diffieHellman,
+  hash,
   type KeyObject,
   sign,
   verify,
@@ -82,9 +81,14 @@ function importKey(curve: Curve, raw: Uint8Array, isPrivate: boolean): KeyObject
   }
 }
 
-/** The raw public key of a private KeyObject (JWK export: no OpenSSL encoder round trip). */
+/**
+ * The raw public key of a private KeyObject, from its JWK export (no OpenSSL encoder round trip).
+ * A private key's JWK holds `x` as well, so no public KeyObject (a native handle left to the
+ * garbage collector) is made; the `d` it also holds is no worse than the base64url string of the
+ * secret that importKey already made.
+ */
 function rawPublic(key: KeyObject): Uint8Array {
-  const { x } = createPublicKey(key).export({ format: 'jwk' });
+  const { x } = key.export({ format: 'jwk' });
   return view(Buffer.from(x ?? '', 'base64url'));
 }
 
@@ -174,25 +178,107 @@ function aeadOpen(
   return view(body);
 }
 
+const SHA256_BLOCK = 64;
+const SHA256_BYTES = 32;
+const NOTHING = new Uint8Array(0);
+
+/**
+ * SHA-256 in one native call (crypto.hash, Node 20.12+), as a latin1 string (one character per
+ * byte). Neither makes a native object: createHash and createHmac make a context per call that
+ * only the garbage collector releases, and a Buffer returned from C++ has a backing store of its
+ * own; both cost more than hashing a few hundred bytes.
+ */
+function sha256Latin1(data: Uint8Array): string {
+  return hash('sha256', data, 'binary'); // 'binary' is latin1
+}
+
+/** The bytes of a latin1 string in a new array (32 bytes: allocated on the V8 heap). */
+function latin1Bytes(s: string): Uint8Array {
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+  return out;
+}
+
+/** Writes the HMAC key block K ⊕ pad (K zero-padded to the block size) at the start of `out`. */
+function padKey(out: Buffer, key: Uint8Array, pad: number): void {
+  for (let i = 0; i < key.length; i++) out[i] = key[i]! ^ pad;
+  out.fill(pad, key.length, SHA256_BLOCK);
+}
+
+/** Inner HMAC inputs up to this length (key block included) are built in a kept buffer. */
+const KEPT_INNER_MAX = SHA256_BLOCK + 256;
+/**
+ * Scratch for HMAC's hash inputs: the outer one has a fixed length; inner ones are kept per length
+ * (one-shot hashing takes the whole buffer, and HPKE uses only a few lengths), made on first use
+ * outside Node's shared pool. Calls are synchronous, and every use ends by wiping what it wrote.
+ */
+const outerBlock = Buffer.allocUnsafeSlow(SHA256_BLOCK + SHA256_BYTES);
+const innerBlocks: (Buffer | undefined)[] = [];
+
+function innerBlock(length: number): Buffer {
+  if (length > KEPT_INNER_MAX) return Buffer.allocUnsafeSlow(length);
+  let b = innerBlocks[length];
+  if (b === undefined) {
+    b = Buffer.allocUnsafeSlow(length);
+    innerBlocks[length] = b;
+  }
+  return b;
+}
+
+/**
+ * HMAC-SHA256 (RFC 2104) of a ‖ b ‖ c: H((K ⊕ opad) ‖ H((K ⊕ ipad) ‖ a ‖ b ‖ c)) over one-shot
+ * SHA-256. HPKE runs five HMACs per seal or open; with createHmac, releasing their native
+ * contexts took the collector about as long as computing them (a full exchange spent more time in
+ * GC than in its HMACs). The data comes in parts so that HKDF-Expand concatenates nothing.
+ */
+function hmacParts(
+  key: Uint8Array,
+  a: Uint8Array,
+  b: Uint8Array = NOTHING,
+  c: Uint8Array = NOTHING,
+): Uint8Array {
+  // RFC 2104 §2: a key longer than the block is hashed first.
+  const k = key.length > SHA256_BLOCK ? latin1Bytes(sha256Latin1(key)) : key;
+  const inner = innerBlock(SHA256_BLOCK + a.length + b.length + c.length);
+  padKey(inner, k, 0x36);
+  inner.set(a, SHA256_BLOCK);
+  inner.set(b, SHA256_BLOCK + a.length);
+  inner.set(c, SHA256_BLOCK + a.length + b.length);
+  const innerHash = sha256Latin1(inner);
+  inner.fill(0); // the data may be secret too (HKDF input keying material)
+  padKey(outerBlock, k, 0x5c);
+  outerBlock.write(innerHash, SHA256_BLOCK, SHA256_BYTES, 'latin1');
+  const mac = latin1Bytes(sha256Latin1(outerBlock));
+  outerBlock.fill(0);
+  if (k !== key) k.fill(0);
+  return mac;
+}
+
 function hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array {
   expectBytes('HMAC key', key);
   expectBytes('data', data);
-  return view(createHmac('sha256', key).update(data).digest());
+  return hmacParts(key, data);
 }
+
+/** HKDF-Expand's counter for T(1), never written. */
+const COUNTER_ONE = Uint8Array.of(1);
 
 /** HKDF-Expand (RFC 5869 §2.3): T(i) = HMAC(PRK, T(i-1) ‖ info ‖ i). */
 function hkdfExpand(prk: Uint8Array, info: Uint8Array, length: number): Uint8Array {
   expectHkdfExpand(prk, info, length);
-  const out = new Uint8Array(length);
+  // One whole block, the common case (HPKE's keys and secrets): T(1) itself.
+  if (length === SHA256_BYTES) return hmacParts(prk, info, COUNTER_ONE);
   const counter = new Uint8Array(1);
-  let previous: Buffer | undefined;
-  for (let offset = 0, i = 1; offset < length; offset += 32, i++) {
-    const mac = createHmac('sha256', prk);
-    if (previous !== undefined) mac.update(previous);
+  const out = new Uint8Array(length);
+  let previous: Uint8Array = NOTHING;
+  for (let offset = 0, i = 1; offset < length; offset += SHA256_BYTES, i++) {
     counter[0] = i;
-    previous = mac.update(info).update(counter).digest();
-    out.set(length - offset >= 32 ? previous : previous.subarray(0, length - offset), offset);
+    const t = hmacParts(prk, previous, info, counter);
+    previous.fill(0);
+    previous = t;
+    out.set(length - offset >= SHA256_BYTES ? t : t.subarray(0, length - offset), offset);
   }
+  previous.fill(0);
   return out;
 }
 
@@ -251,7 +337,7 @@ export function createNodeBackend(options: NodeBackendOptions = {}): CryptoBacke
 
     sha256(data) {
       expectBytes('data', data);
-      return view(createHash('sha256').update(data).digest());
+      return latin1Bytes(sha256Latin1(data));
     },
     hmacSha256,
     hkdfExtract(salt, ikm) {

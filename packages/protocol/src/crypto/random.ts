@@ -32,10 +32,12 @@ export const systemRandom: RandomSource = (length) => {
   return out;
 };
 
-/** Keystream bytes produced per refill: 16 ChaCha20 blocks. */
+/** Keystream bytes produced per refill at most: 16 ChaCha20 blocks. */
 const CHUNK = 1024;
-const BLOCKS_PER_CHUNK = CHUNK / 64;
+const MAX_BLOCKS = CHUNK / 64;
 const COUNTER_SPAN = 2 ** 32; // RFC 8439 block counter width; noble refuses to wrap it
+/** Plaintext for the keystream (chacha20 XORs into its output), shared read-only by every source. */
+const ZEROS = new Uint8Array(CHUNK);
 
 /**
  * A deterministic random source for replayable runs (never for production keys unless the seed
@@ -51,31 +53,50 @@ export function seededRandom(seed: Uint8Array | string): RandomSource {
   if (!(seedBytes instanceof Uint8Array)) {
     throw new ProtocolError('CRYPTO_INPUT', 'seed must be a string or a Uint8Array');
   }
-  const key = sha256(seedBytes);
+  // Sources are cheap to make and pay on first use: the simulated world makes one per party,
+  // including a SecApp per deployment that may draw a few bytes or none. The seed is copied so
+  // that the key is SHA-256 of the seed as it was when the source was made.
+  const seedCopy = seedBytes.slice();
+  let key: Uint8Array | undefined;
+  let buffer = new Uint8Array(0); // CHUNK bytes from the first refill on
   const nonce = new Uint8Array(12);
-  const zeros = new Uint8Array(CHUNK);
-  const buffer = new Uint8Array(CHUNK);
+  let epoch = 0; // the nonce's current epoch
   let block = 0; // index of the next keystream block to generate
-  let used = CHUNK; // bytes of `buffer` already handed out
+  let filled = 0; // keystream bytes in `buffer`
+  let used = 0; // bytes of `buffer` already handed out
 
   const refill = (): void => {
-    const epoch = Math.floor(block / COUNTER_SPAN);
-    new DataView(nonce.buffer).setBigUint64(0, BigInt(epoch), true);
-    chacha20(key, nonce, zeros, buffer, block % COUNTER_SPAN);
-    block += BLOCKS_PER_CHUNK; // 2^32 is a multiple of 16: a chunk never straddles epochs
+    key ??= sha256(seedCopy);
+    if (buffer.length === 0) buffer = new Uint8Array(CHUNK);
+    const blockEpoch = Math.floor(block / COUNTER_SPAN);
+    if (blockEpoch !== epoch) {
+      new DataView(nonce.buffer).setBigUint64(0, BigInt(blockEpoch), true);
+      epoch = blockEpoch;
+    }
+    // 1, 1, 2, 4, 8, then 16 blocks per refill: a source that draws little generates little, a busy
+    // one amortises chacha20's per-call cost. Each refill starts at a multiple of its own size, a
+    // power of two dividing 2^32, so none straddles an epoch.
+    const blocks = Math.min(MAX_BLOCKS, Math.max(1, block % COUNTER_SPAN));
+    filled = blocks * 64;
+    chacha20(key, nonce, ZEROS.subarray(0, filled), buffer.subarray(0, filled), block % COUNTER_SPAN);
+    block += blocks;
     used = 0;
   };
 
   return (length) => {
     checkLength(length);
+    if (length <= filled - used) {
+      used += length;
+      return buffer.slice(used - length, used);
+    }
     const out = new Uint8Array(length);
-    let filled = 0;
-    while (filled < length) {
-      if (used === CHUNK) refill();
-      const n = Math.min(length - filled, CHUNK - used);
-      out.set(buffer.subarray(used, used + n), filled);
+    let at = 0;
+    while (at < length) {
+      if (used === filled) refill();
+      const n = Math.min(length - at, filled - used);
+      out.set(buffer.subarray(used, used + n), at);
       used += n;
-      filled += n;
+      at += n;
     }
     return out;
   };

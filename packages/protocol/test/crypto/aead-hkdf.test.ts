@@ -116,6 +116,30 @@ describe.each(BACKENDS)('SHA-256, HMAC and HKDF on the %s backend', (_name, back
     );
   });
 
+  it('HMAC-SHA256 keys longer than the block are hashed first (RFC 4231 test cases 6 and 7)', () => {
+    const key = new Uint8Array(131).fill(0xaa);
+    expect(
+      toHex(backend.hmacSha256(key, utf8('Test Using Larger Than Block-Size Key - Hash Key First'))),
+    ).toBe('60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54');
+    const data = utf8(
+      'This is a test using a larger than block-size key and a larger than block-size data. ' +
+        'The key needs to be hashed before being used by the HMAC algorithm.',
+    );
+    expect(toHex(backend.hmacSha256(key, data))).toBe(
+      '9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2',
+    );
+  });
+
+  it('HMAC-SHA256 with a key of exactly one block and with an empty key', () => {
+    // Values from OpenSSL (node:crypto createHmac), an independent implementation.
+    expect(toHex(backend.hmacSha256(new Uint8Array(64).fill(0x0b), new Uint8Array(0)))).toBe(
+      '75c2e15a41527bb3a793d864734d4e49cb8dc405cdf2b2ff6a44169afa1c5dee',
+    );
+    expect(toHex(backend.hmacSha256(new Uint8Array(0), utf8('abc')))).toBe(
+      toHex(backend.hmacSha256(new Uint8Array(32), utf8('abc'))),
+    );
+  });
+
   it(`Wycheproof: ${hkdfCounts.valid} valid cases give the exact OKM; ${hkdfCounts.invalid} too-large sizes throw CRYPTO_INPUT`, () => {
     const wrong: string[] = [];
     for (const c of hkdfCases) {

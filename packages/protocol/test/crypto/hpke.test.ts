@@ -237,6 +237,36 @@ describe.each(BACKENDS)('HPKE on the %s backend', (_name, backend) => {
     expect(ctx.export(EMPTY, 255 * 32).length).toBe(8160);
   });
 
+  it('single-shot Seal and Open agree with the contexts of §5.2 (sequence number 0)', () => {
+    const a = hpkeSeal(backend, recipient.publicKey, info, utf8('aad'), utf8('one'), seededRandom('ss'));
+    const ctx = setupSender(backend, recipient.publicKey, info, seededRandom('ss'));
+    expect(ctx.enc).toEqual(a.enc);
+    expect(ctx.seal(utf8('aad'), utf8('one'))).toEqual(a.ciphertext);
+    const opened = setupRecipient(backend, a.enc, recipient.secret, info);
+    expect(opened.open(utf8('aad'), a.ciphertext)).toEqual(utf8('one'));
+    expect(hpkeOpen(backend, recipient.secret, a.enc, info, utf8('aad'), a.ciphertext)).toEqual(utf8('one'));
+  });
+
+  it('the kept key-schedule inputs follow an info array changed in place, and are never handed out', () => {
+    const mutable = utf8('info one');
+    const ks = (i: Uint8Array) => keySchedule(backend, HPKE_MODE.base, new Uint8Array(32).fill(1), i);
+    const first = ks(mutable);
+    first.keyScheduleContext.fill(0); // the caller's copy: must not reach the kept one
+    expect(ks(mutable)).toEqual(ks(utf8('info one')));
+    mutable.set(utf8('info two'));
+    expect(ks(mutable)).toEqual(ks(utf8('info two')));
+    expect(toHex(ks(mutable).key)).not.toBe(toHex(ks(utf8('info one')).key));
+    const sealed = hpkeSeal(backend, recipient.publicKey, mutable, EMPTY, utf8('m'), seededRandom('mut'));
+    expect(
+      hpkeOpen(backend, recipient.secret, sealed.enc, utf8('info two'), EMPTY, sealed.ciphertext),
+    ).toEqual(utf8('m'));
+    expect(
+      codeOf(() =>
+        hpkeOpen(backend, recipient.secret, sealed.enc, utf8('info one'), EMPTY, sealed.ciphertext),
+      ),
+    ).toBe('CRYPTO_OPEN');
+  });
+
   it('takes the ephemeral secret from a RandomSource, wipes it after use, and replays under a seed', () => {
     const handed: Uint8Array[] = [];
     const spy: RandomSource = (n) => {

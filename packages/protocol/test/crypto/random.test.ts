@@ -25,6 +25,14 @@ describe('seededRandom', () => {
     expect(joined).toBe(opensslKeystream('continuity', total));
   });
 
+  it('many small draws (a source that refills block by block at first) still read the keystream in order', () => {
+    const r = seededRandom('small draws');
+    const parts: string[] = [];
+    for (let i = 0; i < 300; i++) parts.push(toHex(r(1 + (i % 17))));
+    const total = parts.reduce((n, p) => n + p.length / 2, 0);
+    expect(parts.join('')).toBe(opensslKeystream('small draws', total));
+  });
+
   it('a string seed is its UTF-8 bytes; different seeds give different streams', () => {
     expect(seededRandom('grüß')(40)).toEqual(seededRandom(new TextEncoder().encode('grüß'))(40));
     expect(seededRandom('a')(32)).not.toEqual(seededRandom('b')(32));

@@ -1,0 +1,323 @@
+/**
+ * The common cases of the far transfers, specialised (issue 3, speed): a call through a call gate,
+ * a far return, an interrupt or exception through an interrupt or trap gate, and an interrupt
+ * return, each to the same or another ring, with descriptors in the GDT or LDT and stacks that
+ * lie in RAM. Each is the rule of transfers.ts (reference §3.3-§3.5, SDM §5.8, §6.12) as one
+ * straight-line function: it reads every descriptor, the TSS and the stack frame only where none
+ * of those reads can fault (aligned, inside one page, paging off or a TLB hit that allows it,
+ * RAM: `Cpu.frameIndex`), runs every check, and changes state only when all of them pass.
+ *
+ * A fast path never raises a fault and never decides one: when anything is not the common case,
+ * or any check fails, it returns false having changed nothing, and the caller runs the general
+ * path, which checks again in the architectural order and raises the fault with its error code.
+ * So the fast paths cannot change what a transfer does, only how fast the common case is; the
+ * protection tests run through both (a faulting case takes the fast path first, then the general).
+ *
+ * Descriptor dwords are signed 32-bit values as in segments.ts. In dword 1 (`hi`), `hi >>> 24`
+ * holds the x86 type (bits 0-3), S (bit 4), DPL (bits 5-6) and P (bit 7).
+ */
+import type { Cpu } from './cpu.js';
+import { clearOuterSegments, hiLimit, setSegment } from './segments.js';
+
+/**
+ * Whether the transfers try these fast paths first (always, but for the differential test that
+ * runs every case with and without them and compares: test/cpu/fast-transfers.test.ts).
+ */
+export const fastPaths = { enabled: true };
+
+/** The parameters a call gate copies (at most 31), read before the new frame is written. */
+const params = new Int32Array(32);
+
+/**
+ * The `ram32` index of dword 0 of the descriptor `selector` names (its RPL and null-ness are the
+ * caller's business), when it lies within its table and reads without a fault; else -1.
+ */
+function descIndex(cpu: Cpu, selector: number): number {
+  const index = selector & 0xfff8;
+  if ((selector & 4) === 0) {
+    if (index + 7 > cpu.gdtLimit) return -1;
+    return cpu.frameIndex((cpu.gdtBase + index) >>> 0, 8, false, false);
+  }
+  if (!cpu.ldtUsable || index + 7 > cpu.ldtLimit) return -1;
+  return cpu.frameIndex((cpu.ldtBase + index) >>> 0, 8, false, false);
+}
+
+/**
+ * The `ram32` index of the SS descriptor of a stack switch to ring `cpl`, if it passes the SS rules
+ * (non-null, RPL = DPL = cpl, writable expand-up data, present: checkStackSegment); else -1.
+ */
+function stackDescIndex(cpu: Cpu, ss: number, cpl: number): number {
+  if ((ss & 0xfffc) === 0 || (ss & 3) !== cpl) return -1;
+  const i = descIndex(cpu, ss);
+  if (i < 0) return -1;
+  // P, S, DPL = cpl, type 001x (writable data, expand-up): the bits of `hi >>> 24` but accessed
+  return ((cpu.ram32[i + 1]! >>> 24) & 0xfe) === (0x92 | (cpl << 5)) ? i : -1;
+}
+
+/** ESP fits a frame of `bytes` below it on an expand-up stack of this limit (transfers.ts checkRoom). */
+function room(limit: number, esp: number, bytes: number): boolean {
+  const top = limit >>> 0;
+  return !(esp < bytes || esp - 1 > top || (esp - bytes) >>> 0 > top);
+}
+
+/**
+ * CALLF through a call gate (a far JMP goes the general way): the checks of farTransfer and
+ * inwardCall or sameRingCall. `next` is the EIP after the CALLF.
+ */
+export function callGateFast(cpu: Cpu, selector: number, next: number): boolean {
+  if ((selector & 0xfffc) === 0 || !fastPaths.enabled) return false;
+  const ram32 = cpu.ram32;
+  const gi = descIndex(cpu, selector);
+  if (gi < 0) return false;
+  const glo = ram32[gi]!;
+  const ghi = ram32[gi + 1]!;
+  const cpl = cpu.segSel[1]! & 3;
+  // a present call gate (P, S = 0, type 0xC) of DPL >= CPL and >= RPL
+  if (((ghi >>> 24) & 0x9f) !== 0x8c) return false;
+  const gdpl = (ghi >>> 29) & 3;
+  if (gdpl < cpl || gdpl < (selector & 3)) return false;
+  const target = ghi & 0xffff;
+  if ((target & 0xfffc) === 0) return false;
+  const ti = descIndex(cpu, target);
+  if (ti < 0) return false;
+  const tlo = ram32[ti]!;
+  const thi = ram32[ti + 1]!;
+  // present code (P, S, type 1xxx) of DPL <= CPL
+  if (((thi >>> 24) & 0x98) !== 0x98) return false;
+  const tdpl = (thi >>> 29) & 3;
+  if (tdpl > cpl) return false;
+  const entry = glo >>> 0;
+  if (entry > hiLimit(thi) >>> 0) return false;
+  const conforming = (thi & 0x0400_0000) !== 0;
+  if (conforming || tdpl === cpl) {
+    // same ring: CS and EIP on the current stack, both slots checked first (sameRingCall)
+    const esp = cpu.reg[4]! >>> 0;
+    const low = (esp - 8) >>> 0;
+    if ((cpu.segFlags[2]! & 5) !== 5 || low + 7 > cpu.segLimit[2]!) return false; // SS usable, writable
+    const w = cpu.frameIndex((cpu.segBase[2]! + low) >>> 0, 8, true, cpl === 3);
+    if (w < 0) return false;
+    ram32[w + 1] = cpu.segSel[1]!;
+    ram32[w] = next;
+    cpu.reg[4] = low;
+    setSegment(cpu, 1, (target & 0xfffc) | cpl, tlo, thi);
+    cpu.eip = entry;
+    return true;
+  }
+  // inward: the stack of ring tdpl from the TSS, the parameters copied from the caller's stack
+  const count = (ghi >>> 16) & 0x1f;
+  const off = 4 + 8 * tdpl;
+  if (!cpu.trUsable || off + 5 > cpu.trLimit) return false;
+  const t = cpu.frameIndex((cpu.trBase + off) >>> 0, 8, false, false);
+  if (t < 0) return false;
+  const esp = ram32[t]! >>> 0;
+  const ss = ram32[t + 1]! & 0xffff;
+  const si = stackDescIndex(cpu, ss, tdpl);
+  if (si < 0) return false;
+  const slo = ram32[si]!;
+  const shi = ram32[si + 1]!;
+  const bytes = 16 + 4 * count;
+  if (!room(hiLimit(shi), esp, bytes)) return false;
+  const oldEsp = cpu.reg[4]! >>> 0;
+  let p = -1;
+  if (count > 0) {
+    p = cpu.stackIndex(oldEsp, 4 * count);
+    if (p < 0) return false;
+  }
+  const low = (esp - bytes) >>> 0;
+  const w = cpu.frameIndex((slo + low) >>> 0, bytes, true, tdpl === 3);
+  if (w < 0) return false;
+  // Commit. The frame, from its highest dword down: SS, ESP, the parameters, CS, EIP. The
+  // parameters are read before any write (the two stacks may overlap).
+  for (let k = 0; k < count; k++) params[k] = ram32[p + k]!;
+  for (let k = 0; k < count; k++) ram32[w + 2 + k] = params[k]!;
+  ram32[w + bytes / 4 - 1] = cpu.segSel[2]!;
+  ram32[w + bytes / 4 - 2] = oldEsp;
+  ram32[w + 1] = cpu.segSel[1]!;
+  ram32[w] = next;
+  setSegment(cpu, 2, ss, slo, shi);
+  cpu.reg[4] = low;
+  setSegment(cpu, 1, (target & 0xfffc) | tdpl, tlo, thi);
+  cpu.eip = entry;
+  return true;
+}
+
+/**
+ * The checks of a return CS selector (checkReturnCode): the `ram32` index of its descriptor, or -1
+ * where the general path would fault.
+ */
+function returnCodeIndex(cpu: Cpu, cs: number, cpl: number): number {
+  const rpl = cs & 3;
+  if ((cs & 0xfffc) === 0 || rpl < cpl) return -1;
+  const i = descIndex(cpu, cs);
+  if (i < 0) return -1;
+  const hi = cpu.ram32[i + 1]!;
+  if (((hi >>> 24) & 0x98) !== 0x98) return -1; // present code
+  const dpl = (hi >>> 29) & 3;
+  return ((hi & 0x0400_0000) !== 0 ? dpl > rpl : dpl !== rpl) ? -1 : i;
+}
+
+/** RETF [release]: same ring, or an outer ring with SS:ESP from the inner stack (farReturn). */
+export function farReturnFast(cpu: Cpu, release: number): boolean {
+  if (!fastPaths.enabled) return false;
+  const ram32 = cpu.ram32;
+  const esp = cpu.reg[4]! >>> 0;
+  const f = cpu.stackIndex(esp, 8);
+  if (f < 0) return false;
+  const eip = ram32[f]! >>> 0;
+  const cs = ram32[f + 1]! & 0xffff;
+  const cpl = cpu.segSel[1]! & 3;
+  const ci = returnCodeIndex(cpu, cs, cpl);
+  if (ci < 0) return false;
+  const lo = ram32[ci]!;
+  const hi = ram32[ci + 1]!;
+  if (eip > hiLimit(hi) >>> 0) return false;
+  const rpl = cs & 3;
+  if (rpl === cpl) {
+    setSegment(cpu, 1, cs, lo, hi);
+    cpu.eip = eip;
+    cpu.reg[4] = (esp + 8 + release) | 0;
+    return true;
+  }
+  const g = cpu.stackIndex((esp + 8 + release) >>> 0, 8);
+  if (g < 0) return false;
+  const newEsp = ram32[g]!;
+  const ss = ram32[g + 1]! & 0xffff;
+  const si = stackDescIndex(cpu, ss, rpl);
+  if (si < 0) return false;
+  setSegment(cpu, 1, cs, lo, hi);
+  cpu.eip = eip;
+  setSegment(cpu, 2, ss, ram32[si]!, ram32[si + 1]!);
+  cpu.reg[4] = (newEsp + release) | 0;
+  clearOuterSegments(cpu);
+  return true;
+}
+
+/** IRET with NT = 0: same ring, or an outer ring (interruptReturn, EFLAGS as mergeFlags). */
+export function interruptReturnFast(cpu: Cpu): boolean {
+  const flags0 = cpu.eflags;
+  if ((flags0 & 0x4000) !== 0 || !fastPaths.enabled) return false; // NT: no task return
+  const ram32 = cpu.ram32;
+  const esp = cpu.reg[4]! >>> 0;
+  const f = cpu.stackIndex(esp, 12);
+  if (f < 0) return false;
+  const eip = ram32[f]! >>> 0;
+  const cs = ram32[f + 1]! & 0xffff;
+  const popped = ram32[f + 2]!;
+  const cpl = cpu.segSel[1]! & 3;
+  const ci = returnCodeIndex(cpu, cs, cpl);
+  if (ci < 0) return false;
+  // mergeFlags: the restorable bits; IF at CPL <= IOPL; IOPL at CPL 0; CR4.SFT would fault
+  let mask = 0x4dd5;
+  if (cpl <= ((flags0 >>> 12) & 3)) mask |= 0x200;
+  if (cpl === 0) mask |= 0x3000;
+  if ((cpu.cr4 & 2) !== 0 && ((popped ^ flags0) & ~mask & 0x3200) !== 0) return false;
+  const newFlags = ((flags0 & ~mask) | (popped & mask) | 2) >>> 0;
+  const lo = ram32[ci]!;
+  const hi = ram32[ci + 1]!;
+  if (eip > hiLimit(hi) >>> 0) return false;
+  const rpl = cs & 3;
+  if (rpl === cpl) {
+    setSegment(cpu, 1, cs, lo, hi);
+    cpu.eip = eip;
+    cpu.reg[4] = (esp + 12) | 0;
+    cpu.eflags = newFlags;
+    return true;
+  }
+  const g = cpu.stackIndex((esp + 12) >>> 0, 8);
+  if (g < 0) return false;
+  const newEsp = ram32[g]!;
+  const ss = ram32[g + 1]! & 0xffff;
+  const si = stackDescIndex(cpu, ss, rpl);
+  if (si < 0) return false;
+  setSegment(cpu, 1, cs, lo, hi);
+  cpu.eip = eip;
+  setSegment(cpu, 2, ss, ram32[si]!, ram32[si + 1]!);
+  cpu.reg[4] = newEsp | 0;
+  cpu.eflags = newFlags;
+  clearOuterSegments(cpu);
+  return true;
+}
+
+/**
+ * Delivery through an interrupt or trap gate (deliver): `errorCode` pushed unless -1, `software`
+ * (INT n, INT3) checks the gate's DPL, `returnEip` is pushed as the return address.
+ */
+export function deliverFast(
+  cpu: Cpu,
+  vector: number,
+  errorCode: number,
+  software: boolean,
+  returnEip: number,
+): boolean {
+  if (vector * 8 + 7 > cpu.idtLimit || !fastPaths.enabled) return false;
+  const ram32 = cpu.ram32;
+  const gi = cpu.frameIndex((cpu.idtBase + vector * 8) >>> 0, 8, false, false);
+  if (gi < 0) return false;
+  const glo = ram32[gi]!;
+  const ghi = ram32[gi + 1]!;
+  // a present interrupt (0xE) or trap (0xF) gate: P, S = 0, type 111x
+  if (((ghi >>> 24) & 0x9e) !== 0x8e) return false;
+  const cpl = cpu.segSel[1]! & 3;
+  if (software && cpl > ((ghi >>> 29) & 3)) return false;
+  const target = ghi & 0xffff;
+  if ((target & 0xfffc) === 0) return false;
+  const ti = descIndex(cpu, target);
+  if (ti < 0) return false;
+  const tlo = ram32[ti]!;
+  const thi = ram32[ti + 1]!;
+  if (((thi >>> 24) & 0x98) !== 0x98) return false; // present code
+  const tdpl = (thi >>> 29) & 3;
+  if (tdpl > cpl) return false;
+  const entry = glo >>> 0;
+  if (entry > hiLimit(thi) >>> 0) return false;
+  const withError = errorCode >= 0;
+  const flags = cpu.eflags;
+  if ((thi & 0x0400_0000) === 0 && tdpl < cpl) {
+    // inward: SS:ESP of ring tdpl from the TSS; the frame SS, ESP, EFLAGS, CS, EIP [, error code]
+    const off = 4 + 8 * tdpl;
+    if (!cpu.trUsable || off + 5 > cpu.trLimit) return false;
+    const t = cpu.frameIndex((cpu.trBase + off) >>> 0, 8, false, false);
+    if (t < 0) return false;
+    const esp = ram32[t]! >>> 0;
+    const ss = ram32[t + 1]! & 0xffff;
+    const si = stackDescIndex(cpu, ss, tdpl);
+    if (si < 0) return false;
+    const slo = ram32[si]!;
+    const shi = ram32[si + 1]!;
+    const bytes = withError ? 24 : 20;
+    if (!room(hiLimit(shi), esp, bytes)) return false;
+    const low = (esp - bytes) >>> 0;
+    const w = cpu.frameIndex((slo + low) >>> 0, bytes, true, tdpl === 3);
+    if (w < 0) return false;
+    const e = withError ? 1 : 0;
+    ram32[w + e + 4] = cpu.segSel[2]!;
+    ram32[w + e + 3] = cpu.reg[4]!;
+    ram32[w + e + 2] = flags;
+    ram32[w + e + 1] = cpu.segSel[1]!;
+    ram32[w + e] = returnEip;
+    if (withError) ram32[w] = errorCode;
+    setSegment(cpu, 2, ss, slo, shi);
+    cpu.reg[4] = low;
+    setSegment(cpu, 1, (target & 0xfffc) | tdpl, tlo, thi);
+  } else {
+    // same ring: EFLAGS, CS, EIP [, error code] on the current stack
+    const esp = cpu.reg[4]! >>> 0;
+    const bytes = withError ? 16 : 12;
+    const low = (esp - bytes) >>> 0;
+    if ((cpu.segFlags[2]! & 1) === 0 || low + bytes - 1 > cpu.segLimit[2]!) return false;
+    const w = cpu.frameIndex((cpu.segBase[2]! + low) >>> 0, bytes, true, cpl === 3);
+    if (w < 0) return false;
+    const e = withError ? 1 : 0;
+    ram32[w + e + 2] = flags;
+    ram32[w + e + 1] = cpu.segSel[1]!;
+    ram32[w + e] = returnEip;
+    if (withError) ram32[w] = errorCode;
+    cpu.reg[4] = low;
+    setSegment(cpu, 1, (target & 0xfffc) | cpl, tlo, thi);
+  }
+  cpu.eip = entry;
+  // TF and NT cleared; IF too through an interrupt gate (type 0xE)
+  cpu.eflags = (flags & ~(0x4100 | ((ghi & 0x0100_0000) === 0 ? 0x200 : 0))) >>> 0;
+  cpu.halted = false;
+  return true;
+}

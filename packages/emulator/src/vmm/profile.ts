@@ -1,0 +1,188 @@
+/**
+ * Guest profile files (BOOT-11, TB-8): one JSON document per VE. Parsing is strict: an unknown
+ * key, a wrong type or a value out of range is a CONFIG_INVALID error naming the key. Keys the VM
+ * manager cannot honour yet are refused, not ignored (a profile asking for encryption must not run
+ * unencrypted).
+ *
+ * ```json
+ * {
+ *   "name": "tinyos-1",
+ *   "memory_bytes": 1048576,
+ *   "boot_rom_image": "tinyos.rom",
+ *   "nvram_image": "tinyos-1.nvram",
+ *   "disk": { "device": "disk.img", "start_block": 0, "block_count": 128, "protected_blocks": [0] },
+ *   "sdt_policy": "adaptive",
+ *   "qpt": true,
+ *   "vedt_mode": "off",
+ *   "vedt_write": "auto",
+ *   "vedt_guard": true,
+ *   "outward_guard": true
+ * }
+ * ```
+ *
+ * File names are relative to the profile's directory. `disk.device` names the VE's own disk file
+ * (a dedicated disk); without it the region is carved from the VM manager's disk (TB-9).
+ */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { fileBlockBackend } from '../devices/disk.js';
+import { fileNvramBackend } from '../devices/nvram.js';
+import { VmmError } from './errors.js';
+import type { PolicyChoice, VedtOptions } from './ve.js';
+import type { VeProfile } from './vmm.js';
+
+const KEYS = new Set([
+  'name',
+  'memory_bytes',
+  'boot_rom_image',
+  'nvram_image',
+  'ring_apps',
+  'disk',
+  'devices',
+  'io_ports',
+  'sdt_policy',
+  'qpt',
+  'vedt_mode',
+  'vedt_write',
+  'vedt_guard',
+  'outward_guard',
+  'dtm_config',
+  'encryption',
+  'allow_removable_boot',
+]);
+/** TB-8 keys a later part of the testbed honours (issue 5); refused unless empty or absent. */
+const NOT_YET = ['ring_apps', 'devices', 'io_ports', 'dtm_config', 'encryption'] as const;
+
+function bad(key: string, what: string): never {
+  throw new VmmError('CONFIG_INVALID', `profile: ${key} ${what}`, { key });
+}
+
+function int(o: Record<string, unknown>, key: string, min: number, max: number): number | undefined {
+  const v = o[key];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)
+    bad(key, `must be an integer in ${min}..${max}`);
+  return v;
+}
+
+function str(o: Record<string, unknown>, key: string): string | undefined {
+  const v = o[key];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string' || v.length === 0) bad(key, 'must be a non-empty string');
+  return v;
+}
+
+function bool(o: Record<string, unknown>, key: string): boolean | undefined {
+  const v = o[key];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'boolean') bad(key, 'must be true or false');
+  return v;
+}
+
+function oneOf<T extends string>(
+  o: Record<string, unknown>,
+  key: string,
+  values: readonly T[],
+): T | undefined {
+  const v = o[key];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string' || !(values as readonly string[]).includes(v))
+    bad(key, `must be one of ${values.join(', ')}`);
+  return v as T;
+}
+
+const isEmpty = (v: unknown): boolean =>
+  v === undefined ||
+  v === null ||
+  (Array.isArray(v) && v.length === 0) ||
+  (typeof v === 'object' && v !== null && Object.values(v).every(isEmpty));
+
+/** Parses a profile document (already JSON-decoded); files are read relative to `dir`. */
+export function parseProfile(doc: unknown, dir: string): VeProfile {
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc))
+    bad('(document)', 'must be a JSON object');
+  const o = doc as Record<string, unknown>;
+  for (const k of Object.keys(o)) if (!KEYS.has(k)) bad(k, 'is not a profile key (TB-8)');
+  for (const k of NOT_YET) if (!isEmpty(o[k])) bad(k, 'is not supported by this VM manager yet');
+  if (o.allow_removable_boot === true) bad('allow_removable_boot', 'is not supported (no removable media)');
+  const name = str(o, 'name') ?? bad('name', 'is required');
+  const memoryBytes = int(o, 'memory_bytes', 4096, 0xc000_0000) ?? bad('memory_bytes', 'is required');
+  if (memoryBytes % 4096 !== 0) bad('memory_bytes', 'must be a multiple of 4096');
+  const romFile = str(o, 'boot_rom_image') ?? bad('boot_rom_image', 'is required');
+  const rom = readFile(dir, romFile, 'boot_rom_image');
+  if (rom.length === 0 || rom.length > 0x10_0000) bad('boot_rom_image', 'must be 1 byte to 1 MiB');
+  const nvramFile = str(o, 'nvram_image');
+  const policy = oneOf<PolicyChoice>(o, 'sdt_policy', ['P1', 'P2', 'P3', 'adaptive']);
+  const qpt = bool(o, 'qpt');
+  const outwardGuard = bool(o, 'outward_guard');
+  const mode = oneOf(o, 'vedt_mode', ['off', 'current-ring', 'static'] as const);
+  const method = oneOf(o, 'vedt_write', ['trap', 'overwrite', 'auto'] as const);
+  const guard = bool(o, 'vedt_guard');
+  if ((mode === undefined || mode === 'off') && (method !== undefined || guard !== undefined)) {
+    bad('vedt_write', 'and vedt_guard need vedt_mode current-ring or static');
+  }
+  const vedt: VedtOptions | undefined =
+    mode === undefined || mode === 'off'
+      ? undefined
+      : { mode, method: method ?? 'auto', guard: guard ?? true };
+  let disk: Pick<VeProfile, 'disk' | 'diskImage' | 'protectedBlocks'> = {};
+  if (o.disk !== undefined) {
+    if (typeof o.disk !== 'object' || o.disk === null || Array.isArray(o.disk))
+      bad('disk', 'must be an object');
+    const d = o.disk as Record<string, unknown>;
+    for (const k of Object.keys(d)) {
+      if (!['device', 'start_block', 'block_count', 'protected_blocks', 'mirror'].includes(k))
+        bad(`disk.${k}`, 'is not a disk key');
+    }
+    if (d.mirror !== undefined) bad('disk.mirror', 'is not supported by this VM manager yet');
+    const blocks = d.protected_blocks;
+    if (
+      blocks !== undefined &&
+      (!Array.isArray(blocks) || !blocks.every((b) => Number.isInteger(b) && b >= 0))
+    ) {
+      bad('disk.protected_blocks', 'must be a list of block numbers');
+    }
+    const protectedBlocks = (blocks ?? []) as number[];
+    const device = str(d, 'device');
+    const start = int(d, 'start_block', 0, 0xffff_ffff);
+    const count = int(d, 'block_count', 1, 0xffff_ffff);
+    if (device !== undefined) {
+      if (start !== undefined && start !== 0) bad('disk.start_block', 'must be 0 for a dedicated disk');
+      disk = { diskImage: fileBlockBackend(resolve(dir, device)), protectedBlocks };
+    } else {
+      if (start === undefined || count === undefined)
+        bad('disk', 'needs device, or start_block and block_count');
+      disk = { disk: { start, count, protectedBlocks } };
+    }
+  }
+  return {
+    name,
+    memoryBytes,
+    rom,
+    ...(nvramFile === undefined ? {} : { nvram: fileNvramBackend(resolve(dir, nvramFile)) }),
+    ...disk,
+    ...(policy === undefined ? {} : { sdtPolicy: policy }),
+    ...(qpt === undefined ? {} : { qpt }),
+    ...(outwardGuard === undefined ? {} : { outwardGuard }),
+    ...(vedt === undefined ? {} : { vedt }),
+  };
+}
+
+/** Reads and parses a profile file. */
+export function loadProfile(path: string): VeProfile {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new VmmError('CONFIG_INVALID', `profile ${path}: ${(e as Error).message}`);
+  }
+  return parseProfile(doc, resolve(path, '..'));
+}
+
+function readFile(dir: string, file: string, key: string): Uint8Array {
+  try {
+    return new Uint8Array(readFileSync(resolve(dir, file)));
+  } catch (e) {
+    return bad(key, `cannot be read: ${(e as Error).message}`);
+  }
+}

@@ -1,0 +1,265 @@
+/**
+ * Runs a fuzz program on the bare machine and in a VE and compares what the guest can see: the
+ * console transcript, the run result, the CPU state (general registers, EIP, EFLAGS, selectors and
+ * hidden segment caches, descriptor-table and task registers, control registers) and guest RAM.
+ * Differences are checked against the known differences of ring compression (known.ts), each by
+ * its own predicate.
+ */
+import { readFileSync } from 'node:fs';
+import { assemble } from '../../../src/asm/assembler.js';
+import type { Cpu } from '../../../src/cpu/cpu.js';
+import { createMachine, type Machine, type MachineRunResult } from '../../../src/machine.js';
+import type { SdtPolicy } from '../../../src/vmm/sdt.js';
+import type { VirtualEnvironment } from '../../../src/vmm/ve.js';
+import { type VeProfile, Vmm } from '../../../src/vmm/vmm.js';
+import type { FuzzProgram } from './generator.js';
+
+export const RAM_BYTES = 1 << 20;
+/** Instructions a program may run: generous, as a fault loop is cut at MAX_FAULTS anyway. */
+export const BUDGET = 60_000;
+
+const SCAFFOLD = readFileSync(new URL('../scaffold.s', import.meta.url), 'utf8');
+// As guest.ts builds the four-ring guest (guestRom); the fuzzer also needs the labels (fz_witness,
+// the fault stubs), which guestRom does not return.
+const FOUR_RINGS = `.macro RING12 type, dpl
+        FLAT \\type, \\dpl
+.endm
+.macro GATE12 offset, sel, params, dpl
+        GATE \\offset, \\sel, \\params, \\dpl
+.endm
+.macro SEG12 base, limit, type, dpl
+        SEGMENT \\base, \\limit, \\type, \\dpl
+.endm`;
+const STUBS = Array.from({ length: 32 }, (_, v) => `        mov ebx, ${v}\n        jmp fault_common`).join(
+  '\n',
+);
+
+export interface Rom {
+  readonly bytes: Uint8Array;
+  readonly labels: ReadonlyMap<string, number>;
+}
+
+/** The program's boot ROM (scaffold.s with its GDT entries and `main`). */
+export function buildRom(p: FuzzProgram): Rom {
+  const text = SCAFFOLD.replace(';@RINGS12', FOUR_RINGS)
+    .replace(';@STUBS', STUBS)
+    .replace('; @EXTRA', p.gdt)
+    .replace(';@MAIN', p.main);
+  const r = assemble(text, { origin: 0xffff0000, file: `fuzz-${p.seed}.s` });
+  if (r.bytes.length !== 0x10000) throw new Error(`fuzz ROM is ${r.bytes.length} bytes`);
+  return { bytes: r.bytes, labels: r.labels };
+}
+
+/** Everything of a CPU the guest can see (host configuration, caches and counters left out). */
+export interface CpuState {
+  readonly reg: number[];
+  eip: number;
+  eflags: number;
+  readonly segSel: number[];
+  readonly segBase: number[];
+  readonly segLimit: number[];
+  readonly segHi: number[];
+  readonly segFlags: number[];
+  readonly gdtBase: number;
+  readonly gdtLimit: number;
+  readonly idtBase: number;
+  readonly idtLimit: number;
+  readonly ldtSel: number;
+  readonly ldtBase: number;
+  readonly ldtLimit: number;
+  readonly ldtUsable: boolean;
+  readonly trSel: number;
+  readonly trBase: number;
+  readonly trLimit: number;
+  readonly trUsable: boolean;
+  readonly cr0: number;
+  readonly cr2: number;
+  readonly cr3: number;
+  readonly cr4: number;
+  readonly paging: boolean;
+  readonly writeProtect: boolean;
+  readonly halted: boolean;
+  interruptShadow: boolean;
+  readonly shutdown: boolean;
+}
+
+export function cpuState(cpu: Cpu): CpuState {
+  return {
+    reg: Array.from(cpu.reg, (x) => x >>> 0),
+    eip: cpu.eip >>> 0,
+    eflags: cpu.eflags >>> 0,
+    segSel: Array.from(cpu.segSel),
+    segBase: Array.from(cpu.segBase),
+    segLimit: Array.from(cpu.segLimit),
+    segHi: Array.from(cpu.segHi),
+    segFlags: Array.from(cpu.segFlags),
+    gdtBase: cpu.gdtBase >>> 0,
+    gdtLimit: cpu.gdtLimit,
+    idtBase: cpu.idtBase >>> 0,
+    idtLimit: cpu.idtLimit,
+    ldtSel: cpu.ldtSel,
+    ldtBase: cpu.ldtBase >>> 0,
+    ldtLimit: cpu.ldtLimit >>> 0,
+    ldtUsable: cpu.ldtUsable,
+    trSel: cpu.trSel,
+    trBase: cpu.trBase >>> 0,
+    trLimit: cpu.trLimit >>> 0,
+    trUsable: cpu.trUsable,
+    cr0: cpu.cr0 >>> 0,
+    cr2: cpu.mmu.cr2 >>> 0,
+    cr3: cpu.mmu.cr3 >>> 0,
+    cr4: cpu.cr4 >>> 0,
+    paging: cpu.mmu.paging,
+    writeProtect: cpu.mmu.writeProtect,
+    halted: cpu.halted,
+    interruptShadow: cpu.interruptShadow,
+    shutdown: cpu.shutdown,
+  };
+}
+
+/** What one run left for the guest to see. */
+export interface Outcome {
+  readonly result: MachineRunResult;
+  readonly transcript: string;
+  readonly cpu: CpuState;
+  readonly ram: Uint8Array;
+}
+
+function outcome(m: Machine, result: MachineRunResult, cpu: Cpu, ram: Uint8Array): Outcome {
+  return { result, transcript: m.console.transcript(), cpu: cpuState(cpu), ram };
+}
+
+/** The bare machine, optionally stopped before the instruction at linear `stopAt`. */
+export class BareRun {
+  readonly machine: Machine;
+
+  constructor(rom: Rom) {
+    this.machine = createMachine({ rom: rom.bytes, clock: () => 0, ramBytes: RAM_BYTES });
+  }
+
+  run(budget: number, stopAt?: number): Outcome {
+    const cpu = this.machine.cpu;
+    cpu.breakpoints.clear();
+    if (stopAt !== undefined) cpu.breakpoints.add(stopAt);
+    const r = this.machine.run(budget);
+    cpu.breakpoints.clear();
+    return outcome(this.machine, r, cpu, this.machine.phys.ram.slice());
+  }
+}
+
+/**
+ * How a VE runs the guest's GDT: the SDT policies of the issue (P1, P2, P3), the adaptive choice, or
+ * VEDT substitution with either write method (no SDTs for the GDT).
+ */
+export type VeConfig = SdtPolicy | 'adaptive' | 'vedt-trap' | 'vedt-overwrite';
+
+export const VE_CONFIGS: readonly VeConfig[] = ['P1', 'P2', 'P3', 'adaptive', 'vedt-trap', 'vedt-overwrite'];
+
+function profileOf(config: VeConfig): Pick<VeProfile, 'sdtPolicy' | 'vedt'> {
+  if (config === 'vedt-trap' || config === 'vedt-overwrite') {
+    return {
+      vedt: { mode: 'current-ring', method: config === 'vedt-trap' ? 'trap' : 'overwrite', guard: true },
+    };
+  }
+  return { sdtPolicy: config };
+}
+
+/** One VE on a VM manager (reused between programs: a VE is created and deleted per program). */
+export class VeRun {
+  readonly ve: VirtualEnvironment;
+
+  constructor(
+    readonly vmm: Vmm,
+    rom: Rom,
+    config: VeConfig,
+  ) {
+    this.ve = vmm.createVe({ name: 'fuzz', memoryBytes: RAM_BYTES, rom: rom.bytes, ...profileOf(config) });
+  }
+
+  run(budget: number, stopAt?: number): Outcome {
+    const cpu = this.vmm.machine.cpu;
+    cpu.breakpoints.clear();
+    if (stopAt !== undefined) cpu.breakpoints.add(stopAt);
+    try {
+      const r = this.vmm.run(this.ve.id, budget);
+      // The guest's view of its RAM: under VEDT substitution its GDT pages hold the substituted
+      // entries, which its reads never see (they trap and are answered from the guest view).
+      return outcome(this.ve.vm, r, this.ve.vcpu, this.ve.guestRam());
+    } finally {
+      cpu.breakpoints.clear();
+    }
+  }
+
+  delete(): void {
+    this.vmm.deleteVe(this.ve.id);
+  }
+}
+
+export function newVmm(): Vmm {
+  return new Vmm({ clock: () => 0, ramBytes: 6 << 20 });
+}
+
+// ---- comparison ----
+
+/** One difference between the bare and the virtualized outcome. */
+export interface Difference {
+  readonly where: string;
+  readonly bare: string;
+  readonly ve: string;
+}
+
+const h = (n: number): string => `0x${(n >>> 0).toString(16)}`;
+
+/** The fields of two CPU states that differ, by name (`segSel[1]`, `reg[0]`, ...). */
+export function cpuDifferences(a: CpuState, b: CpuState): Difference[] {
+  const out: Difference[] = [];
+  for (const key of Object.keys(a) as (keyof CpuState)[]) {
+    const x = a[key];
+    const y = b[key];
+    if (Array.isArray(x) && Array.isArray(y)) {
+      x.forEach((v, i) => {
+        if (v !== y[i]) out.push({ where: `${key}[${i}]`, bare: h(v), ve: h(y[i]!) });
+      });
+    } else if (x !== y) {
+      out.push({
+        where: key,
+        bare: String(typeof x === 'number' ? h(x) : x),
+        ve: String(typeof y === 'number' ? h(y) : y),
+      });
+    }
+  }
+  return out;
+}
+
+/** The guest-physical addresses of the dwords in which two RAM images differ. */
+export function ramDifferences(a: Uint8Array, b: Uint8Array): number[] {
+  const out: number[] = [];
+  const x = new Int32Array(a.buffer, a.byteOffset, a.length >>> 2);
+  const y = new Int32Array(b.buffer, b.byteOffset, b.length >>> 2);
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) out.push(i * 4);
+  return out;
+}
+
+export const dword = (ram: Uint8Array, at: number): number =>
+  (ram[at]! | (ram[at + 1]! << 8) | (ram[at + 2]! << 16) | (ram[at + 3]! << 24)) >>> 0;
+
+export function resultDifferences(a: MachineRunResult, b: MachineRunResult): Difference[] {
+  const out: Difference[] = [];
+  for (const key of ['reason', 'executed', 'idle', 'vector', 'errorCode'] as const) {
+    if (a[key] !== b[key]) out.push({ where: `result.${key}`, bare: String(a[key]), ve: String(b[key]) });
+  }
+  return out;
+}
+
+export function transcriptDifference(a: string, b: string): Difference[] {
+  if (a === b) return [];
+  let i = 0;
+  while (i < a.length && a[i] === b[i]) i++;
+  return [
+    {
+      where: `transcript from char ${i}`,
+      bare: JSON.stringify(a.slice(i, i + 80)),
+      ve: JSON.stringify(b.slice(i, i + 80)),
+    },
+  ];
+}
