@@ -114,8 +114,9 @@ export class ReplayCache {
     if (until !== undefined && until > now) {
       throw new ProtocolError('REPLAY', `nonce from ${sender} already seen`, { sender });
     }
-    const full = () => this.seen.size >= this.capacity || (this.bySender.get(sender) ?? 0) >= this.perSender;
-    if (full() && now >= this.fullUntil) this.sweep(now);
+    // No closure here: this runs for every message.
+    const full = this.seen.size >= this.capacity || (this.bySender.get(sender) ?? 0) >= this.perSender;
+    if (full && now >= this.fullUntil) this.sweep(now);
     if ((this.bySender.get(sender) ?? 0) >= this.perSender) {
       throw new ProtocolError('REPLAY_CACHE_FULL', `${sender} holds ${this.perSender} live replay entries`, {
         sender,
