@@ -1253,15 +1253,8 @@ export class VirtualEnvironment {
     // real GDTR's alias of the page is unmapped until the window closes.
     const page = vt.pages.indexOf(gpa & ~0xfff);
     const space = this.space();
-    const pdi = linear >>> 22;
-    let pt = space.pts.get(pdi);
     const phys = this.cpu.mmu.phys;
-    if (pt === undefined) {
-      pt = this.pool.alloc();
-      space.pts.set(pdi, pt);
-      phys.write32(space.pd + pdi * 4, pt | 0x67);
-    }
-    const pte = pt + ((linear >>> 12) & 0x3ff) * 4;
+    const pte = this.pteAddress(space, linear);
     const u = vm.paging && space !== this.sup ? this.walkU : 1;
     phys.write32(pte, (this.portionBase + (gpa & ~0xfff)) | 0x63 | (u << 2));
     this.cpu.mmu.invalidate(linear);
@@ -1410,15 +1403,7 @@ export class VirtualEnvironment {
       }
       writable &&= this.walkD === 1;
     }
-    const pdi = linear >>> 22;
-    let pt = space.pts.get(pdi);
-    const phys = this.cpu.mmu.phys;
-    if (pt === undefined) {
-      pt = this.pool.alloc();
-      space.pts.set(pdi, pt);
-      phys.write32(space.pd + pdi * 4, pt | 0x67);
-    }
-    phys.write32(pt + ((linear >>> 12) & 0x3ff) * 4, frame | 0x61 | (writable ? 2 : 0) | (u << 2));
+    this.cpu.mmu.phys.write32(this.pteAddress(space, linear), frame | 0x61 | (writable ? 2 : 0) | (u << 2));
     this.cpu.mmu.invalidate(linear);
     this.shadowFills++;
   }
@@ -1451,6 +1436,18 @@ export class VirtualEnvironment {
       return true;
     }
     return false;
+  }
+
+  /** Real address of the shadow PTE of `linear` in `space` (its page table allocated if new). */
+  private pteAddress(space: Space, linear: number): number {
+    const pdi = linear >>> 22;
+    let pt = space.pts.get(pdi);
+    if (pt === undefined) {
+      pt = this.pool.alloc();
+      space.pts.set(pdi, pt);
+      this.cpu.mmu.phys.write32(space.pd + pdi * 4, pt | 0x67);
+    }
+    return pt + ((linear >>> 12) & 0x3ff) * 4;
   }
 
   /** Drops every shadow page table (the guest's TLB would be flushed here too). */

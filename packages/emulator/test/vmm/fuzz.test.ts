@@ -17,7 +17,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { createMachine } from '../../src/machine.js';
-import { BUG_IDS, FIXED_BUGS, OPEN_BUGS } from './fuzz/bugs.js';
+import { BUG_IDS, FIXED_BUGS, OPEN_BUGS, type OpenBug } from './fuzz/bugs.js';
 import { newVmm, type VeConfig, VeRun } from './fuzz/harness.js';
 import { type KnownId, WITNESS_OF } from './fuzz/known.js';
 import { programSeed } from './fuzz/prng.js';
@@ -134,44 +134,39 @@ describe('differential fuzzing: bare machine against a VE', () => {
   }, 120_000);
 });
 
-/**
- * Open VM manager bugs the fuzzer found (fuzz/bugs.ts), each pinned by its minimal repro: what the
- * bare machine prints, and what the VE prints instead today (under P1, P2 and P3 unless noted). A
- * fix turns its test red: then remove the entry from OPEN_BUGS (the generator stops avoiding it,
- * and the fuzz run above checks it from then on).
- */
+/** What a repro prints: bare first, then in a VE under each of its configurations. */
+function consoles(bug: OpenBug): string[] {
+  const rom = guestRom(bug.repro);
+  const bare = createMachine({ rom, clock: () => 0, ramBytes: 1 << 20 });
+  bare.run(100_000);
+  const got = [bare.console.transcript()];
+  for (const config of bug.configs ?? ['P1', 'P2', 'P3']) {
+    const ve = new VeRun(newVmm(), { bytes: rom, labels: new Map() }, config);
+    ve.run(100_000);
+    got.push(ve.ve.vm.console.transcript());
+  }
+  return got;
+}
+
+const configCount = (bug: OpenBug): number => (bug.configs ?? ['P1', 'P2', 'P3']).length;
+
 describe('fixed VMM bugs the fuzzer found: the VE prints what the bare machine prints', () => {
   for (const bug of FIXED_BUGS) {
     it(`${bug.id}: ${bug.title} (bare ${JSON.stringify(bug.bare)}, before the fix ${JSON.stringify(bug.ve)})`, () => {
-      const rom = guestRom(bug.repro);
-      const bare = createMachine({ rom, clock: () => 0, ramBytes: 1 << 20 });
-      bare.run(100_000);
-      const configs = bug.configs ?? ['P1', 'P2', 'P3'];
-      const got = [bare.console.transcript()];
-      for (const config of configs) {
-        const ve = new VeRun(newVmm(), { bytes: rom, labels: new Map() }, config);
-        ve.run(100_000);
-        got.push(ve.ve.vm.console.transcript());
-      }
-      expect(got).toEqual([bug.bare, ...configs.map(() => bug.bare)]);
+      expect(consoles(bug)).toEqual(Array.from({ length: configCount(bug) + 1 }, () => bug.bare));
     });
   }
 });
 
+/**
+ * Open VM manager bugs the fuzzer found (fuzz/bugs.ts), each pinned by its minimal repro: what the
+ * bare machine prints, and what the VE prints instead today (under P1, P2 and P3 unless noted). A
+ * fix turns its test red: then move the entry to FIXED_BUGS.
+ */
 describe('open VMM bugs found by the fuzzer (the VE must print what the bare machine prints)', () => {
   for (const bug of OPEN_BUGS) {
     it(`${bug.id}: ${bug.title} (bare ${JSON.stringify(bug.bare)}, VE ${JSON.stringify(bug.ve)})`, () => {
-      const rom = guestRom(bug.repro);
-      const bare = createMachine({ rom, clock: () => 0, ramBytes: 1 << 20 });
-      bare.run(100_000);
-      const configs = bug.configs ?? ['P1', 'P2', 'P3'];
-      const got = [bare.console.transcript()];
-      for (const config of configs) {
-        const ve = new VeRun(newVmm(), { bytes: rom, labels: new Map() }, config);
-        ve.run(100_000);
-        got.push(ve.ve.vm.console.transcript());
-      }
-      expect(got).toEqual([bug.bare, ...configs.map(() => bug.ve)]);
+      expect(consoles(bug)).toEqual([bug.bare, ...Array.from({ length: configCount(bug) }, () => bug.ve)]);
     });
   }
 });
