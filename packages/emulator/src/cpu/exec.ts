@@ -8,11 +8,14 @@
  * closures; the fetch reads a cached code window as dwords; every instruction is a case of one
  * switch, with its flags computed inline (branch-free); dword loads and stores through DS and SS
  * (LD, ST, PUSH, POP, CALL, RET) check rights, limit and the TLB inline against values the
- * prologue caches, and take `Cpu.read32`/`write32` for anything else. Nothing here skips a check:
+ * prologue caches, and take `Cpu.read32`/`write32` for anything else; far transfers and segment
+ * loads try the specialised common cases of fast-transfers.ts first. Nothing here skips a check:
  * the fast paths are the general rules specialised to the common case, and anything else takes the
- * general path, which checks in the architectural order.
+ * general path, which checks in the architectural order. Decoding is strict (isa.ts): each case
+ * first tests its instruction's must-be-zero bits.
  */
 import type { Cpu, RunResult } from './cpu.js';
+import { deliverFast, farReturnFast, interruptReturnFast } from './fast-transfers.js';
 import { CpuFault, fault, isContributory, VEC } from './faults.js';
 import { FL } from './flags.js';
 import { MBZ, MEM_SEGMENT, NO_BASE } from './isa.js';
@@ -33,16 +36,20 @@ import { deliver, farReturn, farTransfer, interruptReturn, mergeFlags } from './
  * for every instruction while a host hook or breakpoint is set or an interrupt source without
  * `hasPending` (bus.ts) is polled. Ordinary instructions (data movement, ALU, near branches, PUSH
  * and POP of data) change none of it and reach no device, so between two prologues the answers
- * cannot change. The prologue also caches what ordinary instructions need (the CS limit, CPL, the
- * DS and SS rights and limits, paging) and checks the *code window*: the EIPs whose 8 bytes lie in
- * one RAM page inside the CS limit, fetched without translation while the CS base, limit, CPL,
- * paging and MMU generation it was built for stay the same. Every check still runs for every
- * instruction, against these cached values.
+ * cannot change. After a far transfer or a data segment load only the segment part of it runs
+ * (LIGHT, see `slow`). The prologue also caches what ordinary instructions need (the CS limit,
+ * CPL, the DS and SS rights and limits, paging) and checks the *code window*: the EIPs whose 8
+ * bytes lie in one RAM page inside the CS limit, fetched without translation while the CS base,
+ * limit, CPL, paging and MMU generation it was built for stay the same. Every check still runs for
+ * every instruction, against these cached values.
  *
  * V8 notes: everything before the loop is a constant, and the typed arrays are loaded from `cpu`
- * inside it, so the loop compiles to the same code whether V8 optimises the function or only the
- * running loop (on-stack replacement, which it prefers for a function like this one); the cached
- * values are kept in unsigned 32-bit form (`>>> 0`) so none of them is a boxed double.
+ * inside it, so the loop compiles to much the same code whether V8 optimises the function or only
+ * the running loop (on-stack replacement). EIP, the next EIP and the code window are int32 in the
+ * loop (`| 0`; stored back as `>>> 0`): an unsigned EIP of 2^31 or more would make V8 keep them as
+ * boxed or tagged values with checks at every use. The prologue runs at every turn of the outer
+ * loop, so V8 sees that no cached value lives across a turn or a caught fault and keeps them
+ * unboxed.
  */
 export function run(cpu: Cpu, budget: number): RunResult {
   const CF = 0x1;
@@ -56,8 +63,12 @@ export function run(cpu: Cpu, budget: number): RunResult {
   // before anything outside this loop can look at it (the prologue's hooks and interrupt source,
   // port I/O, the trace hook, a host error, the return).
   let counted = 0;
-  /** Take the full prologue before the next instruction. */
-  let slow = true;
+  /**
+   * What the next instruction needs first: 0 nothing (ordinary instructions), 1 the segment part of
+   * the prologue (LIGHT: a segment register or CS changed, nothing else the prologue looks at),
+   * 3 the full prologue (FULL; `slow |= 1` keeps a FULL).
+   */
+  let slow = 3;
   /** EIP of the instruction being executed (before the beforeStep hook ran). */
   let start = 0;
   let eip = 0;
@@ -86,38 +97,48 @@ export function run(cpu: Cpu, budget: number): RunResult {
     // of this loop. Unconditional, it is where every cached value below is set, and V8 sees that
     // none of them lives across a turn or a caught fault, so none needs boxing.
     {
-      cpu.instructions += executed - counted;
-      counted = executed;
-      // A device access asked to end the run after its instruction (cpu.endRun; port I/O is never
-      // ordinary, so the prologue runs after it).
-      if ((cpu.endRun as boolean) === true) {
-        cpu.endRun = false;
-        return { reason: 'budget', executed };
-      }
-      if (cpu.shutdown === true) return { reason: 'shutdown', executed };
+      const full = slow === 3;
       // IF = 1 and a source with hasPending() that has nothing pending: no need to ask it again
       // below, since nothing can have run in between (the beforeStep hook makes `slow` anyway).
       let quiet = false;
-      if ((cpu.eflags & IF) !== 0 && cpu.irq !== undefined) {
-        const irq = cpu.irq;
-        if (irq.hasPending !== undefined && irq.hasPending() !== true) quiet = true;
-        else if (cpu.interruptShadow !== true) {
-          const vector = irq.pending();
-          if (vector >= 0) {
-            irq.acknowledge(vector);
-            const r = raise(cpu, vector, undefined, { software: false, ext: 1, returnEip: cpu.eip });
-            if (r !== undefined) return { ...r, executed };
+      if (!full) {
+        // LIGHT, after a far transfer or a data segment load: nothing but the segment registers
+        // (and ESP, EIP, EFLAGS but IF going from 0 to 1) changed, so the answers of the full part
+        // are as before: no host hook or breakpoint (else it would be FULL), no interrupt to take
+        // (else the last prologue had made it FULL), no shadow (only SS loads and STI set one, and
+        // they are FULL), nothing reached a device.
+        start = eip;
+      } else {
+        cpu.instructions += executed - counted;
+        counted = executed;
+        // A device access asked to end the run after its instruction (cpu.endRun; port I/O is never
+        // ordinary, so the prologue runs after it).
+        if ((cpu.endRun as boolean) === true) {
+          cpu.endRun = false;
+          return { reason: 'budget', executed };
+        }
+        if (cpu.shutdown === true) return { reason: 'shutdown', executed };
+        if ((cpu.eflags & IF) !== 0 && cpu.irq !== undefined) {
+          const irq = cpu.irq;
+          if (irq.hasPending !== undefined && irq.hasPending() !== true) quiet = true;
+          else if (cpu.interruptShadow !== true) {
+            const vector = irq.pending();
+            if (vector >= 0) {
+              irq.acknowledge(vector);
+              const r = raise(cpu, vector, undefined, { software: false, ext: 1, returnEip: cpu.eip });
+              if (r !== undefined) return { ...r, executed };
+            }
           }
         }
+        if (cpu.halted === true) return { reason: 'halt', executed };
+        if (cpu.breakpoints.size > 0 && cpu.breakpoints.has((cpu.segBase[1]! + cpu.eip) >>> 0)) {
+          return { reason: 'breakpoint', executed };
+        }
+        cpu.interruptShadow = false;
+        start = cpu.eip | 0;
+        if (cpu.beforeStep !== undefined) cpu.beforeStep(cpu);
+        eip = cpu.eip | 0;
       }
-      if (cpu.halted === true) return { reason: 'halt', executed };
-      if (cpu.breakpoints.size > 0 && cpu.breakpoints.has((cpu.segBase[1]! + cpu.eip) >>> 0)) {
-        return { reason: 'breakpoint', executed };
-      }
-      cpu.interruptShadow = false;
-      start = cpu.eip >>> 0;
-      if (cpu.beforeStep !== undefined) cpu.beforeStep(cpu);
-      eip = cpu.eip >>> 0;
       const segLimit = cpu.segLimit;
       const segBase = cpu.segBase;
       const segFlags = cpu.segFlags; // SEG_USABLE 1, SEG_READ 2, SEG_WRITE 4
@@ -138,7 +159,7 @@ export function run(cpu: Cpu, budget: number): RunResult {
         win = cpu.winCur === 0 ? cpu.winA : cpu.winB;
         if (!win.fits(csBase, csLimit, user, paging, gen)) win.len = 0;
       }
-      codeLo = win.lo;
+      codeLo = win.lo | 0;
       codeLen = win.len;
       codeDelta = win.delta;
       const ds = segFlags[3]!;
@@ -153,13 +174,16 @@ export function run(cpu: Cpu, budget: number): RunResult {
       ssWrEnd = (ss & 5) === 5 && ssLimit >= 3 ? (ssLimit - 2) >>> 0 : 0;
       const irq = cpu.irq;
       slow =
-        cpu.breakpoints.size > 0 ||
-        cpu.beforeStep !== undefined ||
-        cpu.trace !== undefined ||
-        ((cpu.eflags & IF) !== 0 &&
-          irq !== undefined &&
-          !quiet &&
-          (irq.hasPending === undefined || irq.hasPending() === true));
+        full &&
+        (cpu.breakpoints.size > 0 ||
+          cpu.beforeStep !== undefined ||
+          cpu.trace !== undefined ||
+          ((cpu.eflags & IF) !== 0 &&
+            irq !== undefined &&
+            !quiet &&
+            (irq.hasPending === undefined || irq.hasPending() === true)))
+          ? 3
+          : 0;
     }
     try {
       // Ordinary instructions run in this inner loop; it ends after one that is not (`slow`).
@@ -171,7 +195,8 @@ export function run(cpu: Cpu, budget: number): RunResult {
         // ---- fetch: 8 bytes at CS:EIP, limit-checked, through the MMU ----
         let w0: number;
         let imm: number;
-        if ((eip - codeLo) >>> 0 < codeLen) {
+        const d = (eip - codeLo) | 0;
+        if (d >= 0 && d < codeLen) {
           const p = (eip + codeDelta) | 0;
           if ((p & 3) === 0) {
             w0 = ram32[p >>> 2]!;
@@ -182,24 +207,25 @@ export function run(cpu: Cpu, budget: number): RunResult {
           }
         } else {
           const mmu = cpu.mmu;
+          const ueip = eip >>> 0;
           const limit = cpu.segLimit[1]!;
-          if (eip + 7 > limit) throw fault(VEC.GP, 0);
+          if (ueip + 7 > limit) throw fault(VEC.GP, 0);
           const base = cpu.segBase[1]!;
-          const lin = (base + eip) >>> 0;
+          const lin = (base + ueip) >>> 0;
           const u = (cpu.segSel[1]! & 3) === 3;
           w0 = cpu.readLinearI32(lin, u);
           imm = cpu.readLinearI32((lin + 4) >>> 0, u) >>> 0;
           const off = lin & 0xfff;
           const page = (mmu.translate(lin, false, u) - off) >>> 0;
           // The window: the EIPs of this page (offset <= 0xFF8) that are >= 0 and <= limit - 7.
-          const lo = Math.max(0, eip - off);
-          const hi = Math.min(eip - off + 0xff8, limit - 7);
+          const lo = Math.max(0, ueip - off);
+          const hi = Math.min(ueip - off + 0xff8, limit - 7);
           const win = cpu.winCur === 0 ? cpu.winA : cpu.winB;
           if (page + 0x1000 <= cpu.ramBytes && hi >= lo) {
-            codeLo = lo >>> 0;
-            codeLen = (hi - lo + 1) >>> 0;
-            codeDelta = (page + off - eip) | 0;
-            win.set(codeLo, codeLen, codeDelta, base, limit, u, mmu.paging === true, mmu.generation);
+            codeLo = lo | 0;
+            codeLen = (hi - lo + 1) | 0;
+            codeDelta = (page + off - ueip) | 0;
+            win.set(lo >>> 0, codeLen, codeDelta, base, limit, u, mmu.paging === true, mmu.generation);
           } else {
             codeLen = 0; // ROM or the empty bus: no window
             win.len = 0;
@@ -215,7 +241,7 @@ export function run(cpu: Cpu, budget: number): RunResult {
         // operand's base and segment) is checked where those operands are decoded.
         const a = (w0 >>> 8) & 7; // register operands: 0..7 (bit 3 is must-be-zero)
         const b = (w0 >>> 12) & 0xf;
-        const next = (eip + 8) >>> 0;
+        const next = (eip + 8) | 0;
         let to = next;
         switch (op) {
           // ALU reg, reg (table order in isa.ts: add sub and or xor cmp test shl shr sar mul divu remu)
@@ -432,7 +458,7 @@ export function run(cpu: Cpu, budget: number): RunResult {
             if (op === 0x52 || op === 0x53) {
               const t = op === 0x52 ? imm : reg[a]! >>> 0;
               if (t > csLimit) throw fault(VEC.GP, 0);
-              to = t;
+              to = t | 0;
               value = next;
             } else value = op === 0x17 ? reg[a]! : imm;
             const esp = (reg[4]! - 4) >>> 0;
@@ -488,7 +514,7 @@ export function run(cpu: Cpu, budget: number): RunResult {
               const t = v >>> 0;
               if (t > csLimit) throw fault(VEC.GP, 0);
               reg[4] = (esp + 4 + (op === 0x55 ? imm & 0xffff : 0)) | 0;
-              to = t;
+              to = t | 0;
             }
             break;
           }
@@ -529,70 +555,70 @@ export function run(cpu: Cpu, budget: number): RunResult {
           case 0x50:
             if ((w0 & 0xffffff00) !== 0) throw fault(VEC.UD); // imm
             if (imm > csLimit) throw fault(VEC.GP, 0);
-            to = imm;
+            to = imm | 0;
             break;
           case 0x51: {
             if (((w0 & 0xfffff800) | imm) !== 0) throw fault(VEC.UD); // reg
             const t = reg[a]! >>> 0;
             if (t > csLimit) throw fault(VEC.GP, 0);
-            to = t;
+            to = t | 0;
             break;
           }
           case 0x58:
             if ((w0 & 0xffffff00) !== 0) throw fault(VEC.UD); // imm
-            if ((cpu.eflags & ZF) !== 0) to = nearTarget(imm, csLimit);
+            if ((cpu.eflags & ZF) !== 0) to = nearTarget(imm, csLimit) | 0;
             break;
           case 0x59:
             if ((w0 & 0xffffff00) !== 0) throw fault(VEC.UD); // imm
-            if ((cpu.eflags & ZF) === 0) to = nearTarget(imm, csLimit);
+            if ((cpu.eflags & ZF) === 0) to = nearTarget(imm, csLimit) | 0;
             break;
           case 0x5a:
             if ((w0 & 0xffffff00) !== 0) throw fault(VEC.UD); // imm
-            if ((cpu.eflags & CF) !== 0) to = nearTarget(imm, csLimit);
+            if ((cpu.eflags & CF) !== 0) to = nearTarget(imm, csLimit) | 0;
             break;
           case 0x5b:
             if ((w0 & 0xffffff00) !== 0) throw fault(VEC.UD); // imm
-            if ((cpu.eflags & CF) === 0) to = nearTarget(imm, csLimit);
+            if ((cpu.eflags & CF) === 0) to = nearTarget(imm, csLimit) | 0;
             break;
           case 0x5c:
             if ((w0 & 0xffffff00) !== 0) throw fault(VEC.UD); // imm
-            if ((cpu.eflags & SF) !== 0) to = nearTarget(imm, csLimit);
+            if ((cpu.eflags & SF) !== 0) to = nearTarget(imm, csLimit) | 0;
             break;
           case 0x5d:
             if ((w0 & 0xffffff00) !== 0) throw fault(VEC.UD); // imm
-            if ((cpu.eflags & SF) === 0) to = nearTarget(imm, csLimit);
+            if ((cpu.eflags & SF) === 0) to = nearTarget(imm, csLimit) | 0;
             break;
           case 0x5e:
             if ((w0 & 0xffffff00) !== 0) throw fault(VEC.UD); // imm
-            if ((cpu.eflags & OF) !== 0) to = nearTarget(imm, csLimit);
+            if ((cpu.eflags & OF) !== 0) to = nearTarget(imm, csLimit) | 0;
             break;
           case 0x5f:
             if ((w0 & 0xffffff00) !== 0) throw fault(VEC.UD); // imm
-            if ((cpu.eflags & OF) === 0) to = nearTarget(imm, csLimit);
+            if ((cpu.eflags & OF) === 0) to = nearTarget(imm, csLimit) | 0;
             break;
           case 0x60:
             if ((w0 & 0xffffff00) !== 0) throw fault(VEC.UD); // imm
-            if (signNotOverflow(cpu.eflags)) to = nearTarget(imm, csLimit);
+            if (signNotOverflow(cpu.eflags)) to = nearTarget(imm, csLimit) | 0;
             break;
           case 0x61:
             if ((w0 & 0xffffff00) !== 0) throw fault(VEC.UD); // imm
-            if (!signNotOverflow(cpu.eflags)) to = nearTarget(imm, csLimit);
+            if (!signNotOverflow(cpu.eflags)) to = nearTarget(imm, csLimit) | 0;
             break;
           case 0x62:
             if ((w0 & 0xffffff00) !== 0) throw fault(VEC.UD); // imm
-            if ((cpu.eflags & ZF) !== 0 || signNotOverflow(cpu.eflags)) to = nearTarget(imm, csLimit);
+            if ((cpu.eflags & ZF) !== 0 || signNotOverflow(cpu.eflags)) to = nearTarget(imm, csLimit) | 0;
             break;
           case 0x63:
             if ((w0 & 0xffffff00) !== 0) throw fault(VEC.UD); // imm
-            if (!((cpu.eflags & ZF) !== 0 || signNotOverflow(cpu.eflags))) to = nearTarget(imm, csLimit);
+            if (!((cpu.eflags & ZF) !== 0 || signNotOverflow(cpu.eflags))) to = nearTarget(imm, csLimit) | 0;
             break;
           case 0x64:
             if ((w0 & 0xffffff00) !== 0) throw fault(VEC.UD); // imm
-            if ((cpu.eflags & (CF | ZF)) !== 0) to = nearTarget(imm, csLimit);
+            if ((cpu.eflags & (CF | ZF)) !== 0) to = nearTarget(imm, csLimit) | 0;
             break;
           case 0x65:
             if ((w0 & 0xffffff00) !== 0) throw fault(VEC.UD); // imm
-            if ((cpu.eflags & (CF | ZF)) === 0) to = nearTarget(imm, csLimit);
+            if ((cpu.eflags & (CF | ZF)) === 0) to = nearTarget(imm, csLimit) | 0;
             break;
           case 0x81:
             if (((w0 & 0xffff8800) | imm) !== 0) throw fault(VEC.UD); // reg, reg
@@ -613,64 +639,69 @@ export function run(cpu: Cpu, budget: number): RunResult {
           case 0x01:
             if (((w0 & 0xffffff00) | imm) !== 0) throw fault(VEC.UD); // no operand
             break;
-          // ---- not ordinary: the next instruction takes the full prologue ----
+          // ---- not ordinary: the next instruction takes the prologue, LIGHT or FULL ----
           // far transfers: they set EIP themselves
           case 0x70:
           case 0x71:
             checkEncoding(w0, imm);
-            slow = true;
-            farTransfer(cpu, op === 0x71, (w0 >>> 16) & 0xffff, imm, next);
-            to = cpu.eip >>> 0;
+            slow |= 1;
+            farTransfer(cpu, op === 0x71, (w0 >>> 16) & 0xffff, imm, next >>> 0);
+            to = cpu.eip | 0;
             break;
           case 0x72:
           case 0x73:
             checkEncoding(w0, imm);
-            slow = true;
-            farReturn(cpu, op === 0x73 ? imm & 0xffff : 0);
-            to = cpu.eip >>> 0;
+            slow |= 1;
+            if (!farReturnFast(cpu, imm & 0xffff)) farReturn(cpu, imm & 0xffff); // imm: 0 for RETF
+            to = cpu.eip | 0;
             break;
-          case 0x74:
+          case 0x74: {
             checkEncoding(w0, imm);
-            slow = true;
-            interruptReturn(cpu);
-            to = cpu.eip >>> 0;
+            const wasIf = cpu.eflags & IF;
+            if (!interruptReturnFast(cpu)) interruptReturn(cpu);
+            // IF from 0 to 1: a pending interrupt is taken before the next instruction (FULL)
+            slow |= (cpu.eflags & IF & ~wasIf) !== 0 ? 3 : 1;
+            to = cpu.eip | 0;
             break;
+          }
           case 0x75:
           case 0x76: {
             checkEncoding(w0, imm);
-            slow = true;
+            slow |= 1;
             const vector = op === 0x76 ? VEC.BP : imm & 0xff;
             if (cpu.exitSoftware === true) {
               // The VM manager sees every software interrupt (TB-3 rule 6), at the INT itself.
-              cpu.eip = eip;
+              cpu.eip = eip >>> 0;
               cpu.instructions += executed - counted;
               return { reason: 'exit', vector, software: true, executed };
             }
-            cpu.eip = next;
             // A software interrupt is a trap: it returns after the INT (reference §3.5 for the DPL check).
-            try {
-              deliver(cpu, vector, undefined, true, 0, next);
-            } catch (e) {
-              cpu.eip = eip;
-              throw e;
+            if (!deliverFast(cpu, vector, -1, true, next >>> 0)) {
+              cpu.eip = next >>> 0;
+              try {
+                deliver(cpu, vector, undefined, true, 0, next >>> 0);
+              } catch (e) {
+                cpu.eip = eip >>> 0;
+                throw e;
+              }
             }
-            to = cpu.eip >>> 0;
+            to = cpu.eip | 0;
             break;
           }
           // segment registers (byte 1: A = segment register, or a register number as the operand says)
           case 0x80: {
             checkEncoding(w0, imm);
-            slow = true;
             const s = (w0 >>> 8) & 0xf;
             if (s > 5) throw fault(VEC.UD);
+            slow |= s === SS ? 3 : 1; // SS: the interrupt shadow (FULL)
             loadSegment(cpu, s, reg[b & 7]! & 0xffff);
             break;
           }
           case 0x83: {
             checkEncoding(w0, imm);
-            slow = true;
             const s = (w0 >>> 8) & 0xf;
             if (s > 5) throw fault(VEC.UD);
+            slow |= s === SS ? 3 : 1;
             const v = cpu.read32(SS, cpu.esp);
             loadSegment(cpu, s, v & 0xffff);
             reg[4] = (cpu.esp + 4) | 0;
@@ -699,7 +730,7 @@ export function run(cpu: Cpu, budget: number): RunResult {
           case 0xa7:
             checkEncoding(w0, imm);
             // system registers, descriptor inspection, port I/O (a device may raise an interrupt)
-            slow = true;
+            slow = 3;
             cpu.instructions += executed - counted;
             counted = executed;
             systemOp(cpu, op, (w0 >>> 8) & 0xf, b, (w0 >>> 16) & 0xff, imm);
@@ -707,7 +738,7 @@ export function run(cpu: Cpu, budget: number): RunResult {
           case 0xa0:
           case 0xa1:
             checkEncoding(w0, imm);
-            slow = true;
+            slow = 3;
             if (cpu.cpl > cpu.iopl) throw fault(VEC.GP, 0);
             if (op === 0xa0) cpu.eflags &= ~IF;
             else {
@@ -717,7 +748,7 @@ export function run(cpu: Cpu, budget: number): RunResult {
             break;
           case 0xa3: {
             checkEncoding(w0, imm);
-            slow = true;
+            slow = 3;
             const v = cpu.read32(SS, cpu.esp);
             cpu.eflags = mergeFlags(cpu, v, cpu.cpl);
             reg[4] = (cpu.esp + 4) | 0;
@@ -725,7 +756,7 @@ export function run(cpu: Cpu, budget: number): RunResult {
           }
           case 0x02:
             checkEncoding(w0, imm);
-            slow = true;
+            slow = 3;
             cpu.requireCpl0();
             cpu.halted = true;
             break;
@@ -735,23 +766,23 @@ export function run(cpu: Cpu, budget: number): RunResult {
         eip = to;
         executed++;
         // cpu.eip is stored when the inner loop ends: ordinary instructions do not read it.
-        if (slow === true || executed >= budget) {
-          cpu.eip = to;
+        if (slow !== 0 || executed >= budget) {
+          cpu.eip = to >>> 0;
           break;
         }
         start = eip;
       }
     } catch (e) {
       if (!(e instanceof CpuFault)) {
-        cpu.eip = eip; // as a fault leaves it: at the instruction
+        cpu.eip = eip >>> 0; // as a fault leaves it: at the instruction
         cpu.instructions += executed - counted;
         throw e;
       }
-      slow = true;
-      cpu.eip = start;
+      slow = 3;
+      cpu.eip = start >>> 0;
       // An exception is an event external to the program: a fault while delivering it sets EXT in
       // its error code (SDM §6.13; only INT n, INT3 and INTO deliver with EXT = 0).
-      const r = raise(cpu, e.vector, e.errorCode, { software: false, ext: 1, returnEip: start });
+      const r = raise(cpu, e.vector, e.errorCode, { software: false, ext: 1, returnEip: start >>> 0 });
       if (r !== undefined) {
         cpu.instructions += executed - counted;
         return { ...r, executed };
@@ -759,10 +790,10 @@ export function run(cpu: Cpu, budget: number): RunResult {
       executed++; // a fault delivered completes the instruction's step
     }
     // A trace hook set keeps `slow`; one set by this instruction (through a device) made it slow.
-    if (slow === true && cpu.trace !== undefined) {
+    if (slow === 3 && cpu.trace !== undefined) {
       cpu.instructions += executed - counted;
       counted = executed;
-      cpu.trace(cpu, start);
+      cpu.trace(cpu, start >>> 0);
     }
   }
   cpu.instructions += executed - counted;

@@ -1,11 +1,12 @@
 /**
- * The common cases of the far transfers, specialised (issue 3, speed): a call through a call gate,
- * a far return, an interrupt or exception through an interrupt or trap gate, and an interrupt
- * return, each to the same or another ring, with descriptors in the GDT or LDT and stacks that
- * lie in RAM. Each is the rule of transfers.ts (reference §3.3-§3.5, SDM §5.8, §6.12) as one
- * straight-line function: it reads every descriptor, the TSS and the stack frame only where none
- * of those reads can fault (aligned, inside one page, paging off or a TLB hit that allows it,
- * RAM: `Cpu.frameIndex`), runs every check, and changes state only when all of them pass.
+ * The common cases of the far transfers and segment loads, specialised (issue 3, speed): a call
+ * through a call gate, a far return, an interrupt or exception through an interrupt or trap gate,
+ * an interrupt return, each to the same or another ring, and a load of DS, ES, FS or GS, with
+ * descriptors in the GDT or LDT and stacks that lie in RAM. Each is the rule of transfers.ts or
+ * segments.ts (reference §3.1, §3.3-§3.5, SDM §5.8, §6.12) as one straight-line function with few
+ * calls: it reads every descriptor, the TSS and the stack frame only where none of those reads can
+ * fault (in RAM, aligned; with paging on, inside one page with a TLB hit that allows the access:
+ * `Cpu.frameIndex`), runs every check, and changes state only when all of them pass.
  *
  * A fast path never raises a fault and never decides one: when anything is not the common case,
  * or any check fails, it returns false having changed nothing, and the caller runs the general
@@ -17,7 +18,6 @@
  * holds the x86 type (bits 0-3), S (bit 4), DPL (bits 5-6) and P (bit 7).
  */
 import type { Cpu } from './cpu.js';
-import { clearOuterSegments, hiLimit, setSegment } from './segments.js';
 
 /**
  * Whether the transfers try these fast paths first (always, but for the differential test that
@@ -29,17 +29,32 @@ export const fastPaths = { enabled: true };
 const params = new Int32Array(32);
 
 /**
+ * The `ram32` index of `bytes` (a multiple of 4) at linear address `lin` when they can be read, or
+ * with `write` written, by `user` (CPL 3) code without a fault and lie in RAM; else -1. With paging
+ * off that is an aligned address in RAM (said here without a call: this runs several times per
+ * transfer); with paging on it is `Cpu.frameIndex` (a TLB hit that allows the access, in one page).
+ */
+function ramIndex(cpu: Cpu, lin: number, bytes: number, write: boolean, user: boolean): number {
+  if (cpu.mmu.paging !== true) return (lin & 3) === 0 && lin + bytes <= cpu.ramBytes ? lin >>> 2 : -1;
+  return cpu.frameIndex(lin, bytes, write, user);
+}
+
+/**
  * The `ram32` index of dword 0 of the descriptor `selector` names (its RPL and null-ness are the
  * caller's business), when it lies within its table and reads without a fault; else -1.
  */
 function descIndex(cpu: Cpu, selector: number): number {
   const index = selector & 0xfff8;
+  let at: number;
   if ((selector & 4) === 0) {
     if (index + 7 > cpu.gdtLimit) return -1;
-    return cpu.frameIndex((cpu.gdtBase + index) >>> 0, 8, false, false);
+    at = (cpu.gdtBase + index) >>> 0;
+  } else {
+    if (!cpu.ldtUsable || index + 7 > cpu.ldtLimit) return -1;
+    at = (cpu.ldtBase + index) >>> 0;
   }
-  if (!cpu.ldtUsable || index + 7 > cpu.ldtLimit) return -1;
-  return cpu.frameIndex((cpu.ldtBase + index) >>> 0, 8, false, false);
+  if (cpu.mmu.paging !== true) return (at & 3) === 0 && at + 8 <= cpu.ramBytes ? at >>> 2 : -1;
+  return cpu.frameIndex(at, 8, false, false);
 }
 
 /**
@@ -52,6 +67,53 @@ function stackDescIndex(cpu: Cpu, ss: number, cpl: number): number {
   if (i < 0) return -1;
   // P, S, DPL = cpl, type 001x (writable data, expand-up): the bits of `hi >>> 24` but accessed
   return ((cpu.ram32[i + 1]! >>> 24) & 0xfe) === (0x92 | (cpl << 5)) ? i : -1;
+}
+
+/**
+ * The `ram32` index of `bytes` at SS:off for a read, when SS is usable and readable, they lie
+ * within its limit and read without a fault (Cpu.stackIndex); else -1.
+ */
+function stackIndex(cpu: Cpu, off: number, bytes: number): number {
+  if ((cpu.segFlags[2]! & 3) !== 3 || off + bytes - 1 > cpu.segLimit[2]!) return -1; // usable, readable
+  return ramIndex(cpu, (cpu.segBase[2]! + off) >>> 0, bytes, false, (cpu.segSel[1]! & 3) === 3);
+}
+
+/** Byte limit of a segment descriptor's dword 1, signed (segments.ts hiLimit). */
+function limitOf(hi: number): number {
+  const raw = hi & 0xfffff;
+  return (hi & 0x80_0000) !== 0 ? (raw << 12) | 0xfff : raw;
+}
+
+/** A segment register from descriptor dwords `lo`, `hi` (segments.ts setSegment, written out). */
+function load(cpu: Cpu, seg: number, selector: number, lo: number, hi: number): void {
+  cpu.segSel[seg] = selector;
+  cpu.segBase[seg] = lo;
+  cpu.segLimit[seg] = limitOf(hi);
+  cpu.segHi[seg] = hi;
+  // SEG_USABLE 1, SEG_READ 2, SEG_WRITE 4, SEG_EXEC 8: code is usable, executable, readable if
+  // type bit 1 (hi bit 25); data is usable, readable, writable if type bit 1
+  cpu.segFlags[seg] = (hi & 0x0800_0000) !== 0 ? 9 | ((hi >>> 24) & 2) : 3 | ((hi >>> 23) & 4);
+}
+
+/**
+ * After a return to an outer ring: DS, ES, FS, GS holding data or non-conforming code of a DPL
+ * below the new CPL are loaded with the null selector (segments.ts clearOuterSegments, one loop).
+ */
+function clearOuter(cpu: Cpu, cpl: number): void {
+  const segFlags = cpu.segFlags;
+  const segHi = cpu.segHi;
+  for (let seg = 0; seg < 6; seg++) {
+    if (seg === 1 || seg === 2 || (segFlags[seg]! & 1) === 0) continue; // CS, SS; not usable
+    const hi = segHi[seg]! | 0;
+    const kind = (hi >>> 25) & 0xe; // S, code, conforming
+    if (kind !== 0xe && cpl > ((hi >>> 29) & 3)) {
+      cpu.segSel[seg] = 0;
+      cpu.segBase[seg] = 0;
+      cpu.segLimit[seg] = 0;
+      segHi[seg] = 0;
+      segFlags[seg] = 0;
+    }
+  }
 }
 
 /** ESP fits a frame of `bytes` below it on an expand-up stack of this limit (transfers.ts checkRoom). */
@@ -87,19 +149,19 @@ export function callGateFast(cpu: Cpu, selector: number, next: number): boolean 
   const tdpl = (thi >>> 29) & 3;
   if (tdpl > cpl) return false;
   const entry = glo >>> 0;
-  if (entry > hiLimit(thi) >>> 0) return false;
+  if (entry > limitOf(thi) >>> 0) return false;
   const conforming = (thi & 0x0400_0000) !== 0;
   if (conforming || tdpl === cpl) {
     // same ring: CS and EIP on the current stack, both slots checked first (sameRingCall)
     const esp = cpu.reg[4]! >>> 0;
     const low = (esp - 8) >>> 0;
     if ((cpu.segFlags[2]! & 5) !== 5 || low + 7 > cpu.segLimit[2]!) return false; // SS usable, writable
-    const w = cpu.frameIndex((cpu.segBase[2]! + low) >>> 0, 8, true, cpl === 3);
+    const w = ramIndex(cpu, (cpu.segBase[2]! + low) >>> 0, 8, true, cpl === 3);
     if (w < 0) return false;
     ram32[w + 1] = cpu.segSel[1]!;
     ram32[w] = next;
     cpu.reg[4] = low;
-    setSegment(cpu, 1, (target & 0xfffc) | cpl, tlo, thi);
+    load(cpu, 1, (target & 0xfffc) | cpl, tlo, thi);
     cpu.eip = entry;
     return true;
   }
@@ -107,7 +169,7 @@ export function callGateFast(cpu: Cpu, selector: number, next: number): boolean 
   const count = (ghi >>> 16) & 0x1f;
   const off = 4 + 8 * tdpl;
   if (!cpu.trUsable || off + 5 > cpu.trLimit) return false;
-  const t = cpu.frameIndex((cpu.trBase + off) >>> 0, 8, false, false);
+  const t = ramIndex(cpu, (cpu.trBase + off) >>> 0, 8, false, false);
   if (t < 0) return false;
   const esp = ram32[t]! >>> 0;
   const ss = ram32[t + 1]! & 0xffff;
@@ -116,15 +178,15 @@ export function callGateFast(cpu: Cpu, selector: number, next: number): boolean 
   const slo = ram32[si]!;
   const shi = ram32[si + 1]!;
   const bytes = 16 + 4 * count;
-  if (!room(hiLimit(shi), esp, bytes)) return false;
+  if (!room(limitOf(shi), esp, bytes)) return false;
   const oldEsp = cpu.reg[4]! >>> 0;
   let p = -1;
   if (count > 0) {
-    p = cpu.stackIndex(oldEsp, 4 * count);
+    p = stackIndex(cpu, oldEsp, 4 * count);
     if (p < 0) return false;
   }
   const low = (esp - bytes) >>> 0;
-  const w = cpu.frameIndex((slo + low) >>> 0, bytes, true, tdpl === 3);
+  const w = ramIndex(cpu, (slo + low) >>> 0, bytes, true, tdpl === 3);
   if (w < 0) return false;
   // Commit. The frame, from its highest dword down: SS, ESP, the parameters, CS, EIP. The
   // parameters are read before any write (the two stacks may overlap).
@@ -134,9 +196,9 @@ export function callGateFast(cpu: Cpu, selector: number, next: number): boolean 
   ram32[w + bytes / 4 - 2] = oldEsp;
   ram32[w + 1] = cpu.segSel[1]!;
   ram32[w] = next;
-  setSegment(cpu, 2, ss, slo, shi);
+  load(cpu, 2, ss, slo, shi);
   cpu.reg[4] = low;
-  setSegment(cpu, 1, (target & 0xfffc) | tdpl, tlo, thi);
+  load(cpu, 1, (target & 0xfffc) | tdpl, tlo, thi);
   cpu.eip = entry;
   return true;
 }
@@ -161,7 +223,7 @@ export function farReturnFast(cpu: Cpu, release: number): boolean {
   if (!fastPaths.enabled) return false;
   const ram32 = cpu.ram32;
   const esp = cpu.reg[4]! >>> 0;
-  const f = cpu.stackIndex(esp, 8);
+  const f = stackIndex(cpu, esp, 8);
   if (f < 0) return false;
   const eip = ram32[f]! >>> 0;
   const cs = ram32[f + 1]! & 0xffff;
@@ -170,25 +232,25 @@ export function farReturnFast(cpu: Cpu, release: number): boolean {
   if (ci < 0) return false;
   const lo = ram32[ci]!;
   const hi = ram32[ci + 1]!;
-  if (eip > hiLimit(hi) >>> 0) return false;
+  if (eip > limitOf(hi) >>> 0) return false;
   const rpl = cs & 3;
   if (rpl === cpl) {
-    setSegment(cpu, 1, cs, lo, hi);
+    load(cpu, 1, cs, lo, hi);
     cpu.eip = eip;
     cpu.reg[4] = (esp + 8 + release) | 0;
     return true;
   }
-  const g = cpu.stackIndex((esp + 8 + release) >>> 0, 8);
+  const g = stackIndex(cpu, (esp + 8 + release) >>> 0, 8);
   if (g < 0) return false;
   const newEsp = ram32[g]!;
   const ss = ram32[g + 1]! & 0xffff;
   const si = stackDescIndex(cpu, ss, rpl);
   if (si < 0) return false;
-  setSegment(cpu, 1, cs, lo, hi);
+  load(cpu, 1, cs, lo, hi);
   cpu.eip = eip;
-  setSegment(cpu, 2, ss, ram32[si]!, ram32[si + 1]!);
+  load(cpu, 2, ss, ram32[si]!, ram32[si + 1]!);
   cpu.reg[4] = (newEsp + release) | 0;
-  clearOuterSegments(cpu);
+  clearOuter(cpu, rpl);
   return true;
 }
 
@@ -198,7 +260,7 @@ export function interruptReturnFast(cpu: Cpu): boolean {
   if ((flags0 & 0x4000) !== 0 || !fastPaths.enabled) return false; // NT: no task return
   const ram32 = cpu.ram32;
   const esp = cpu.reg[4]! >>> 0;
-  const f = cpu.stackIndex(esp, 12);
+  const f = stackIndex(cpu, esp, 12);
   if (f < 0) return false;
   const eip = ram32[f]! >>> 0;
   const cs = ram32[f + 1]! & 0xffff;
@@ -214,27 +276,27 @@ export function interruptReturnFast(cpu: Cpu): boolean {
   const newFlags = ((flags0 & ~mask) | (popped & mask) | 2) >>> 0;
   const lo = ram32[ci]!;
   const hi = ram32[ci + 1]!;
-  if (eip > hiLimit(hi) >>> 0) return false;
+  if (eip > limitOf(hi) >>> 0) return false;
   const rpl = cs & 3;
   if (rpl === cpl) {
-    setSegment(cpu, 1, cs, lo, hi);
+    load(cpu, 1, cs, lo, hi);
     cpu.eip = eip;
     cpu.reg[4] = (esp + 12) | 0;
     cpu.eflags = newFlags;
     return true;
   }
-  const g = cpu.stackIndex((esp + 12) >>> 0, 8);
+  const g = stackIndex(cpu, (esp + 12) >>> 0, 8);
   if (g < 0) return false;
   const newEsp = ram32[g]!;
   const ss = ram32[g + 1]! & 0xffff;
   const si = stackDescIndex(cpu, ss, rpl);
   if (si < 0) return false;
-  setSegment(cpu, 1, cs, lo, hi);
+  load(cpu, 1, cs, lo, hi);
   cpu.eip = eip;
-  setSegment(cpu, 2, ss, ram32[si]!, ram32[si + 1]!);
+  load(cpu, 2, ss, ram32[si]!, ram32[si + 1]!);
   cpu.reg[4] = newEsp | 0;
   cpu.eflags = newFlags;
-  clearOuterSegments(cpu);
+  clearOuter(cpu, rpl);
   return true;
 }
 
@@ -251,7 +313,7 @@ export function deliverFast(
 ): boolean {
   if (vector * 8 + 7 > cpu.idtLimit || !fastPaths.enabled) return false;
   const ram32 = cpu.ram32;
-  const gi = cpu.frameIndex((cpu.idtBase + vector * 8) >>> 0, 8, false, false);
+  const gi = ramIndex(cpu, (cpu.idtBase + vector * 8) >>> 0, 8, false, false);
   if (gi < 0) return false;
   const glo = ram32[gi]!;
   const ghi = ram32[gi + 1]!;
@@ -269,14 +331,14 @@ export function deliverFast(
   const tdpl = (thi >>> 29) & 3;
   if (tdpl > cpl) return false;
   const entry = glo >>> 0;
-  if (entry > hiLimit(thi) >>> 0) return false;
+  if (entry > limitOf(thi) >>> 0) return false;
   const withError = errorCode >= 0;
   const flags = cpu.eflags;
   if ((thi & 0x0400_0000) === 0 && tdpl < cpl) {
     // inward: SS:ESP of ring tdpl from the TSS; the frame SS, ESP, EFLAGS, CS, EIP [, error code]
     const off = 4 + 8 * tdpl;
     if (!cpu.trUsable || off + 5 > cpu.trLimit) return false;
-    const t = cpu.frameIndex((cpu.trBase + off) >>> 0, 8, false, false);
+    const t = ramIndex(cpu, (cpu.trBase + off) >>> 0, 8, false, false);
     if (t < 0) return false;
     const esp = ram32[t]! >>> 0;
     const ss = ram32[t + 1]! & 0xffff;
@@ -285,9 +347,9 @@ export function deliverFast(
     const slo = ram32[si]!;
     const shi = ram32[si + 1]!;
     const bytes = withError ? 24 : 20;
-    if (!room(hiLimit(shi), esp, bytes)) return false;
+    if (!room(limitOf(shi), esp, bytes)) return false;
     const low = (esp - bytes) >>> 0;
-    const w = cpu.frameIndex((slo + low) >>> 0, bytes, true, tdpl === 3);
+    const w = ramIndex(cpu, (slo + low) >>> 0, bytes, true, tdpl === 3);
     if (w < 0) return false;
     const e = withError ? 1 : 0;
     ram32[w + e + 4] = cpu.segSel[2]!;
@@ -296,16 +358,16 @@ export function deliverFast(
     ram32[w + e + 1] = cpu.segSel[1]!;
     ram32[w + e] = returnEip;
     if (withError) ram32[w] = errorCode;
-    setSegment(cpu, 2, ss, slo, shi);
+    load(cpu, 2, ss, slo, shi);
     cpu.reg[4] = low;
-    setSegment(cpu, 1, (target & 0xfffc) | tdpl, tlo, thi);
+    load(cpu, 1, (target & 0xfffc) | tdpl, tlo, thi);
   } else {
     // same ring: EFLAGS, CS, EIP [, error code] on the current stack
     const esp = cpu.reg[4]! >>> 0;
     const bytes = withError ? 16 : 12;
     const low = (esp - bytes) >>> 0;
     if ((cpu.segFlags[2]! & 1) === 0 || low + bytes - 1 > cpu.segLimit[2]!) return false;
-    const w = cpu.frameIndex((cpu.segBase[2]! + low) >>> 0, bytes, true, cpl === 3);
+    const w = ramIndex(cpu, (cpu.segBase[2]! + low) >>> 0, bytes, true, cpl === 3);
     if (w < 0) return false;
     const e = withError ? 1 : 0;
     ram32[w + e + 2] = flags;
@@ -313,11 +375,31 @@ export function deliverFast(
     ram32[w + e] = returnEip;
     if (withError) ram32[w] = errorCode;
     cpu.reg[4] = low;
-    setSegment(cpu, 1, (target & 0xfffc) | cpl, tlo, thi);
+    load(cpu, 1, (target & 0xfffc) | cpl, tlo, thi);
   }
   cpu.eip = entry;
   // TF and NT cleared; IF too through an interrupt gate (type 0xE)
   cpu.eflags = (flags & ~(0x4100 | ((ghi & 0x0100_0000) === 0 ? 0x200 : 0))) >>> 0;
   cpu.halted = false;
+  return true;
+}
+
+/**
+ * MOV and POP of DS, ES, FS or GS with a non-null selector (segments.ts loadSegment and
+ * checkDataSegment): data, or readable code; not expand-down; DPL >= max(CPL, RPL) unless
+ * conforming code; present.
+ */
+export function loadDataSegmentFast(cpu: Cpu, seg: number, selector: number): boolean {
+  if ((selector & 0xfffc) === 0 || !fastPaths.enabled) return false;
+  const i = descIndex(cpu, selector);
+  if (i < 0) return false;
+  const hi = cpu.ram32[i + 1]!;
+  // (hi >>> 25) & 0xf: S, code, conforming / expand-down, readable / writable
+  const kind = (hi >>> 25) & 0xf;
+  // data expand-up (10x0: 1000, 1001), readable code (11x1: 1101, 1111); present
+  if ((kind !== 8 && kind !== 9 && kind !== 0xd && kind !== 0xf) || hi >>> 31 === 0) return false;
+  const dpl = (hi >>> 29) & 3;
+  if (kind !== 0xf && (dpl < (cpu.segSel[1]! & 3) || dpl < (selector & 3))) return false;
+  load(cpu, seg, selector, cpu.ram32[i]!, hi);
   return true;
 }

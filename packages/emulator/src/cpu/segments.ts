@@ -12,6 +12,7 @@
  */
 import type { Cpu } from './cpu.js';
 import { type Descriptor, decodeDescriptor } from './descriptor.js';
+import { loadDataSegmentFast } from './fast-transfers.js';
 import { fault, selErr, VEC } from './faults.js';
 
 // ---- descriptor dword 1 (see the layout table in descriptor.ts) ----
@@ -155,6 +156,7 @@ export function loadSegment(cpu: Cpu, seg: number, selector: number): void {
     setNull(cpu, seg, selector);
     return;
   }
+  if (loadDataSegmentFast(cpu, seg, selector)) return; // the common case (fast-transfers.ts)
   const hi = checkDataSegment(cpu, selector);
   setSegment(cpu, seg, selector, cpu.descLo, hi);
 }

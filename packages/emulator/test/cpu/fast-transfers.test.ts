@@ -18,6 +18,7 @@ import {
   farReturnFast,
   fastPaths,
   interruptReturnFast,
+  loadDataSegmentFast,
 } from '../../src/cpu/fast-transfers.js';
 import { CR4, FL } from '../../src/cpu/flags.js';
 import { R, S } from '../../src/cpu/isa.js';
@@ -366,6 +367,35 @@ describe('fast paths agree with the general path', () => {
       { numRuns: RUNS },
     );
   });
+
+  it('MOV and POP of DS, ES, FS, GS (SS and CS always take the general path)', () => {
+    const load = fc.record({
+      pop: fc.boolean(),
+      seg: fc.constantFrom(S.DS, S.ES, S.FS, S.GS, S.DS, S.SS),
+      selector: mostly(
+        fc.tuple(fc.nat(3), fc.nat(3)).map(([r, rpl]) => (SEL.data(r) & ~3) | rpl),
+        anySelector,
+        2,
+      ),
+    });
+    fc.assert(
+      fc.property(common, load, (c, l) => {
+        const cc = { ...c, stack: [l.selector, ...c.stack.slice(1)] };
+        same(
+          cc,
+          (m) => {
+            m.cpu.reg[R.EAX] = l.selector;
+            program(m, l.pop ? enc('pop sreg', { a: l.seg }) : enc('mov sreg,reg', { a: l.seg, b: R.EAX }));
+          },
+          (m) => {
+            m.cpu.exitVectors = 0xffffffff;
+            return run(m.cpu, 1);
+          },
+        );
+      }),
+      { numRuns: RUNS },
+    );
+  });
 });
 
 describe('the fast paths take the common cases', () => {
@@ -384,5 +414,7 @@ describe('the fast paths take the common cases', () => {
     expect([cpu.cpl, cpu.eip, cpu.esp], 'in ring 0').toEqual([0, ENTRY + 0x10, stackTop(0) - 20]);
     expect(interruptReturnFast(cpu), 'IRET').toBe(true);
     expect([cpu.cpl, cpu.eip, cpu.esp], 'back in ring 3').toEqual([3, CODE_AT + 16, esp]);
+    expect(loadDataSegmentFast(cpu, S.DS, SEL.data(3)), 'MOV DS').toBe(true);
+    expect(cpu.segSel[S.DS], 'DS').toBe(SEL.data(3));
   });
 });
