@@ -81,7 +81,8 @@ const ALU_TEXT: Record<(typeof ALU)[number], string> = {
   divu: 'a = a / b (unsigned); #DE when b = 0',
   remu: 'a = a % b (unsigned); #DE when b = 0',
 };
-const JCC = [
+/** The conditional jumps, in opcode order from 0x58. */
+export const JCC = [
   'jz',
   'jnz',
   'jc',

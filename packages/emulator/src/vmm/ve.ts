@@ -275,9 +275,8 @@ export class VirtualEnvironment {
   // statistics
   private instructions = 0;
   private traps = 0;
-  /** Traps by cause key (see `trap`); named causes are kept apart for the VMM's own ones. */
+  /** Traps by cause key (see `trap`). */
   private readonly trapCounts = new Uint32Array(CAUSE_INT + 256);
-  private readonly trapsByCause = new Map<string, number>();
   private reflected = 0;
   /** Ring changes seen, [from * 4 + to]. */
   private readonly ringChanges = new Uint32Array(16);
@@ -316,10 +315,13 @@ export class VirtualEnvironment {
     const phys = this.vm.phys;
     this.romFirst = (phys.romBase & ~0xfff) >>> 0;
     const romPages = phys.rom.length === 0 ? 0 : (0x1_0000_0000 - this.romFirst) / 0x1000;
+    const ram = this.cpu.mmu.phys.ram;
     for (let p = 0; p < romPages; p++) {
       const at = this.pool.alloc();
       const page = this.romFirst + p * 0x1000;
-      for (let i = 0; i < 0x1000; i++) this.cpu.mmu.phys.ram[at + i] = phys.read8(page + i);
+      const from = Math.max(page, phys.romBase); // the first page may start below the ROM
+      ram.fill(0xff, at, at + (from - page));
+      ram.set(phys.rom.subarray(from - phys.romBase, page + 0x1000 - phys.romBase), at + (from - page));
       this.romPages.push(at);
     }
     // The shadow TSS: no I/O permission bitmap (its base is past the limit), so every IN/OUT traps.
@@ -375,7 +377,9 @@ export class VirtualEnvironment {
   }
 
   private causes(): Record<string, number> {
-    const out: Record<string, number> = Object.fromEntries(this.trapsByCause);
+    // A method-2 page opening is a trap the virtual CPU does not execute (VEDT substitution).
+    const out: Record<string, number> =
+      this.vedtCounters.opens > 0 ? { '#PF vedt-open': this.vedtCounters.opens } : {};
     for (let key = 0; key < this.trapCounts.length; key++) {
       const n = this.trapCounts[key]!;
       if (n === 0) continue;
@@ -508,7 +512,7 @@ export class VirtualEnvironment {
       }
       if (!this.writeTrap) this.burstEnd(); // any other trap ends a burst of trapped VEDT writes
       this.trap(vector, r.errorCode, r.software === true);
-      const s = this.step(vector, r.errorCode);
+      const s = this.step(vector, r.errorCode, true);
       executed += s.executed;
       if (vector === VEC.PF && r.software !== true) this.fill(cr2);
       if (s.reason !== 'budget') return { ...s, executed };
@@ -585,9 +589,9 @@ export class VirtualEnvironment {
    * `vector` and `errorCode` are the trap that led here (-1: none). A fault it raises is delivered
    * to the guest.
    */
-  private step(vector: number, errorCode?: number): RunResult {
+  private step(vector: number, errorCode?: number, captured = false): RunResult {
     const vcpu = this.vcpu;
-    this.capture();
+    if (!captured) this.capture();
     const ringBefore = vcpu.cpl;
     // The virtual CPU keeps its TLB between steps, as a bare CPU does between instructions; the
     // guest's INVLPG and CR3 writes flush it, and the shadow tables with it.
@@ -703,7 +707,13 @@ export class VirtualEnvironment {
         continue;
       }
       // Loaded natively since `realize`: the guest's view is the VEDT entry (unchanged since, as
-      // writes to it trap), with the virtual RPL in CS and SS.
+      // writes to it trap), with the virtual RPL in CS and SS. Once captured it is not a native
+      // load any more: the next capture keeps it (the descriptor may change in the VEDT
+      // afterwards; the cache must not, as on the bare machine).
+      this.lastSel[s] = sel;
+      this.lastBase[s] = cpu.segBase[s]!;
+      this.lastLimit[s] = cpu.segLimit[s]!;
+      this.lastHi[s] = cpu.segHi[s]!;
       const vsel = s === 1 || s === 2 ? (sel & ~3) | ring : sel;
       if ((sel & 0xfffc) === 0 || !(cpu.segFlags[s]! & SEG_USABLE)) {
         setNull(vcpu, s, vsel);
@@ -718,14 +728,6 @@ export class VirtualEnvironment {
         this.touch(((sel & 4 ? vcpu.ldtBase : vcpu.gdtBase) + (sel & ~7)) >>> 0, 7);
         if (s === 2 && vcpu.trUsable) this.touch(vcpu.trBase, 11);
       }
-    }
-    // What was captured is not a native load any more: the next capture keeps it (the descriptor
-    // may change in the VEDT afterwards; the cache must not, as on the bare machine).
-    for (let s = 0; s < 6; s++) {
-      this.lastSel[s] = cpu.segSel[s]!;
-      this.lastBase[s] = cpu.segBase[s]!;
-      this.lastLimit[s] = cpu.segLimit[s]!;
-      this.lastHi[s] = cpu.segHi[s]!;
     }
   }
 
@@ -892,7 +894,6 @@ export class VirtualEnvironment {
     key[4] = trBase;
     key[5] = v.trLimit;
     key[7] = pg;
-    this.mapTables();
     if (gdt) {
       this.unsubstitute();
       this.vt = this.vedtOpts === undefined ? undefined : this.vedtTable(v.gdtBase, v.gdtLimit);
@@ -935,7 +936,9 @@ export class VirtualEnvironment {
     if (!same) {
       this.tracked.clear();
       for (const f of frames) this.tracked.add(f);
-      this.flushShadows();
+      this.flushShadows(); // resolves the tables' pages too
+    } else {
+      this.mapTables();
     }
   }
 
@@ -1274,7 +1277,6 @@ export class VirtualEnvironment {
     if (this.vedtOpts!.guard) this.holePte(VEDT_ALIAS + page * 0x1000, 0);
     this.vedtCounters.opens++;
     this.traps++;
-    this.trapsByCause.set('#PF vedt-open', (this.trapsByCause.get('#PF vedt-open') ?? 0) + 1);
     return true;
   }
 

@@ -107,9 +107,22 @@ export const KNOWN_GUESTS: readonly {
 
 /** The known guest whose signature the ROM holds, if any. */
 export function recognise(rom: Uint8Array): (typeof KNOWN_GUESTS)[number] | undefined {
-  let text = '';
-  for (const b of rom) text += String.fromCharCode(b);
-  return KNOWN_GUESTS.find((g) => text.includes(g.signature));
+  return KNOWN_GUESTS.find((g) => holds(rom, g.signature));
+}
+
+/** Whether `bytes` hold the ASCII string `text`. */
+function holds(bytes: Uint8Array, text: string): boolean {
+  const first = text.charCodeAt(0);
+  for (
+    let i = bytes.indexOf(first);
+    i >= 0 && i + text.length <= bytes.length;
+    i = bytes.indexOf(first, i + 1)
+  ) {
+    let j = 1;
+    while (j < text.length && bytes[i + j] === text.charCodeAt(j)) j++;
+    if (j === text.length) return true;
+  }
+  return false;
 }
 
 export class Vmm {

@@ -56,10 +56,6 @@ main:   mov ecx, 200
         PUTC 'V'
         cli
         hlt
-r0_entry:
-r1_entry:
-r2_entry:
-        hlt
 `,
     });
     expect(transcript).toBe('V');

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { memoryBlockBackend, SECTOR_SIZE } from '../../src/devices/disk.js';
 import { createMachine } from '../../src/machine.js';
 import { Vmm } from '../../src/vmm/vmm.js';
-import { type GuestSource, guestRom } from './guest.js';
+import { type GuestSource, guestRom, pagingOn } from './guest.js';
 
 const RAM = 1 << 20;
 const BUDGET = 2_000_000;
@@ -25,10 +25,6 @@ main:   mov edi, 0x10000
         jnz .fill
         PUTC 'v'
         cli
-        hlt
-r0_entry:
-r1_entry:
-r2_entry:
         hlt
 `,
 };
@@ -47,6 +43,28 @@ print32:                            ; ebx: the value; clobbers eax, ecx
         PUTC ' '
         ret
 `;
+
+/**
+ * Ring-0 assembly: one disk command (1 READ, 2 WRITE) of one sector at `lba` to or from `addr`,
+ * polled without an interrupt; then prints the status register (print32).
+ */
+function diskStatus(lba: number, addr: number, command: 1 | 2): string {
+  return `        mov eax, ${lba}
+        out 0x1F0, eax              ; LBA
+        mov eax, 1
+        out 0x1F1, eax              ; 1 sector
+        mov eax, 0x${addr.toString(16)}
+        out 0x1F2, eax              ; memory address
+        mov eax, 0
+        out 0x1F5, eax              ; no completion interrupt
+        mov eax, ${command}
+        out 0x1F3, eax
+.busy:  in eax, 0x1F4
+        test eax, 1
+        jnz .busy
+        mov ebx, eax
+        call print32`;
+}
 
 interface Outcome {
   readonly transcript: string;
@@ -112,44 +130,8 @@ main:   ld ebx, [0x100000]
         call print32
         ld ebx, [0x7FF000]
         call print32
-        ; paging: directory at 0x20000, table at 0x21000: 0..4 MiB identity, 4..8 MiB -> 1 MiB..
-        mov edi, 0x20000
-        mov ecx, 4096
-        mov eax, 0
-.clr:   st [edi], eax
-        add edi, 4
-        dec ecx
-        jnz .clr
-        mov eax, 0x21000 | 3
-        st [0x20000], eax
-        mov eax, 0x22000 | 3
-        st [0x20004], eax
-        mov edi, 0x21000
-        mov eax, 3
-.id:    st [edi], eax
-        add eax, 0x1000
-        add edi, 4
-        cmp edi, 0x22000
-        jnz .id
-        ; the ROM's last 64 KiB stay mapped (the code runs there): PDE 1023 -> table 0x23000
-        mov eax, 0x23000 | 3
-        st [0x20FFC], eax
-        mov edi, 0x23FC0
-        mov eax, 0xFFFF0000 | 3
-.rom:   st [edi], eax
-        add eax, 0x1000
-        add edi, 4
-        cmp edi, 0x24000
-        jnz .rom
-        mov eax, 0x100000 | 3
-        st [0x22000], eax
-        mov eax, 0x7FF000 | 3
-        st [0x22004], eax
-        mov eax, 0x20000
-        mov cr3, eax
-        mov eax, cr0
-        or eax, 0x80000000
-        mov cr0, eax
+        ; paging: 4..8 MiB -> 1 MiB (just past its RAM), 0x7FF000 (where a neighbour might live)
+${pagingOn(1, [0x100000, 0x7ff000])}
         ld ebx, [0x400000]
         call print32
         ld ebx, [0x401000]
@@ -161,10 +143,6 @@ main:   ld ebx, [0x100000]
         cli
         hlt
 ${PRINT}
-r0_entry:
-r1_entry:
-r2_entry:
-        hlt
 `,
       },
       'FFFFFFFF FFFFFFFF FFFFFFFF FFFFFFFF FFFFFFFF ',
@@ -191,10 +169,6 @@ main:   mov eax, 0x78
         cli
         hlt
 ${PRINT}
-r0_entry:
-r1_entry:
-r2_entry:
-        hlt
 `,
       },
       'FFFFFFFF 0000ABCD ',
@@ -203,10 +177,7 @@ r2_entry:
 
   it('privileged instructions in rings 1-3 fault as on the bare machine; in ring 0 they act on the virtual CPU', () => {
     // Ring 3 tries LGDT: #GP. (Ring 0 ran LGDT, LIDT, LTR, MOV CR in the scaffold already.)
-    expectIsolated(
-      { main: `main:   TO_RING3 ring3\nring3:  lgdt [0]\nr0_entry:\nr1_entry:\nr2_entry:\n        hlt\n` },
-      '!0D\n',
-    );
+    expectIsolated({ main: `main:   TO_RING3 ring3\nring3:  lgdt [0]` }, '!0D\n');
   });
 
   it('a gate it builds to ring-0 code lands in virtual ring 0 (real ring 2), never in real ring 0 or 1', () => {
@@ -228,10 +199,6 @@ target: mov eax, 0x10
 target1:
         mov eax, cr0                ; ring 1: #GP
         hlt
-r0_entry:
-r1_entry:
-r2_entry:
-        hlt
 `,
       },
       '0!0D\n',
@@ -242,28 +209,11 @@ r2_entry:
     expectIsolated(
       {
         main: `
-main:   mov eax, 0
-        out 0x1F0, eax              ; LBA 0
-        mov eax, 1
-        out 0x1F1, eax              ; 1 sector
-        mov eax, 0x200000
-        out 0x1F2, eax              ; to 2 MiB: past its RAM
-        mov eax, 0
-        out 0x1F5, eax
-        mov eax, 1
-        out 0x1F3, eax              ; read
-.busy:  in eax, 0x1F4
-        test eax, 1
-        jnz .busy
-        mov ebx, eax
-        call print32
+main:   ; sector 0 read into 2 MiB: past its RAM
+${diskStatus(0, 0x200000, 1)}
         cli
         hlt
 ${PRINT}
-r0_entry:
-r1_entry:
-r2_entry:
-        hlt
 `,
       },
       '00000300 ',
@@ -282,28 +232,11 @@ main:   mov edi, 0x10000
         add edi, 4
         dec ecx
         jnz .fill
-        mov eax, 0
-        out 0x1F0, eax              ; LBA 0: the boot block
-        mov eax, 1
-        out 0x1F1, eax
-        mov eax, 0x10000
-        out 0x1F2, eax
-        mov eax, 0
-        out 0x1F5, eax
-        mov eax, 2
-        out 0x1F3, eax              ; write
-.busy:  in eax, 0x1F4
-        test eax, 1
-        jnz .busy
-        mov ebx, eax
-        call print32
+        ; the buffer written to sector 0: the boot block
+${diskStatus(0, 0x10000, 2)}
         cli
         hlt
 ${PRINT}
-r0_entry:
-r1_entry:
-r2_entry:
-        hlt
 `,
     };
     const b = bare(src, undefined, [0]);

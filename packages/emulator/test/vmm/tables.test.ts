@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { createMachine } from '../../src/machine.js';
 import type { VmmEvent } from '../../src/vmm/ve.js';
 import { type VeProfile, Vmm } from '../../src/vmm/vmm.js';
-import { type GuestSource, guestRom } from './guest.js';
+import { type GuestSource, guestRom, pagingOn } from './guest.js';
 
 const RAM = 1 << 20;
 
@@ -35,10 +35,6 @@ main:   mov eax, 0xFFF | (0x2 << 24) | (1 << 28) | (1 << 29) | (1 << 31)
         TO_RING3 ring3
 ring3:  mov eax, 0x7B
         mov ds, eax
-r0_entry:
-r1_entry:
-r2_entry:
-        hlt
 `,
       },
       { sdtPolicy: 'P2' },
@@ -72,10 +68,6 @@ main:   mov esi, 0x1000
         hlt
 newgdtr: .word 16 * 8 - 1
         .dword 0x6000
-r0_entry:
-r1_entry:
-r2_entry:
-        hlt
 `,
       },
       { sdtPolicy: 'P2' },
@@ -112,10 +104,6 @@ ring3:  mov eax, 0x7                ; LDT entry 0, RPL 3
         ld edx, [0x10]
         mov eax, 0xF                ; LDT entry 1 (ring 1): #GP
         mov ds, eax
-r0_entry:
-r1_entry:
-r2_entry:
-        hlt
 `,
     });
     expect(transcript).toBe('!0D\n');
@@ -130,40 +118,7 @@ describe('the reserved range moves out of the guest’s way', () => {
     // 0x22000, directory entry 1022); the ROM's last 64 KiB (table 0x23000, entry 1023).
     const { ve, events, transcript } = both({
       main: `
-main:   mov edi, 0x20000
-        mov ecx, 4096
-        mov eax, 0
-.clr:   st [edi], eax
-        add edi, 4
-        dec ecx
-        jnz .clr
-        mov eax, 0x21000 | 3
-        st [0x20000], eax
-        mov eax, 0x22000 | 3
-        st [0x20FF8], eax
-        mov eax, 0x23000 | 3
-        st [0x20FFC], eax
-        mov edi, 0x21000
-        mov eax, 3
-.id:    st [edi], eax
-        add eax, 0x1000
-        add edi, 4
-        cmp edi, 0x22000
-        jnz .id
-        mov eax, 0x30000 | 3
-        st [0x22000], eax
-        mov edi, 0x23FC0
-        mov eax, 0xFFFF0000 | 3
-.rom:   st [edi], eax
-        add eax, 0x1000
-        add edi, 4
-        cmp edi, 0x24000
-        jnz .rom
-        mov eax, 0x20000
-        mov cr3, eax
-        mov eax, cr0
-        or eax, 0x80000000
-        mov cr0, eax
+main:${pagingOn(1022, [0x30000])}
         mov eax, 0x600D
         st [0xFF800010], eax
         ld ebx, [0xFF800010]
@@ -175,10 +130,6 @@ main:   mov edi, 0x20000
         hlt
 .bad:   PUTC 'X'
         cli
-        hlt
-r0_entry:
-r1_entry:
-r2_entry:
         hlt
 `,
     });

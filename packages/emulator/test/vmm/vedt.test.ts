@@ -56,10 +56,6 @@ main:   mov eax, 0x12345000
 .bad:   PUTC 'X'
         cli
         hlt
-r0_entry:
-r1_entry:
-r2_entry:
-        hlt
 `,
     gdt: '        .dword 0, 0',
   };
@@ -106,10 +102,6 @@ main:   mov ecx, 16
         jnz .round
         PUTC 'W'
         cli
-        hlt
-r0_entry:
-r1_entry:
-r2_entry:
         hlt
 `,
     gdt: Array.from({ length: 8 }, () => '        .dword 0, 0').join('\n'),
@@ -169,7 +161,7 @@ r2_entry:
 
   it('static substitution of a four-ring VEDT logs the loss of isolation between rings 1-3', () => {
     const four: GuestSource = {
-      main: 'main:\n        cli\n        hlt\nr0_entry:\nr1_entry:\nr2_entry:\n        hlt\n',
+      main: 'main:\n        cli\n        hlt',
     };
     const { events } = virtual(four, { mode: 'static', method: 'trap', guard: true });
     expect(events.filter((e) => e.kind === 'warning').length).toBe(1);

@@ -39,8 +39,6 @@ export interface OpenBug {
   readonly configs?: readonly VeConfig[];
 }
 
-const ENTRIES = 'r0_entry:\nr1_entry:\nr2_entry:\n        hlt\n';
-
 /** Page tables at 0xC000 identity-mapping 0..0xFFFF and the ROM, with A = 0; paging on. */
 const PAGING_ON = `
         mov eax, 0xD007
@@ -98,7 +96,7 @@ main:   push eax                    ; the stack page is mapped: the CALLF runs n
 sub:    mov eax, cr3
         mov cr3, eax                ; the shadow page tables are dropped
         retf                        ; traps (#PF): the virtual CPU pops CS 0x0A
-${ENTRIES}`,
+`,
     },
     bare: 'A',
     ve: '!0D\n',
@@ -154,7 +152,7 @@ main:   push 0x32
 ring2:  PUTC 'C'                    ; ring 2, IOPL 0: #GP
         cli
         hlt
-${ENTRIES}`,
+`,
     },
     bare: '!0D\n',
     ve: 'C',
@@ -225,7 +223,7 @@ main:   mov eax, 0x10
         PUTC 'F'
 .no:    cli
         hlt
-${ENTRIES}`,
+`,
     },
     bare: 'F',
     ve: '',
@@ -253,7 +251,7 @@ main:${PAGING_ON}
         PUTC 'A'
 .no:    cli
         hlt
-${ENTRIES}`,
+`,
     },
     bare: 'A',
     ve: '',
@@ -278,7 +276,7 @@ main:   push 0x3002
         retf
 ring2:  PUTC 'D'                    ; CPL 2 > IOPL 1: #GP
         hlt
-${ENTRIES}`,
+`,
     },
     bare: '!0D\n',
     ve: 'D!0D\n',

@@ -14,6 +14,7 @@
  * (witness.ts) carries one at `fz_witness`. It also keeps clear of the open VMM bugs it is told to
  * avoid (bugs.ts).
  */
+import { JCC } from '../../../src/cpu/isa.js';
 import type { BugId } from './bugs.js';
 import { callGate, hex, intGate, type Target } from './descriptors.js';
 import { Ops, REGS } from './ops.js';
@@ -46,23 +47,6 @@ export interface GenerateOptions {
 
 /** After a transfer or a return: if it faulted, the handler resumes here, and the program ends. */
 const GUARD = `        callf ${FINAL_GATE}:0`;
-
-const JCC = [
-  'jz',
-  'jnz',
-  'jc',
-  'jnc',
-  'js',
-  'jns',
-  'jo',
-  'jno',
-  'jl',
-  'jge',
-  'jle',
-  'jg',
-  'jbe',
-  'ja',
-] as const;
 
 export function generate(seed: number, opts: GenerateOptions = {}): FuzzProgram {
   return new Generator(seed, opts.witness, opts.avoid ?? new Set()).program();

@@ -5,34 +5,17 @@
  * Differences are checked against the known differences of ring compression (known.ts), each by
  * its own predicate.
  */
-import { readFileSync } from 'node:fs';
-import { assemble } from '../../../src/asm/assembler.js';
 import type { Cpu } from '../../../src/cpu/cpu.js';
 import { createMachine, type Machine, type MachineRunResult } from '../../../src/machine.js';
 import type { SdtPolicy } from '../../../src/vmm/sdt.js';
 import type { VirtualEnvironment } from '../../../src/vmm/ve.js';
 import { type VeProfile, Vmm } from '../../../src/vmm/vmm.js';
+import { guestAssembly } from '../guest.js';
 import type { FuzzProgram } from './generator.js';
 
 export const RAM_BYTES = 1 << 20;
 /** Instructions a program may run: generous, as a fault loop is cut at MAX_FAULTS anyway. */
 export const BUDGET = 60_000;
-
-const SCAFFOLD = readFileSync(new URL('../scaffold.s', import.meta.url), 'utf8');
-// As guest.ts builds the four-ring guest (guestRom); the fuzzer also needs the labels (fz_witness,
-// the fault stubs), which guestRom does not return.
-const FOUR_RINGS = `.macro RING12 type, dpl
-        FLAT \\type, \\dpl
-.endm
-.macro GATE12 offset, sel, params, dpl
-        GATE \\offset, \\sel, \\params, \\dpl
-.endm
-.macro SEG12 base, limit, type, dpl
-        SEGMENT \\base, \\limit, \\type, \\dpl
-.endm`;
-const STUBS = Array.from({ length: 32 }, (_, v) => `        mov ebx, ${v}\n        jmp fault_common`).join(
-  '\n',
-);
 
 export interface Rom {
   readonly bytes: Uint8Array;
@@ -41,12 +24,7 @@ export interface Rom {
 
 /** The program's boot ROM (scaffold.s with its GDT entries and `main`). */
 export function buildRom(p: FuzzProgram): Rom {
-  const text = SCAFFOLD.replace(';@RINGS12', FOUR_RINGS)
-    .replace(';@STUBS', STUBS)
-    .replace('; @EXTRA', p.gdt)
-    .replace(';@MAIN', p.main);
-  const r = assemble(text, { origin: 0xffff0000, file: `fuzz-${p.seed}.s` });
-  if (r.bytes.length !== 0x10000) throw new Error(`fuzz ROM is ${r.bytes.length} bytes`);
+  const r = guestAssembly({ main: p.main, gdt: p.gdt }, `fuzz-${p.seed}.s`);
   return { bytes: r.bytes, labels: r.labels };
 }
 
