@@ -54,6 +54,11 @@ export const ERROR_CODES = {
   VMM_OUT_OF_MEMORY: 'The VM manager has no free physical page or portion left for a table or a VE.',
   VMM_HOLE_CONFLICT: 'A guest mapped the linear range the VM manager reserves for its shadow tables.',
   VMM_BAD_VE: 'No virtual environment has this id, or it was deleted.',
+  // Data paths of the real environment (issue 5)
+  SPOOL_FULL: 'The spool area has no room left for this record, even after compaction.',
+  SPOOL_CORRUPT: 'The spool area is not a spool, or its header fails its checks.',
+  DTM_BAD_HOLD: 'No held transfer has this id, or it was already approved, rejected or expired.',
+  DISK_KEY_REFUSED: "A partition's data key cannot be unwrapped with this machine key or passphrase.",
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

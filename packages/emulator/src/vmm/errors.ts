@@ -6,7 +6,16 @@ import { ClefnetError, type ErrorCode } from '@clefnet/protocol';
 
 export type VmmErrorCode = Extract<
   ErrorCode,
-  'CONFIG_INVALID' | 'BAD_STATE' | 'LIMIT_EXCEEDED' | 'VMM_OUT_OF_MEMORY' | 'VMM_HOLE_CONFLICT' | 'VMM_BAD_VE'
+  | 'CONFIG_INVALID'
+  | 'BAD_STATE'
+  | 'LIMIT_EXCEEDED'
+  | 'VMM_OUT_OF_MEMORY'
+  | 'VMM_HOLE_CONFLICT'
+  | 'VMM_BAD_VE'
+  | 'SPOOL_FULL'
+  | 'SPOOL_CORRUPT'
+  | 'DTM_BAD_HOLD'
+  | 'DISK_KEY_REFUSED'
 >;
 
 export class VmmError extends ClefnetError {
