@@ -47,6 +47,27 @@ export interface CryptoBackend {
   aeadSeal(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Uint8Array;
   /** Inverse of aeadSeal; null when the tag does not verify. */
   aeadOpen(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Uint8Array | null;
+
+  /**
+   * XTS-AES-256 encryption of one data unit (IEEE 1619-2007 §5.3, NIST SP 800-38E), the
+   * transparent disk encryption of TB-10. `key` is 64 bytes, K1 (data) ‖ K2 (tweak); K1 == K2 is
+   * refused (FIPS 140-3 IG C.I; OpenSSL alone refuses it only for encryption).
+   * `tweak` is the 16-byte encoding of the 128-bit tweak value exactly as IEEE 1619 feeds it to
+   * E_K2 (its vectors write the data-unit sequence number little-endian, e.g. 0xff as ff 00 … 00);
+   * the testbed passes the virtual block number little-endian. `data` is a whole number of
+   * 16-byte blocks, 16 bytes to 2^20 blocks (IEEE 1619's data-unit limit): no ciphertext
+   * stealing. Anything else is CRYPTO_INPUT. Returns a fresh array of `data.length` bytes.
+   */
+  aes256XtsEncrypt(key: Uint8Array, tweak: Uint8Array, data: Uint8Array): Uint8Array;
+  /** Inverse of aes256XtsEncrypt, with the same input rules. XTS has no tag: it never fails on content. */
+  aes256XtsDecrypt(key: Uint8Array, tweak: Uint8Array, data: Uint8Array): Uint8Array;
+
+  /**
+   * PBKDF2 (RFC 8018 §5.2) with HMAC-SHA256, for keys derived from a passphrase. `iterations`
+   * is an integer 1..10_000_000 and `length` 1..1024 bytes, else CRYPTO_INPUT (bounds far inside
+   * RFC 8018's own, so that a bad config cannot hang a process). Deterministic.
+   */
+  pbkdf2Sha256(password: Uint8Array, salt: Uint8Array, iterations: number, length: number): Uint8Array;
 }
 
 /** A source of random bytes, injected everywhere randomness is needed (STYLE: determinism). */

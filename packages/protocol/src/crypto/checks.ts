@@ -42,6 +42,68 @@ export function expectHkdfExpand(prk: Uint8Array, info: Uint8Array, length: numb
   }
 }
 
+/** XTS-AES-256 key: K1 ‖ K2, two AES-256 keys (IEEE 1619-2007). */
+export const XTS_KEY_BYTES = 64;
+/** The AES block, and XTS's tweak, in bytes. */
+export const XTS_BLOCK_BYTES = 16;
+/**
+ * Largest XTS data unit: 2^20 AES blocks (IEEE 1619-2007, SP 800-38E). OpenSSL 3 refuses longer
+ * inputs, so noble must too.
+ */
+export const XTS_MAX_BYTES = (1 << 20) * XTS_BLOCK_BYTES;
+
+/**
+ * Throws CRYPTO_INPUT unless `key` is 64 bytes with K1 != K2, `tweak` 16 bytes and `data` a whole
+ * number of blocks, 1..2^20 of them (no ciphertext stealing: TB-10 sectors are whole blocks).
+ * XTS masks block 0 with α^0, which Rogaway's single-key XEX proof excludes, so its security rests
+ * on K1 and K2 being independent; FIPS 140-3 IG C.I requires K1 != K2. OpenSSL refuses equal halves
+ * for encryption but accepts them for decryption, and noble would accept both, so both backends
+ * decide here.
+ */
+export function expectXts(key: Uint8Array, tweak: Uint8Array, data: Uint8Array): void {
+  expectLength('XTS key', key, XTS_KEY_BYTES);
+  expectLength('XTS tweak', tweak, XTS_BLOCK_BYTES);
+  expectBytes('XTS data', data);
+  const n = data.length;
+  if (n < XTS_BLOCK_BYTES || n % XTS_BLOCK_BYTES !== 0 || n > XTS_MAX_BYTES) {
+    throw new ProtocolError(
+      'CRYPTO_INPUT',
+      `XTS data must be a multiple of ${XTS_BLOCK_BYTES} bytes, ${XTS_BLOCK_BYTES}..${XTS_MAX_BYTES}`,
+      { what: 'XTS data', actual: n },
+    );
+  }
+  let diff = 0; // constant time: the halves are secret
+  for (let i = 0; i < 32; i++) diff |= key[i]! ^ key[32 + i]!;
+  if (diff === 0) {
+    throw new ProtocolError('CRYPTO_INPUT', 'XTS key halves K1 and K2 must differ', { what: 'XTS key' });
+  }
+}
+
+/** PBKDF2 bounds (TB-10 passphrase keys): far above any sane setting, low enough not to hang. */
+export const PBKDF2_MAX_ITERATIONS = 10_000_000;
+export const PBKDF2_MAX_LENGTH = 1024;
+
+/** Throws CRYPTO_INPUT unless the PBKDF2 inputs are byte arrays and both counts in range. */
+export function expectPbkdf2(
+  password: Uint8Array,
+  salt: Uint8Array,
+  iterations: number,
+  length: number,
+): void {
+  expectBytes('PBKDF2 password', password);
+  expectBytes('PBKDF2 salt', salt);
+  if (!Number.isSafeInteger(iterations) || iterations < 1 || iterations > PBKDF2_MAX_ITERATIONS) {
+    throw new ProtocolError('CRYPTO_INPUT', `PBKDF2 iterations must be 1..${PBKDF2_MAX_ITERATIONS}`, {
+      iterations,
+    });
+  }
+  if (!Number.isSafeInteger(length) || length < 1 || length > PBKDF2_MAX_LENGTH) {
+    throw new ProtocolError('CRYPTO_INPUT', `PBKDF2 output length must be 1..${PBKDF2_MAX_LENGTH}`, {
+      length,
+    });
+  }
+}
+
 /** Constant-time test for the all-zero string (RFC 9180 §7.1.4 check on DH outputs). */
 export function isAllZero(bytes: Uint8Array): boolean {
   let acc = 0;

@@ -13,6 +13,7 @@ import {
   diffieHellman,
   hash,
   type KeyObject,
+  pbkdf2Sync,
   sign,
   verify,
 } from 'node:crypto';
@@ -24,6 +25,8 @@ import {
   expectBytes,
   expectHkdfExpand,
   expectLength,
+  expectPbkdf2,
+  expectXts,
   x25519IsLowOrder,
 } from './checks.js';
 
@@ -282,6 +285,32 @@ function hkdfExpand(prk: Uint8Array, info: Uint8Array, length: number): Uint8Arr
   return out;
 }
 
+/**
+ * XTS-AES-256 through OpenSSL's aes-256-xts, which takes the 16-byte tweak as its IV. OpenSSL
+ * treats every update() as one whole data unit, so the data goes in a single call. The shared
+ * check runs first: OpenSSL alone would refuse K1 == K2 only when encrypting, and would steal
+ * ciphertext for a partial last block instead of refusing it.
+ */
+function xts(key: Uint8Array, tweak: Uint8Array, data: Uint8Array, decrypt: boolean): Uint8Array {
+  expectXts(key, tweak, data);
+  const cipher = decrypt
+    ? createDecipheriv('aes-256-xts', key, tweak)
+    : createCipheriv('aes-256-xts', key, tweak);
+  const out = cipher.update(data);
+  cipher.final(); // empty: XTS emits each data unit in full from update()
+  return view(out);
+}
+
+function pbkdf2Sha256(
+  password: Uint8Array,
+  salt: Uint8Array,
+  iterations: number,
+  length: number,
+): Uint8Array {
+  expectPbkdf2(password, salt, iterations, length);
+  return view(pbkdf2Sync(password, salt, iterations, length, 'sha256'));
+}
+
 /** A node:crypto backend with its own KeyObject caches. */
 export function createNodeBackend(options: NodeBackendOptions = {}): CryptoBackend {
   const size = options.keyCacheSize ?? 1024;
@@ -349,6 +378,15 @@ export function createNodeBackend(options: NodeBackendOptions = {}): CryptoBacke
 
     aeadSeal,
     aeadOpen,
+
+    aes256XtsEncrypt(key, tweak, data) {
+      return xts(key, tweak, data, false);
+    },
+    aes256XtsDecrypt(key, tweak, data) {
+      return xts(key, tweak, data, true);
+    },
+
+    pbkdf2Sha256,
   };
 }
 
