@@ -12,6 +12,7 @@ export { CpuFault, fault, hasErrorCode, selErr, VEC, VECTOR_NAMES } from './cpu/
 export { CR0, CR4, FL } from './cpu/flags.js';
 export * from './cpu/isa.js';
 export { restoreCpu, saveCpu } from './cpu/snapshot.js';
+export { CRC32_START, crc32, crc32Finish, crc32Update } from './crc32.js';
 export type { InterruptSource, PortDevice, Snapshotting, Ticking } from './devices/bus.js';
 export { IoBus } from './devices/bus.js';
 export type { ConsoleOptions } from './devices/console.js';
@@ -27,6 +28,7 @@ export { fileNvramBackend, memoryNvramBackend, Nvram } from './devices/nvram.js'
 export { Pic } from './devices/pic.js';
 export { Rtc } from './devices/rtc.js';
 export { Timer } from './devices/timer.js';
+export * from './dtm/index.js';
 export type { MachineOptions, MachineRunResult } from './machine.js';
 export { createMachine, Machine } from './machine.js';
 export { Mmu } from './memory/mmu.js';

@@ -12,7 +12,8 @@
  * | RTC     | 0x78-0x7A    | -                                               |
  * | console | 0x3F8-0x3FB  | 1 -> 0x21                                       |
  * | disk    | 0x1F0-0x1F6  | 2 -> 0x22                                       |
- * | NIC     | 0x300-0x309  | 3 -> 0x23                                       |
+ * | NIC     | 0x300-0x30B  | 3 -> 0x23                                       |
+ * | NIC 2   | 0x310-0x31B  | 4 -> 0x24 (only with `nics: 2`: a firewall's outside port) |
  */
 import { Cpu, type RunResult, type StopReason } from './cpu/cpu.js';
 import { run } from './cpu/exec.js';
@@ -45,6 +46,12 @@ export interface MachineOptions {
   readonly protectedBlocks?: Iterable<number>;
   /** Devices are advanced at least every this many instructions (default 1000). */
   readonly quantum?: number;
+  /** The NIC's address (default 02:00:00:00:00:01). */
+  readonly nicMac?: Uint8Array;
+  /** NICs (default 1); a second one sits at 0x310, line 4 (a firewall's two sides, FW-2). */
+  readonly nics?: 1 | 2;
+  /** The second NIC's address (default 02:00:00:00:00:02). */
+  readonly nic2Mac?: Uint8Array;
 }
 
 export interface MachineRunResult {
@@ -69,6 +76,8 @@ export class Machine {
   readonly nvram: Nvram;
   readonly disk: Disk;
   readonly nic: Nic;
+  /** Every NIC: `nic` first. */
+  readonly nics: readonly Nic[];
   private readonly quantum: number;
   /**
    * What runs the CPU for a slice (default: the interpreter on `cpu`). The VM manager sets it on a
@@ -100,8 +109,17 @@ export class Machine {
       irq,
       ...(opts.protectedBlocks === undefined ? {} : { protectedBlocks: opts.protectedBlocks }),
     });
-    this.nic = new Nic({ dma, irq });
-    for (const d of [this.pic, this.nvram, this.rtc, this.console, this.nic]) {
+    this.nic = new Nic({ dma, irq, ...(opts.nicMac === undefined ? {} : { mac: opts.nicMac }) });
+    const nics = opts.nics ?? 1;
+    if (nics !== 1 && nics !== 2) throw new RangeError(`a machine has 1 or 2 NICs, not ${String(nics)}`);
+    this.nics =
+      nics === 1
+        ? [this.nic]
+        : [
+            this.nic,
+            new Nic({ dma, irq, base: 0x310, line: 4, mac: opts.nic2Mac ?? Uint8Array.of(2, 0, 0, 0, 0, 2) }),
+          ];
+    for (const d of [this.pic, this.nvram, this.rtc, this.console, ...this.nics]) {
       this.io.attach(d.ports[0], d.ports[1], d);
     }
     for (const d of [this.timer, this.disk]) this.io.attach(d.ports[0], d.ports[1], this.timed(d));
@@ -195,17 +213,12 @@ export class Machine {
   /** Power-on reset: CPU and devices; RAM keeps its contents, NVRAM and disk persist (BOOT-2). */
   reset(): void {
     this.cpu.reset();
-    for (const d of [this.pic, this.timer, this.nvram, this.rtc, this.console, this.disk, this.nic])
-      d.reset();
+    for (const d of this.devices()) d.reset();
   }
 
   /** The whole machine state as bytes: CPU, RAM, every device (not the disk contents: a back-end). */
   save(): Uint8Array {
-    const parts = [
-      saveCpu(this.cpu),
-      this.phys.ram,
-      ...[this.pic, this.timer, this.nvram, this.rtc, this.console, this.disk, this.nic].map((d) => d.save()),
-    ];
+    const parts = [saveCpu(this.cpu), this.phys.ram, ...this.devices().map((d) => d.save())];
     let total = 8;
     for (const p of parts) total += 4 + p.length;
     const out = new Uint8Array(total);
@@ -223,12 +236,14 @@ export class Machine {
 
   restore(bytes: Uint8Array): void {
     const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    if (bytes.length < 8 || v.getUint32(0, true) !== 0x314d4c43 || v.getUint32(4, true) !== 9) {
+    const devices = this.devices();
+    const count = 2 + devices.length;
+    if (bytes.length < 8 || v.getUint32(0, true) !== 0x314d4c43 || v.getUint32(4, true) !== count) {
       throw new RangeError('not a machine snapshot');
     }
     const parts: Uint8Array[] = [];
     let at = 8;
-    for (let i = 0; i < 9; i++) {
+    for (let i = 0; i < count; i++) {
       if (at + 4 > bytes.length) throw new RangeError('truncated machine snapshot');
       const n = v.getUint32(at, true);
       if (at + 4 + n > bytes.length) throw new RangeError('truncated machine snapshot');
@@ -239,8 +254,11 @@ export class Machine {
     if (parts[1]!.length !== this.phys.ram.length) throw new RangeError('snapshot RAM size differs');
     restoreCpu(this.cpu, parts[0]!);
     this.phys.ram.set(parts[1]!);
-    const devices = [this.pic, this.timer, this.nvram, this.rtc, this.console, this.disk, this.nic];
     for (const [i, d] of devices.entries()) d.restore(parts[2 + i]!);
+  }
+
+  private devices() {
+    return [this.pic, this.timer, this.nvram, this.rtc, this.console, this.disk, ...this.nics];
   }
 }
 

@@ -15,10 +15,11 @@
  * | 28     | 4    | CRC-32 of header bytes 0..27                                   |
  *
  * Symbol table: u32 count, then per symbol u32 value, u8 name length, UTF-8 name. The checksum is
- * CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320), written here: it detects damage, it does
+ * CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320; src/crc32.ts): it detects damage, it does
  * not authenticate (signing modules is the protocol package's envelope's job).
  */
 import { ClefnetError, type ErrorCode } from '@clefnet/protocol';
+import { crc32 } from '../crc32.js';
 
 export const IMAGE_MAGIC = 'CLFX';
 export const IMAGE_VERSION = 1;
@@ -42,23 +43,6 @@ export class ImageError extends ClefnetError {
     super(code, `bad image: ${message}`, { reason });
     this.name = 'ImageError';
   }
-}
-
-const TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
-/** CRC-32 (IEEE), as zlib and PNG compute it: crc32("123456789") = 0xcbf43926. */
-export function crc32(bytes: Uint8Array): number {
-  let c = 0xffffffff;
-  for (const b of bytes) c = TABLE[(c ^ b) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
 }
 
 const hexOf = (v: number) => (Number.isInteger(v) && v >= 0 ? `0x${v.toString(16)}` : String(v));

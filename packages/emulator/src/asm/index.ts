@@ -9,7 +9,6 @@ export type { AsmErrorKind, SourcePos } from './errors.js';
 export { AsmError } from './errors.js';
 export type { DecodedImage, Image } from './image.js';
 export {
-  crc32,
   decodeImage,
   encodeImage,
   IMAGE_HEADER_BYTES,

@@ -21,13 +21,15 @@
  * | 7   | STAT_SELECT | R/W | which counter STAT_VALUE shows (NIC_STAT).                                     |
  * | 8   | STAT_VALUE  | R   | low 32 bits of that counter; 0 for an unknown index.                           |
  * | 9   | MTU         | R   | largest frame, in bytes.                                                       |
+ * | 10  | MAC_HI      | R   | the interface's Ethernet-like address, bytes 0-1 (byte 0 in bits 8..15).       |
+ * | 11  | MAC_LO      | R   | bytes 2-5 of that address (byte 2 in bits 24..31).                             |
  *
  * Interrupt: with CONTROL bit 0 set, each queued frame raises the line, and so does setting bit 0
  * while frames wait. The line is an edge: a driver empties the queue (RX_COUNT) in its handler.
  */
 import type { PortDevice, Snapshotting } from './bus.js';
 import { type Dma, noDma } from './dma.js';
-import { IRQ_LINES, type IrqCallback, intOption, noIrq } from './errors.js';
+import { DeviceError, IRQ_LINES, type IrqCallback, intOption, noIrq } from './errors.js';
 import { Emitter } from './events.js';
 import { SnapshotReader, SnapshotWriter } from './snapshot.js';
 
@@ -42,8 +44,12 @@ export const NIC_PORT = {
   STAT_SELECT: 7,
   STAT_VALUE: 8,
   MTU: 9,
+  MAC_HI: 10,
+  MAC_LO: 11,
 } as const;
-export const NIC_PORTS = 10;
+export const NIC_PORTS = 12;
+/** The address a NIC has unless given one: locally administered, unicast. */
+export const NIC_DEFAULT_MAC: Readonly<Uint8Array> = Uint8Array.of(0x02, 0, 0, 0, 0, 0x01);
 export const NIC_DEFAULT_BASE = 0x300;
 export const NIC_STATUS = { RX_AVAILABLE: 1, TX_READY: 2 } as const;
 export const NIC_CONTROL = { RX_IRQ: 1 } as const;
@@ -88,6 +94,12 @@ export interface NicOptions {
   readonly mtu?: number;
   /** Frames the receive queue holds (default 64). */
   readonly queueCapacity?: number;
+  /**
+   * The interface's 6-byte address, readable at MAC_HI/MAC_LO (default 02:00:00:00:00:01). The
+   * device itself neither stamps nor filters it: whoever carries the frames (the VMM's data
+   * transfer manager) does.
+   */
+  readonly mac?: Uint8Array;
 }
 
 export interface NicEvents {
@@ -101,6 +113,8 @@ export class Nic extends Emitter<NicEvents> implements PortDevice, Snapshotting 
   readonly ports: readonly [from: number, to: number];
   readonly mtu: number;
   readonly queueCapacity: number;
+  /** The interface's address (a copy of the option). */
+  readonly mac: Uint8Array;
   private readonly dma: Dma;
   private readonly irq: IrqCallback;
   private readonly line: number;
@@ -122,6 +136,11 @@ export class Nic extends Emitter<NicEvents> implements PortDevice, Snapshotting 
     this.line = intOption(this.name, 'line', options.line ?? 3, 0, IRQ_LINES - 1);
     this.mtu = intOption(this.name, 'mtu', options.mtu ?? 2048, 1, 1 << 20);
     this.queueCapacity = intOption(this.name, 'queueCapacity', options.queueCapacity ?? 64, 1, 1 << 16);
+    const mac = options.mac ?? NIC_DEFAULT_MAC;
+    if (!(mac instanceof Uint8Array) || mac.length !== 6) {
+      throw new DeviceError('CONFIG_INVALID', this.name, 'mac must be 6 bytes');
+    }
+    this.mac = new Uint8Array(mac);
   }
 
   /** Host: a frame arrives from the network. Returns false when it was dropped (queue full or bad length). */
@@ -141,6 +160,11 @@ export class Nic extends Emitter<NicEvents> implements PortDevice, Snapshotting 
     this.counters[NIC_STAT.RX_BYTES]! += frame.length;
     if ((this.control & NIC_CONTROL.RX_IRQ) !== 0) this.irq(this.line);
     return true;
+  }
+
+  /** Frames waiting in the receive queue (room left: `queueCapacity - queued`). */
+  get queued(): number {
+    return this.queue.length;
   }
 
   stats(): NicStats {
@@ -219,6 +243,10 @@ export class Nic extends Emitter<NicEvents> implements PortDevice, Snapshotting 
         return (this.counters[this.statSelect] ?? 0) % 0x100000000;
       case NIC_PORT.MTU:
         return this.mtu;
+      case NIC_PORT.MAC_HI:
+        return (this.mac[0]! << 8) | this.mac[1]!;
+      case NIC_PORT.MAC_LO:
+        return ((this.mac[2]! << 24) | (this.mac[3]! << 16) | (this.mac[4]! << 8) | this.mac[5]!) >>> 0;
       default:
         return 0xffffffff;
     }

@@ -10,6 +10,7 @@
 import type { BlockBackend } from '../devices/disk.js';
 import { SECTOR_SIZE } from '../devices/disk.js';
 import type { NvramBackend } from '../devices/nvram.js';
+import { veMac } from '../dtm/frame.js';
 import { createMachine, type Machine, type MachineRunResult } from '../machine.js';
 import { Core } from './core.js';
 import { VmmError } from './errors.js';
@@ -58,6 +59,8 @@ export interface VeProfile {
   readonly vedt?: VedtOptions;
   /** Device quantum of the VE's machine (see MachineOptions). */
   readonly quantum?: number;
+  /** Its NICs (default 1; a firewall VE has 2, its inside and outside, FW-2). */
+  readonly nics?: 1 | 2;
 }
 
 /** Block translation (TB-9): virtual block b of a VE is physical block start + b, for b < count. */
@@ -134,6 +137,8 @@ export class Vmm {
   private readonly ves = new Map<number, VirtualEnvironment>();
   private readonly portions = new Map<number, { base: number; bytes: number }>();
   private nextId = 1;
+  /** Real-environment tasks' turns (the DTMs' `service`), run after every VE slice. */
+  private readonly services: (() => void)[] = [];
   /** The VE whose state is in the real CPU. */
   private current: VirtualEnvironment | undefined;
   private readonly opts: VmmOptions;
@@ -180,6 +185,9 @@ export class Vmm {
       // Device time is exact whatever the quantum (machine.ts): a long one spares the VMM's work
       // between slices.
       quantum: profile.quantum ?? 65_536,
+      // Its NIC's address: what the data transfer manager knows it by.
+      nicMac: veMac(id),
+      ...(profile.nics === 2 ? { nics: 2 as const, nic2Mac: veMac(id, 1) } : {}),
     });
     this.portions.set(id, { base, bytes });
     const ve = new VirtualEnvironment({
@@ -217,9 +225,28 @@ export class Vmm {
       return ve.vm.run(budget);
     } finally {
       ve.leave();
-      // Real interrupts raised meanwhile (a real device's host side) reach their handlers now.
+      // Real interrupts raised meanwhile (a real device's host side) reach their handlers now,
+      // then the real environment's tasks have their turn.
       this.core.dispatch();
+      for (const s of this.services) s();
     }
+  }
+
+  /**
+   * Gives a real-environment task (a DTM's `service`) a turn after every VE slice (CORE-9: the
+   * scheduler runs the ring-1 tasks too). Returns the function that removes it.
+   */
+  addService(service: () => void): () => void {
+    this.services.push(service);
+    return () => {
+      const i = this.services.indexOf(service);
+      if (i >= 0) this.services.splice(i, 1);
+    };
+  }
+
+  /** A zeroed page of the VM manager's own RAM (CORE-4), e.g. a driver's DMA buffer. */
+  allocPage(): number {
+    return this.pool.alloc();
   }
 
   /**

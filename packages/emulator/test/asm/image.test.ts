@@ -1,6 +1,7 @@
 /** CLFX images: golden header, round trips, and every corruption rejected with its code and reason. */
 import { describe, expect, it } from 'vitest';
-import { crc32, decodeImage, encodeImage, IMAGE_HEADER_BYTES, ImageError } from '../../src/asm/image.js';
+import { decodeImage, encodeImage, IMAGE_HEADER_BYTES, ImageError } from '../../src/asm/image.js';
+import { crc32 } from '../../src/crc32.js';
 
 const body = Uint8Array.from([0x11, 0x00, 0x00, 0x00, 0x2a, 0x00, 0x00, 0x00, 0x02, 0, 0, 0, 0, 0, 0, 0]);
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');

@@ -37,12 +37,25 @@ function setup(options: Omit<NicOptions, 'dma' | 'irq'> = {}) {
 }
 
 describe('nic', () => {
-  it('claims ports 0x300..0x309; idle: TX ready, nothing queued, MTU 2048', () => {
+  it('claims ports 0x300..0x30B; idle: TX ready, nothing queued, MTU 2048', () => {
     const { nic, reg } = setup();
-    expect(nic.ports).toEqual([0x300, 0x309]);
+    expect(nic.ports).toEqual([0x300, 0x30b]);
     expect(reg(P.STATUS)).toBe(S.TX_READY);
     expect([P.CONTROL, P.RX_LEN, P.RX_COUNT, P.ADDR, P.TX_LEN].map(reg)).toEqual([0, 0, 0, 0, 0]);
     expect(reg(P.MTU)).toBe(2048);
+  });
+
+  it('shows its address at MAC_HI/MAC_LO: the default, or the one configured (copied)', () => {
+    const { reg } = setup();
+    expect([reg(P.MAC_HI), reg(P.MAC_LO)]).toEqual([0x0200, 0x00000001]);
+    const mac = Uint8Array.of(0x02, 0xc1, 0xef, 0x80, 0x01, 0xfe);
+    const nic = new Nic({ mac });
+    mac.fill(0);
+    expect([nic.read(0x300 + P.MAC_HI), nic.read(0x300 + P.MAC_LO)]).toEqual([0x02c1, 0xef8001fe]);
+    expect(nic.mac).toEqual(Uint8Array.of(0x02, 0xc1, 0xef, 0x80, 0x01, 0xfe));
+    expect(() => new Nic({ mac: new Uint8Array(5) })).toThrow(
+      expect.objectContaining({ code: 'CONFIG_INVALID', message: 'nic: mac must be 6 bytes' }),
+    );
   });
 
   it('queues a received frame, raises the receive line, and the guest copies it by DMA', () => {
@@ -251,7 +264,7 @@ describe('nic', () => {
     nic.restore(saved);
     expect(nic.save()).toEqual(saved);
     expect(Object.values(P).map(reg)).toEqual(regs);
-    expect(regs).toEqual([0x403, 1, 70, 3, 0x1234, 33, 0, NIC_STAT.RX_DROPPED, 1, 2048]);
+    expect(regs).toEqual([0x403, 1, 70, 3, 0x1234, 33, 0, NIC_STAT.RX_DROPPED, 1, 2048, 0x0200, 1]);
     expect(nic.stats()).toEqual(stats);
     expect([take(0), take(0), take(0)]).toEqual([pattern(70, 1), pattern(1, 2), pattern(300, 3)]);
   });

@@ -50,7 +50,7 @@ describe('device support', () => {
       ['rtc', 0x78, 0x7a],
       ['nvram', 0x70, 0x77],
       ['disk', 0x1f0, 0x1f6],
-      ['nic', 0x300, 0x309],
+      ['nic', 0x300, 0x30b],
     ]);
     expect(bus.devices()).toEqual(devices);
   });
