@@ -123,6 +123,11 @@ export interface DtmOptions {
   readonly assemblyTimeoutMs?: number;
   /** Largest transaction (default 64 frames). */
   readonly maxTransactionFrames?: number;
+  /**
+   * The port that takes hub frames to addresses no port has (default: the gateway, `outside`): a
+   * firewall's inside port makes it the hub's way out.
+   */
+  readonly uplink?: string;
   readonly onEvent?: (e: DtmEvent) => void;
 }
 
@@ -506,7 +511,7 @@ export class Dtm {
         );
       }
     } else {
-      const p = this.findByMac(pkt.dst!) ?? this.ports.get(OUTSIDE);
+      const p = this.findByMac(pkt.dst!) ?? this.find(this.opts.uplink ?? OUTSIDE);
       if (p === undefined) {
         this.drop(src.name, formatMac(pkt.dst!), frame, 'no such address');
         return [];
@@ -534,15 +539,21 @@ export class Dtm {
     frames: readonly Uint8Array[],
   ): boolean {
     const out: Uint8Array[] = [];
+    const viaChannel = this.find(from)?.channel !== undefined;
     for (const f of frames) {
       const pkt = parseFrame(srcMedium, f);
       if (typeof pkt === 'string') continue; // checked on the way in
+      // A hub frame keeps its destination (the addressee, a broadcast, or the far end of an
+      // uplink), and so does an ethernet channel's frame to the gateway; otherwise a channel's
+      // frames go to its peer, whatever they say, and a modem's to the gateway's upstream.
       const dst =
-        t.gateway !== undefined
-          ? (pkt.dst ?? t.gateway.upstream)
-          : pkt.dst !== undefined && isBroadcast(pkt.dst)
-            ? pkt.dst
-            : t.mac;
+        pkt.dst === undefined
+          ? t.gateway !== undefined
+            ? t.gateway.upstream
+            : t.mac
+          : viaChannel && t.gateway === undefined
+            ? t.mac
+            : pkt.dst;
       const built = buildFrame(t.medium, pkt.type, pkt.payload, dst, pkt.src ?? srcMac);
       if (typeof built === 'string') {
         this.drop(from, t.name, f, built);

@@ -16,6 +16,14 @@ export {
   type Scanner,
   type TransferInfo,
 } from './dtm.js';
+export {
+  type FirewallConfig,
+  FW_IN,
+  FW_OUT,
+  type VirtualFirewall,
+  type VirtualFirewallOptions,
+  virtualFirewall,
+} from './firewall.js';
 export * from './frame.js';
 export { Gateway, type GatewayOptions, type GatewayStats } from './gateway.js';
 export { decodeRecord, encodeRecord, type TransferRecord, type TransferState } from './record.js';
