@@ -1,0 +1,195 @@
+/**
+ * Data-path benchmark (issue 5). Guest code streams 1514-byte frames from one VE to another with
+ * credit-based flow control (bench/guests/net.s: bursts of 32, one credit frame back per burst),
+ * every NIC access a real trap into the VMM, every frame through the DTM:
+ *
+ * - `hub pass` / `hub spool`: configuration A (Fig. 9A), pass-through and full spooling (each
+ *   frame a transaction written to the spool, scanned by the signature scanner, delivered, deleted);
+ * - `modem channel`: configuration B (Fig. 9B), the sender on a modem link, translated to ethernet;
+ * - `linked DTMs`: configuration C (Fig. 9C), sender and receiver on two DTMs sharing a spool;
+ * - `firewall`: the four-machine desktop's path (Fig. 10A): a VE -> inside DTM -> the firewall
+ *   guest -> outside DTM -> gateway 22 -> the wire, and the credit back in from the wire.
+ *
+ * Figures are frames per second and MB/s of frame bytes, over this process's CPU time.
+ * `dtm_mbps` is the hub pass-through figure, `firewall_mbps` the firewall path (target: at least
+ * half of dtm_mbps).
+ */
+import {
+  assemble,
+  Dtm,
+  ETHERTYPE_DATAGRAM,
+  Gateway,
+  memoryNvramBackend,
+  memorySpool,
+  signatureScanner,
+  type VirtualEnvironment,
+  Vmm,
+  veMac,
+  virtualFirewall,
+} from '@clefnet/emulator';
+import { readFileSync } from 'node:fs';
+import { buildFirewall } from '../guests/firewall/build.js';
+
+const SIZE = 1514;
+const BURST = 32;
+const FRAMES = Number(process.env.DATAPATH_FRAMES ?? 6400);
+const SOURCE = readFileSync(new URL('./guests/net.s', import.meta.url), 'utf8');
+
+function bytesLines(label: string, b: Uint8Array): string {
+  const padded = new Uint8Array(Math.ceil(Math.max(b.length, 64) / 4) * 4);
+  padded.set(b);
+  const lines = [`${label}:`];
+  for (let i = 0; i < padded.length; i += 32) lines.push(`        .byte ${Array.from(padded.subarray(i, i + 32)).join(', ')}`);
+  return lines.join('\n');
+}
+
+function netRom(role: 1 | 2, frame: Uint8Array, ack: Uint8Array): Uint8Array {
+  const data = [
+    `ROLE equ ${role}`,
+    `BURST equ ${BURST}`,
+    `SIZE equ ${frame.length}`,
+    bytesLines('data_frame', frame),
+    '        .align 4',
+    bytesLines('ack_frame', ack),
+  ].join('\n');
+  return assemble(SOURCE.replace(';@DATA', data), { origin: 0xffff0000, file: 'net.s' }).bytes;
+}
+
+function ether(dst: Uint8Array, src: Uint8Array, size: number): Uint8Array {
+  const f = new Uint8Array(size);
+  f.set(dst, 0);
+  f.set(src, 6);
+  f[12] = ETHERTYPE_DATAGRAM >>> 8;
+  f[13] = ETHERTYPE_DATAGRAM & 0xff;
+  for (let i = 14; i < size; i++) f[i] = (i * 7) & 0xff;
+  return f;
+}
+
+function modem(size: number): Uint8Array {
+  const f = new Uint8Array(size);
+  f.set([0xff, 0x03, 0x4a, 0x37]);
+  for (let i = 4; i < size; i++) f[i] = (i * 7) & 0xff;
+  return f;
+}
+
+const count = (ve: VirtualEnvironment) =>
+  new DataView(ve.vm.phys.ram.buffer, ve.vm.phys.ram.byteOffset).getUint32(0x3000, true);
+
+interface Figure {
+  readonly name: string;
+  readonly frames: number;
+  readonly seconds: number;
+}
+
+/** Runs the VEs round-robin until `done()` counts FRAMES; CPU seconds. */
+function measure(name: string, vmm: Vmm, done: () => number): Figure {
+  const ves = vmm.list();
+  const t0 = process.cpuUsage();
+  let guard = 0;
+  while (done() < FRAMES) {
+    for (const ve of ves) vmm.run(ve.id, 200_000);
+    if (++guard > 100_000) throw new Error(`${name}: no progress (${done()} frames)`);
+  }
+  const u = process.cpuUsage(t0);
+  return { name, frames: done(), seconds: (u.user + u.system) / 1e6 };
+}
+
+const clock = () => Date.UTC(2026, 10, 27);
+const ve = (vmm: Vmm, name: string, rom: Uint8Array, nics: 1 | 2 = 1) =>
+  vmm.createVe({ name, memoryBytes: 1 << 20, rom, nvram: memoryNvramBackend(), nics });
+
+function pair(mode: 'pass' | 'spool' | 'modem' | 'linked'): Figure {
+  const vmm = new Vmm({ clock, ramBytes: 16 << 20 });
+  const s = veMac(1);
+  const r = veMac(2);
+  const sender = ve(vmm, 's', netRom(1, mode === 'modem' ? modem(SIZE) : ether(r, s, SIZE), ether(s, r, 60)));
+  const receiver = ve(vmm, 'r', netRom(2, ether(s, r, 60), ether(s, r, 60)));
+  const spool = memorySpool(8 << 20);
+  const dtm = new Dtm({
+    name: 'a',
+    id: 1,
+    core: vmm.core,
+    spool,
+    clock,
+    ...(mode === 'spool' ? { scanner: signatureScanner('X5O!P%@AP') } : {}),
+  });
+  vmm.addService(() => dtm.service());
+  const m = mode === 'spool' ? 'spool' : 'pass';
+  dtm.attach({ name: 's', nic: sender.vm.nic, mode: m, ...(mode === 'modem' ? { medium: 'modem', channel: 'r' } : {}) });
+  if (mode === 'linked') {
+    const other = new Dtm({ name: 'b', id: 2, core: vmm.core, spool, clock });
+    dtm.link(other);
+    vmm.addService(() => other.service());
+    other.attach({ name: 'r', nic: receiver.vm.nic, mode: m });
+  } else {
+    dtm.attach({ name: 'r', nic: receiver.vm.nic, mode: m });
+  }
+  const names = { pass: 'hub pass', spool: 'hub spool', modem: 'modem channel', linked: 'linked DTMs' };
+  return measure(names[mode], vmm, () => count(receiver));
+}
+
+function firewallPath(): Figure {
+  const vmm = new Vmm({ clock, ramBytes: 16 << 20 });
+  const gw = new Gateway(vmm);
+  const far = Uint8Array.of(0x02, 0x99, 0, 0, 0, 1);
+  const open = ve(vmm, 'open', netRom(1, ether(far, veMac(1), SIZE), ether(far, veMac(1), 60)));
+  const fwVe = ve(
+    vmm,
+    'firewall',
+    buildFirewall({ outbound: [ETHERTYPE_DATAGRAM], inbound: [ETHERTYPE_DATAGRAM], inboundTo: veMac(1) }),
+    2,
+  );
+  const fw = virtualFirewall({
+    config: 'A',
+    core: vmm.core,
+    clock,
+    firewall: { inside: fwVe.vm.nics[0]!, outside: fwVe.vm.nics[1]! },
+    gateway: gw,
+    spools: { dtm: memorySpool(), firewall: memorySpool() },
+  });
+  fw.inside.attach({ name: 'open', nic: open.vm.nic, mode: 'pass' });
+  for (const d of fw.dtms) vmm.addService(() => d.service());
+  // The far end: counts what arrives on the wire and sends a credit per burst.
+  let seen = 0;
+  const credit = ether(veMac(fwVe.id, 1), far, 60);
+  vmm.machine.nic.on('transmit', () => {
+    seen++;
+    if (seen % BURST === 0) vmm.machine.nic.receive(credit);
+  });
+  return measure('firewall', vmm, () => seen);
+}
+
+type Scenario = 'hub pass' | 'hub spool' | 'modem channel' | 'linked DTMs' | 'firewall';
+const SCENARIOS: Record<Scenario, () => Figure> = {
+  'hub pass': () => pair('pass'),
+  'hub spool': () => pair('spool'),
+  'modem channel': () => pair('modem'),
+  'linked DTMs': () => pair('linked'),
+  firewall: firewallPath,
+};
+const ROUNDS = 3;
+
+console.log(`data paths: ${FRAMES} frames of ${SIZE} bytes, bursts of ${BURST}, credit per burst`);
+console.log(`every scenario once to warm up, then ${ROUNDS} interleaved rounds; medians of CPU time`);
+for (const run of Object.values(SCENARIOS)) run();
+const times = new Map<Scenario, number[]>();
+for (let round = 0; round < ROUNDS; round++) {
+  for (const [name, run] of Object.entries(SCENARIOS) as [Scenario, () => Figure][]) {
+    const f = run();
+    times.set(name, [...(times.get(name) ?? []), f.seconds]);
+  }
+}
+const mbps = new Map<Scenario, number>();
+for (const [name, ts] of times) {
+  const sec = [...ts].sort((a, b) => a - b)[Math.floor(ts.length / 2)]!;
+  const fps = FRAMES / sec;
+  mbps.set(name, (fps * SIZE) / 1e6);
+  console.log(
+    `${name.padEnd(14)} ${sec.toFixed(3)} s CPU: ${fps.toFixed(0).padStart(7)} frames/s ${((fps * SIZE) / 1e6).toFixed(2).padStart(7)} MB/s`,
+  );
+}
+const hub = mbps.get('hub pass')!;
+const fw = mbps.get('firewall')!;
+const sp = mbps.get('hub spool')!;
+console.log(`firewall / direct DTM path: ${(fw / hub).toFixed(3)} (target >= 0.5); spool / pass: ${(sp / hub).toFixed(3)}`);
+console.log(`RESULT dtm_mbps=${hub.toFixed(2)} dtm_spool_mbps=${sp.toFixed(2)} firewall_mbps=${fw.toFixed(2)}`);
