@@ -14,6 +14,8 @@
  * `dtm_mbps` is the hub pass-through figure, `firewall_mbps` the firewall path (target: at least
  * half of dtm_mbps).
  */
+
+import { readFileSync } from 'node:fs';
 import {
   assemble,
   Dtm,
@@ -27,7 +29,6 @@ import {
   veMac,
   virtualFirewall,
 } from '@clefnet/emulator';
-import { readFileSync } from 'node:fs';
 import { buildFirewall } from '../guests/firewall/build.js';
 
 const SIZE = 1514;
@@ -39,7 +40,8 @@ function bytesLines(label: string, b: Uint8Array): string {
   const padded = new Uint8Array(Math.ceil(Math.max(b.length, 64) / 4) * 4);
   padded.set(b);
   const lines = [`${label}:`];
-  for (let i = 0; i < padded.length; i += 32) lines.push(`        .byte ${Array.from(padded.subarray(i, i + 32)).join(', ')}`);
+  for (let i = 0; i < padded.length; i += 32)
+    lines.push(`        .byte ${Array.from(padded.subarray(i, i + 32)).join(', ')}`);
   return lines.join('\n');
 }
 
@@ -115,7 +117,12 @@ function pair(mode: 'pass' | 'spool' | 'modem' | 'linked'): Figure {
   });
   vmm.addService(() => dtm.service());
   const m = mode === 'spool' ? 'spool' : 'pass';
-  dtm.attach({ name: 's', nic: sender.vm.nic, mode: m, ...(mode === 'modem' ? { medium: 'modem', channel: 'r' } : {}) });
+  dtm.attach({
+    name: 's',
+    nic: sender.vm.nic,
+    mode: m,
+    ...(mode === 'modem' ? { medium: 'modem', channel: 'r' } : {}),
+  });
   if (mode === 'linked') {
     const other = new Dtm({ name: 'b', id: 2, core: vmm.core, spool, clock });
     dtm.link(other);
@@ -191,5 +198,9 @@ for (const [name, ts] of times) {
 const hub = mbps.get('hub pass')!;
 const fw = mbps.get('firewall')!;
 const sp = mbps.get('hub spool')!;
-console.log(`firewall / direct DTM path: ${(fw / hub).toFixed(3)} (target >= 0.5); spool / pass: ${(sp / hub).toFixed(3)}`);
-console.log(`RESULT dtm_mbps=${hub.toFixed(2)} dtm_spool_mbps=${sp.toFixed(2)} firewall_mbps=${fw.toFixed(2)}`);
+console.log(
+  `firewall / direct DTM path: ${(fw / hub).toFixed(3)} (target >= 0.5); spool / pass: ${(sp / hub).toFixed(3)}`,
+);
+console.log(
+  `RESULT dtm_mbps=${hub.toFixed(2)} dtm_spool_mbps=${sp.toFixed(2)} firewall_mbps=${fw.toFixed(2)}`,
+);
