@@ -28,6 +28,7 @@ export { fileNvramBackend, memoryNvramBackend, Nvram } from './devices/nvram.js'
 export { Pic } from './devices/pic.js';
 export { Rtc } from './devices/rtc.js';
 export { Timer } from './devices/timer.js';
+export * from './disk/index.js';
 export * from './dtm/index.js';
 export type { MachineOptions, MachineRunResult } from './machine.js';
 export { createMachine, Machine } from './machine.js';

@@ -59,6 +59,7 @@ export const ERROR_CODES = {
   SPOOL_CORRUPT: 'The spool area is not a spool, or its header fails its checks.',
   DTM_BAD_HOLD: 'No held transfer has this id, or it was already approved, rejected or expired.',
   DISK_KEY_REFUSED: "A partition's data key cannot be unwrapped with this machine key or passphrase.",
+  DISK_CORRUPT: "The partition table or the real partition's file system directory fails its checks.",
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -16,6 +16,7 @@ export type VmmErrorCode = Extract<
   | 'SPOOL_CORRUPT'
   | 'DTM_BAD_HOLD'
   | 'DISK_KEY_REFUSED'
+  | 'DISK_CORRUPT'
 >;
 
 export class VmmError extends ClefnetError {

@@ -8,8 +8,8 @@
  * emulated CPU (ve.ts), and only what needs real ring 0 comes here.
  */
 import type { BlockBackend } from '../devices/disk.js';
-import { SECTOR_SIZE } from '../devices/disk.js';
 import type { NvramBackend } from '../devices/nvram.js';
+import { blockRegion } from '../disk/block.js';
 import { veMac } from '../dtm/frame.js';
 import { createMachine, type Machine, type MachineRunResult } from '../machine.js';
 import { Core } from './core.js';
@@ -65,29 +65,7 @@ export interface VeProfile {
 
 /** Block translation (TB-9): virtual block b of a VE is physical block start + b, for b < count. */
 export function diskRegion(disk: BlockBackend, start: number, count: number): BlockBackend {
-  if (
-    !Number.isInteger(start) ||
-    !Number.isInteger(count) ||
-    start < 0 ||
-    count < 1 ||
-    start + count > disk.sectors
-  ) {
-    throw new VmmError(
-      'CONFIG_INVALID',
-      `disk region ${start}+${count} is not inside the ${disk.sectors}-sector disk`,
-    );
-  }
-  return {
-    sectors: count,
-    read(lba, out) {
-      if (lba + out.length / SECTOR_SIZE > count) throw new RangeError('beyond the region');
-      disk.read(start + lba, out);
-    },
-    write(lba, data) {
-      if (lba + data.length / SECTOR_SIZE > count) throw new RangeError('beyond the region');
-      disk.write(start + lba, data);
-    },
-  };
+  return blockRegion(disk, start, count, 'disk region');
 }
 
 /**
