@@ -16,3 +16,4 @@ export {
 } from './ve.js';
 export { substituteHi, type VedtCounters, type VedtMode, VedtTable, type VedtWriteMethod } from './vedt.js';
 export { diskRegion, KNOWN_GUESTS, recognise, type VeProfile, Vmm, type VmmOptions } from './vmm.js';
+export { type VeKeyEntry, VeKeys } from './vekeys.js';
