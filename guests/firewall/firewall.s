@@ -19,6 +19,7 @@ CON      equ 0x3F8
 IDT_AT   equ 0x1000
 BUF      equ 0x2000
 STATS    equ 0x3000
+MACS     equ 0x3100                 ; its own addresses: +0 inside NIC, +8 outside NIC
 STACK    equ 0x8000
 VECTORS  equ 0x25
 
@@ -57,6 +58,17 @@ fw_flat:
         mov eax, 1
         out IN_NIC + 1, eax
         out OUT_NIC + 1, eax
+        ; both NICs receive into and transmit from BUF: ADDR is set once
+        mov eax, BUF
+        out IN_NIC + 4, eax
+        out OUT_NIC + 4, eax
+        ; its two addresses, read once
+        mov esi, IN_NIC
+        mov edi, MACS
+        call fw_mac
+        mov esi, OUT_NIC
+        mov edi, MACS + 8
+        call fw_mac
         mov esi, msg_up
         call fw_puts
 
@@ -83,20 +95,37 @@ fw_loop:
         hlt
         jmp fw_loop
 
-; fw_forward: takes the head frame of the NIC at esi; if its type is in the list at ebp, sends it
-; on the NIC at edi (source = that NIC's address; inbound: destination = inbound_to).
+; fw_mac: the address of the NIC at esi into the 6 bytes at edi (MAC_HI, MAC_LO are big-endian).
+fw_mac:
+        mov edx, esi
+        add edx, 10
+        in eax, edx
+        stb [edi + 1], eax
+        shr eax, 8
+        stb [edi], eax
+        mov edx, esi
+        add edx, 11
+        in eax, edx
+        stb [edi + 5], eax
+        shr eax, 8
+        stb [edi + 4], eax
+        shr eax, 8
+        stb [edi + 3], eax
+        shr eax, 8
+        stb [edi + 2], eax
+        ret
+
+; fw_forward: takes the head frame of the NIC at esi into BUF; if its type is in the list at ebp,
+; sends it on the NIC at edi (source = that NIC's address; inbound: destination = inbound_to).
+; Four port accesses per forwarded frame: RX_LEN, RECEIVE, TX_LEN, TRANSMIT.
 fw_forward:
         mov edx, esi
         add edx, 2
         in ecx, edx                 ; ecx = length
         mov edx, esi
-        add edx, 4
-        mov eax, BUF
-        out edx, eax                ; ADDR
-        mov edx, esi
         add edx, 6
         mov eax, 1
-        out edx, eax                ; RECEIVE
+        out edx, eax                ; RECEIVE into BUF
         cmp ecx, 14
         jc .drop
         ldb eax, [BUF + 12]
@@ -110,41 +139,31 @@ fw_forward:
         jz .pass
         add ebp, 4
         jmp .rule
-.pass:  mov edx, edi
-        add edx, 10
-        in eax, edx                 ; MAC_HI: bytes 0, 1
-        stb [BUF + 7], eax
-        shr eax, 8
-        stb [BUF + 6], eax
-        mov edx, edi
-        add edx, 11
-        in eax, edx                 ; MAC_LO: bytes 2..5
-        stb [BUF + 11], eax
-        shr eax, 8
+.pass:  mov ebx, MACS
+        cmp edi, IN_NIC
+        jz .src
+        add ebx, 8
+.src:   ld eax, [ebx]
+        st [BUF + 6], eax
+        ldb eax, [ebx + 4]
         stb [BUF + 10], eax
-        shr eax, 8
-        stb [BUF + 9], eax
-        shr eax, 8
-        stb [BUF + 8], eax
+        ldb eax, [ebx + 5]
+        stb [BUF + 11], eax
         cmp edi, IN_NIC
         jnz .send
-        mov ebx, 0                  ; inbound: to the inside host
-.dst:   ldb eax, [ebx + inbound_to]
-        stb [ebx + BUF], eax
-        inc ebx
-        cmp ebx, 6
-        jnz .dst
+        ld eax, [inbound_to]        ; inbound: to the inside host
+        st [BUF], eax
+        ldb eax, [inbound_to + 4]
+        stb [BUF + 4], eax
+        ldb eax, [inbound_to + 5]
+        stb [BUF + 5], eax
 .send:  mov edx, edi
-        add edx, 4
-        mov eax, BUF
-        out edx, eax
-        mov edx, edi
         add edx, 5
-        out edx, ecx
+        out edx, ecx                ; TX_LEN
         mov edx, edi
         add edx, 6
         mov eax, 3
-        out edx, eax                ; TRANSMIT
+        out edx, eax                ; TRANSMIT from BUF
         mov ebx, STATS
         cmp edi, OUT_NIC
         jz .count

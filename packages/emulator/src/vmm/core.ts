@@ -52,6 +52,7 @@ export class Core {
     { name: string; ring: 0 | 1; queues: Map<number, CoreMessage[]> }
   >();
   private nextTask = 1;
+  private readonly issued = new WeakSet<TaskHandle>();
   private depth = 0;
   /** Lines dispatched to a handler, and lines no handler was installed for. */
   dispatched = 0;
@@ -127,7 +128,7 @@ export class Core {
     const task = { name, ring: ring as 0 | 1, queues: new Map<number, CoreMessage[]>() };
     this.tasks.set(id, task);
     const core = this;
-    return {
+    const handle: TaskHandle = {
       id,
       name,
       ring: task.ring,
@@ -138,6 +139,13 @@ export class Core {
         return core.tasks.get(id)?.queues.get(port)?.shift();
       },
     };
+    this.issued.add(handle);
+    return handle;
+  }
+
+  /** Whether `handle` is a live task handle this core issued (a look-alike object is not). */
+  owns(handle: TaskHandle): boolean {
+    return this.issued.has(handle) && this.tasks.has(handle.id);
   }
 
   /** Removes a task; its queued messages are dropped. */

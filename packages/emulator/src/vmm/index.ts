@@ -1,5 +1,13 @@
 export { Core, type CoreLimits, type CoreMessage, DEFAULT_CORE_LIMITS, type TaskHandle } from './core.js';
 export { VmmError, type VmmErrorCode } from './errors.js';
+export { KEY_ADDRESS, KeyService, type KeyServiceOptions } from './keytrap.js';
+export {
+  bootMachineKey,
+  installMachineKey,
+  MACHINE_KEY_AT,
+  MACHINE_KEY_BYTES,
+  type MachineTriple,
+} from './machinekey.js';
 export { PagePool } from './pages.js';
 export { loadProfile, parseProfile } from './profile.js';
 export { realCpl, realRing } from './rings.js';
@@ -8,6 +16,9 @@ export {
   type AdaptiveRule,
   DEFAULT_ADAPTIVE,
   HOLE,
+  KEY_STATUS,
+  type KeyAnswer,
+  type KeyTrapHook,
   type PolicyChoice,
   type VedtOptions,
   type VeStats,
@@ -15,5 +26,5 @@ export {
   type VmmEvent,
 } from './ve.js';
 export { substituteHi, type VedtCounters, type VedtMode, VedtTable, type VedtWriteMethod } from './vedt.js';
-export { diskRegion, KNOWN_GUESTS, recognise, type VeProfile, Vmm, type VmmOptions } from './vmm.js';
 export { type VeKeyEntry, VeKeys } from './vekeys.js';
+export { diskRegion, KNOWN_GUESTS, recognise, type VeProfile, Vmm, type VmmOptions } from './vmm.js';

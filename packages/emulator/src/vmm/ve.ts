@@ -110,7 +110,16 @@ export type VmmEvent =
   | { readonly kind: 'warning'; readonly ve: number; readonly reason: string }
   | { readonly kind: 'hole-moved'; readonly ve: number; readonly from: number; readonly to: number }
   /** Something that must never happen did: the VE is stopped (reason 'shutdown'). */
-  | { readonly kind: 'alarm'; readonly ve: number; readonly reason: string; readonly eip: number };
+  | { readonly kind: 'alarm'; readonly ve: number; readonly reason: string; readonly eip: number }
+  | {
+      readonly kind: 'key-trap';
+      readonly ve: number;
+      /** `call`: the guest called the key address; `answer`: the key (or a refusal) was handed over. */
+      readonly phase: 'call' | 'answer';
+      readonly ring: number;
+      readonly status?: number;
+      readonly version?: number;
+    };
 
 /** VEDT substitution options (the third embodiment; absent: shadow descriptor tables). */
 export interface VedtOptions {
@@ -145,6 +154,8 @@ export interface VeStats {
   readonly trapsByCause: Readonly<Record<string, number>>;
   /** Faults the virtual CPU delivered to the guest's own handlers. */
   readonly reflected: number;
+  /** Calls of the key address (KEY-6). */
+  readonly keyCalls: number;
   readonly policy: SdtPolicy;
   /** The policy is chosen adaptively (SDT-22). */
   readonly adaptive: boolean;
@@ -185,6 +196,29 @@ export interface VeInit {
   /** VEDT substitution instead of SDTs for the GDT (VEDT-1). */
   readonly vedt?: VedtOptions;
   readonly onEvent: ((e: VmmEvent) => void) | undefined;
+  /** The key trap (KEY-6..8): the predetermined address and the real environment's answer. */
+  readonly keyTrap?: KeyTrapHook;
+}
+
+/** What the key trap hands the guest (KEY-8); `status` 0 = a key, otherwise a KEY_STATUS code. */
+export interface KeyAnswer {
+  readonly status: number;
+  /** Key-VE: the Ed25519 seed then the X25519 secret (absent when refused). */
+  readonly key?: Uint8Array;
+  /** Clef-VE: the two public keys. */
+  readonly clef?: Uint8Array;
+  readonly name?: string;
+  readonly version?: number;
+}
+
+/** The guest-visible outcome codes of a key call (EAX on return). */
+export const KEY_STATUS = { OK: 0, BAD_BUFFER: 1, REFUSED: 2 } as const;
+
+export interface KeyTrapHook {
+  /** Guest-physical address whose call traps (on the empty bus: nothing is mapped there). */
+  readonly address: number;
+  /** Starts or polls the VE's key request; undefined while the key server has not answered. */
+  call(): KeyAnswer | undefined;
 }
 
 interface Space {
@@ -204,6 +238,10 @@ export class VirtualEnvironment {
   private readonly portionBase: number;
   private readonly ramBytes: number;
   private readonly onEvent: ((e: VmmEvent) => void) | undefined;
+  private readonly keyHook: KeyTrapHook | undefined;
+  /** A key call waits for the key server's answer: the VE does not run until it comes. */
+  private keyPending = false;
+  private keyCalls = 0;
   private readonly gdt: ShadowSet;
   private readonly ldt: ShadowSet;
   private readonly outwardGuard: boolean;
@@ -297,6 +335,7 @@ export class VirtualEnvironment {
     this.portionBase = init.portionBase;
     this.ramBytes = init.vm.phys.ram.length;
     this.onEvent = init.onEvent;
+    this.keyHook = init.keyTrap;
     // SDT-22: an unrecognised guest starts with P1 and adapts.
     this.adaptive = init.policy === 'adaptive';
     const first = init.policy === 'adaptive' ? 'P1' : init.policy;
@@ -355,6 +394,7 @@ export class VirtualEnvironment {
       traps: this.traps,
       trapsByCause: this.causes(),
       reflected: this.reflected,
+      keyCalls: this.keyCalls,
       policy: this.gdt.policy,
       adaptive: this.adaptive,
       policySwitches: this.policySwitches,
@@ -468,6 +508,10 @@ export class VirtualEnvironment {
     let executed = 0;
     // The devices were ticked since the last slice (a DMA may have written the guest's tables).
     this.tablesDirty = true;
+    if (this.keyPending) {
+      if (!this.keyAnswer()) return this.keyWait(budget);
+      if (this.alarm !== undefined) return { reason: 'shutdown', executed: 0 };
+    }
     while (executed < budget) {
       if (
         this.vcpu.halted ||
@@ -502,6 +546,18 @@ export class VirtualEnvironment {
       this.capture();
       this.closeWindows();
       this.writeTrap = false;
+      if (vector === VEC.PF && r.software !== true && this.keyHook !== undefined && this.isKeyCall(cr2)) {
+        this.keyCalls++;
+        this.emit({ kind: 'key-trap', ve: this.id, phase: 'call', ring: this.vcpu.cpl });
+        this.keyPending = true;
+        if (!this.keyAnswer()) {
+          this.realize();
+          return this.keyWait(budget - executed, executed);
+        }
+        if (this.alarm !== undefined) return { reason: 'shutdown', executed };
+        executed++;
+        continue;
+      }
       if (
         vector === VEC.PF &&
         r.software !== true &&
@@ -519,6 +575,102 @@ export class VirtualEnvironment {
       if (this.endRun()) return { reason: 'budget', executed };
     }
     return { reason: 'budget', executed };
+  }
+
+  /**
+   * KEY-6: the guest fetched its next instruction from the key address (a CALL got there; nothing
+   * is mapped at it, so the fetch page-faulted natively).
+   */
+  private isKeyCall(cr2: number): boolean {
+    const cpu = this.cpu;
+    if ((cpu.segBase[1]! + cpu.eip) >>> 0 !== cr2 >>> 0) return false;
+    return this.walk(cr2) === this.keyHook!.address;
+  }
+
+  /**
+   * KEY-8: if the answer is there, hands it to the guest as if the code at the key address had
+   * returned it: the key (64 bytes), the Clef (64) and the Name-VE (a length byte and its bytes)
+   * into the caller's buffer at DS:EDI of ECX bytes (at least 128), EAX = status, EDX = the key's
+   * version, then the return of the CALL (EIP popped from SS:ESP). Returns false while it waits.
+   */
+  private keyAnswer(): boolean {
+    const a = this.keyHook!.call();
+    if (a === undefined) return false;
+    this.keyPending = false;
+    const vcpu = this.vcpu;
+    const reg = vcpu.reg;
+    let status = a.status;
+    if (status === KEY_STATUS.OK) {
+      const name = new TextEncoder().encode(a.name ?? '');
+      const out = new Uint8Array(129 + name.length);
+      out.set(a.key!, 0);
+      out.set(a.clef!, 64);
+      out[128] = name.length;
+      out.set(name, 129);
+      const size = reg[1]! >>> 0;
+      const at = (vcpu.segBase[3]! + reg[7]!) >>> 0;
+      const n = Math.min(size, out.length);
+      if (size < 128 || !this.writeGuest(at, out.subarray(0, n))) status = KEY_STATUS.BAD_BUFFER;
+      out.fill(0);
+    }
+    const sp = (vcpu.segBase[2]! + reg[4]!) >>> 0;
+    const spAt = this.walk(sp);
+    if (spAt < 0 || spAt + 4 > this.ramBytes) {
+      // No return address to pop (the caller's stack is not in its RAM): the VE stops, as after a
+      // triple fault, rather than calling again and again.
+      this.alarm = 'key call without a return address';
+      this.emit({ kind: 'alarm', ve: this.id, reason: this.alarm, eip: vcpu.eip });
+      return true;
+    }
+    vcpu.eip = this.vm.phys.read32(spAt);
+    reg[4] = (reg[4]! + 4) >>> 0;
+    reg[0] = status;
+    reg[2] = a.version ?? 0;
+    this.instructions++;
+    vcpu.instructions++;
+    this.emit({
+      kind: 'key-trap',
+      ve: this.id,
+      phase: 'answer',
+      ring: vcpu.cpl,
+      status,
+      ...(a.version === undefined ? {} : { version: a.version }),
+    });
+    this.realize();
+    return true;
+  }
+
+  /** While a key call waits, the VE's time passes without it running (the caller is blocked). */
+  private keyWait(left: number, executed = 0): RunResult {
+    this.vcpu.instructions += left;
+    return { reason: 'budget', executed: executed + left };
+  }
+
+  /**
+   * Writes `bytes` at guest-linear `at` with the caller's rights (a ring-3 caller only into user
+   * pages, nobody into read-only ones), all or nothing. False when any page refuses.
+   */
+  private writeGuest(at: number, bytes: Uint8Array): boolean {
+    const paging = this.vcpu.mmu.paging;
+    const user = this.vcpu.cpl === 3;
+    const parts: [number, number, number][] = [];
+    for (let off = 0; off < bytes.length; ) {
+      const lin = (at + off) >>> 0;
+      const gpa = this.walk(lin);
+      const n = Math.min(bytes.length - off, 4096 - (lin & 0xfff));
+      if (gpa < 0 || gpa + n > this.ramBytes) return false;
+      if (
+        paging &&
+        ((user && this.walkU !== 1) || ((user || this.vcpu.mmu.writeProtect) && this.walkW !== 1))
+      ) {
+        return false;
+      }
+      parts.push([gpa, off, n]);
+      off += n;
+    }
+    const ram = this.vm.phys.ram;
+    for (const [gpa, off, n] of parts) ram.set(bytes.subarray(off, off + n), gpa);
+    return true;
   }
 
   /**

@@ -7,16 +7,28 @@
  * It is TypeScript acting as the machine's ring-0 firmware: the guest's instructions run on the
  * emulated CPU (ve.ts), and only what needs real ring 0 comes here.
  */
+
+import { type Clef, type CryptoBackend, type Name, parseName } from '@clefnet/protocol';
 import type { BlockBackend } from '../devices/disk.js';
 import type { NvramBackend } from '../devices/nvram.js';
 import { blockRegion } from '../disk/block.js';
 import { veMac } from '../dtm/frame.js';
 import { createMachine, type Machine, type MachineRunResult } from '../machine.js';
-import { Core } from './core.js';
+import { Core, type TaskHandle } from './core.js';
 import { VmmError } from './errors.js';
+import { KEY_ADDRESS, KeyService, type KeyServiceOptions } from './keytrap.js';
+import { bootMachineKey, type MachineTriple } from './machinekey.js';
 import { PagePool } from './pages.js';
 import type { SdtPolicy } from './sdt.js';
-import { type PolicyChoice, type VedtOptions, VirtualEnvironment, type VmmEvent } from './ve.js';
+import {
+  KEY_STATUS,
+  type KeyTrapHook,
+  type PolicyChoice,
+  type VedtOptions,
+  VirtualEnvironment,
+  type VmmEvent,
+} from './ve.js';
+import { VeKeys } from './vekeys.js';
 
 export interface VmmOptions {
   /** Real RAM bytes (default 64 MiB): the VM manager's tables, then the VEs' portions. */
@@ -28,6 +40,8 @@ export interface VmmOptions {
   /** Wall clock for every RTC (injected). */
   readonly clock: () => number;
   readonly onEvent?: (e: VmmEvent) => void;
+  /** The real machine's NVRAM: configuration and the machine key (KEY-1). */
+  readonly nvram?: NvramBackend;
 }
 
 /** A guest profile (BOOT-11, TB-8): what a VE is made of. */
@@ -59,6 +73,12 @@ export interface VeProfile {
   readonly vedt?: VedtOptions;
   /** Device quantum of the VE's machine (see MachineOptions). */
   readonly quantum?: number;
+  /**
+   * The key trap (KEY-6..8): a call to `address` (guest-physical, on the empty bus between its RAM
+   * and its ROM; default KEY_ADDRESS) obtains the limited-use key of Name-VE `name` through the
+   * VMM's key service (`startKeyService`).
+   */
+  readonly keyTrap?: { readonly name: Name; readonly address?: number };
   /** Its NICs (default 1; a firewall VE has 2, its inside and outside, FW-2). */
   readonly nics?: 1 | 2;
 }
@@ -117,6 +137,10 @@ export class Vmm {
   private nextId = 1;
   /** Real-environment tasks' turns (the DTMs' `service`), run after every VE slice. */
   private readonly services: (() => void)[] = [];
+  /** The VEs' keys (KEY-5), filled by the key trap. */
+  readonly keys = new VeKeys();
+  private machineTriple: MachineTriple | undefined;
+  private keyService: KeyService | undefined;
   /** The VE whose state is in the real CPU. */
   private current: VirtualEnvironment | undefined;
   private readonly opts: VmmOptions;
@@ -128,7 +152,11 @@ export class Vmm {
     if (tableBytes % 4096 !== 0 || tableBytes >= ramBytes) {
       throw new VmmError('CONFIG_INVALID', 'tableBytes must be a multiple of 4096 below ramBytes');
     }
-    this.machine = createMachine({ ramBytes, clock: opts.clock });
+    this.machine = createMachine({
+      ramBytes,
+      clock: opts.clock,
+      ...(opts.nvram === undefined ? {} : { nvram: opts.nvram }),
+    });
     this.pool = new PagePool(this.machine.phys, 0, tableBytes);
     this.core = new Core(this.machine.pic);
   }
@@ -153,6 +181,26 @@ export class Vmm {
       disk = diskRegion(this.opts.disk, region.start, region.count);
     }
     const protectedBlocks = region?.protectedBlocks ?? profile.protectedBlocks;
+    let keyTrap: KeyTrapHook | undefined;
+    if (profile.keyTrap !== undefined) {
+      const address = profile.keyTrap.address ?? KEY_ADDRESS;
+      const romFirst = 2 ** 32 - profile.rom.length;
+      if (!Number.isInteger(address) || address < bytes || address >= romFirst) {
+        throw new VmmError(
+          'CONFIG_INVALID',
+          `the key address 0x${address.toString(16)} is not on the empty bus between the VE's RAM and ROM`,
+        );
+      }
+      const veName = profile.name;
+      const subject = parseName(profile.keyTrap.name);
+      keyTrap = {
+        address,
+        call: () => {
+          if (this.keyService === undefined) return { status: KEY_STATUS.REFUSED };
+          return this.keyService.call(veName, subject);
+        },
+      };
+    }
     const vm = createMachine({
       ram,
       rom: profile.rom,
@@ -180,6 +228,7 @@ export class Vmm {
       outwardGuard: profile.outwardGuard ?? true,
       ...(profile.vedt === undefined ? {} : { vedt: profile.vedt }),
       onEvent: this.opts.onEvent,
+      ...(keyTrap === undefined ? {} : { keyTrap }),
     });
     this.ves.set(id, ve);
     return ve;
@@ -220,6 +269,32 @@ export class Vmm {
       const i = this.services.indexOf(service);
       if (i >= 0) this.services.splice(i, 1);
     };
+  }
+
+  /**
+   * Boot (BOOT-4, KEY-1): reads the machine triple from the real NVRAM through its ports and hides
+   * it until the next reset (machinekey.ts). Done once; the VMM keeps it in its own memory.
+   */
+  bootMachineKey(backend: CryptoBackend): { readonly name: Name; readonly clef: Clef } {
+    if (this.machineTriple === undefined) this.machineTriple = bootMachineKey(this.machine, backend);
+    return { name: this.machineTriple.name, clef: this.machineTriple.clef };
+  }
+
+  /** The machine triple, for a real-environment task of ring 0 or 1 only (claim 29). */
+  machineKey(task: TaskHandle): MachineTriple {
+    if (task.ring > 1 || !this.core.owns(task)) {
+      throw new VmmError('CONFIG_INVALID', 'only ring-0 and ring-1 tasks of this core read the machine key');
+    }
+    if (this.machineTriple === undefined)
+      throw new VmmError('BAD_STATE', 'the machine key was not read at boot');
+    return this.machineTriple;
+  }
+
+  /** Starts the key trap's service (KEY-7) with the booted machine triple. */
+  startKeyService(opts: Omit<KeyServiceOptions, 'machine' | 'keys'>): KeyService {
+    if (this.machineTriple === undefined) throw new VmmError('BAD_STATE', 'boot the machine key first');
+    this.keyService = new KeyService({ ...opts, machine: this.machineTriple, keys: this.keys });
+    return this.keyService;
   }
 
   /** A zeroed page of the VM manager's own RAM (CORE-4), e.g. a driver's DMA buffer. */
