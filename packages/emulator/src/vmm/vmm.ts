@@ -8,10 +8,12 @@
  * emulated CPU (ve.ts), and only what needs real ring 0 comes here.
  */
 
-import { type Clef, type CryptoBackend, type Name, parseName } from '@clefnet/protocol';
+import { type Clef, type CryptoBackend, type Name, nodeBackend, parseName } from '@clefnet/protocol';
 import type { BlockBackend } from '../devices/disk.js';
 import type { NvramBackend } from '../devices/nvram.js';
 import { blockRegion } from '../disk/block.js';
+import { encryptedPartition, unwrapDataKey } from '../disk/crypt.js';
+import { mirrored } from '../disk/mirror.js';
 import { veMac } from '../dtm/frame.js';
 import { createMachine, type Machine, type MachineRunResult } from '../machine.js';
 import { Core, type TaskHandle } from './core.js';
@@ -42,6 +44,8 @@ export interface VmmOptions {
   readonly onEvent?: (e: VmmEvent) => void;
   /** The real machine's NVRAM: configuration and the machine key (KEY-1). */
   readonly nvram?: NvramBackend;
+  /** The crypto backend for disk keys and the machine key (default node:crypto's). */
+  readonly crypto?: CryptoBackend;
 }
 
 /** A guest profile (BOOT-11, TB-8): what a VE is made of. */
@@ -58,6 +62,18 @@ export interface VeProfile {
     readonly start: number;
     readonly count: number;
     readonly protectedBlocks?: readonly number[];
+    /** RAID-1 (DEV-12, TB-9): a second region of the same size every write also goes to. */
+    readonly mirror?: { readonly start: number; readonly count: number };
+  };
+  /**
+   * Transparent encryption of its disk (claim 30, CRYPT-1..4, TB-10): the partition's wrapped data
+   * key (disk/crypt.ts), unwrapped with the machine key read at boot (and the passphrase, for the
+   * two-level scheme). The guest sees plaintext; the disk holds XTS ciphertext.
+   */
+  readonly encryption?: {
+    readonly header: Uint8Array;
+    readonly passphrase?: string;
+    readonly partition?: string;
   };
   /** Instead of a region: a disk of its own (a file; DEV-7 dedicated hardware). */
   readonly diskImage?: BlockBackend;
@@ -179,6 +195,23 @@ export class Vmm {
       if (this.opts.disk === undefined)
         throw new VmmError('CONFIG_INVALID', 'a disk region needs the VMM disk');
       disk = diskRegion(this.opts.disk, region.start, region.count);
+      if (region.mirror !== undefined) {
+        disk = mirrored(disk, diskRegion(this.opts.disk, region.mirror.start, region.mirror.count));
+      }
+    }
+    if (profile.encryption !== undefined) {
+      if (disk === undefined) throw new VmmError('CONFIG_INVALID', 'encryption needs a disk');
+      if (this.machineTriple === undefined) {
+        throw new VmmError('BAD_STATE', 'an encrypted disk needs the machine key: boot it first');
+      }
+      const crypto = this.opts.crypto ?? nodeBackend;
+      const key = unwrapDataKey(profile.encryption.header, this.machineTriple.key, {
+        backend: crypto,
+        ...(profile.encryption.passphrase === undefined ? {} : { passphrase: profile.encryption.passphrase }),
+        ...(profile.encryption.partition === undefined ? {} : { partition: profile.encryption.partition }),
+      });
+      disk = encryptedPartition(disk, key, crypto);
+      key.fill(0);
     }
     const protectedBlocks = region?.protectedBlocks ?? profile.protectedBlocks;
     let keyTrap: KeyTrapHook | undefined;
