@@ -10,9 +10,14 @@
  * - `firewall`: the four-machine desktop's path (Fig. 10A): a VE -> inside DTM -> the firewall
  *   guest -> outside DTM -> gateway 22 -> the wire, and the credit back in from the wire.
  *
- * Figures are frames per second and MB/s of frame bytes, over this process's CPU time.
- * `dtm_mbps` is the hub pass-through figure, `firewall_mbps` the firewall path (target: at least
- * half of dtm_mbps).
+ * - `disk plain` / `disk encrypted`: a VE guest (bench/guests/disk.s) reading its disk in 4 KiB
+ *   commands and summing every byte (and writing: filling each buffer first), interrupt-driven,
+ *   from a plain region of the machine's disk and from one encrypted with XTS-AES-256 under a
+ *   data key wrapped to the machine key (the VE profile's `encryption`).
+ *
+ * Figures are frames per second and MB/s of frame bytes (disk: of sectors moved), over this
+ * process's CPU time. `dtm_mbps` is the hub pass-through figure, `firewall_mbps` the firewall path
+ * (target: at least half of dtm_mbps); `disk_enc_mbps` should be at least 70% of `disk_plain_mbps`.
  */
 
 import { readFileSync } from 'node:fs';
@@ -21,6 +26,9 @@ import {
   Dtm,
   ETHERTYPE_DATAGRAM,
   Gateway,
+  generateDataKey,
+  installMachineKey,
+  memoryBlockBackend,
   memoryNvramBackend,
   memorySpool,
   signatureScanner,
@@ -28,7 +36,9 @@ import {
   Vmm,
   veMac,
   virtualFirewall,
+  wrapDataKey,
 } from '@clefnet/emulator';
+import { generateTriple, type Name, nodeBackend, seededRandom } from '@clefnet/protocol';
 import { buildFirewall } from '../guests/firewall/build.js';
 
 const SIZE = 1514;
@@ -79,21 +89,23 @@ const count = (ve: VirtualEnvironment) =>
 
 interface Figure {
   readonly name: string;
-  readonly frames: number;
+  /** Frames, or sectors. */
+  readonly units: number;
+  readonly bytes: number;
   readonly seconds: number;
 }
 
 /** Runs the VEs round-robin until `done()` counts FRAMES; CPU seconds. */
-function measure(name: string, vmm: Vmm, done: () => number): Figure {
+function measure(name: string, vmm: Vmm, done: () => number, target = FRAMES, unitBytes = SIZE): Figure {
   const ves = vmm.list();
   const t0 = process.cpuUsage();
   let guard = 0;
-  while (done() < FRAMES) {
+  while (done() < target) {
     for (const ve of ves) vmm.run(ve.id, 200_000);
-    if (++guard > 100_000) throw new Error(`${name}: no progress (${done()} frames)`);
+    if (++guard > 100_000) throw new Error(`${name}: no progress (${done()} done)`);
   }
   const u = process.cpuUsage(t0);
-  return { name, frames: done(), seconds: (u.user + u.system) / 1e6 };
+  return { name, units: done(), bytes: done() * unitBytes, seconds: (u.user + u.system) / 1e6 };
 }
 
 const clock = () => Date.UTC(2026, 10, 27);
@@ -166,41 +178,114 @@ function firewallPath(): Figure {
   return measure('firewall', vmm, () => seen);
 }
 
-type Scenario = 'hub pass' | 'hub spool' | 'modem channel' | 'linked DTMs' | 'firewall';
+const DISK_SECTORS = 4096;
+const DISK_SOURCE = readFileSync(new URL('./guests/disk.s', import.meta.url), 'utf8');
+const diskRom = (command: 1 | 2) =>
+  assemble(
+    DISK_SOURCE.replace('ROM_BASE equ', `COMMAND equ ${command}\nSECTORS equ ${DISK_SECTORS}\nROM_BASE equ`),
+    {
+      origin: 0xffff0000,
+      file: 'disk.s',
+    },
+  ).bytes;
+const DISK_ROMS = { 1: diskRom(1), 2: diskRom(2) };
+const machineTriple = generateTriple(
+  nodeBackend,
+  seededRandom('bench/machine'),
+  'bench.machines.example' as Name,
+);
+const dataKey = generateDataKey(seededRandom('bench/disk'));
+const diskHeader = wrapDataKey(dataKey, {
+  backend: nodeBackend,
+  random: seededRandom('bench/wrap'),
+  partition: 'disk',
+  scheme: 'machine',
+  machine: machineTriple.clef,
+});
+/** Commands of 4 KiB per measurement. */
+const DISK_COMMANDS = Number(process.env.DATAPATH_DISK_COMMANDS ?? 3000);
+
+function diskPath(command: 1 | 2, encrypted: boolean): Figure {
+  const vmm = new Vmm({
+    clock,
+    ramBytes: 8 << 20,
+    disk: memoryBlockBackend(DISK_SECTORS + 16),
+    nvram: memoryNvramBackend(installMachineKey(new Uint8Array(256), machineTriple.name, machineTriple.key)),
+  });
+  vmm.bootMachineKey(nodeBackend);
+  const d = vmm.createVe({
+    name: 'disk',
+    memoryBytes: 1 << 20,
+    rom: DISK_ROMS[command],
+    nvram: memoryNvramBackend(),
+    disk: { start: 16, count: DISK_SECTORS },
+    ...(encrypted ? { encryption: { header: diskHeader } } : {}),
+  });
+  return measure(
+    encrypted ? 'disk encrypted' : 'disk plain',
+    vmm,
+    () => count(d) * 8,
+    DISK_COMMANDS * 8,
+    512,
+  );
+}
+
+type Scenario =
+  | 'hub pass'
+  | 'hub spool'
+  | 'modem channel'
+  | 'linked DTMs'
+  | 'firewall'
+  | 'disk plain read'
+  | 'disk encrypted read'
+  | 'disk plain write'
+  | 'disk encrypted write';
 const SCENARIOS: Record<Scenario, () => Figure> = {
   'hub pass': () => pair('pass'),
   'hub spool': () => pair('spool'),
   'modem channel': () => pair('modem'),
   'linked DTMs': () => pair('linked'),
   firewall: firewallPath,
+  'disk plain read': () => diskPath(1, false),
+  'disk encrypted read': () => diskPath(1, true),
+  'disk plain write': () => diskPath(2, false),
+  'disk encrypted write': () => diskPath(2, true),
 };
 const ROUNDS = 3;
 
 console.log(`data paths: ${FRAMES} frames of ${SIZE} bytes, bursts of ${BURST}, credit per burst`);
 console.log(`every scenario once to warm up, then ${ROUNDS} interleaved rounds; medians of CPU time`);
 for (const run of Object.values(SCENARIOS)) run();
-const times = new Map<Scenario, number[]>();
+const runs = new Map<Scenario, Figure[]>();
 for (let round = 0; round < ROUNDS; round++) {
   for (const [name, run] of Object.entries(SCENARIOS) as [Scenario, () => Figure][]) {
-    const f = run();
-    times.set(name, [...(times.get(name) ?? []), f.seconds]);
+    runs.set(name, [...(runs.get(name) ?? []), run()]);
   }
 }
 const mbps = new Map<Scenario, number>();
-for (const [name, ts] of times) {
-  const sec = [...ts].sort((a, b) => a - b)[Math.floor(ts.length / 2)]!;
-  const fps = FRAMES / sec;
-  mbps.set(name, (fps * SIZE) / 1e6);
+for (const [name, fs] of runs) {
+  const f = [...fs].sort((a, b) => a.bytes / a.seconds - b.bytes / b.seconds)[Math.floor(fs.length / 2)]!;
+  const rate = f.bytes / f.seconds / 1e6;
+  mbps.set(name, rate);
+  const unit = name.startsWith('disk') ? 'sectors/s' : 'frames/s';
   console.log(
-    `${name.padEnd(14)} ${sec.toFixed(3)} s CPU: ${fps.toFixed(0).padStart(7)} frames/s ${((fps * SIZE) / 1e6).toFixed(2).padStart(7)} MB/s`,
+    `${name.padEnd(20)} ${f.seconds.toFixed(3)} s CPU: ${(f.units / f.seconds).toFixed(0).padStart(7)} ${unit.padEnd(9)} ${rate.toFixed(2).padStart(7)} MB/s`,
   );
 }
 const hub = mbps.get('hub pass')!;
 const fw = mbps.get('firewall')!;
 const sp = mbps.get('hub spool')!;
+const dp = mbps.get('disk plain read')!;
+const de = mbps.get('disk encrypted read')!;
+const dpw = mbps.get('disk plain write')!;
+const dew = mbps.get('disk encrypted write')!;
 console.log(
   `firewall / direct DTM path: ${(fw / hub).toFixed(3)} (target >= 0.5); spool / pass: ${(sp / hub).toFixed(3)}`,
 );
 console.log(
-  `RESULT dtm_mbps=${hub.toFixed(2)} dtm_spool_mbps=${sp.toFixed(2)} firewall_mbps=${fw.toFixed(2)}`,
+  `encrypted / plain disk: read ${(de / dp).toFixed(3)}, write ${(dew / dpw).toFixed(3)} (target >= 0.7)`,
+);
+console.log(
+  `RESULT dtm_mbps=${hub.toFixed(2)} dtm_spool_mbps=${sp.toFixed(2)} firewall_mbps=${fw.toFixed(2)} ` +
+    `disk_plain_mbps=${dp.toFixed(2)} disk_enc_mbps=${de.toFixed(2)} disk_plain_write_mbps=${dpw.toFixed(2)} disk_enc_write_mbps=${dew.toFixed(2)}`,
 );
