@@ -21,6 +21,8 @@
  */
 
 import { readFileSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import {
   assemble,
   Dtm,
@@ -96,8 +98,14 @@ interface Figure {
 }
 
 /** Runs the VEs round-robin until `done()` counts FRAMES; CPU seconds. */
+// A full collection before each measurement, so that no scenario pays for the garbage of the one
+// before it (the first of each round did, by a third).
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
 function measure(name: string, vmm: Vmm, done: () => number, target = FRAMES, unitBytes = SIZE): Figure {
   const ves = vmm.list();
+  gc();
   const t0 = process.cpuUsage();
   let guard = 0;
   while (done() < target) {

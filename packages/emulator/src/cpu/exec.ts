@@ -20,7 +20,7 @@ import { CpuFault, fault, isContributory, VEC } from './faults.js';
 import { FL } from './flags.js';
 import { MBZ, MEM_SEGMENT, NO_BASE } from './isa.js';
 import { loadSegment } from './segments.js';
-import { systemOp } from './system.js';
+import { ioAllowed, systemOp } from './system.js';
 import { deliver, farReturn, farTransfer, interruptReturn, mergeFlags } from './transfers.js';
 
 // The hot code writes flag bits and segment numbers as literals or function-local constants: a
@@ -731,6 +731,17 @@ export function run(cpu: Cpu, budget: number): RunResult {
             checkEncoding(w0, imm);
             // system registers, descriptor inspection, port I/O (a device may raise an interrupt)
             slow = 3;
+            if (
+              op >= 0xa4 &&
+              (cpu.exitVectors >>> VEC.GP) & 1 &&
+              !ioAllowed(cpu, (op & 1) === 0 ? imm & 0xffff : reg[op === 0xa5 ? b & 7 : (w0 >>> 8) & 7]! & 0xffff)
+            ) {
+              // A denied IN/OUT the host takes as an exit (a VM manager's I/O trap): the #GP(0) the
+              // general path would throw, without the exception.
+              cpu.eip = start >>> 0;
+              cpu.instructions += executed - counted;
+              return { reason: 'exit', vector: VEC.GP, errorCode: 0, executed };
+            }
             cpu.instructions += executed - counted;
             counted = executed;
             systemOp(cpu, op, (w0 >>> 8) & 0xf, b, (w0 >>> 16) & 0xff, imm);

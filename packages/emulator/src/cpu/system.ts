@@ -40,16 +40,25 @@ function umip(cpu: Cpu): void {
  * map", and every port faults.
  */
 function checkPort(cpu: Cpu, port: number): void {
-  if (cpu.cpl <= cpu.iopl) return;
-  if (!cpu.trUsable || cpu.trLimit < TSS.IOMAP + 1) throw fault(VEC.GP, 0);
+  if (!ioAllowed(cpu, port)) throw fault(VEC.GP, 0);
+}
+
+/**
+ * Whether IN/OUT of the dword at `port` is allowed at the current CPL (checkPort without the
+ * throw: the run loop uses it to leave for a VM manager without raising an exception, exec.ts).
+ */
+export function ioAllowed(cpu: Cpu, port: number): boolean {
+  if (cpu.cpl <= cpu.iopl) return true;
+  if (!cpu.trUsable || cpu.trLimit < TSS.IOMAP + 1) return false;
   const w = cpu.readSystem32((cpu.trBase + TSS.IOMAP - 2) >>> 0);
   const mapBase = w >>> 16;
   for (let p = port; p < port + 4; p++) {
     const at = mapBase + (p >>> 3);
-    if (at + 1 > cpu.trLimit) throw fault(VEC.GP, 0);
+    if (at + 1 > cpu.trLimit) return false;
     const byte = cpu.readSystem32((cpu.trBase + at) >>> 0) & 0xff;
-    if ((byte >>> (p & 7)) & 1) throw fault(VEC.GP, 0);
+    if ((byte >>> (p & 7)) & 1) return false;
   }
+  return true;
 }
 
 function readPseudo(cpu: Cpu, seg: number, off: number): { limit: number; base: number } {
