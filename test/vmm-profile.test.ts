@@ -47,11 +47,39 @@ describe('guest profiles', () => {
     ['an unknown policy', { ...GOOD, sdt_policy: 'P4' }, /sdt_policy must be one of P1, P2, P3, adaptive/],
     ['a string for a flag', { ...GOOD, qpt: 'yes' }, /qpt must be true or false/],
     ['a write method without substitution', { ...GOOD, vedt_write: 'trap' }, /need vedt_mode/],
+    ['encryption without a key file', { ...GOOD, encryption: {} }, /encryption.key_file is required/],
     [
-      'encryption (not yet honoured)',
-      { ...GOOD, encryption: { disk: 'aes' } },
-      /encryption is not supported/,
+      'an unknown encryption key',
+      { ...GOOD, encryption: { cipher: 'aes' } },
+      /encryption.cipher is not a encryption key/,
     ],
+    [
+      'a passphrase variable that is not set',
+      { ...GOOD, encryption: { key_file: 'disk.img', passphrase_env: 'CLEFNET_NO_SUCH_VARIABLE' } },
+      /encryption.passphrase_env names CLEFNET_NO_SUCH_VARIABLE, which is not set/,
+    ],
+    [
+      'a mirror of another size',
+      { ...GOOD, disk: { start_block: 0, block_count: 100, mirror: { start_block: 100, block_count: 99 } } },
+      /disk.mirror.block_count must equal block_count/,
+    ],
+    [
+      'a mirror of a dedicated disk',
+      { ...GOOD, disk: { device: 'disk.img', mirror: { start_block: 0, block_count: 1 } } },
+      /disk.mirror needs a region/,
+    ],
+    [
+      'a key trap without a Name',
+      { ...GOOD, key_trap: { name: 'Not A Name!' } },
+      /key_trap.name must be a Name/,
+    ],
+    ['three NICs', { ...GOOD, nics: 3 }, /nics must be an integer in 1..2/],
+    [
+      'a modem link without its channel',
+      { ...GOOD, dtm_config: { medium: 'modem' } },
+      /dtm_config.channel is required for a modem link/,
+    ],
+    ['a reach list of numbers', { ...GOOD, dtm_config: { reach: [1] } }, /dtm_config.reach must be/],
     [
       'ring applications (not yet honoured)',
       { ...GOOD, ring_apps: [{ ring: 1, image: 'x' }] },
@@ -92,5 +120,48 @@ describe('guest profiles', () => {
       dir,
     );
     expect(p.vedt).toEqual({ mode: 'current-ring', method: 'overwrite', guard: false });
+  });
+
+  it('reads the data-path keys: mirror, encryption, key trap, NICs, DTM port', () => {
+    writeFileSync(join(dir, 'a.diskkey'), Uint8Array.of(1, 2, 3));
+    process.env.CLEFNET_TEST_PASSPHRASE = 'correct horse';
+    const p = parseProfile(
+      {
+        ...GOOD,
+        disk: { start_block: 10, block_count: 100, mirror: { start_block: 200, block_count: 100 } },
+        encryption: { key_file: 'a.diskkey', passphrase_env: 'CLEFNET_TEST_PASSPHRASE' },
+        key_trap: { name: 've-1.anc1.example', address: 0xfffe0000 },
+        nics: 2,
+        dtm_config: {
+          medium: 'modem',
+          channel: 'firewall',
+          mode: 'pass',
+          reach: ['firewall'],
+          confirm: 'all',
+        },
+      },
+      dir,
+    );
+    delete process.env.CLEFNET_TEST_PASSPHRASE;
+    expect(p.disk).toEqual({
+      start: 10,
+      count: 100,
+      protectedBlocks: [],
+      mirror: { start: 200, count: 100 },
+    });
+    expect(p.encryption).toEqual({
+      header: Uint8Array.of(1, 2, 3),
+      partition: 'tinyos-1',
+      passphrase: 'correct horse',
+    });
+    expect(p.keyTrap).toEqual({ name: 've-1.anc1.example', address: 0xfffe0000 });
+    expect(p.nics).toBe(2);
+    expect(p.dtm).toEqual({
+      medium: 'modem',
+      channel: 'firewall',
+      mode: 'pass',
+      confirm: 'all',
+      reach: ['firewall'],
+    });
   });
 });

@@ -16,15 +16,26 @@
  *   "vedt_mode": "off",
  *   "vedt_write": "auto",
  *   "vedt_guard": true,
- *   "outward_guard": true
+ *   "outward_guard": true,
+ *   "encryption": { "key_file": "tinyos-1.diskkey", "passphrase_env": "TINYOS_1_PASSPHRASE" },
+ *   "key_trap": { "name": "ve-1.anc1.example", "address": 4294836224 },
+ *   "nics": 1,
+ *   "dtm_config": { "medium": "ethernet", "mode": "spool", "reach": ["firewall"], "confirm": "outside" }
  * }
  * ```
  *
  * File names are relative to the profile's directory. `disk.device` names the VE's own disk file
- * (a dedicated disk); without it the region is carved from the VM manager's disk (TB-9).
+ * (a dedicated disk); without it the region is carved from the VM manager's disk (TB-9), and
+ * `disk.mirror` ({start_block, block_count}) adds a RAID-1 copy (DEV-12). `encryption.key_file` is
+ * the partition's wrapped data key (disk/crypt.ts); the two-level scheme's passphrase comes from
+ * the environment variable `passphrase_env`, never from the file. `key_trap` (testbed key) turns on
+ * the key trap for Name-VE `name`; `nics` (testbed key) gives a firewall VE its second NIC;
+ * `dtm_config` is the VE's DTM port (dtm.ts PortOptions: medium, channel, mode, reach, accept,
+ * confirm), which the host that wires the DTMs applies.
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { isName, type Name } from '@clefnet/protocol';
 import { fileBlockBackend } from '../devices/disk.js';
 import { fileNvramBackend } from '../devices/nvram.js';
 import { VmmError } from './errors.js';
@@ -49,9 +60,11 @@ const KEYS = new Set([
   'dtm_config',
   'encryption',
   'allow_removable_boot',
+  'key_trap',
+  'nics',
 ]);
-/** TB-8 keys a later part of the testbed honours (issue 5); refused unless empty or absent. */
-const NOT_YET = ['ring_apps', 'devices', 'io_ports', 'dtm_config', 'encryption'] as const;
+/** TB-8 keys this VM manager does not honour yet; refused unless empty or absent. */
+const NOT_YET = ['ring_apps', 'devices', 'io_ports'] as const;
 
 function bad(key: string, what: string): never {
   throw new VmmError('CONFIG_INVALID', `profile: ${key} ${what}`, { key });
@@ -134,7 +147,13 @@ export function parseProfile(doc: unknown, dir: string): VeProfile {
       if (!['device', 'start_block', 'block_count', 'protected_blocks', 'mirror'].includes(k))
         bad(`disk.${k}`, 'is not a disk key');
     }
-    if (d.mirror !== undefined) bad('disk.mirror', 'is not supported by this VM manager yet');
+    let mirror: { start: number; count: number } | undefined;
+    if (d.mirror !== undefined) {
+      const m = object(d.mirror, 'disk.mirror', ['start_block', 'block_count']);
+      const ms = int(m, 'start_block', 0, 0xffff_ffff) ?? bad('disk.mirror.start_block', 'is required');
+      const mc = int(m, 'block_count', 1, 0xffff_ffff) ?? bad('disk.mirror.block_count', 'is required');
+      mirror = { start: ms, count: mc };
+    }
     const blocks = d.protected_blocks;
     if (
       blocks !== undefined &&
@@ -148,17 +167,78 @@ export function parseProfile(doc: unknown, dir: string): VeProfile {
     const count = int(d, 'block_count', 1, 0xffff_ffff);
     if (device !== undefined) {
       if (start !== undefined && start !== 0) bad('disk.start_block', 'must be 0 for a dedicated disk');
+      if (mirror !== undefined) bad('disk.mirror', 'needs a region of the VM manager disk, not a device');
       disk = { diskImage: fileBlockBackend(resolve(dir, device)), protectedBlocks };
     } else {
       if (start === undefined || count === undefined)
         bad('disk', 'needs device, or start_block and block_count');
-      disk = { disk: { start, count, protectedBlocks } };
+      if (mirror !== undefined && mirror.count !== count)
+        bad('disk.mirror.block_count', 'must equal block_count');
+      disk = { disk: { start, count, protectedBlocks, ...(mirror === undefined ? {} : { mirror }) } };
     }
+  }
+  let encryption: VeProfile['encryption'];
+  if (o.encryption !== undefined) {
+    if (disk.disk === undefined && disk.diskImage === undefined) bad('encryption', 'needs a disk');
+    const e = object(o.encryption, 'encryption', ['key_file', 'passphrase_env']);
+    const header = readFile(
+      dir,
+      str(e, 'key_file') ?? bad('encryption.key_file', 'is required'),
+      'encryption.key_file',
+    );
+    const env = str(e, 'passphrase_env');
+    let passphrase: string | undefined;
+    if (env !== undefined) {
+      passphrase = process.env[env];
+      if (passphrase === undefined || passphrase.length === 0)
+        bad('encryption.passphrase_env', `names ${env}, which is not set`);
+    }
+    encryption = { header, partition: name, ...(passphrase === undefined ? {} : { passphrase }) };
+  }
+  let keyTrap: VeProfile['keyTrap'];
+  if (o.key_trap !== undefined) {
+    const k = object(o.key_trap, 'key_trap', ['name', 'address']);
+    const keyName = str(k, 'name') ?? bad('key_trap.name', 'is required');
+    if (!isName(keyName)) bad('key_trap.name', 'must be a Name (DNS-like labels)');
+    const address = int(k, 'address', 0, 0xffff_ffff);
+    keyTrap = { name: keyName as Name, ...(address === undefined ? {} : { address }) };
+  }
+  const nics = int(o, 'nics', 1, 2) as 1 | 2 | undefined;
+  let dtm: VeProfile['dtm'];
+  if (o.dtm_config !== undefined) {
+    const c = object(o.dtm_config, 'dtm_config', ['medium', 'channel', 'mode', 'reach', 'accept', 'confirm']);
+    const names = (key: string): readonly string[] | '*' | undefined => {
+      const v = c[key];
+      if (v === undefined || v === '*') return v;
+      if (!Array.isArray(v) || !v.every((x) => typeof x === 'string' && x.length > 0))
+        bad(`dtm_config.${key}`, 'must be "*" or a list of port names');
+      return v as string[];
+    };
+    const medium = oneOf(c, 'medium', ['ethernet', 'modem'] as const);
+    const channel = str(c, 'channel');
+    const mode = oneOf(c, 'mode', ['pass', 'spool'] as const);
+    const confirm = oneOf(c, 'confirm', ['none', 'outside', 'all'] as const);
+    const reach = names('reach');
+    const accept = names('accept');
+    if (medium === 'modem' && channel === undefined)
+      bad('dtm_config.channel', 'is required for a modem link');
+    dtm = {
+      ...(medium === undefined ? {} : { medium }),
+      ...(channel === undefined ? {} : { channel }),
+      ...(mode === undefined ? {} : { mode }),
+      ...(confirm === undefined ? {} : { confirm }),
+      ...(reach === undefined ? {} : { reach }),
+      ...(accept === undefined ? {} : { accept }),
+    };
   }
   return {
     name,
     memoryBytes,
     rom,
+    ...(encryption === undefined ? {} : { encryption }),
+    ...(keyTrap === undefined ? {} : { keyTrap }),
+    ...(nics === undefined ? {} : { nics }),
+    ...(dtm === undefined ? {} : { dtm }),
     ...(nvramFile === undefined ? {} : { nvram: fileNvramBackend(resolve(dir, nvramFile)) }),
     ...disk,
     ...(policy === undefined ? {} : { sdtPolicy: policy }),
@@ -177,6 +257,13 @@ export function loadProfile(path: string): VeProfile {
     throw new VmmError('CONFIG_INVALID', `profile ${path}: ${(e as Error).message}`);
   }
   return parseProfile(doc, resolve(path, '..'));
+}
+
+function object(v: unknown, key: string, keys: readonly string[]): Record<string, unknown> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) bad(key, 'must be an object');
+  const o = v as Record<string, unknown>;
+  for (const k of Object.keys(o)) if (!keys.includes(k)) bad(`${key}.${k}`, `is not a ${key} key`);
+  return o;
 }
 
 function readFile(dir: string, file: string, key: string): Uint8Array {

@@ -95,6 +95,18 @@ export interface VeProfile {
    * VMM's key service (`startKeyService`).
    */
   readonly keyTrap?: { readonly name: Name; readonly address?: number };
+  /**
+   * Its DTM port (TB-8 `dtm_config`): what the host that wires the data transfer managers applies
+   * when it attaches this VE's NIC (dtm.ts PortOptions without the name and the NIC).
+   */
+  readonly dtm?: {
+    readonly medium?: 'ethernet' | 'modem';
+    readonly channel?: string;
+    readonly mode?: 'pass' | 'spool';
+    readonly reach?: readonly string[] | '*';
+    readonly accept?: readonly string[] | '*';
+    readonly confirm?: 'none' | 'outside' | 'all';
+  };
   /** Its NICs (default 1; a firewall VE has 2, its inside and outside, FW-2). */
   readonly nics?: 1 | 2;
 }
