@@ -14,6 +14,7 @@
  * | disk    | 0x1F0-0x1F6  | 2 -> 0x22                                       |
  * | NIC     | 0x300-0x30B  | 3 -> 0x23                                       |
  * | NIC 2   | 0x310-0x31B  | 4 -> 0x24 (only with `nics: 2`: a firewall's outside port) |
+ * | crypto  | 0x320-0x326  | - (only with `crypto`: claim 39's VE-key device, devices/cryptodev.ts) |
  */
 import { Cpu, type RunResult, type StopReason } from './cpu/cpu.js';
 import { run } from './cpu/exec.js';
@@ -21,8 +22,9 @@ import { FL } from './cpu/flags.js';
 import { restoreCpu, saveCpu } from './cpu/snapshot.js';
 import { IoBus, type PortDevice } from './devices/bus.js';
 import { ConsoleDevice } from './devices/console.js';
+import { CryptoDevice, type CryptoDeviceOptions } from './devices/cryptodev.js';
 import { type BlockBackend, Disk, memoryBlockBackend } from './devices/disk.js';
-import { arrayDma } from './devices/dma.js';
+import { arrayDma, type Dma } from './devices/dma.js';
 import { Nic } from './devices/nic.js';
 import { Nvram, type NvramBackend } from './devices/nvram.js';
 import { Pic } from './devices/pic.js';
@@ -52,6 +54,8 @@ export interface MachineOptions {
   readonly nics?: 1 | 2;
   /** The second NIC's address (default 02:00:00:00:00:02). */
   readonly nic2Mac?: Uint8Array;
+  /** A crypto device (claim 39) at 0x320 whose key slots only the host loads (default none). */
+  readonly crypto?: Omit<CryptoDeviceOptions, 'dma'>;
 }
 
 export interface MachineRunResult {
@@ -79,6 +83,8 @@ export class Machine {
   /** Every NIC: `nic` first. */
   readonly nics: readonly Nic[];
   private readonly quantum: number;
+  private readonly dma: Dma;
+  private cryptoDevice: CryptoDevice | undefined;
   /**
    * What runs the CPU for a slice (default: the interpreter on `cpu`). The VM manager sets it on a
    * virtual environment's machine: the guest then runs natively on the real CPU, ring-compressed,
@@ -99,6 +105,7 @@ export class Machine {
     this.mmu = new Mmu(this.phys);
     const irq = (line: number) => this.pic.raise(line);
     const dma = arrayDma(this.phys.ram);
+    this.dma = dma;
     this.timer = new Timer({ irq });
     this.console = new ConsoleDevice({ irq });
     this.rtc = new Rtc({ clock: opts.clock });
@@ -123,8 +130,26 @@ export class Machine {
       this.io.attach(d.ports[0], d.ports[1], d);
     }
     for (const d of [this.timer, this.disk]) this.io.attach(d.ports[0], d.ports[1], this.timed(d));
+    if (opts.crypto !== undefined) this.attachCrypto(opts.crypto);
     this.cpu = new Cpu({ mmu: this.mmu, io: this.io, irq: this.pic });
     this.quantum = opts.quantum ?? 1000;
+  }
+
+  /** The crypto device, when the machine has one. */
+  get crypto(): CryptoDevice | undefined {
+    return this.cryptoDevice;
+  }
+
+  /**
+   * Fits the crypto device (claim 39) to a machine made without one, e.g. a VE's by the VM
+   * manager; its ports must be free. A host operation, before the guest uses them.
+   */
+  attachCrypto(opts: Omit<CryptoDeviceOptions, 'dma'>): CryptoDevice {
+    if (this.cryptoDevice !== undefined) throw new RangeError('the machine already has a crypto device');
+    const d = new CryptoDevice({ ...opts, dma: this.dma });
+    this.io.attach(d.ports[0], d.ports[1], d);
+    this.cryptoDevice = d;
+    return d;
   }
 
   /**
@@ -258,7 +283,8 @@ export class Machine {
   }
 
   private devices() {
-    return [this.pic, this.timer, this.nvram, this.rtc, this.console, this.disk, ...this.nics];
+    const all = [this.pic, this.timer, this.nvram, this.rtc, this.console, this.disk, ...this.nics];
+    return this.cryptoDevice === undefined ? all : [...all, this.cryptoDevice];
   }
 }
 

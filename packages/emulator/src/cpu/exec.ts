@@ -734,7 +734,10 @@ export function run(cpu: Cpu, budget: number): RunResult {
             if (
               op >= 0xa4 &&
               (cpu.exitVectors >>> VEC.GP) & 1 &&
-              !ioAllowed(cpu, (op & 1) === 0 ? imm & 0xffff : reg[op === 0xa5 ? b & 7 : (w0 >>> 8) & 7]! & 0xffff)
+              !ioAllowed(
+                cpu,
+                (op & 1) === 0 ? imm & 0xffff : reg[op === 0xa5 ? b & 7 : (w0 >>> 8) & 7]! & 0xffff,
+              )
             ) {
               // A denied IN/OUT the host takes as an exit (a VM manager's I/O trap): the #GP(0) the
               // general path would throw, without the exception.

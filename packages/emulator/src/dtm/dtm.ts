@@ -27,8 +27,13 @@
  * of them, or only those to `outside`) in the spool until `approve` or `reject`, or until the hold
  * timeout's action. Everything in the spool is durable: a DTM opened again over the same spool area
  * finds its held, quarantined and undelivered transfers where they were.
+ *
+ * **Stream encryption** (Fig. 12A, CFG-18, claims 34/38): a port's `stream` seals each of its
+ * frames after routing and policy, once per receiver, before anything is spooled or sent on, and
+ * opens each frame for it just before its NIC queues it (stream.ts). What the spool, the events and
+ * the other ports see of such a stream is ciphertext.
  */
-import type { Nic } from '../devices/nic.js';
+import type { NicEvents } from '../devices/nic.js';
 import type { Core, TaskHandle } from '../vmm/core.js';
 import { VmmError } from '../vmm/errors.js';
 import {
@@ -57,11 +62,34 @@ const MODE_RANK: Record<DtmMode, number> = { pass: 1, spool: 2 };
 const NO_MAC = new Uint8Array(6);
 const ANY = '*';
 
+/**
+ * What the DTM uses of a VE's NIC: a `Nic`, or the VM manager's filter 94 around one (stream.ts's
+ * `streamFilter`, Fig. 12B).
+ */
+export interface NicLink {
+  readonly mac: Uint8Array;
+  readonly queueCapacity: number;
+  readonly queued: number;
+  on(event: 'transmit', listener: (frame: NicEvents['transmit']) => void): () => void;
+  receive(frame: Uint8Array): boolean;
+}
+
+/**
+ * Stream encryption applied by the DTM for one port (Fig. 12A): stream.ts's `Stream`. Each answers
+ * the packet to carry on with, or why the frame is dropped.
+ */
+export interface PortStream {
+  /** A packet from the port, sealed for the receiving port `to` (its name; its or the packet's address). */
+  seal(pkt: Packet, to: { readonly port: string; readonly mac: Uint8Array }): Packet | string;
+  /** A packet for the port, opened; `from` is the sending port and the packet's source address. */
+  open(pkt: Packet, from: { readonly port: string; readonly mac: Uint8Array }): Packet | string;
+}
+
 export interface PortOptions {
   /** Unique among linked DTMs; `outside` is the gateway's. */
   readonly name: string;
-  /** The VE's virtual NIC (its address is the port's). */
-  readonly nic: Nic;
+  /** The VE's virtual NIC (its address is the port's), or filter 94 around it. */
+  readonly nic: NicLink;
   /** What the VE sees (default `ethernet`). */
   readonly medium?: Medium;
   /** A channel to this one peer port (Fig. 9B) instead of a place on the hub (Fig. 9A). */
@@ -74,6 +102,8 @@ export interface PortOptions {
   readonly accept?: readonly string[] | '*';
   /** Which of its outgoing transfers wait for a person's confirmation (default none). */
   readonly confirm?: Confirm;
+  /** Stream encryption by the DTM (CFG-18): its frames leave sealed, frames for it are opened. */
+  readonly stream?: PortStream;
 }
 
 /** What the DTM reads of the gateway (gateway.ts implements it). */
@@ -182,7 +212,7 @@ export interface DtmStats {
 interface Port {
   readonly name: string;
   readonly dtm: Dtm;
-  readonly nic: Nic | undefined;
+  readonly nic: NicLink | undefined;
   readonly gateway: GatewayLink | undefined;
   readonly mac: Uint8Array;
   readonly medium: Medium;
@@ -191,6 +221,7 @@ interface Port {
   readonly reach: ReadonlySet<string> | undefined;
   readonly accept: ReadonlySet<string> | undefined;
   readonly confirm: Confirm;
+  readonly stream: PortStream | undefined;
   unsubscribe: () => void;
 }
 
@@ -252,6 +283,7 @@ export class Dtm {
       reach: nameSet(o.reach),
       accept: nameSet(o.accept),
       confirm: o.confirm ?? 'none',
+      stream: o.stream,
       unsubscribe: () => {},
     };
     port.unsubscribe = o.nic.on('transmit', (frame) => this.ingress(port, frame));
@@ -273,6 +305,7 @@ export class Dtm {
       reach: nameSet(o.reach),
       accept: nameSet(o.accept),
       confirm: 'none',
+      stream: undefined,
       unsubscribe: () => {},
     });
   }
@@ -388,6 +421,26 @@ export class Dtm {
     }
     const targets = this.route(src, pkt, frame);
     if (targets.length === 0) return;
+    if (src.stream === undefined) {
+      this.admit(src, targets, pkt, frame);
+      return;
+    }
+    // CFG-18: sealed after routing and policy, one copy per receiver (each its own session).
+    for (const t of targets) {
+      const mac = t.nic !== undefined ? t.mac : (pkt.dst ?? t.gateway!.upstream);
+      const s = src.stream.seal(pkt, { port: t.name, mac });
+      if (typeof s === 'string') {
+        this.drop(src.name, t.name, frame, s);
+        continue;
+      }
+      const sealed = buildFrame(src.medium, s.type, s.payload, pkt.dst, pkt.src);
+      if (typeof sealed === 'string') this.drop(src.name, t.name, frame, sealed);
+      else this.admit(src, [t], s, sealed);
+    }
+  }
+
+  /** A routed frame: sent on (pass), or spooled, scanned, held and delivered whole (spool). */
+  private admit(src: Port, targets: readonly Port[], pkt: Packet, frame: Uint8Array): void {
     let mode = MODE_RANK[src.mode];
     for (const t of targets) mode = Math.max(mode, MODE_RANK[t.mode]);
     const hold =
@@ -540,9 +593,20 @@ export class Dtm {
   ): boolean {
     const out: Uint8Array[] = [];
     const viaChannel = this.find(from)?.channel !== undefined;
+    // A stream is opened once per frame: a receiver without room is not tried (its replay window
+    // would take a later try for a replay).
+    if (t.stream !== undefined && t.nic!.queueCapacity - t.nic!.queued < frames.length) return false;
     for (const f of frames) {
-      const pkt = parseFrame(srcMedium, f);
+      let pkt = parseFrame(srcMedium, f);
       if (typeof pkt === 'string') continue; // checked on the way in
+      if (t.stream !== undefined) {
+        const opened = t.stream.open(pkt, { port: from, mac: pkt.src ?? srcMac });
+        if (typeof opened === 'string') {
+          this.drop(from, t.name, f, opened);
+          continue;
+        }
+        pkt = opened;
+      }
       // A hub frame keeps its destination (the addressee, a broadcast, or the far end of an
       // uplink), and so does an ethernet channel's frame to the gateway; otherwise a channel's
       // frames go to its peer, whatever they say, and a modem's to the gateway's upstream.
@@ -561,6 +625,7 @@ export class Dtm {
       }
       out.push(built);
     }
+    if (out.length === 0) return true;
     if (t.gateway !== undefined) {
       for (const f of out) t.gateway.transmit(f);
     } else {

@@ -29,6 +29,11 @@ export const ETHERTYPE_IPV6 = 0x86dd;
 export const ETHERTYPE_TRANSACTION = 0x88b5;
 /** IEEE 802 local experimental ethertype 2: single-frame datagrams of tests and examples. */
 export const ETHERTYPE_DATAGRAM = 0x88b6;
+/**
+ * IEEE 802 local experimental ethertype 3: a sealed stream packet (stream.ts, CRYPT-11..15): the
+ * original type and payload, encrypted and authenticated, behind a clear header.
+ */
+export const ETHERTYPE_SEALED = 0x88b7;
 export const TRANSACTION_LAST = 1;
 
 /** Ethernet type <-> modem (PPP-like) protocol number. */
@@ -41,6 +46,7 @@ export const PROTOCOLS: readonly {
   { ethertype: ETHERTYPE_IPV6, modem: 0x0057, name: 'IPv6' },
   { ethertype: ETHERTYPE_TRANSACTION, modem: 0x4a35, name: 'clefnet transaction' },
   { ethertype: ETHERTYPE_DATAGRAM, modem: 0x4a37, name: 'clefnet datagram' },
+  { ethertype: ETHERTYPE_SEALED, modem: 0x4a39, name: 'clefnet sealed stream' },
 ];
 
 const TO_MODEM = new Map(PROTOCOLS.map((p) => [p.ethertype, p.modem]));
