@@ -534,7 +534,10 @@ export class Dtm {
       this.emit('held', l.record, undefined, l.record.reason, id);
       return;
     }
-    this.put(id, l, { ...r, state: 'ready' });
+    // Whole and clean: it goes on at once. The spool keeps it only when a receiver cannot take it
+    // now (a transaction of several frames is there already, from its assembly).
+    l.record = { ...r, state: 'ready' };
+    this.live.set(id, l);
     this.emit('spooled', l.record, undefined, undefined, id);
     this.deliver(id, l);
   }
@@ -669,7 +672,8 @@ export class Dtm {
       }
     }
     if (left.length === 0) this.remove(id);
-    else if (left.length !== r.targets.length) this.put(id, l, { ...r, targets: left });
+    else if (left.length !== r.targets.length || !this.spool.has(id))
+      this.put(id, l, { ...r, targets: left });
   }
 
   /** Another DTM's transfer for one of this DTM's ports: into the shared spool, then a core message. */
