@@ -393,9 +393,11 @@ describe('crypto device (claim 39): guests seal and open their own streams', () 
     b.vm.attachCrypto({ owner: 'b' }).load(2, session(keys, 'b', 'a'));
     const dtmSaw: Uint8Array[] = [];
     a.vm.nic.on('transmit', (f) => dtmSaw.push(f));
-    w.dtm.attach({ name: 'a', nic: a.vm.nic });
+    // Held for confirmation, so the spool keeps them (as ciphertext) until they are approved.
+    w.dtm.attach({ name: 'a', nic: a.vm.nic, confirm: 'all' });
     w.dtm.attach({ name: 'b', nic: b.vm.nic });
     w.vmm.run(a.id, 200_000);
+    for (const t of w.dtm.transfers('held')) w.dtm.approve(t.id);
     w.vmm.run(b.id, 200_000);
     expect(consoleText(a)).toBe('TT.');
     expect(results(a)).toEqual([
