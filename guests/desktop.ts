@@ -37,6 +37,8 @@ export interface DesktopOptions {
   /** The DTM spool area (104e) and the firewall spool (106a); in memory by default. */
   readonly spools?: { readonly dtm: Spool; readonly firewall: Spool };
   readonly onEvent?: (e: DtmEvent) => void;
+  /** FW-8: everything the firewall sends out waits in the firewall spool for confirmation. */
+  readonly confirmOutbound?: boolean;
 }
 
 export interface Desktop {
@@ -76,6 +78,7 @@ export function desktop(o: DesktopOptions): Desktop {
     firewall: { inside: firewallVe.vm.nics[0]!, outside: firewallVe.vm.nics[1]! },
     gateway,
     spools: o.spools ?? { dtm: memorySpool(), firewall: memorySpool() },
+    ...(o.confirmOutbound === undefined ? {} : { confirmOutbound: o.confirmOutbound }),
     ...(o.onEvent === undefined ? {} : { onEvent: o.onEvent }),
   });
   fw.inside.attach({ name: 'open', nic: open.vm.nic, reach: [FW_IN], accept: [FW_IN] });

@@ -36,10 +36,11 @@ function drain(ve: VirtualEnvironment): Uint8Array[] {
   return out;
 }
 
-function setup(config: 'A' | 'B' | 'C') {
+function setup(config: 'A' | 'B' | 'C', confirmOutbound = false) {
   const events: DtmEvent[] = [];
   const d = desktop({
     config,
+    confirmOutbound,
     clock: () => T0,
     onEvent: (e) => events.push(e),
     roms: {
@@ -119,5 +120,16 @@ describe.each(['A', 'B', 'C'] as const)('the four-machine desktop, firewall conf
     expect(drain(d.ves.high)).toEqual([]);
     // low has only high's broadcast of the first run: nothing from outside.
     expect(drain(d.ves.low)).toEqual([ether(BROADCAST, HIGH, ETHERTYPE_DATAGRAM, 'high: to all')]);
+  });
+
+  it('FW-8: with confirmOutbound, what the firewall sends out waits in the firewall spool until approved', () => {
+    const d = setup(config, true);
+    d.runAll();
+    expect(d.wire).toEqual([]);
+    // (In configuration B the one DTM also holds low's mail: only the firewall's own is looked at.)
+    const held = d.firewall.outside.transfers('held').filter((h) => h.from === 'fw-out');
+    expect(held.map((h) => [h.from, h.to])).toEqual([['fw-out', ['outside']]]);
+    d.firewall.outside.approve(held[0]!.id);
+    expect(d.wire).toEqual([ether(FAR, FW_OUT_MAC, ETHERTYPE_DATAGRAM, 'open: hello world')]);
   });
 });
