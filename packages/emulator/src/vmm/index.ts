@@ -1,5 +1,12 @@
 export { Core, type CoreLimits, type CoreMessage, DEFAULT_CORE_LIMITS, type TaskHandle } from './core.js';
 export { VmmError, type VmmErrorCode } from './errors.js';
+export {
+  createVesFromDisk,
+  type DiskBoot,
+  type InstallVe,
+  installVe,
+  realFsProfileFiles,
+} from './install.js';
 export { KEY_ADDRESS, KeyService, type KeyServiceOptions } from './keytrap.js';
 export {
   bootMachineKey,
@@ -9,7 +16,7 @@ export {
   type MachineTriple,
 } from './machinekey.js';
 export { PagePool } from './pages.js';
-export { loadProfile, parseProfile } from './profile.js';
+export { directoryFiles, loadProfile, type ProfileFiles, parseProfile } from './profile.js';
 export { realCpl, realRing } from './rings.js';
 export { ringsUsed, type SdtCounters, type SdtPolicy, ShadowSet, shadowHi } from './sdt.js';
 export {

@@ -36,8 +36,8 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { isName, type Name } from '@clefnet/protocol';
-import { fileBlockBackend } from '../devices/disk.js';
-import { fileNvramBackend } from '../devices/nvram.js';
+import { type BlockBackend, fileBlockBackend } from '../devices/disk.js';
+import { fileNvramBackend, type NvramBackend } from '../devices/nvram.js';
 import { VmmError } from './errors.js';
 import type { PolicyChoice, VedtOptions } from './ve.js';
 import type { VeProfile } from './vmm.js';
@@ -110,8 +110,31 @@ const isEmpty = (v: unknown): boolean =>
   (Array.isArray(v) && v.length === 0) ||
   (typeof v === 'object' && v !== null && Object.values(v).every(isEmpty));
 
+/**
+ * Where a profile's files come from: a directory (`directoryFiles`), or the real partition's file
+ * system of the machine's disk (install.ts: the VMM data area, Fig. 5 104d).
+ */
+export interface ProfileFiles {
+  /** A whole file (the boot ROM, the wrapped disk key); throws when it cannot be read. */
+  read(name: string): Uint8Array;
+  /** The NVRAM image `name`, as a backend (it need not exist yet). */
+  nvram(name: string): NvramBackend;
+  /** `disk.device`: a dedicated disk (a file, or a partition of the machine's disk). */
+  device(name: string): BlockBackend;
+}
+
+/** Profile files relative to a directory of the host's file system. */
+export function directoryFiles(dir: string): ProfileFiles {
+  return {
+    read: (name) => new Uint8Array(readFileSync(resolve(dir, name))),
+    nvram: (name) => fileNvramBackend(resolve(dir, name)),
+    device: (name) => fileBlockBackend(resolve(dir, name)),
+  };
+}
+
 /** Parses a profile document (already JSON-decoded); files are read relative to `dir`. */
-export function parseProfile(doc: unknown, dir: string): VeProfile {
+export function parseProfile(doc: unknown, dir: string | ProfileFiles): VeProfile {
+  const files = typeof dir === 'string' ? directoryFiles(dir) : dir;
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc))
     bad('(document)', 'must be a JSON object');
   const o = doc as Record<string, unknown>;
@@ -122,7 +145,7 @@ export function parseProfile(doc: unknown, dir: string): VeProfile {
   const memoryBytes = int(o, 'memory_bytes', 4096, 0xc000_0000) ?? bad('memory_bytes', 'is required');
   if (memoryBytes % 4096 !== 0) bad('memory_bytes', 'must be a multiple of 4096');
   const romFile = str(o, 'boot_rom_image') ?? bad('boot_rom_image', 'is required');
-  const rom = readFile(dir, romFile, 'boot_rom_image');
+  const rom = readFile(files, romFile, 'boot_rom_image');
   if (rom.length === 0 || rom.length > 0x10_0000) bad('boot_rom_image', 'must be 1 byte to 1 MiB');
   const nvramFile = str(o, 'nvram_image');
   const policy = oneOf<PolicyChoice>(o, 'sdt_policy', ['P1', 'P2', 'P3', 'adaptive']);
@@ -168,7 +191,13 @@ export function parseProfile(doc: unknown, dir: string): VeProfile {
     if (device !== undefined) {
       if (start !== undefined && start !== 0) bad('disk.start_block', 'must be 0 for a dedicated disk');
       if (mirror !== undefined) bad('disk.mirror', 'needs a region of the VM manager disk, not a device');
-      disk = { diskImage: fileBlockBackend(resolve(dir, device)), protectedBlocks };
+      let image: BlockBackend;
+      try {
+        image = files.device(device);
+      } catch (e) {
+        return bad('disk.device', `cannot be opened: ${(e as Error).message}`);
+      }
+      disk = { diskImage: image, protectedBlocks };
     } else {
       if (start === undefined || count === undefined)
         bad('disk', 'needs device, or start_block and block_count');
@@ -182,7 +211,7 @@ export function parseProfile(doc: unknown, dir: string): VeProfile {
     if (disk.disk === undefined && disk.diskImage === undefined) bad('encryption', 'needs a disk');
     const e = object(o.encryption, 'encryption', ['key_file', 'passphrase_env']);
     const header = readFile(
-      dir,
+      files,
       str(e, 'key_file') ?? bad('encryption.key_file', 'is required'),
       'encryption.key_file',
     );
@@ -239,7 +268,7 @@ export function parseProfile(doc: unknown, dir: string): VeProfile {
     ...(keyTrap === undefined ? {} : { keyTrap }),
     ...(nics === undefined ? {} : { nics }),
     ...(dtm === undefined ? {} : { dtm }),
-    ...(nvramFile === undefined ? {} : { nvram: fileNvramBackend(resolve(dir, nvramFile)) }),
+    ...(nvramFile === undefined ? {} : { nvram: files.nvram(nvramFile) }),
     ...disk,
     ...(policy === undefined ? {} : { sdtPolicy: policy }),
     ...(qpt === undefined ? {} : { qpt }),
@@ -266,9 +295,9 @@ function object(v: unknown, key: string, keys: readonly string[]): Record<string
   return o;
 }
 
-function readFile(dir: string, file: string, key: string): Uint8Array {
+function readFile(files: ProfileFiles, file: string, key: string): Uint8Array {
   try {
-    return new Uint8Array(readFileSync(resolve(dir, file)));
+    return files.read(file);
   } catch (e) {
     return bad(key, `cannot be read: ${(e as Error).message}`);
   }
