@@ -53,6 +53,11 @@ const METHODS: readonly Method[] = [
   'hkdfExpand',
   'aeadSeal',
   'aeadOpen',
+  'aes256XtsEncrypt',
+  'aes256XtsDecrypt',
+  'aes256XtsEncryptUnits',
+  'aes256XtsDecryptUnits',
+  'pbkdf2Sha256',
 ];
 
 interface Spent {

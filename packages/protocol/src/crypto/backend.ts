@@ -63,6 +63,20 @@ export interface CryptoBackend {
   aes256XtsDecrypt(key: Uint8Array, tweak: Uint8Array, data: Uint8Array): Uint8Array;
 
   /**
+   * XTS-AES-256 encryption of consecutive data units in one call (a multi-sector disk access):
+   * `data` is a positive whole number of units of `unitBytes` each, and unit i is encrypted with
+   * the tweak firstUnit + i as a 128-bit little-endian integer. The result is byte-identical to
+   * aes256XtsEncrypt of each unit with that tweak, at a fraction of the per-unit cost. `unitBytes`
+   * is a whole number of 16-byte blocks, 16 bytes to 2^20 blocks; `firstUnit` is a safe
+   * non-negative integer, and so is the last unit's number firstUnit + units - 1; `key` follows the
+   * rules of aes256XtsEncrypt (K1 == K2 refused). Anything else is CRYPTO_INPUT. Returns a fresh
+   * array of `data.length` bytes.
+   */
+  aes256XtsEncryptUnits(key: Uint8Array, firstUnit: number, unitBytes: number, data: Uint8Array): Uint8Array;
+  /** Inverse of aes256XtsEncryptUnits, unit by unit, with the same input rules. */
+  aes256XtsDecryptUnits(key: Uint8Array, firstUnit: number, unitBytes: number, data: Uint8Array): Uint8Array;
+
+  /**
    * PBKDF2 (RFC 8018 §5.2) with HMAC-SHA256, for keys derived from a passphrase. `iterations`
    * is an integer 1..10_000_000 and `length` 1..1024 bytes, else CRYPTO_INPUT (bounds far inside
    * RFC 8018's own, so that a bad config cannot hang a process). Deterministic.

@@ -1,6 +1,7 @@
 /**
  * Input checks and byte-level curve facts shared by both backends, so that `noble` and `node`
- * reject exactly the same inputs (TB-13: identical bytes wherever the output is deterministic).
+ * reject exactly the same inputs (TB-13: identical bytes wherever the output is deterministic),
+ * and the XTS data-unit framing both run over their own AES-256-ECB.
  * Internal to `crypto/`: not re-exported from the package.
  */
 
@@ -72,11 +73,240 @@ export function expectXts(key: Uint8Array, tweak: Uint8Array, data: Uint8Array):
       { what: 'XTS data', actual: n },
     );
   }
+  expectXtsHalves(key);
+}
+
+/** Throws CRYPTO_INPUT when the 64-byte XTS key has K1 == K2 (see {@link expectXts}). */
+function expectXtsHalves(key: Uint8Array): void {
   let diff = 0; // constant time: the halves are secret
   for (let i = 0; i < 32; i++) diff |= key[i]! ^ key[32 + i]!;
   if (diff === 0) {
     throw new ProtocolError('CRYPTO_INPUT', 'XTS key halves K1 and K2 must differ', { what: 'XTS key' });
   }
+}
+
+/**
+ * The checks of {@link expectXts} for a run of consecutive data units: `unitBytes` a whole number
+ * of blocks, 1..2^20 of them; `data` a Uint8Array of a positive whole number of units;
+ * `firstUnit` a safe non-negative integer such that the last unit's number, firstUnit + units - 1,
+ * is one too; `key` as for one unit (64 bytes, K1 != K2). Returns the number of units.
+ */
+export function expectXtsUnits(
+  key: Uint8Array,
+  firstUnit: number,
+  unitBytes: number,
+  data: Uint8Array,
+): number {
+  expectLength('XTS key', key, XTS_KEY_BYTES);
+  if (
+    !Number.isSafeInteger(unitBytes) ||
+    unitBytes < XTS_BLOCK_BYTES ||
+    unitBytes % XTS_BLOCK_BYTES !== 0 ||
+    unitBytes > XTS_MAX_BYTES
+  ) {
+    throw new ProtocolError(
+      'CRYPTO_INPUT',
+      `an XTS data unit must be a multiple of ${XTS_BLOCK_BYTES} bytes, ${XTS_BLOCK_BYTES}..${XTS_MAX_BYTES}`,
+      { what: 'XTS data unit', unitBytes },
+    );
+  }
+  expectBytes('XTS data', data);
+  const n = data.length;
+  if (n === 0 || n % unitBytes !== 0) {
+    throw new ProtocolError('CRYPTO_INPUT', 'XTS data must be a positive whole number of data units', {
+      what: 'XTS data',
+      actual: n,
+      unitBytes,
+    });
+  }
+  const units = n / unitBytes;
+  // Compared as MAX - firstUnit, exact for every safe firstUnit (firstUnit + units can round).
+  if (!Number.isSafeInteger(firstUnit) || firstUnit < 0 || units - 1 > Number.MAX_SAFE_INTEGER - firstUnit) {
+    throw new ProtocolError(
+      'CRYPTO_INPUT',
+      'the first XTS data unit must be a safe non-negative integer, and so must the last',
+      { what: 'XTS first unit', firstUnit, units },
+    );
+  }
+  expectXtsHalves(key);
+  return units;
+}
+
+/** The two AES-256 operations of XTS, over one backend's AES-256-ECB (no padding). */
+export interface XtsAes {
+  /** E_K2 of each 16-byte block of `tweaks`; may work in place and return `tweaks` itself. */
+  tweaks(tweaks: Uint8Array): Uint8Array;
+  /**
+   * E_K1 (or D_K1 when `decrypt`) of each 16-byte block of `blocks` into a fresh array (`blocks`
+   * is scratch, and is left as it is).
+   */
+  blocks(blocks: Uint8Array, decrypt: boolean): Uint8Array;
+}
+
+/**
+ * Units per {@link xtsUnits} step are bounded so that the kept scratch stays small and no single
+ * ECB call gets near a native length limit (node:crypto takes at most 2^31 - 1 bytes per update).
+ */
+const XTS_STEP_BYTES = 64 * 1024;
+
+const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
+
+/**
+ * Scratch kept across calls, made on first use (every call is synchronous, so one set serves both
+ * backends): the tweaks of one step (at most XTS_STEP_BYTES / 16 units of 16 bytes), its mask
+ * (the T_j) and its masked input, all wiped before a call returns. A step longer than
+ * XTS_STEP_BYTES (one data unit of more than 64 KiB) gets fresh arrays instead.
+ */
+let keptTweaks: Uint8Array | undefined;
+let keptMask: Uint8Array | undefined;
+let keptInput: Uint8Array | undefined;
+
+/** A 4-byte word view of `bytes`, whose byteOffset and length must be multiples of 4. */
+function words(bytes: Uint8Array): Uint32Array {
+  return new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.length >>> 2);
+}
+
+/**
+ * XTS (IEEE 1619-2007 §5.3, §5.4) of `src`, consecutive data units of `unitBytes`, where unit u
+ * takes the 16-byte tweak at 16u of `tweaks` (overwritten, then wiped: E_K2 may run in place).
+ * Block j of a unit is C_j = E_K1(P_j ⊕ T_j) ⊕ T_j (or P_j = D_K1(C_j ⊕ T_j) ⊕ T_j), with
+ * T_0 = E_K2(tweak) and T_j = T_{j-1} ⊗ α in GF(2^128) (§5.2). All the T_j are laid out first as one
+ * mask the size of the data, so that AES under each key is one ECB call over the whole of `src`.
+ * Returns a fresh array: the one the K1 call made, unmasked in place (no further allocation).
+ */
+export function xtsRun(
+  aes: XtsAes,
+  tweaks: Uint8Array,
+  unitBytes: number,
+  src: Uint8Array,
+  decrypt: boolean,
+): Uint8Array {
+  const n = src.length;
+  const small = n <= XTS_STEP_BYTES;
+  keptMask ??= new Uint8Array(XTS_STEP_BYTES);
+  keptInput ??= new Uint8Array(XTS_STEP_BYTES);
+  const mask = small ? keptMask.subarray(0, n) : new Uint8Array(n);
+  const input = small ? keptInput.subarray(0, n) : new Uint8Array(n);
+  try {
+    xtsMask(aes.tweaks(tweaks), unitBytes, mask);
+    // From here on only XOR, which is indifferent to byte order.
+    const mask32 = words(mask);
+    const input32 = words(input);
+    if ((src.byteOffset & 3) === 0) {
+      const src32 = words(src);
+      for (let i = 0; i < input32.length; i++) input32[i] = src32[i]! ^ mask32[i]!;
+    } else {
+      input.set(src);
+      for (let i = 0; i < input32.length; i++) input32[i]! ^= mask32[i]!;
+    }
+    let out = aes.blocks(input, decrypt);
+    if ((out.byteOffset & 3) !== 0) {
+      const aligned = out.slice();
+      out.fill(0); // E_K1(P ⊕ T) beside C would give T away
+      out = aligned;
+    }
+    const out32 = words(out);
+    for (let i = 0; i < out32.length; i++) out32[i]! ^= mask32[i]!;
+    return out;
+  } finally {
+    mask.fill(0);
+    input.fill(0);
+  }
+}
+
+/**
+ * Writes into `mask` the T_j of every data unit of `unitBytes`, unit u from the E_K2 output at 16u
+ * of `t` (which is wiped).
+ */
+function xtsMask(t: Uint8Array, unitBytes: number, mask: Uint8Array): void {
+  const mask32 = words(mask);
+  const unitWords = unitBytes >>> 2;
+  for (let u = 0, at = 0; at < mask32.length; u += 16, at += unitWords) {
+    // T_0 as four little-endian 32-bit words a (bits 0-31) .. d (bits 96-127).
+    let a = (t[u]! | (t[u + 1]! << 8) | (t[u + 2]! << 16) | (t[u + 3]! << 24)) >>> 0;
+    let b = (t[u + 4]! | (t[u + 5]! << 8) | (t[u + 6]! << 16) | (t[u + 7]! << 24)) >>> 0;
+    let c = (t[u + 8]! | (t[u + 9]! << 8) | (t[u + 10]! << 16) | (t[u + 11]! << 24)) >>> 0;
+    let d = (t[u + 12]! | (t[u + 13]! << 8) | (t[u + 14]! << 16) | (t[u + 15]! << 24)) >>> 0;
+    for (let w = at, end = at + unitWords; w < end; w += 4) {
+      mask32[w] = a;
+      mask32[w + 1] = b;
+      mask32[w + 2] = c;
+      mask32[w + 3] = d;
+      // ⊗ α on the 128-bit little-endian value: shift left one bit and fold a carry out of bit 127
+      // back in as x^7 + x^2 + x + 1 (0x87). Multiplied, not branched: T_j is secret.
+      const carry = d >>> 31;
+      d = ((d << 1) | (c >>> 31)) >>> 0;
+      c = ((c << 1) | (b >>> 31)) >>> 0;
+      b = ((b << 1) | (a >>> 31)) >>> 0;
+      a = ((a << 1) ^ (carry * 0x87)) >>> 0;
+    }
+  }
+  t.fill(0);
+  if (!LITTLE_ENDIAN) {
+    // The words hold little-endian values: lay them out as little-endian bytes.
+    for (let w = 0; w < mask32.length; w++) {
+      const v = mask32[w]!;
+      mask32[w] = ((v >>> 24) | ((v >>> 8) & 0xff00) | ((v << 8) & 0xff0000) | (v << 24)) >>> 0;
+    }
+  }
+}
+
+/**
+ * XTS over `data`, consecutive data units of `unitBytes` numbered from `firstUnit`, each with the
+ * tweak = its number as a 128-bit little-endian integer. The inputs must have passed
+ * {@link expectXtsUnits}. Returns a fresh array.
+ */
+export function xtsUnits(
+  aes: XtsAes,
+  firstUnit: number,
+  unitBytes: number,
+  data: Uint8Array,
+  decrypt: boolean,
+): Uint8Array {
+  const perStep = Math.max(1, Math.floor(XTS_STEP_BYTES / unitBytes));
+  const stepBytes = perStep * unitBytes;
+  // One step (every access of up to 64 KiB) returns the array its K1 call made; more are gathered.
+  if (data.length <= stepBytes) return xtsStep(aes, firstUnit, unitBytes, data, decrypt);
+  const out = new Uint8Array(data.length);
+  for (let at = 0, unit = firstUnit; at < data.length; at += stepBytes, unit += perStep) {
+    const step = xtsStep(
+      aes,
+      unit,
+      unitBytes,
+      data.subarray(at, Math.min(data.length, at + stepBytes)),
+      decrypt,
+    );
+    out.set(step, at);
+    step.fill(0);
+  }
+  return out;
+}
+
+/** {@link xtsRun} over units numbered from `firstUnit`, at most XTS_STEP_BYTES / 16 of them. */
+function xtsStep(
+  aes: XtsAes,
+  firstUnit: number,
+  unitBytes: number,
+  data: Uint8Array,
+  decrypt: boolean,
+): Uint8Array {
+  const units = data.length / unitBytes;
+  keptTweaks ??= new Uint8Array(XTS_STEP_BYTES);
+  const tweaks = keptTweaks.subarray(0, units * XTS_BLOCK_BYTES);
+  tweaks.fill(0);
+  for (let i = 0, o = 0; i < units; i++, o += XTS_BLOCK_BYTES) {
+    const v = firstUnit + i; // < 2^53: bits 0-31, then 32-52; bytes 7..15 stay zero
+    const lo = v >>> 0;
+    const hi = (v - lo) / 0x1_0000_0000;
+    tweaks[o] = lo;
+    tweaks[o + 1] = lo >>> 8;
+    tweaks[o + 2] = lo >>> 16;
+    tweaks[o + 3] = lo >>> 24;
+    tweaks[o + 4] = hi;
+    tweaks[o + 5] = hi >>> 8;
+    tweaks[o + 6] = hi >>> 16;
+  }
+  return xtsRun(aes, tweaks, unitBytes, data, decrypt);
 }
 
 /** PBKDF2 bounds (TB-10 passphrase keys): far above any sane setting, low enough not to hang. */

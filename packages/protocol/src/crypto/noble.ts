@@ -21,7 +21,11 @@ import {
   expectLength,
   expectPbkdf2,
   expectXts,
+  expectXtsUnits,
+  type XtsAes,
   x25519IsLowOrder,
+  xtsRun,
+  xtsUnits,
 } from './checks.js';
 
 const Point = ed25519.Point;
@@ -82,44 +86,40 @@ function aeadOpen(
   }
 }
 
-/** Raw AES: the XTS code below does its own whole-block framing. */
+/** Raw AES: the XTS code does its own whole-block framing. */
 const NO_PADDING = { disablePadding: true } as const;
 
 /**
- * XTS-AES-256 (IEEE 1619-2007 §5.3 and §5.4; @noble/ciphers has no XTS mode). Block j of the data
- * unit is C_j = E_K1(P_j ⊕ T_j) ⊕ T_j, or P_j = D_K1(C_j ⊕ T_j) ⊕ T_j, with T_0 = E_K2(tweak) and
- * T_j = T_{j-1} ⊗ α in GF(2^128) (§5.2). All the T_j are laid out first as one mask the size of
- * the data, so AES under K1 is one ECB call over the whole masked buffer, in place: one key
- * expansion per key and call, no per-block cipher objects. The mask is wiped before returning.
+ * XTS-AES-256's two AES operations for the shared framing in checks.ts (IEEE 1619-2007 §5.3, §5.4;
+ * @noble/ciphers has no XTS mode): one ECB call per key and step, so one key expansion per key and
+ * step and no per-block cipher objects. An ecb() object encrypts only once, hence one per call.
  */
+function xtsAes(key: Uint8Array): XtsAes {
+  const k1 = key.subarray(0, 32);
+  const k2 = key.subarray(32, 64);
+  return {
+    tweaks: (tweaks) => ecb(k2, NO_PADDING).encrypt(tweaks, tweaks),
+    blocks: (blocks, decrypt) =>
+      decrypt ? ecb(k1, NO_PADDING).decrypt(blocks) : ecb(k1, NO_PADDING).encrypt(blocks),
+  };
+}
+
+/** One data unit under the caller's 16-byte tweak. */
 function xts(key: Uint8Array, tweak: Uint8Array, data: Uint8Array, decrypt: boolean): Uint8Array {
   expectXts(key, tweak, data);
-  const n = data.length;
-  const mask = new Uint8Array(n);
-  const t0 = ecb(key.subarray(32, 64), NO_PADDING).encrypt(tweak);
-  mask.set(t0);
-  t0.fill(0);
-  for (let o = 16; o < n; o += 16) {
-    // ⊗ α on the 128-bit little-endian value (§5.2): shift left one bit, carry the byte-to-byte
-    // bits, and fold a carry out of bit 127 back in as x^7 + x^2 + x + 1 (0x87). Masked, not
-    // branched: T_j is secret.
-    const p = o - 16;
-    const carry = mask[p + 15]! >>> 7;
-    mask[o] = ((mask[p]! << 1) & 0xff) ^ (0x87 & -carry);
-    for (let i = 1; i < 16; i++) mask[o + i] = ((mask[p + i]! << 1) | (mask[p + i - 1]! >>> 7)) & 0xff;
-  }
-  const out = new Uint8Array(n);
-  out.set(data);
-  // Both arrays are fresh, so 4-byte aligned: XOR a word at a time (byte order is irrelevant to XOR).
-  const out32 = new Uint32Array(out.buffer, 0, n >>> 2);
-  const mask32 = new Uint32Array(mask.buffer, 0, n >>> 2);
-  for (let i = 0; i < out32.length; i++) out32[i]! ^= mask32[i]!;
-  const aes = ecb(key.subarray(0, 32), NO_PADDING);
-  if (decrypt) aes.decrypt(out, out);
-  else aes.encrypt(out, out);
-  for (let i = 0; i < out32.length; i++) out32[i]! ^= mask32[i]!;
-  mask.fill(0);
-  return out;
+  return xtsRun(xtsAes(key), tweak.slice(), data.length, data, decrypt);
+}
+
+/** Consecutive data units whose tweaks are their numbers, from `firstUnit`. */
+function xtsMany(
+  key: Uint8Array,
+  firstUnit: number,
+  unitBytes: number,
+  data: Uint8Array,
+  decrypt: boolean,
+): Uint8Array {
+  expectXtsUnits(key, firstUnit, unitBytes, data);
+  return xtsUnits(xtsAes(key), firstUnit, unitBytes, data, decrypt);
 }
 
 export const nobleBackend: CryptoBackend = {
@@ -176,6 +176,12 @@ export const nobleBackend: CryptoBackend = {
   },
   aes256XtsDecrypt(key, tweak, data) {
     return xts(key, tweak, data, true);
+  },
+  aes256XtsEncryptUnits(key, firstUnit, unitBytes, data) {
+    return xtsMany(key, firstUnit, unitBytes, data, false);
+  },
+  aes256XtsDecryptUnits(key, firstUnit, unitBytes, data) {
+    return xtsMany(key, firstUnit, unitBytes, data, true);
   },
 
   pbkdf2Sha256(password, salt, iterations, length) {

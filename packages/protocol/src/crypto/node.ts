@@ -6,10 +6,12 @@
  */
 
 import {
+  type Cipher,
   createCipheriv,
   createDecipheriv,
   createPrivateKey,
   createPublicKey,
+  type Decipher,
   diffieHellman,
   hash,
   type KeyObject,
@@ -27,7 +29,10 @@ import {
   expectLength,
   expectPbkdf2,
   expectXts,
+  expectXtsUnits,
+  type XtsAes,
   x25519IsLowOrder,
+  xtsUnits,
 } from './checks.js';
 
 /** Options of {@link createNodeBackend}. */
@@ -35,7 +40,8 @@ export interface NodeBackendOptions {
   /**
    * How many Ed25519 KeyObjects to keep per kind (signing seeds, verification keys), least
    * recently used evicted first. Importing a key costs more than a signature, so repeated use of
-   * one key must not pay it again. Default 1024; 0 disables caching.
+   * one key must not pay it again. Default 1024; 0 disables caching. It also bounds the XTS keys
+   * whose AES contexts are kept open (at most 16 of them).
    */
   readonly keyCacheSize?: number;
 }
@@ -301,6 +307,83 @@ function xts(key: Uint8Array, tweak: Uint8Array, data: Uint8Array, decrypt: bool
   return view(out);
 }
 
+/** An AES-256-ECB context without padding, kept open: see {@link XtsContextCache}. */
+function ecbContext(key: Uint8Array, decrypt: boolean): Cipher | Decipher {
+  const c = decrypt ? createDecipheriv('aes-256-ecb', key, null) : createCipheriv('aes-256-ecb', key, null);
+  c.setAutoPadding(false);
+  return c;
+}
+
+/**
+ * One update() of a kept ECB context. With padding off and whole blocks in, OpenSSL returns every
+ * block at once and keeps nothing back (not even the last block when decrypting, which it holds
+ * only for padding), so the context is in its initial state again and final() is never needed.
+ */
+function ecbUpdate(context: Cipher | Decipher, blocks: Uint8Array): Uint8Array {
+  const out = context.update(blocks);
+  if (out.length !== blocks.length) {
+    // Cannot happen for whole blocks; a context in an unknown state must not be used again.
+    throw new Error(`aes-256-ecb returned ${out.length} bytes for ${blocks.length}: context unusable`);
+  }
+  return view(out);
+}
+
+/** Open AES-256-ECB contexts for one XTS key: E_K1, D_K1 and E_K2. */
+function openXts(key: Uint8Array): XtsAes {
+  const k1Encrypt = ecbContext(key.subarray(0, 32), false);
+  const k1Decrypt = ecbContext(key.subarray(0, 32), true);
+  const k2 = ecbContext(key.subarray(32, 64), false);
+  return {
+    tweaks: (tweaks) => ecbUpdate(k2, tweaks),
+    blocks: (blocks, decrypt) => ecbUpdate(decrypt ? k1Decrypt : k1Encrypt, blocks),
+  };
+}
+
+/**
+ * The ECB contexts of the most recent XTS keys, found by the key array itself (a partition holds its
+ * key in one array for its lifetime). Making a cipher object costs several microseconds, more than
+ * encrypting a sector, so a disk access must not pay it again. The cache holds each key array only
+ * weakly: an entry whose array was collected is dropped at the next look-up, and at most `limit`
+ * entries are kept, least recently used evicted first. The contexts hold the key schedules inside
+ * OpenSSL, which Node releases (and OpenSSL wipes) when the collector frees them.
+ */
+class XtsContextCache {
+  readonly #entries: { readonly key: WeakRef<Uint8Array>; readonly aes: XtsAes }[] = [];
+  readonly #limit: number;
+
+  constructor(limit: number) {
+    this.#limit = limit;
+  }
+
+  get(key: Uint8Array): XtsAes {
+    const entries = this.#entries;
+    for (let i = 0; i < entries.length; i++) {
+      const entry = entries[i]!;
+      const held = entry.key.deref();
+      if (held === key) {
+        if (i > 0) {
+          entries.splice(i, 1);
+          entries.unshift(entry);
+        }
+        return entry.aes;
+      }
+      if (held === undefined) entries.splice(i--, 1);
+    }
+    const aes = openXts(key);
+    if (this.#limit > 0) {
+      entries.unshift({ key: new WeakRef(key), aes });
+      if (entries.length > this.#limit) entries.pop();
+    }
+    return aes;
+  }
+
+  /** Forgets `key`'s contexts (after a failure left them in an unknown state). */
+  drop(key: Uint8Array): void {
+    const i = this.#entries.findIndex((e) => e.key.deref() === key);
+    if (i >= 0) this.#entries.splice(i, 1);
+  }
+}
+
 function pbkdf2Sha256(
   password: Uint8Array,
   salt: Uint8Array,
@@ -326,6 +409,23 @@ export function createNodeBackend(options: NodeBackendOptions = {}): CryptoBacke
   // X25519 public keys: recipients' keys recur (every seal to a party), `enc` values do not; the
   // recurring ones stay on top of the LRU.
   const xPublic = new KeyCache(Math.min(size, 256), 'X25519', false);
+  // XTS: a handful of disk keys (one per encrypted partition) in use at a time.
+  const xtsContexts = new XtsContextCache(Math.min(size, 16));
+  const xtsMany = (
+    key: Uint8Array,
+    firstUnit: number,
+    unitBytes: number,
+    data: Uint8Array,
+    decrypt: boolean,
+  ): Uint8Array => {
+    expectXtsUnits(key, firstUnit, unitBytes, data);
+    try {
+      return xtsUnits(xtsContexts.get(key), firstUnit, unitBytes, data, decrypt);
+    } catch (e) {
+      xtsContexts.drop(key);
+      throw e;
+    }
+  };
 
   return {
     name: 'node',
@@ -384,6 +484,12 @@ export function createNodeBackend(options: NodeBackendOptions = {}): CryptoBacke
     },
     aes256XtsDecrypt(key, tweak, data) {
       return xts(key, tweak, data, true);
+    },
+    aes256XtsEncryptUnits(key, firstUnit, unitBytes, data) {
+      return xtsMany(key, firstUnit, unitBytes, data, false);
+    },
+    aes256XtsDecryptUnits(key, firstUnit, unitBytes, data) {
+      return xtsMany(key, firstUnit, unitBytes, data, true);
     },
 
     pbkdf2Sha256,

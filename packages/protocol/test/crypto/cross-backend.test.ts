@@ -146,6 +146,70 @@ describe('noble and node give identical bytes (seeded property tests)', () => {
     );
   });
 
+  it('XTS-AES-256 over consecutive data units: identical bytes, each backend decrypts the other', () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 64, maxLength: 64 }),
+        fc.oneof(
+          fc.nat(1000),
+          fc.integer({ min: 2 ** 32 - 20, max: 2 ** 32 + 20 }),
+          fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER - 40 }),
+        ),
+        fc.integer({ min: 1, max: 40 }),
+        fc.integer({ min: 1, max: 40 }),
+        fc.nat(),
+        (key, firstUnit, blocksPerUnit, units, seed) => {
+          if (key.subarray(0, 32).every((x, i) => x === key[32 + i])) key[0]! ^= 1; // K1 != K2
+          const unitBytes = 16 * blocksPerUnit;
+          const data = seededRandom(`xts units ${seed}`)(unitBytes * units);
+          same((b) => b.aes256XtsEncryptUnits(key, firstUnit, unitBytes, data));
+          same((b) => b.aes256XtsDecryptUnits(key, firstUnit, unitBytes, data));
+          const [toNode, toNoble] = [nodeBackend, nobleBackend].map((b) =>
+            b.aes256XtsEncryptUnits(key, firstUnit, unitBytes, data),
+          ) as [Uint8Array, Uint8Array];
+          const want = toHex(data);
+          expect(toHex(nobleBackend.aes256XtsDecryptUnits(key, firstUnit, unitBytes, toNode))).toBe(want);
+          expect(toHex(nodeBackend.aes256XtsDecryptUnits(key, firstUnit, unitBytes, toNoble))).toBe(want);
+        },
+      ),
+      RUNS,
+    );
+  });
+
+  it('XTS-AES-256 over data units refuses the same inputs on both backends', () => {
+    const unitNumber = fc.oneof(
+      fc.integer({ min: -3, max: 3 }),
+      fc.integer({ min: Number.MAX_SAFE_INTEGER - 5, max: Number.MAX_SAFE_INTEGER }),
+      fc.constantFrom(0.5, Number.NaN, 2 ** 53, Number.POSITIVE_INFINITY),
+    );
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 32, maxLength: 32 }),
+        fc.integer({ min: 0, max: 80 }),
+        unitNumber,
+        fc.oneof(fc.integer({ min: -16, max: 100 }), fc.constantFrom(1.5, Number.NaN, (1 << 24) + 16)),
+        fc.integer({ min: 0, max: 130 }),
+        (half, keyLength, firstUnit, unitBytes, dataLength) => {
+          const equalHalves = new Uint8Array(64);
+          equalHalves.set(half, 0);
+          equalHalves.set(half, 32);
+          const key = new Uint8Array(keyLength).fill(7);
+          key[0] = 1;
+          for (const k of [key, equalHalves]) {
+            const args = [k, firstUnit, unitBytes, new Uint8Array(dataLength)] as const;
+            for (const op of ['aes256XtsEncryptUnits', 'aes256XtsDecryptUnits'] as const) {
+              const id = `${op} key ${k.length} first ${firstUnit} unit ${unitBytes} data ${dataLength}`;
+              const code = codeOf(() => nodeBackend[op](...args));
+              expect(code, id).toBe(codeOf(() => nobleBackend[op](...args)));
+              expect(['none', 'CRYPTO_INPUT'], id).toContain(code);
+            }
+          }
+        },
+      ),
+      RUNS,
+    );
+  });
+
   it('PBKDF2-HMAC-SHA256 for random passwords, salts, iteration counts and lengths', () => {
     fc.assert(
       fc.property(
@@ -207,6 +271,35 @@ describe('node backend key cache', () => {
         expect(toHex(tiny.x25519PublicKey(seed)), `round ${round} seed ${i}`).toBe(
           toHex(nobleBackend.x25519PublicKey(seed)),
         );
+      }
+    }
+  });
+});
+
+describe('node backend XTS context cache', () => {
+  it('gives the bytes of noble with the default, a tiny and no cache, keys and directions interleaved', () => {
+    const backends = [
+      nodeBackend,
+      createNodeBackend({ keyCacheSize: 2 }),
+      createNodeBackend({ keyCacheSize: 0 }),
+    ];
+    const r = seededRandom('xts cache');
+    const keys = Array.from({ length: 5 }, () => r(64));
+    const data = r(8 * 512);
+    const want = keys.map((k) => toHex(nobleBackend.aes256XtsEncryptUnits(k, 1000 + 8, 512, data)));
+    for (let round = 0; round < 3; round++) {
+      for (const [i, k] of keys.entries()) {
+        for (const [j, b] of backends.entries()) {
+          const id = `round ${round} key ${i} backend ${j}`;
+          const ct = b.aes256XtsEncryptUnits(k, 1000 + 8, 512, data);
+          expect(toHex(ct), id).toBe(want[i]);
+          expect(toHex(b.aes256XtsDecryptUnits(k, 1000 + 8, 512, ct)), id).toBe(toHex(data));
+          // A refused call in between leaves the cached contexts usable.
+          expect(
+            codeOf(() => b.aes256XtsEncryptUnits(k, 0, 512, new Uint8Array(100))),
+            id,
+          ).toBe('CRYPTO_INPUT');
+        }
       }
     }
   });

@@ -172,6 +172,180 @@ describe.each(BACKENDS)('XTS-AES-256 on the %s backend', (_name, backend) => {
   });
 });
 
+/** The data-unit sequence number of a vector's tweak (16 bytes little-endian), when it is a safe integer. */
+function unitNumber(tweakHex: string): number {
+  const n = Buffer.from(tweakHex, 'hex').readBigUInt64LE(0);
+  expect(tweakHex.slice(16)).toBe('0'.repeat(16));
+  expect(n <= BigInt(Number.MAX_SAFE_INTEGER)).toBe(true);
+  return Number(n);
+}
+
+/** Unit i of `data` through the single-unit call with the tweak firstUnit + i. */
+function unitByUnit(
+  f: (key: Uint8Array, tweak: Uint8Array, data: Uint8Array) => Uint8Array,
+  key: Uint8Array,
+  firstUnit: number,
+  unitBytes: number,
+  data: Uint8Array,
+): string {
+  let out = '';
+  for (let at = 0, i = 0; at < data.length; at += unitBytes, i++) {
+    out += toHex(f(key, blockTweak(firstUnit + i), data.subarray(at, at + unitBytes)));
+  }
+  return out;
+}
+
+describe.each(BACKENDS)('XTS-AES-256 over consecutive data units on the %s backend', (_name, backend) => {
+  it('IEEE 1619-2007 vectors 10-14 with firstUnit = the data-unit sequence number, alone and inside a run', () => {
+    const wrong: string[] = [];
+    for (const v of XTS_AES_256_IEEE1619) {
+      const [key, seq, pt, ct] = [hex(v.key), unitNumber(v.tweak), hex(v.plaintext), hex(v.ciphertext)];
+      if (toHex(backend.aes256XtsEncryptUnits(key, seq, 512, pt)) !== v.ciphertext)
+        wrong.push(`${v.vector} enc`);
+      if (toHex(backend.aes256XtsDecryptUnits(key, seq, 512, ct)) !== v.plaintext)
+        wrong.push(`${v.vector} dec`);
+      // The vector's unit as the second of three: units seq - 1, seq, seq + 1.
+      const run = new Uint8Array(3 * 512);
+      run.set(pt, 512);
+      const enc = backend.aes256XtsEncryptUnits(key, seq - 1, 512, run);
+      if (toHex(enc.subarray(512, 1024)) !== v.ciphertext) wrong.push(`${v.vector} enc in a run`);
+      const dec = backend.aes256XtsDecryptUnits(key, seq - 1, 512, enc);
+      if (toHex(dec) !== toHex(run)) wrong.push(`${v.vector} dec of a run`);
+    }
+    expect(wrong).toEqual([]);
+    expect(XTS_AES_256_IEEE1619.map((v) => unitNumber(v.tweak))).toEqual([
+      0xff, 0xffff, 0xffffff, 0xffffffff, 0xffffffffff,
+    ]);
+  });
+
+  it('equals the single-unit call unit by unit: unit sizes 16 B to 80 KiB, unit numbers up to 2^53 - 1', () => {
+    const r = seededRandom('xts units');
+    const key = r(64);
+    const cases: [number, number, number][] = [
+      // firstUnit, unitBytes, units
+      [0, 512, 1],
+      [0, 512, 8],
+      [3, 16, 7],
+      [1000, 32, 3],
+      [2 ** 32 - 3, 512, 8], // the tweak's low word wraps into the next
+      [2 ** 32 + 5, 512, 2],
+      [2 ** 40 - 1, 4096, 3],
+      [Number.MAX_SAFE_INTEGER - 4, 512, 5], // the last unit is 2^53 - 1
+      [77, 512, 300], // 150 KiB: more than one internal step
+      [9, 16, 5000], // thousands of one-block units
+      [2 ** 33, 80 * 1024, 2], // units longer than one internal step
+    ];
+    for (const [firstUnit, unitBytes, units] of cases) {
+      const id = `first ${firstUnit}, ${units} x ${unitBytes}`;
+      const data = r(unitBytes * units);
+      const ct = backend.aes256XtsEncryptUnits(key, firstUnit, unitBytes, data);
+      expect(toHex(ct), id).toBe(unitByUnit(backend.aes256XtsEncrypt, key, firstUnit, unitBytes, data));
+      const pt = backend.aes256XtsDecryptUnits(key, firstUnit, unitBytes, ct);
+      expect(toHex(pt), id).toBe(toHex(data));
+      expect(toHex(backend.aes256XtsDecryptUnits(key, firstUnit, unitBytes, data)), id).toBe(
+        unitByUnit(backend.aes256XtsDecrypt, key, firstUnit, unitBytes, data),
+      );
+    }
+  });
+
+  it('returns a fresh array, leaves its inputs alone, and takes data at any byte offset', () => {
+    const r = seededRandom('xts units fresh');
+    const key = r(64);
+    const keyBefore = toHex(key);
+    const backing = r(4 * 512 + 3);
+    const before = toHex(backing);
+    for (const offset of [0, 1, 2, 3]) {
+      const data = backing.subarray(offset, offset + 4 * 512);
+      const ct = backend.aes256XtsEncryptUnits(key, 12, 512, data);
+      expect(ct.buffer).not.toBe(backing.buffer);
+      expect(ct.length).toBe(data.length);
+      expect(toHex(ct), `offset ${offset}`).toBe(unitByUnit(backend.aes256XtsEncrypt, key, 12, 512, data));
+      const pt = backend.aes256XtsDecryptUnits(key, 12, 512, ct);
+      expect(pt.buffer).not.toBe(ct.buffer);
+      expect(toHex(pt), `offset ${offset}`).toBe(toHex(data));
+    }
+    expect(toHex(backing)).toBe(before);
+    expect(toHex(key)).toBe(keyBefore);
+  });
+
+  it('interleaved keys and directions give the right bytes (cached cipher contexts stay reusable)', () => {
+    const r = seededRandom('xts units interleaved');
+    const keys = Array.from({ length: 20 }, () => r(64)); // more keys than the node backend keeps
+    const data = r(8 * 512);
+    const want = keys.map((k) => unitByUnit(backend.aes256XtsEncrypt, k, 40, 512, data));
+    for (let round = 0; round < 3; round++) {
+      for (const [i, k] of keys.entries()) {
+        const ct = backend.aes256XtsEncryptUnits(k, 40, 512, data);
+        expect(toHex(ct), `round ${round} key ${i}`).toBe(want[i]);
+        expect(toHex(backend.aes256XtsDecryptUnits(k, 40, 512, ct)), `round ${round} key ${i}`).toBe(
+          toHex(data),
+        );
+        // A fresh array with the same bytes is a different cache entry with the same result.
+        expect(toHex(backend.aes256XtsEncryptUnits(k.slice(), 40, 512, data)), `copy of key ${i}`).toBe(
+          want[i],
+        );
+      }
+    }
+  });
+
+  it('accepts 2^20-block units and refuses one block more', () => {
+    const big = new Uint8Array(1 << 24);
+    expect(backend.aes256XtsEncryptUnits(KEY, 0, 1 << 24, big).length).toBe(1 << 24);
+    const tooBig = new Uint8Array((1 << 24) + 16);
+    expect(codeOf(() => backend.aes256XtsEncryptUnits(KEY, 0, (1 << 24) + 16, tooBig))).toBe('CRYPTO_INPUT');
+    expect(codeOf(() => backend.aes256XtsDecryptUnits(KEY, 0, (1 << 24) + 16, tooBig))).toBe('CRYPTO_INPUT');
+  });
+
+  it('throws CRYPTO_INPUT for a bad key, unit size, data length or unit number, in both directions', () => {
+    const equal = new Uint8Array(64).fill(9);
+    const notBytes = 'x'.repeat(64) as unknown as Uint8Array;
+    const max = Number.MAX_SAFE_INTEGER;
+    const cases: [string, Uint8Array, number, number, Uint8Array][] = [];
+    for (const n of [0, 32, 63, 65]) cases.push([`key ${n}`, new Uint8Array(n), 0, 512, new Uint8Array(512)]);
+    cases.push(['K1 == K2', equal, 0, 512, new Uint8Array(512)]);
+    cases.push(['key string', notBytes, 0, 512, new Uint8Array(512)]);
+    for (const u of [
+      0,
+      -16,
+      8,
+      15,
+      17,
+      24,
+      520,
+      16.5,
+      Number.NaN,
+      Number.POSITIVE_INFINITY,
+      (1 << 24) + 16,
+    ]) {
+      cases.push([`unit ${u}`, KEY, 0, u, new Uint8Array(1040)]);
+    }
+    cases.push(['unit as a string', KEY, 0, '512' as unknown as number, new Uint8Array(512)]);
+    for (const n of [0, 16, 511, 513, 1000]) cases.push([`data ${n}`, KEY, 0, 512, new Uint8Array(n)]);
+    cases.push(['data string', KEY, 0, 512, notBytes]);
+    for (const f of [-1, 0.5, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 53, -0.5]) {
+      cases.push([`first ${f}`, KEY, f, 512, new Uint8Array(512)]);
+    }
+    cases.push(['first as a string', KEY, '0' as unknown as number, 512, new Uint8Array(512)]);
+    cases.push(['last unit 2^53', KEY, max, 16, new Uint8Array(32)]);
+    // (2^53 - 2) + 3 rounds to 2^53 in floating point; the check must not be fooled by it.
+    cases.push(['last unit 2^53 (rounding)', KEY, max - 1, 16, new Uint8Array(48)]);
+    for (const [id, key, first, unit, data] of cases) {
+      expect(
+        codeOf(() => backend.aes256XtsEncryptUnits(key, first, unit, data)),
+        `encrypt, ${id}`,
+      ).toBe('CRYPTO_INPUT');
+      expect(
+        codeOf(() => backend.aes256XtsDecryptUnits(key, first, unit, data)),
+        `decrypt, ${id}`,
+      ).toBe('CRYPTO_INPUT');
+    }
+    // The edges that are allowed.
+    expect(backend.aes256XtsEncryptUnits(KEY, max, 16, new Uint8Array(16)).length).toBe(16);
+    expect(backend.aes256XtsEncryptUnits(KEY, max - 1, 16, new Uint8Array(32)).length).toBe(32);
+    expect(backend.aes256XtsDecryptUnits(KEY, -0, 16, new Uint8Array(16)).length).toBe(16);
+  });
+});
+
 describe.each(BACKENDS)('PBKDF2-HMAC-SHA256 on the %s backend', (_name, backend) => {
   it('RFC 7914 §11: P="passwd" S="salt" c=1 and P="Password" S="NaCl" c=80000, 64 bytes each', () => {
     for (const v of PBKDF2_SHA256_RFC7914) {
