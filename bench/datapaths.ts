@@ -259,41 +259,55 @@ const SCENARIOS: Record<Scenario, () => Figure> = {
   'disk plain write': () => diskPath(2, false),
   'disk encrypted write': () => diskPath(2, true),
 };
-const ROUNDS = 3;
+const ROUNDS = Number(process.env.DATAPATH_ROUNDS ?? 5);
+/** Ratios taken within each round, between neighbouring runs (the host changes speed), then the median. */
+const PAIRS: readonly [string, Scenario, Scenario][] = [
+  ['firewall / direct DTM path', 'firewall', 'hub pass'],
+  ['spool / pass', 'hub spool', 'hub pass'],
+  ['encrypted / plain disk read', 'disk encrypted read', 'disk plain read'],
+  ['encrypted / plain disk write', 'disk encrypted write', 'disk plain write'],
+];
 
-console.log(`data paths: ${FRAMES} frames of ${SIZE} bytes, bursts of ${BURST}, credit per burst`);
-console.log(`every scenario once to warm up, then ${ROUNDS} interleaved rounds; medians of CPU time`);
-for (const run of Object.values(SCENARIOS)) run();
-const runs = new Map<Scenario, Figure[]>();
-for (let round = 0; round < ROUNDS; round++) {
-  for (const [name, run] of Object.entries(SCENARIOS) as [Scenario, () => Figure][]) {
-    runs.set(name, [...(runs.get(name) ?? []), run()]);
-  }
-}
-const mbps = new Map<Scenario, number>();
-for (const [name, fs] of runs) {
-  const f = [...fs].sort((a, b) => a.bytes / a.seconds - b.bytes / b.seconds)[Math.floor(fs.length / 2)]!;
-  const rate = f.bytes / f.seconds / 1e6;
-  mbps.set(name, rate);
-  const unit = name.startsWith('disk') ? 'sectors/s' : 'frames/s';
+const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const rate = (f: Figure) => f.bytes / f.seconds / 1e6;
+
+export function main(): void {
+  console.log(`data paths: ${FRAMES} frames of ${SIZE} bytes, bursts of ${BURST}, credit per burst`);
   console.log(
-    `${name.padEnd(20)} ${f.seconds.toFixed(3)} s CPU: ${(f.units / f.seconds).toFixed(0).padStart(7)} ${unit.padEnd(9)} ${rate.toFixed(2).padStart(7)} MB/s`,
+    `every scenario once to warm up, then ${ROUNDS} rounds (order alternating); medians of CPU time`,
+  );
+  const order = Object.keys(SCENARIOS) as Scenario[];
+  for (const name of order) SCENARIOS[name]();
+  const runs = new Map<Scenario, Figure[]>();
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const name of round % 2 === 0 ? order : [...order].reverse()) {
+      runs.set(name, [...(runs.get(name) ?? []), SCENARIOS[name]()]);
+    }
+  }
+  const mbps = new Map<Scenario, number>();
+  for (const name of order) {
+    const fs = runs.get(name)!;
+    const f = [...fs].sort((a, b) => rate(a) - rate(b))[Math.floor(fs.length / 2)]!;
+    mbps.set(name, rate(f));
+    const unit = name.startsWith('disk') ? 'sectors/s' : 'frames/s';
+    console.log(
+      `${name.padEnd(20)} ${f.seconds.toFixed(3)} s CPU: ${(f.units / f.seconds).toFixed(0).padStart(7)} ${unit.padEnd(9)} ${rate(f).toFixed(2).padStart(7)} MB/s`,
+    );
+  }
+  const ratio = new Map<string, number>();
+  for (const [label, a, b] of PAIRS) {
+    const xs = runs.get(a)!.map((f, i) => rate(f) / rate(runs.get(b)![i]!));
+    ratio.set(label, median(xs));
+    console.log(`${label}: ${median(xs).toFixed(3)} (per round: ${xs.map((x) => x.toFixed(2)).join(' ')})`);
+  }
+  console.log('targets: firewall / direct >= 0.5, encrypted / plain disk >= 0.7');
+  const m = (name: Scenario) => mbps.get(name)!.toFixed(2);
+  console.log(
+    `RESULT dtm_mbps=${m('hub pass')} dtm_spool_mbps=${m('hub spool')} firewall_mbps=${m('firewall')} ` +
+      `disk_plain_mbps=${m('disk plain read')} disk_enc_mbps=${m('disk encrypted read')} ` +
+      `disk_plain_write_mbps=${m('disk plain write')} disk_enc_write_mbps=${m('disk encrypted write')} ` +
+      `firewall_ratio=${ratio.get('firewall / direct DTM path')!.toFixed(3)} ` +
+      `disk_enc_ratio=${ratio.get('encrypted / plain disk read')!.toFixed(3)} ` +
+      `disk_enc_write_ratio=${ratio.get('encrypted / plain disk write')!.toFixed(3)}`,
   );
 }
-const hub = mbps.get('hub pass')!;
-const fw = mbps.get('firewall')!;
-const sp = mbps.get('hub spool')!;
-const dp = mbps.get('disk plain read')!;
-const de = mbps.get('disk encrypted read')!;
-const dpw = mbps.get('disk plain write')!;
-const dew = mbps.get('disk encrypted write')!;
-console.log(
-  `firewall / direct DTM path: ${(fw / hub).toFixed(3)} (target >= 0.5); spool / pass: ${(sp / hub).toFixed(3)}`,
-);
-console.log(
-  `encrypted / plain disk: read ${(de / dp).toFixed(3)}, write ${(dew / dpw).toFixed(3)} (target >= 0.7)`,
-);
-console.log(
-  `RESULT dtm_mbps=${hub.toFixed(2)} dtm_spool_mbps=${sp.toFixed(2)} firewall_mbps=${fw.toFixed(2)} ` +
-    `disk_plain_mbps=${dp.toFixed(2)} disk_enc_mbps=${de.toFixed(2)} disk_plain_write_mbps=${dpw.toFixed(2)} disk_enc_write_mbps=${dew.toFixed(2)}`,
-);
