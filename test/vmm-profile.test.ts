@@ -5,7 +5,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadProfile, parseProfile, Vmm, VmmError } from '@clefnet/emulator';
+import { loadProfile, memoryBlockBackend, parseProfile, Vmm, VmmError } from '@clefnet/emulator';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildTinyOs, TINYOS_DIR } from '../guests/build.js';
 
@@ -132,6 +132,7 @@ describe('guest profiles', () => {
         encryption: { key_file: 'a.diskkey', passphrase_env: 'CLEFNET_TEST_PASSPHRASE' },
         key_trap: { name: 've-1.anc1.example', address: 0xfffe0000 },
         nics: 2,
+        crypto_device: true,
         dtm_config: {
           medium: 'modem',
           channel: 'firewall',
@@ -156,6 +157,12 @@ describe('guest profiles', () => {
     });
     expect(p.keyTrap).toEqual({ name: 've-1.anc1.example', address: 0xfffe0000 });
     expect(p.nics).toBe(2);
+    expect(p.cryptoDevice).toBe(true);
+    // A VE made from it has the crypto device at 0x320 (claim 39), owned by it, with no key loaded.
+    const vmm = new Vmm({ clock: () => 0, ramBytes: 8 << 20, disk: memoryBlockBackend(400) });
+    const { encryption: _e, keyTrap: _k, ...plain } = p;
+    const ve = vmm.createVe(plain);
+    expect(ve.vm.crypto?.ports).toEqual([0x320, 0x326]);
     expect(p.dtm).toEqual({
       medium: 'modem',
       channel: 'firewall',

@@ -17,6 +17,14 @@ export type { InterruptSource, PortDevice, Snapshotting, Ticking } from './devic
 export { IoBus } from './devices/bus.js';
 export type { ConsoleOptions } from './devices/console.js';
 export { ConsoleDevice } from './devices/console.js';
+export {
+  CRYPTO_COMMAND,
+  CRYPTO_DEFAULT_BASE,
+  CRYPTO_ERROR,
+  CRYPTO_PORT,
+  CryptoDevice,
+  type CryptoDeviceOptions,
+} from './devices/cryptodev.js';
 export type { BlockBackend, DiskOptions } from './devices/disk.js';
 export { Disk, fileBlockBackend, memoryBlockBackend, SECTOR_SIZE } from './devices/disk.js';
 export type { Dma } from './devices/dma.js';

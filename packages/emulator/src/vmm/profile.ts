@@ -30,6 +30,7 @@
  * the partition's wrapped data key (disk/crypt.ts); the two-level scheme's passphrase comes from
  * the environment variable `passphrase_env`, never from the file. `key_trap` (testbed key) turns on
  * the key trap for Name-VE `name`; `nics` (testbed key) gives a firewall VE its second NIC;
+ * `crypto_device` (testbed key) the claim-39 crypto device;
  * `dtm_config` is the VE's DTM port (dtm.ts PortOptions: medium, channel, mode, reach, accept,
  * confirm), which the host that wires the DTMs applies.
  */
@@ -62,6 +63,7 @@ const KEYS = new Set([
   'allow_removable_boot',
   'key_trap',
   'nics',
+  'crypto_device',
 ]);
 /** TB-8 keys this VM manager does not honour yet; refused unless empty or absent. */
 const NOT_YET = ['ring_apps', 'devices', 'io_ports'] as const;
@@ -233,6 +235,7 @@ export function parseProfile(doc: unknown, dir: string | ProfileFiles): VeProfil
     keyTrap = { name: keyName as Name, ...(address === undefined ? {} : { address }) };
   }
   const nics = int(o, 'nics', 1, 2) as 1 | 2 | undefined;
+  const cryptoDevice = bool(o, 'crypto_device');
   let dtm: VeProfile['dtm'];
   if (o.dtm_config !== undefined) {
     const c = object(o.dtm_config, 'dtm_config', ['medium', 'channel', 'mode', 'reach', 'accept', 'confirm']);
@@ -267,6 +270,7 @@ export function parseProfile(doc: unknown, dir: string | ProfileFiles): VeProfil
     ...(encryption === undefined ? {} : { encryption }),
     ...(keyTrap === undefined ? {} : { keyTrap }),
     ...(nics === undefined ? {} : { nics }),
+    ...(cryptoDevice === undefined ? {} : { cryptoDevice }),
     ...(dtm === undefined ? {} : { dtm }),
     ...(nvramFile === undefined ? {} : { nvram: files.nvram(nvramFile) }),
     ...disk,

@@ -109,6 +109,11 @@ export interface VeProfile {
   };
   /** Its NICs (default 1; a firewall VE has 2, its inside and outside, FW-2). */
   readonly nics?: 1 | 2;
+  /**
+   * Claim 39: a crypto device (devices/cryptodev.ts) through which the guest seals and opens its
+   * streams with key slots only the real environment loads (`ve.vm.crypto.load`), its own VE's keys.
+   */
+  readonly cryptoDevice?: boolean;
 }
 
 /** Block translation (TB-9): virtual block b of a VE is physical block start + b, for b < count. */
@@ -260,6 +265,7 @@ export class Vmm {
       nicMac: veMac(id),
       ...(profile.nics === 2 ? { nics: 2 as const, nic2Mac: veMac(id, 1) } : {}),
     });
+    if (profile.cryptoDevice === true) vm.attachCrypto({ owner: profile.name });
     this.portions.set(id, { base, bytes });
     const ve = new VirtualEnvironment({
       id,
