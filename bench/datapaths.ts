@@ -8,7 +8,9 @@
  * - `modem channel`: configuration B (Fig. 9B), the sender on a modem link, translated to ethernet;
  * - `linked DTMs`: configuration C (Fig. 9C), sender and receiver on two DTMs sharing a spool;
  * - `firewall`: the four-machine desktop's path (Fig. 10A): a VE -> inside DTM -> the firewall
- *   guest -> outside DTM -> gateway 22 -> the wire, and the credit back in from the wire.
+ *   guest -> outside DTM -> gateway 22 -> the wire, and the credit back in from the wire;
+ * - `gateway pass` / `gateway direct`: the same VE to the wire without the firewall, through its
+ *   DTM, or on DTM-11's direct path (TRADE-2's fastest choice);
  *
  * - `disk plain` / `disk encrypted`: a VE guest (bench/guests/disk.s) reading its disk in 4 KiB
  *   commands and summing every byte (and writing: filling each buffer first), interrupt-driven,
@@ -186,6 +188,31 @@ function firewallPath(): Figure {
   return measure('firewall', vmm, () => seen);
 }
 
+/**
+ * A VE streaming to the outside without the firewall: through its DTM to gateway 22 (`pass`), or
+ * on DTM-11's direct path (`direct`); the far end sends the credit back.
+ */
+function gatewayPath(direct: boolean): Figure {
+  const vmm = new Vmm({ clock, ramBytes: 16 << 20 });
+  const gw = new Gateway(vmm);
+  const far = Uint8Array.of(0x02, 0x99, 0, 0, 0, 1);
+  const s = ve(vmm, 's', netRom(1, ether(far, veMac(1), SIZE), ether(far, veMac(1), 60)));
+  if (direct) gw.attachDirect(s.vm.nic);
+  else {
+    const dtm = new Dtm({ name: 'a', id: 1, core: vmm.core, spool: memorySpool(), clock });
+    gw.connect(dtm);
+    dtm.attach({ name: 's', nic: s.vm.nic, mode: 'pass' });
+    vmm.addService(() => dtm.service());
+  }
+  let seen = 0;
+  const credit = ether(veMac(1), far, 60);
+  vmm.machine.nic.on('transmit', () => {
+    seen++;
+    if (seen % BURST === 0) vmm.machine.nic.receive(credit);
+  });
+  return measure(direct ? 'gateway direct' : 'gateway pass', vmm, () => seen);
+}
+
 const DISK_SECTORS = 4096;
 const DISK_SOURCE = readFileSync(new URL('./guests/disk.s', import.meta.url), 'utf8');
 const diskRom = (command: 1 | 2) =>
@@ -211,7 +238,7 @@ const diskHeader = wrapDataKey(dataKey, {
   machine: machineTriple.clef,
 });
 /** Commands of 4 KiB per measurement. */
-const DISK_COMMANDS = Number(process.env.DATAPATH_DISK_COMMANDS ?? 3000);
+const DISK_COMMANDS = Number(process.env.DATAPATH_DISK_COMMANDS ?? 6000);
 
 function diskPath(command: 1 | 2, encrypted: boolean): Figure {
   const vmm = new Vmm({
@@ -244,6 +271,8 @@ type Scenario =
   | 'modem channel'
   | 'linked DTMs'
   | 'firewall'
+  | 'gateway pass'
+  | 'gateway direct'
   | 'disk plain read'
   | 'disk encrypted read'
   | 'disk plain write'
@@ -254,6 +283,8 @@ const SCENARIOS: Record<Scenario, () => Figure> = {
   'modem channel': () => pair('modem'),
   'linked DTMs': () => pair('linked'),
   firewall: firewallPath,
+  'gateway pass': () => gatewayPath(false),
+  'gateway direct': () => gatewayPath(true),
   'disk plain read': () => diskPath(1, false),
   'disk encrypted read': () => diskPath(1, true),
   'disk plain write': () => diskPath(2, false),
@@ -264,6 +295,8 @@ const ROUNDS = Number(process.env.DATAPATH_ROUNDS ?? 5);
 const PAIRS: readonly [string, Scenario, Scenario][] = [
   ['firewall / direct DTM path', 'firewall', 'hub pass'],
   ['spool / pass', 'hub spool', 'hub pass'],
+  ['firewall / gateway pass', 'firewall', 'gateway pass'],
+  ['gateway pass / direct', 'gateway pass', 'gateway direct'],
   ['encrypted / plain disk read', 'disk encrypted read', 'disk plain read'],
   ['encrypted / plain disk write', 'disk encrypted write', 'disk plain write'],
 ];
