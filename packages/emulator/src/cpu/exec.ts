@@ -753,7 +753,15 @@ export function run(cpu: Cpu, budget: number): RunResult {
           case 0xa1:
             checkEncoding(w0, imm);
             slow = 3;
-            if (cpu.cpl > cpu.iopl) throw fault(VEC.GP, 0);
+            if (cpu.cpl > cpu.iopl) {
+              if ((cpu.exitVectors >>> VEC.GP) & 1) {
+                // The host takes this #GP(0) as an exit (a VM manager's CLI/STI trap): no exception.
+                cpu.eip = start >>> 0;
+                cpu.instructions += executed - counted;
+                return { reason: 'exit', vector: VEC.GP, errorCode: 0, executed };
+              }
+              throw fault(VEC.GP, 0);
+            }
             if (op === 0xa0) cpu.eflags &= ~IF;
             else {
               if (!(cpu.eflags & IF)) cpu.interruptShadow = true;
