@@ -12,7 +12,7 @@ import { NIC_COMMAND, NIC_CONTROL, NIC_PORT, type Nic } from '../devices/nic.js'
 import { PIC_PORT } from '../devices/pic.js';
 import { VmmError } from '../vmm/errors.js';
 import type { Vmm } from '../vmm/vmm.js';
-import { type Dtm, type GatewayLink, type GatewayPortOptions, OUTSIDE } from './dtm.js';
+import { type Dtm, type GatewayLink, type GatewayPortOptions, type NicLink, OUTSIDE } from './dtm.js';
 import { BROADCAST, ETHERNET_HEADER, formatMac } from './frame.js';
 
 export interface GatewayOptions {
@@ -37,7 +37,7 @@ export class Gateway implements GatewayLink {
   /** Physical address of the DMA buffer page in the VMM's RAM. */
   private readonly buffer: number;
   private dtm: Dtm | undefined;
-  private readonly direct = new Map<string, { nic: Nic; off: () => void }>();
+  private readonly direct = new Map<string, { nic: NicLink; off: () => void }>();
   private readonly counts = { received: 0, transmitted: 0, unrouted: 0 };
 
   constructor(vmm: Vmm, opts: GatewayOptions = {}) {
@@ -64,9 +64,11 @@ export class Gateway implements GatewayLink {
 
   /**
    * DTM-11: `nic`'s VE exchanges frames with the outside directly. Its transmissions leave the
-   * machine as they are; frames from outside addressed to its NIC go straight to it.
+   * machine as they are; frames from outside addressed to its NIC go straight to it. `nic` may be
+   * the VMM's filter 94 around the VE's NIC (stream.ts): the direct path then carries only
+   * ciphertext, still without the DTM.
    */
-  attachDirect(nic: Nic): () => void {
+  attachDirect(nic: NicLink): () => void {
     const key = formatMac(nic.mac);
     if (this.direct.has(key)) throw new VmmError('CONFIG_INVALID', `${key} is already direct`);
     const off = nic.on('transmit', (frame) => this.transmit(frame));

@@ -517,6 +517,45 @@ describe('between machines over gateway 22 (a party on another machine)', () => 
     });
   }
 
+  it('DTM-11 with filter 94: a direct VE sends only ciphertext to the wire, and the other machine opens it', () => {
+    const m1 = machine('m1');
+    const m2 = machine('m2');
+    installVeKeys(m1.keys, 'a');
+    installVeKeys(m2.keys, 'x', 'b');
+    const gw1 = new Gateway(m1.vmm);
+    const gw2 = new Gateway(m2.vmm);
+    gw2.connect(m2.dtm);
+    const wire: Uint8Array[] = [];
+    m1.vmm.machine.nic.on('transmit', (f) => {
+      wire.push(f);
+      m2.vmm.machine.nic.receive(f);
+    });
+    const macA = veMac(1);
+    const macB = veMac(2);
+    const frames = [ether(macB, macA, ETHERTYPE_DATAGRAM, SECRET)];
+    const a = netVe(m1.vmm, 'a', senderRom(frames));
+    netVe(m2.vmm, 'x', receiverRom());
+    const b = netVe(m2.vmm, 'b', receiverRom());
+    const peerOfA = knownPeer({ name: m2.keys.get('b')!.name, clef: m2.keys.get('b')!.clef });
+    const peerOfB = knownPeer({ name: m1.keys.get('a')!.name, clef: m1.keys.get('a')!.clef });
+    // Machine 1: no DTM on a's path at all, only filter 94 between its NIC and gateway 22.
+    const s = createStream({
+      backend,
+      random: seededRandom('key ids direct a'),
+      local: m1.local('ve', 'a'),
+      peers: [{ mac: macB, remote: peerOfA }],
+    });
+    gw1.attachDirect(streamFilter(a.vm.nic, { stream: s, ve: 'a' }));
+    m2.attach(b, 'b', 'vmm', { local: m2.local('ve', 'b'), peers: [{ mac: macA, remote: peerOfB }] });
+    m1.vmm.run(a.id, 200_000);
+    m2.vmm.run(b.id, 200_000);
+    m2.vmm.run(b.id, 200_000);
+    expect(received(b)).toEqual(frames);
+    expect(wire.map((f) => hex(f.subarray(0, 14)))).toEqual([`${hex(macB)}${hex(macA)}88b7`]);
+    expect(wire.some((f) => contains(f, MARK))).toBe(false);
+    expect(m1.dtm.stats().delivered).toBe(0);
+  });
+
   it('a modem-link VE: filter 94 seals its PPP-like frames as protocol 0x4A39 and the DTM translates them', () => {
     const w = machine('m1');
     installVeKeys(w.keys, 'm', 'e');
