@@ -29,7 +29,7 @@ import { createMachine } from '../../src/machine.js';
 import type { VirtualEnvironment } from '../../src/vmm/ve.js';
 import { VeKeys } from '../../src/vmm/vekeys.js';
 import { Vmm } from '../../src/vmm/vmm.js';
-import { consoleText, ether, LOG, NIC, netVe, received, receiverRom } from '../dtm/net.js';
+import { consoleText, ether, LOG, NIC, NIC_IRQ_SETUP, netVe, received, receiverRom } from '../dtm/net.js';
 import { guestRom } from '../vmm/guest.js';
 import { busWith, fakeMemory } from './helpers.js';
 
@@ -251,19 +251,7 @@ ${dataLines(frames)}
 function openingReceiverRom(slots: readonly number[]): Uint8Array {
   return guestRom({
     main: `
-main:   mov eax, nic_irq
-        st [IDT_AT + 0x23 * 8], eax
-        mov eax, 0x08 | (0xE << 24) | (1 << 31)
-        st [IDT_AT + 0x23 * 8 + 4], eax
-        mov eax, (0x24 * 8 - 1) | (IDT_AT << 16)
-        st [0x5000], eax
-        mov eax, IDT_AT >> 16
-        st [0x5004], eax
-        lidt [0x5000]
-        mov eax, 0xFFFF & ~(1 << 3)
-        out 0x21, eax
-        mov eax, 1
-        out ${NIC + 1}, eax
+main:   ${NIC_IRQ_SETUP}
         mov edi, ${LOG + 4}
         mov ebp, ${RESULTS + 4}
         mov ebx, 0

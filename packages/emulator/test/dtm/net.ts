@@ -79,14 +79,10 @@ ${dataLines(frames)}
 }
 
 /**
- * Receives frames into the log at LOG, printing `R` for each. When its queue is empty it waits for
- * the NIC's receive interrupt (vector 0x23, line 3 unmasked) with STI; HLT: a run then stops
- * (halted, no device event due), and the next run after a delivery takes the interrupt and goes on.
+ * Scaffold assembly that makes the NIC's receive interrupt (line 3, vector 0x23) reach `nic_irq`
+ * (which the program supplies: EOI and IRET) and enables it; the IDT grows to 0x24 entries.
  */
-export function receiverRom(): Uint8Array {
-  return guestRom({
-    main: `
-main:   mov eax, nic_irq
+export const NIC_IRQ_SETUP = `mov eax, nic_irq
         st [IDT_AT + 0x23 * 8], eax
         mov eax, 0x08 | (0xE << 24) | (1 << 31)
         st [IDT_AT + 0x23 * 8 + 4], eax
@@ -98,7 +94,17 @@ main:   mov eax, nic_irq
         mov eax, 0xFFFF & ~(1 << 3)
         out 0x21, eax
         mov eax, 1
-        out ${NIC + 1}, eax
+        out ${NIC + 1}, eax`;
+
+/**
+ * Receives frames into the log at LOG, printing `R` for each. When its queue is empty it waits for
+ * the NIC's receive interrupt (vector 0x23, line 3 unmasked) with STI; HLT: a run then stops
+ * (halted, no device event due), and the next run after a delivery takes the interrupt and goes on.
+ */
+export function receiverRom(): Uint8Array {
+  return guestRom({
+    main: `
+main:   ${NIC_IRQ_SETUP}
         mov edi, ${LOG + 4}
         mov ebx, 0
         st [${LOG}], ebx
