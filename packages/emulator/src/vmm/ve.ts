@@ -568,13 +568,48 @@ export class VirtualEnvironment {
       }
       if (!this.writeTrap) this.burstEnd(); // any other trap ends a burst of trapped VEDT writes
       this.trap(vector, r.errorCode, r.software === true);
-      const s = this.step(vector, r.errorCode, true);
+      const s = this.step(vector, r.errorCode, true, r.software === true);
       executed += s.executed;
       if (vector === VEC.PF && r.software !== true) this.fill(cr2);
       if (s.reason !== 'budget') return { ...s, executed };
       if (this.endRun()) return { reason: 'budget', executed };
     }
     return { reason: 'budget', executed };
+  }
+
+  /**
+   * After the virtual CPU delivered a software interrupt through a gate without a task switch, the
+   * only guest memory it can have written is the frame it pushed (at most 20 bytes at SS:ESP) and
+   * the accessed bits of the CS and SS descriptors it loaded. When that frame lies in no page of
+   * the guest's GDT, LDT or TSS, and both descriptors equal the copies the shadow tables were made
+   * from, the tables are as they were: nothing needs comparing before native code runs again.
+   */
+  private intLeftTablesAlone(): boolean {
+    // Under VEDT substitution the table in guest memory is not the guest's view: always compare.
+    if (this.vt !== undefined) return false;
+    const vcpu = this.vcpu;
+    const sp = (vcpu.segBase[2]! + vcpu.reg[4]!) >>> 0;
+    for (const at of [sp, (sp + 19) >>> 0]) {
+      const gpa = this.walk(at);
+      if (gpa < 0 || this.tracked.has(gpa >>> 12)) return false;
+    }
+    return this.descriptorAsCopied(vcpu.segSel[1]!) && this.descriptorAsCopied(vcpu.segSel[2]!);
+  }
+
+  /** Whether the guest's descriptor for `sel` equals the copy of its table (VEDT-3 aside). */
+  private descriptorAsCopied(sel: number): boolean {
+    const vcpu = this.vcpu;
+    const ldt = (sel & 4) !== 0;
+    if (ldt && !vcpu.ldtUsable) return false;
+    const copy = ldt ? this.ldt.copy : this.gdt.copy;
+    const i = (sel >>> 3) * 2;
+    if (i + 1 >= copy.length) return false;
+    const at = ((ldt ? vcpu.ldtBase : vcpu.gdtBase) + (sel & ~7)) >>> 0;
+    const lo = this.walk(at);
+    const hi = this.walk((at + 4) >>> 0);
+    if (lo < 0 || hi < 0 || lo + 4 > this.ramBytes || hi + 4 > this.ramBytes) return false;
+    const phys = this.vm.phys;
+    return (phys.read32(lo) | 0) === (copy[i]! | 0) && (phys.read32(hi) | 0) === (copy[i + 1]! | 0);
   }
 
   /**
@@ -741,9 +776,10 @@ export class VirtualEnvironment {
    * `vector` and `errorCode` are the trap that led here (-1: none). A fault it raises is delivered
    * to the guest.
    */
-  private step(vector: number, errorCode?: number, captured = false): RunResult {
+  private step(vector: number, errorCode?: number, captured = false, software = false): RunResult {
     const vcpu = this.vcpu;
     if (!captured) this.capture();
+    const trBefore = vcpu.trSel;
     const ringBefore = vcpu.cpl;
     // The virtual CPU keeps its TLB between steps, as a bare CPU does between instructions; the
     // guest's INVLPG and CR3 writes flush it, and the shadow tables with it.
@@ -779,7 +815,11 @@ export class VirtualEnvironment {
       if (vt !== undefined) this.swapOut(vt);
     }
     this.instructions += r.executed;
-    this.tablesDirty = true;
+    // The guest's tables are compared again before native code runs, unless this was a software
+    // interrupt that provably left them alone (the system-call path: see intLeftTablesAlone).
+    if (!(software && !reflected && vcpu.trSel === trBefore && this.intLeftTablesAlone())) {
+      this.tablesDirty = true;
+    }
     if (vmmu.generation !== gen || vmmu.paging !== this.pgPaging || vmmu.writeProtect !== this.pgWp) {
       this.flushShadows();
     }
