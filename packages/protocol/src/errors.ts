@@ -59,6 +59,10 @@ export const ERROR_CODES = {
   SPOOL_CORRUPT: 'The spool area is not a spool, or its header fails its checks.',
   DTM_BAD_HOLD: 'No held transfer has this id, or it was already approved, rejected or expired.',
   DISK_KEY_REFUSED: "A partition's data key cannot be unwrapped with this machine key or passphrase.",
+  // Services (issue 6)
+  STORE_CORRUPT:
+    "A service's database holds a row that fails its checks, or a schema newer than the service.",
+  INTERNAL: 'A service failed on its own side (a bug or a host error); the request had no effect.',
   DISK_CORRUPT: "The partition table or the real partition's file system directory fails its checks.",
 } as const;
 
