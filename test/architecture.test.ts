@@ -1,7 +1,8 @@
 /**
  * The dependency direction of ARCHITECTURE.md, checked on the sources: protocol <- emulator <-
- * services <- test; services never import each other; crypto primitives are imported only in the
- * protocol package's crypto layer (STYLE: crypto is wrapped once).
+ * services <- test, and protocol <- service-host <- services; services never import each other;
+ * crypto primitives are imported only in the protocol package's crypto layer (STYLE: crypto is
+ * wrapped once).
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -14,10 +15,11 @@ const root = fileURLToPath(new URL('../', import.meta.url));
 const ALLOWED: Record<string, readonly string[]> = {
   'packages/protocol': [],
   'packages/emulator': ['@clefnet/protocol'],
-  'services/keyserver': ['@clefnet/protocol', '@clefnet/emulator'],
-  'services/repository': ['@clefnet/protocol', '@clefnet/emulator'],
-  'services/asd': ['@clefnet/protocol', '@clefnet/emulator'],
-  'services/anc': ['@clefnet/protocol', '@clefnet/emulator'],
+  'packages/service-host': ['@clefnet/protocol'],
+  'services/keyserver': ['@clefnet/protocol', '@clefnet/emulator', '@clefnet/service-host'],
+  'services/repository': ['@clefnet/protocol', '@clefnet/emulator', '@clefnet/service-host'],
+  'services/asd': ['@clefnet/protocol', '@clefnet/emulator', '@clefnet/service-host'],
+  'services/anc': ['@clefnet/protocol', '@clefnet/emulator', '@clefnet/service-host'],
 };
 
 function sources(dir: string): string[] {

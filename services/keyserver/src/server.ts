@@ -1,8 +1,8 @@
 /**
  * `createKeyServerService(opts)`: one key server process (KServ1 or KServ2, by `serves`): the
- * protocol's KeyServer party over a SQLite store, behind the Fastify app of app.ts, with a logger,
- * a listener and a graceful stop. Everything the protocol decides is the party's; this file only
- * wires it to storage, sockets and time.
+ * protocol's KeyServer party over a SQLite store, in the service host of @clefnet/service-host
+ * (sockets, routing, events, health, start and stop) with the admin routes of routes/admin.ts.
+ * Everything the protocol decides is the party's; this file only wires it to storage and the host.
  */
 import { join } from 'node:path';
 import {
@@ -16,26 +16,29 @@ import {
   KeyServer,
   type KeyServerJob,
   type KnownKeyServer,
-  LIMITS,
   type Name,
   nodeBackend,
-  type Outcome,
   type ProfileName,
-  parseName,
   type RandomSource,
   type Rules,
   systemRandom,
 } from '@clefnet/protocol';
+import {
+  type ConnectHook,
+  checkHostOptions,
+  createServiceHost,
+  type ListenAddress,
+  type ServiceEventListener,
+} from '@clefnet/service-host';
 import type { FastifyInstance } from 'fastify';
 import { type Logger, pino } from 'pino';
-import { WebSocket } from 'ws';
-import { buildApp, WS_PATH } from './app.js';
-import { createEventHub, hostErrorEvent, type ServiceEventListener } from './events.js';
+import { adminRoutes } from './routes/admin.js';
 import { openSqliteKeyServerStore, type SqliteKeyServerStore } from './store.js';
-import { createGateway } from './ws/gateway.js';
 
 /** The SQLite file inside `dataDir`. */
 export const DB_FILE = 'keyserver.sqlite';
+/** Admin request bodies are one access pair or one Name. */
+const BODY_LIMIT = 16 * 1024;
 
 export interface KeyServerServiceOptions {
   /** This server's authority triple (KEY-12 provisioning; e.g. from tripleFromJson). */
@@ -65,7 +68,7 @@ export interface KeyServerServiceOptions {
   /** Name -> WebSocket URL of the other services this one sends to (TB-15). */
   readonly directory?: Readonly<Record<string, string>>;
   /** Opens every outgoing WebSocket; point it at a proxy to sit on the hop. */
-  readonly connect?: (url: string, peer: Name) => WebSocket;
+  readonly connect?: ConnectHook;
   /** Default the node:crypto backend (same bytes as noble, faster). */
   readonly backend?: CryptoBackend;
   /** Default Date.now. */
@@ -84,15 +87,6 @@ export interface KeyServerServiceOptions {
   readonly closeGraceMs?: number;
 }
 
-export interface ListenAddress {
-  readonly host: string;
-  readonly port: number;
-  /** Base URL of the HTTP API. */
-  readonly http: string;
-  /** URL of the WebSocket endpoint. */
-  readonly ws: string;
-}
-
 export interface KeyServerService {
   readonly app: FastifyInstance;
   readonly party: KeyServer;
@@ -108,7 +102,6 @@ export function createKeyServerService(opts: KeyServerServiceOptions): KeyServer
   checkOptions(opts);
   const clock = opts.clock ?? Date.now;
   const logger = opts.logger ?? pino({ level: 'info' });
-  const events = createEventHub(logger.child({ name: opts.identity.name }));
   const store =
     opts.store ??
     openSqliteKeyServerStore(join(opts.dataDir!, DB_FILE), {
@@ -134,118 +127,57 @@ export function createKeyServerService(opts: KeyServerServiceOptions): KeyServer
     throw e;
   }
 
-  const gateway = createGateway({
-    party,
-    transaction: (fn) => store.transaction(fn),
-    events,
-    clock,
-    directory: new Map(Object.entries(opts.directory ?? {}).map(([n, url]) => [parseName(n), url])),
-    connect:
-      opts.connect ??
-      ((url) => new WebSocket(url, { maxPayload: LIMITS.FRAME_MAX_BYTES, perMessageDeflate: false })),
-    heartbeatMs: opts.heartbeatMs ?? 30_000,
-  });
-
-  /** A party operation outside a message, in one transaction; a host failure is an event, then thrown. */
-  const operate = (where: string, op: () => Outcome): Outcome => {
-    let outcome: Outcome;
-    try {
-      outcome = store.transaction(op);
-    } catch (e) {
-      events.emit(hostErrorEvent(clock(), where, e));
-      throw e;
-    }
-    gateway.dispatch(outcome);
-    return outcome;
-  };
   const stored = (name: Name): Binding => {
     const b = store.get(name);
     if (b === undefined) throw new ClefnetError('BAD_STATE', `${name} is not stored after the operation`);
     return b;
   };
 
-  let state: 'created' | 'listening' | 'stopping' | 'stopped' = 'created';
-  const app = buildApp({
+  const host = createServiceHost({
+    name: opts.identity.name,
+    party,
+    transaction: (fn) => store.transaction(fn),
     logger,
-    admin: {
-      token: opts.adminToken,
-      register: (pair: AccessPair) => {
-        operate('register', () => party.register(pair));
-        return stored(pair.name);
-      },
-      revoke: (name: Name) => {
-        const outcome = operate('revoke', () => party.revoke(name));
-        if (outcome.error !== undefined) throw outcome.error;
-        return stored(name);
-      },
-      list: () => store.list(),
-    },
-    readiness: () => ({
-      storeOpen: store.isOpen,
-      listening: state === 'listening',
-      stopping: state === 'stopping' || state === 'stopped',
-    }),
-    acceptingSockets: () => state === 'listening',
-    onSocket: (ws, remote) => gateway.accept(ws, remote),
+    clock,
+    ...(opts.host === undefined ? {} : { host: opts.host }),
+    ...(opts.port === undefined ? {} : { port: opts.port }),
+    ...(opts.directory === undefined ? {} : { directory: opts.directory }),
+    ...(opts.connect === undefined ? {} : { connect: opts.connect }),
+    ...(opts.heartbeatMs === undefined ? {} : { heartbeatMs: opts.heartbeatMs }),
+    ...(opts.closeGraceMs === undefined ? {} : { closeGraceMs: opts.closeGraceMs }),
+    bodyLimit: BODY_LIMIT,
+    storeOpen: () => store.isOpen,
+    routes: (app, { operate }) =>
+      adminRoutes(app, {
+        token: opts.adminToken,
+        register: (pair: AccessPair) => {
+          operate('register', () => party.register(pair));
+          return stored(pair.name);
+        },
+        revoke: (name: Name) => {
+          const outcome = operate('revoke', () => party.revoke(name));
+          if (outcome.error !== undefined) throw outcome.error;
+          return stored(name);
+        },
+        list: () => store.list(),
+      }),
+    periodic: [{ where: 'expire', everyMs: opts.expireEveryMs ?? 1000, run: () => party.expire() }],
+    onStopped: () => store.close(),
   });
 
-  let expireTimer: NodeJS.Timeout | undefined;
-  let stopping: Promise<void> | undefined;
-
   return {
-    app,
+    app: host.app,
     party,
     store,
-    subscribe: (listener) => events.subscribe(listener),
-    async start() {
-      if (state !== 'created') throw new ClefnetError('BAD_STATE', `cannot start a service that is ${state}`);
-      const host = opts.host ?? '127.0.0.1';
-      await app.listen({ host, port: opts.port ?? 0 });
-      state = 'listening';
-      expireTimer = setInterval(() => {
-        try {
-          operate('expire', () => party.expire());
-        } catch {
-          // Already an event; the next tick tries again.
-        }
-      }, opts.expireEveryMs ?? 1000);
-      expireTimer.unref();
-      const address = app.server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : (opts.port ?? 0);
-      const base = `${host.includes(':') ? `[${host}]` : host}:${port}`;
-      return { host, port, http: `http://${base}`, ws: `ws://${base}${WS_PATH}` };
-    },
-    stop() {
-      stopping ??= (async () => {
-        state = 'stopping';
-        if (expireTimer !== undefined) clearInterval(expireTimer);
-        await gateway.close(opts.closeGraceMs ?? 2000);
-        await app.close();
-        store.close();
-        state = 'stopped';
-      })();
-      return stopping;
-    },
+    subscribe: (listener) => host.subscribe(listener),
+    start: () => host.start(),
+    stop: () => host.stop(),
   };
 }
 
+/** Checked before the store is opened: a bad option leaves nothing behind. */
 function checkOptions(opts: KeyServerServiceOptions): void {
-  const bad = (message: string) => new ClefnetError('CONFIG_INVALID', message);
   if (opts.dataDir === undefined && opts.store === undefined)
-    throw bad('either dataDir or store is required');
-  if (typeof opts.adminToken !== 'string' || opts.adminToken.length < 16)
-    throw bad('adminToken must be a string of at least 16 characters');
-  if (/[\s]/.test(opts.adminToken)) throw bad('adminToken must not contain whitespace');
-  const port = opts.port ?? 0;
-  if (!Number.isInteger(port) || port < 0 || port > 65_535) throw bad(`port ${port} is not 0..65535`);
-  for (const [name, url] of Object.entries(opts.directory ?? {})) {
-    let protocol: string;
-    try {
-      protocol = new URL(url).protocol;
-    } catch {
-      throw bad(`directory entry for ${name} is not a URL: ${url}`);
-    }
-    if (protocol !== 'ws:' && protocol !== 'wss:')
-      throw bad(`directory entry for ${name} is not ws:// or wss://`);
-  }
+    throw new ClefnetError('CONFIG_INVALID', 'either dataDir or store is required');
+  checkHostOptions(opts);
 }

@@ -19,6 +19,7 @@ import {
   toHex,
   utf8,
 } from '@clefnet/protocol';
+import { startRecordingProxy } from '@clefnet/service-host/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import type { ServiceEvent } from '../src/index.js';
@@ -38,7 +39,6 @@ import {
   tempDir,
   until,
 } from './helpers.js';
-import { startRecordingProxy } from './proxy.js';
 
 const cleanup: (() => Promise<void> | void)[] = [];
 afterEach(async () => {

@@ -8,14 +8,12 @@ import {
   accessPairFromJson,
   type Binding,
   encodeClef,
-  equalBytes,
   type Name,
-  ProtocolError,
   parseName,
   toHex,
-  utf8,
 } from '@clefnet/protocol';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { bearerAuth } from '@clefnet/service-host';
+import type { FastifyInstance } from 'fastify';
 
 /** What the admin routes need from the service. Each may throw a ClefnetError. */
 export interface AdminOps {
@@ -59,17 +57,9 @@ const revokeSchema = {
 } as const;
 
 export function adminRoutes(app: FastifyInstance, ops: AdminOps): void {
-  const expected = utf8(`Bearer ${ops.token}`);
   app.register(
     async (admin) => {
-      admin.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
-        const given = utf8(request.headers.authorization ?? '');
-        // equalBytes does not stop at the first difference (only the length can be told apart).
-        if (!equalBytes(given, expected)) {
-          reply.header('www-authenticate', 'Bearer');
-          throw new ProtocolError('NOT_AUTHORISED', 'the admin API needs Authorization: Bearer <token>');
-        }
-      });
+      admin.addHook('onRequest', bearerAuth(ops.token));
 
       admin.post<{ Body: AccessPairJson }>(
         '/pairs',

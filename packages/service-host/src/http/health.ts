@@ -1,4 +1,4 @@
-/** Liveness and readiness (orchestration probes; `clefnet status` later). */
+/** Liveness and readiness of a service (orchestration probes; `clefnet status` later). */
 import type { FastifyInstance } from 'fastify';
 
 export interface Readiness {

@@ -4,7 +4,7 @@
  *
  * 1. an answer to the frame being handled, addressed to the Name that frame claimed to come from,
  *    goes back on the link it came in on (the gateway does this before asking the router);
- * 2. a later answer (after KServ2 resolved the requester upstream, a relayed reply, a timeout)
+ * 2. a later answer (e.g. after KServ2 resolved the requester upstream, a relayed reply, a timeout)
  *    goes to the link its request came in on: for each request the party accepted without
  *    answering at once, the router queues (requester Name, corr) -> link; answers with that Name
  *    and corr take the queued links in arrival order, which is the order in which the party
@@ -21,7 +21,7 @@ import type { Link } from './link.js';
 
 /** (Name, corr) keys remembered at most; the least recently used is forgotten first. */
 const MAX_ROUTES = 65_536;
-/** Links queued under one key at most (a key server parks at most 256 messages by default). */
+/** Links queued under one key at most (a party parks at most 256 messages by default). */
 const MAX_PER_KEY = 256;
 
 export interface Router {

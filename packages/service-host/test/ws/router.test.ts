@@ -1,7 +1,7 @@
 import type { Name } from '@clefnet/protocol';
 import { describe, expect, it } from 'vitest';
-import type { Link } from '../src/ws/link.js';
-import { createRouter } from '../src/ws/router.js';
+import type { Link } from '../../src/ws/link.js';
+import { createRouter } from '../../src/ws/router.js';
 
 function fakeLink(id: string): Link & { usable: boolean } {
   return { id, usable: true, send: () => true };

@@ -1,12 +1,12 @@
 /**
- * The WebSocket side of the service: takes binary messages from inbound and outbound sockets,
- * runs each through the party inside one store transaction, and sends the frames of the outcome
+ * The WebSocket side of a service: takes binary messages from inbound and outbound sockets,
+ * runs each through the party inside one store transaction (the caller's), and sends the frames of the outcome
  * where the router says. One binary message is one frame (TB-15); text messages are refused
  * (close 1003); messages over the frame limit never reach this code (ws closes with 1009).
  *
- * A message is handled synchronously from start to end: the party's `receive()` runs inside a
- * SQLite transaction, the transaction commits, and only then are answers sent, so no answer ever
- * leaves for a change that is not stored (a mint whose transaction fails sends nothing). A peer
+ * A message is handled synchronously from start to end: the party's `receive()` runs inside the
+ * store's transaction, the transaction commits, and only then are answers sent, so no answer ever
+ * leaves for a change that is not stored (a key server's mint whose transaction fails sends nothing). A peer
  * that misbehaves (garbage, oversize, half a message, silence) affects only its own socket.
  */
 import {
@@ -15,6 +15,7 @@ import {
   type ErrorCode,
   type Frame,
   isProtocolError,
+  LIMITS,
   type Name,
   type Outcome,
 } from '@clefnet/protocol';
@@ -23,7 +24,14 @@ import { type EventHub, hostErrorEvent, type ServiceEvent } from '../events.js';
 import { createLink, type Link } from './link.js';
 import { createRouter } from './router.js';
 
-/** Something that takes frames: the KeyServer party. */
+/** Opens every outgoing WebSocket of a service: `(url, peer)` -> socket; point it at a proxy to sit on the hop. */
+export type ConnectHook = (url: string, peer: Name) => WebSocket;
+
+/** The default hook: a direct connection, the frame limit as `maxPayload`, no compression. */
+export const directConnect: ConnectHook = (url) =>
+  new WebSocket(url, { maxPayload: LIMITS.FRAME_MAX_BYTES, perMessageDeflate: false });
+
+/** Something that takes frames: the service's party (`Party.receive`). */
 export interface FrameEndpoint {
   receive(bytes: Uint8Array): Outcome;
 }
@@ -36,7 +44,7 @@ export interface GatewayOptions {
   readonly clock: Clock;
   readonly directory: ReadonlyMap<Name, string>;
   /** Opens the WebSocket for an outgoing hop (a proxy may be put here). */
-  readonly connect: (url: string, peer: Name) => WebSocket;
+  readonly connect: ConnectHook;
   /** Ping every socket this often; one that missed the previous ping is terminated. 0: never. */
   readonly heartbeatMs: number;
 }

@@ -1,7 +1,8 @@
 /**
- * `buildApp(opts)`: the Fastify instance of the key server: health and readiness, the admin API,
- * and the WebSocket endpoint /ws (ws on the same HTTP server, one binary message = one frame,
- * maximum payload = the protocol's frame limit, no compression).
+ * `buildHostApp(opts)`: the Fastify instance every service starts from: one error mapping,
+ * health and readiness, the service's own routes, and the WebSocket endpoint /ws (ws on the same
+ * HTTP server, one binary message = one frame, maximum payload = the protocol's frame limit, no
+ * compression).
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -9,35 +10,37 @@ import { LIMITS } from '@clefnet/protocol';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { type WebSocket, WebSocketServer } from 'ws';
-import { type AdminOps, adminRoutes } from './routes/admin.js';
-import { installErrorHandler } from './routes/errors.js';
-import { healthRoutes, type Readiness } from './routes/health.js';
+import { installErrorHandler } from './errors.js';
+import { healthRoutes, type Readiness } from './health.js';
 
 export const WS_PATH = '/ws';
-/** Admin request bodies are one access pair or one Name. */
-const BODY_LIMIT = 16 * 1024;
+/** Default HTTP body limit: admin request bodies are small (a key server's: one access pair or one Name). */
+export const DEFAULT_BODY_LIMIT = 16 * 1024;
 
-export interface AppOptions {
+export interface HostAppOptions {
   readonly logger: Logger;
-  readonly admin: AdminOps;
   readonly readiness: () => Readiness;
   /** False while stopping: new WebSocket upgrades are refused (503). */
   readonly acceptingSockets: () => boolean;
   /** Takes each upgraded socket on /ws. */
   readonly onSocket: (ws: WebSocket, remote: string) => void;
+  /** The service's own routes (its admin API), added after health and readiness. */
+  readonly routes?: (app: FastifyInstance) => void;
+  /** Default {@link DEFAULT_BODY_LIMIT}. */
+  readonly bodyLimit?: number;
 }
 
-export function buildApp(opts: AppOptions): FastifyInstance {
+export function buildHostApp(opts: HostAppOptions): FastifyInstance {
   const app: FastifyInstance = Fastify({
     loggerInstance: opts.logger as FastifyBaseLogger,
-    bodyLimit: BODY_LIMIT,
+    bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
     // Refuse what the schema does not allow instead of fixing it up (an extra `key` field is an
     // error, not silently dropped; a number is not a Name).
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false } },
   });
   installErrorHandler(app);
   healthRoutes(app, opts.readiness);
-  adminRoutes(app, opts.admin);
+  opts.routes?.(app);
 
   const wss = new WebSocketServer({
     noServer: true,

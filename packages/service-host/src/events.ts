@@ -1,5 +1,5 @@
 /**
- * The service's event stream (TB-2): every protocol event of the party, every frame in and out,
+ * A service's event stream (TB-2): every protocol event of its party, every frame in and out,
  * every connection and every host error is one {@link ServiceEvent}, written as one structured
  * pino line and handed to in-process subscribers (tests, a future viewer). Events carry sizes,
  * Names, codes and routing data, never key material or message contents.
@@ -15,7 +15,7 @@ import {
 import type { Logger } from 'pino';
 
 export type ServiceEvent =
-  /** One event of the KeyServer party, as it produced it. */
+  /** One event of the service's party, as it produced it. */
   | { readonly type: 'protocol'; readonly at: number; readonly event: ProtocolEvent }
   /**
    * One WebSocket binary message. Routing fields are read with the protocol's frame decoder; an

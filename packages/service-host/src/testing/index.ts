@@ -1,0 +1,15 @@
+/**
+ * @clefnet/service-host/testing: fixtures for the tests of any service: a manual clock, temp
+ * folders, a silent logger, polling, JSON over HTTP, a client party on real WebSockets, and a
+ * recording proxy for the `connect` hook. Not for production code.
+ */
+export {
+  httpJson,
+  manualClock,
+  PartyLink,
+  silent,
+  T0,
+  tempDir,
+  until,
+} from './helpers.js';
+export { type RecordedMessage, type RecordingProxy, startRecordingProxy } from './proxy.js';
