@@ -1,0 +1,166 @@
+/**
+ * A deploy across real sockets: the AR service reaches KServ1, KServ2 and the ANC's VE (protocol
+ * parties each on its own WebSocket server) through its directory, carries out steps 1-7 and the
+ * hand-over, and records each step's outcome in SQLite; the VE installs exactly the published
+ * bytes and receives the SecApp triple. A restart keeps modules and deployments.
+ */
+import { nodeBackend, seededRandom, toHex } from '@clefnet/protocol';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  AUTH,
+  httpJson,
+  manualClock,
+  N,
+  type Running,
+  startPeers,
+  startRepository,
+  T0,
+  TRIPLES,
+  tempDir,
+  until,
+} from './helpers.js';
+
+const cleanup: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const f of cleanup.splice(0).reverse()) await f();
+});
+
+const PROGRAM = new Uint8Array(Array.from({ length: 300 }, (_, i) => (i * 7 + 3) & 0xff));
+const DIGEST = toHex(nodeBackend.sha256(PROGRAM));
+
+/** Polls the admin API until deployment `id` is `sent` or `failed`. */
+async function finished(ar: Running, id: number): Promise<Record<string, unknown>> {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const r = await httpJson('GET', `${ar.address.http}/admin/deployments/${id}`, undefined, AUTH);
+    const body = r.body as Record<string, unknown>;
+    if (body.state === 'sent' || body.state === 'failed') return body;
+    if (Date.now() > deadline) throw new Error(`deployment ${id} did not finish: ${JSON.stringify(body)}`);
+    await new Promise((res) => setTimeout(res, 10));
+  }
+}
+
+describe.each(['patent', 'hardened'] as const)('deploying a module, %s', (profile) => {
+  it('carries out steps 1-7 and the hand-over, records them, and the VE installs the program', async () => {
+    const clock = manualClock();
+    const dir = tempDir();
+    cleanup.push(dir.remove);
+    const peers = await startPeers(profile, clock.now);
+    cleanup.push(() => peers.stop());
+    const ar = await startRepository({
+      dataDir: dir.path,
+      clock: clock.now,
+      profile,
+      directory: peers.directory,
+    });
+    cleanup.push(() => ar.service.stop());
+
+    const pub = await httpJson(
+      'POST',
+      `${ar.address.http}/admin/modules`,
+      { name: 'billing', program: Buffer.from(PROGRAM).toString('base64') },
+      AUTH,
+    );
+    expect(pub.status).toBe(201);
+    const started = await httpJson(
+      'POST',
+      `${ar.address.http}/admin/deploy`,
+      { module: 'billing', anc: N.ve, secApp: N.secApp },
+      AUTH,
+    );
+    expect(started).toMatchObject({
+      status: 202,
+      body: { id: 1, module: 'billing', digest: DIGEST, anc: N.ve, secApp: N.secApp, state: 'resolving' },
+    });
+
+    const done = await finished(ar, 1);
+    const ok = (step: string, kind: string, peer: string) => ({ step, kind, peer, result: 'ok' });
+    expect(done).toMatchObject({ id: 1, state: 'sent', code: null, createdAt: T0, updatedAt: T0 });
+    const steps = (
+      done as unknown as { steps: { step: string; kind: string; peer: string; result: string }[] }
+    ).steps;
+    expect(steps.map(({ step, kind, peer, result }) => ({ step, kind, peer, result }))).toEqual([
+      ok('M1', 'sent', N.ks1),
+      ok('M3', 'received', N.ks1),
+      ok('M3', 'accepted', N.ks1),
+      ok('M5', 'sent', N.ks2),
+      ok('M6', 'received', N.ks2),
+      ok('M7', 'sent', N.ve),
+      ok('HANDOVER', 'sent', N.ve),
+    ]);
+
+    // Steps 8 and 9 at the VE: exactly the published bytes, from the AR; then the SecApp triple.
+    const program = await until(
+      () => peers.ve.deliveries.find((d) => d.kind === 'program'),
+      5000,
+      'the VE to install the program',
+    );
+    expect(program).toEqual({ kind: 'program', sender: N.ar, program: PROGRAM, digest: DIGEST });
+    expect(peers.ve.party.installed).toEqual([
+      { sender: N.ar, digest: DIGEST, bytes: PROGRAM.length, at: T0 },
+    ]);
+    const secapp = await until(
+      () => peers.ve.deliveries.find((d) => d.kind === 'secapp'),
+      5000,
+      'the hand-over',
+    );
+    expect(secapp).toMatchObject({ kind: 'secapp', sender: N.ar, keyServer: { name: N.ks2 } });
+    expect(secapp.kind === 'secapp' && secapp.triple.name).toBe(N.secApp);
+    // [0132]: the AR keeps no copy of the triple; KServ2 stored its Name and Clef.
+    expect(ar.service.party.deployment('1')).toMatchObject({ state: 'sent' });
+  });
+
+  it('a deployment to a VE the key server does not know fails at M1 with the remote code', async () => {
+    const clock = manualClock();
+    const dir = tempDir();
+    cleanup.push(dir.remove);
+    const peers = await startPeers(profile, clock.now);
+    cleanup.push(() => peers.stop());
+    const ar = await startRepository({
+      dataDir: dir.path,
+      clock: clock.now,
+      profile,
+      directory: peers.directory,
+    });
+    cleanup.push(() => ar.service.stop());
+    ar.service.publish('billing', PROGRAM);
+    const d = ar.service.deploy({
+      module: 'billing',
+      anc: TRIPLES.machine.name.replace('anc1', 'anc9') as typeof N.ve,
+    });
+    const done = (await finished(ar, d.id)) as unknown as { state: string; code: string; steps: unknown[] };
+    expect(done.state).toBe('failed');
+    expect(done.code).toBe('REMOTE_ERROR');
+    expect(done.steps).toContainEqual(expect.objectContaining({ step: 'M1', kind: 'failed', peer: N.ks1 }));
+    expect(peers.ve.deliveries).toEqual([]);
+  });
+
+  it('a restart keeps the modules and the deployments; new deployments get new ids', async () => {
+    const clock = manualClock();
+    const dir = tempDir();
+    cleanup.push(dir.remove);
+    const peers = await startPeers(profile, clock.now);
+    cleanup.push(() => peers.stop());
+    const opts = { dataDir: dir.path, clock: clock.now, profile, directory: peers.directory };
+    const ar = await startRepository(opts);
+    ar.service.publish('billing', PROGRAM);
+    ar.service.deploy({ module: 'billing', anc: N.ve, secApp: N.secApp });
+    const first = await finished(ar, 1);
+    expect(first).toMatchObject({ state: 'sent' });
+    await ar.service.stop();
+
+    // A new process draws new randomness (the same seed again would replay the first run's frames).
+    const again = await startRepository({ ...opts, random: seededRandom('repository-tests/ar-restarted') });
+    cleanup.push(() => again.service.stop());
+    expect(again.service.store.modules()).toEqual([
+      { name: 'billing', digest: DIGEST, size: PROGRAM.length, publishedAt: T0 },
+    ]);
+    expect(
+      (await httpJson('GET', `${again.address.http}/admin/deployments/1`, undefined, AUTH)).body,
+    ).toEqual(first);
+    clock.advance(1000);
+    const second = again.service.deploy({ module: 'billing', anc: N.ve });
+    expect(second.id).toBe(2);
+    expect(await finished(again, 2)).toMatchObject({ state: 'sent' });
+  });
+});
