@@ -157,6 +157,19 @@ function pair(mode: 'pass' | 'spool' | 'modem' | 'linked'): Figure {
   return measure(names[mode], vmm, () => count(receiver));
 }
 
+/**
+ * The far end of the wire: counts the frames that leave the machine and sends `credit` back in
+ * after each burst. Returns the count.
+ */
+function farEnd(vmm: Vmm, credit: Uint8Array): () => number {
+  let seen = 0;
+  vmm.machine.nic.on('transmit', () => {
+    seen++;
+    if (seen % BURST === 0) vmm.machine.nic.receive(credit);
+  });
+  return () => seen;
+}
+
 function firewallPath(): Figure {
   const vmm = new Vmm({ clock, ramBytes: 16 << 20 });
   const gw = new Gateway(vmm);
@@ -179,13 +192,7 @@ function firewallPath(): Figure {
   fw.inside.attach({ name: 'open', nic: open.vm.nic, mode: 'pass' });
   for (const d of fw.dtms) vmm.addService(() => d.service());
   // The far end: counts what arrives on the wire and sends a credit per burst.
-  let seen = 0;
-  const credit = ether(veMac(fwVe.id, 1), far, 60);
-  vmm.machine.nic.on('transmit', () => {
-    seen++;
-    if (seen % BURST === 0) vmm.machine.nic.receive(credit);
-  });
-  return measure('firewall', vmm, () => seen);
+  return measure('firewall', vmm, farEnd(vmm, ether(veMac(fwVe.id, 1), far, 60)));
 }
 
 /**
@@ -204,13 +211,7 @@ function gatewayPath(direct: boolean): Figure {
     dtm.attach({ name: 's', nic: s.vm.nic, mode: 'pass' });
     vmm.addService(() => dtm.service());
   }
-  let seen = 0;
-  const credit = ether(veMac(1), far, 60);
-  vmm.machine.nic.on('transmit', () => {
-    seen++;
-    if (seen % BURST === 0) vmm.machine.nic.receive(credit);
-  });
-  return measure(direct ? 'gateway direct' : 'gateway pass', vmm, () => seen);
+  return measure(direct ? 'gateway direct' : 'gateway pass', vmm, farEnd(vmm, ether(veMac(1), far, 60)));
 }
 
 const DISK_SECTORS = 4096;

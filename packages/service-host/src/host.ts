@@ -5,7 +5,17 @@
  * listening and the graceful stop. The service brings the party, its store's transaction and its
  * admin routes; everything the protocol decides stays in the party.
  */
-import { ClefnetError, type Clock, type Name, type Outcome, parseName } from '@clefnet/protocol';
+import {
+  type AuthorityTriple,
+  ClefnetError,
+  type Clock,
+  type CryptoBackend,
+  type Name,
+  type Outcome,
+  type ProfileName,
+  parseName,
+  type RandomSource,
+} from '@clefnet/protocol';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { createEventHub, hostErrorEvent, type ServiceEventListener } from './events.js';
@@ -158,4 +168,36 @@ export function createServiceHost(opts: ServiceHostOptions): ServiceHost {
       return stopping;
     },
   };
+}
+
+/** The options every service takes besides its own (its party's and its store's). */
+export interface ServiceOptions {
+  /** The service's authority triple (KEY-12 provisioning; e.g. from tripleFromJson). */
+  readonly identity: AuthorityTriple;
+  /** Default `patent`. */
+  readonly profile?: ProfileName;
+  /** Commit durability of its SQLite store (see SqliteOptions). Default `full`. */
+  readonly synchronous?: 'full' | 'normal';
+  /** Bearer token of the admin API, at least 16 characters. */
+  readonly adminToken: string;
+  /** Default 127.0.0.1. */
+  readonly host?: string;
+  /** Default 0 (any free port; start() says which). */
+  readonly port?: number;
+  /** Name -> WebSocket URL of the other services this one sends to (TB-15). */
+  readonly directory?: Readonly<Record<string, string>>;
+  /** Opens every outgoing WebSocket; point it at a proxy to sit on the hop. */
+  readonly connect?: ConnectHook;
+  /** Default the node:crypto backend (same bytes as noble, faster). */
+  readonly backend?: CryptoBackend;
+  /** Default Date.now. */
+  readonly clock?: Clock;
+  /** Default the system CSPRNG. */
+  readonly random?: RandomSource;
+  /** Default pino at `info` on stdout. */
+  readonly logger?: Logger;
+  /** WebSocket ping interval; a socket that missed a ping is dropped (default 30 s; 0 = off). */
+  readonly heartbeatMs?: number;
+  /** How long stop() waits for sockets to close before it cuts them (default 2000 ms). */
+  readonly closeGraceMs?: number;
 }

@@ -29,11 +29,14 @@ export {
   type PeriodicOperation,
   type ServiceHost,
   type ServiceHostOptions,
+  type ServiceOptions,
 } from './host.js';
 export { buildHostApp, DEFAULT_BODY_LIMIT, type HostAppOptions, WS_PATH } from './http/app.js';
 export { bearerAuth, MIN_TOKEN_LENGTH } from './http/auth.js';
 export { type ErrorBody, errorAnswer, installErrorHandler } from './http/errors.js';
 export { healthRoutes, type Readiness } from './http/health.js';
+export { runServiceMain, type ServiceMain } from './main.js';
+export { isTime, openSqlite, type SqliteOptions, StoreError } from './sqlite.js';
 export {
   type ConnectHook,
   createGateway,

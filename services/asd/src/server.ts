@@ -6,29 +6,25 @@
  * stores each served request and answers `ok <count>` as the reference world's ASD does.
  */
 import { join } from 'node:path';
-import type { AuthorityTriple } from '@clefnet/protocol';
 import {
   Asd,
   ClefnetError,
   type Clock,
-  type CryptoBackend,
   type KnownKeyServer,
   type Name,
   nodeBackend,
-  type ProfileName,
-  type RandomSource,
   systemRandom,
   utf8,
 } from '@clefnet/protocol';
 import {
-  type ConnectHook,
   checkHostOptions,
   createServiceHost,
   type ListenAddress,
   type ServiceEventListener,
+  type ServiceOptions,
 } from '@clefnet/service-host';
 import type { FastifyInstance } from 'fastify';
-import { type Logger, pino } from 'pino';
+import { pino } from 'pino';
 import { adminRoutes } from './routes/admin.js';
 import { type AsdRevocation, openSqliteAsdStore, type SqliteAsdStore } from './store.js';
 
@@ -37,41 +33,15 @@ export const DB_FILE = 'asd.sqlite';
 /** Admin request bodies are one Name. */
 const BODY_LIMIT = 16 * 1024;
 
-export interface AsdServiceOptions {
-  /** This ASD's triple (KEY-12 provisioning: its access pair is registered at KServ2). */
-  readonly identity: AuthorityTriple;
+export interface AsdServiceOptions extends ServiceOptions {
   /** The key servers that may relay to it (scope `relay`): KServ2 (TB-17). */
   readonly keyServers: readonly KnownKeyServer[];
-  /** Default `patent`. */
-  readonly profile?: ProfileName;
   /** Folder of the SQLite file (created if missing). Required unless `store` is given. */
   readonly dataDir?: string;
   /** An open store to use instead of `dataDir` (tests put failures in it). Closed by stop(). */
   readonly store?: SqliteAsdStore;
-  /** Commit durability (see SqliteStoreOptions). Default `full`. */
-  readonly synchronous?: 'full' | 'normal';
-  /** Bearer token of the admin API, at least 16 characters. */
-  readonly adminToken: string;
-  /** Default 127.0.0.1. */
-  readonly host?: string;
-  /** Default 0 (any free port; start() says which). */
-  readonly port?: number;
-  /** Name -> WebSocket URL of the services this one sends to (its answers normally go back on the relay's socket). */
-  readonly directory?: Readonly<Record<string, string>>;
-  /** Opens every outgoing WebSocket; point it at a proxy to sit on the hop. */
-  readonly connect?: ConnectHook;
-  /** Default the node:crypto backend. */
-  readonly backend?: CryptoBackend;
   /** Default Date.now; also the `receivedAt` of records and the `revokedAt` of revocations. */
   readonly clock?: Clock;
-  /** Default the system CSPRNG. */
-  readonly random?: RandomSource;
-  /** Default pino at `info` on stdout. */
-  readonly logger?: Logger;
-  /** WebSocket ping interval; a socket that missed a ping is dropped (default 30 s; 0 = off). */
-  readonly heartbeatMs?: number;
-  /** How long stop() waits for sockets to close before it cuts them (default 2000 ms). */
-  readonly closeGraceMs?: number;
 }
 
 export interface AsdService {

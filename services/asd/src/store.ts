@@ -9,19 +9,11 @@
  * Rows read back are checked strictly: a row that is not a valid record or revocation is a
  * {@link StoreError} (STORE_CORRUPT), never a crash and never half a row handed out.
  */
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { ClefnetError, type ErrorMeta, isName, type Name } from '@clefnet/protocol';
-import Database from 'better-sqlite3';
+import { isName, type Name } from '@clefnet/protocol';
+import { isTime, openSqlite, type SqliteOptions, StoreError } from '@clefnet/service-host';
 import { MIGRATIONS } from './migrations.js';
 
-/** A host error of the store (a corrupt row, a schema newer than this code). Code: STORE_CORRUPT. */
-export class StoreError extends ClefnetError {
-  constructor(message: string, meta: ErrorMeta = {}) {
-    super('STORE_CORRUPT', message, meta);
-    this.name = 'StoreError';
-  }
-}
+export { StoreError };
 
 /** One request an application sent over its channel. */
 export interface AsdRecord {
@@ -61,13 +53,8 @@ export interface SqliteAsdStore {
   close(): void;
 }
 
-export interface SqliteStoreOptions {
-  /**
-   * `full` (default): a commit is on disk before the answer that depends on it is sent. `normal`:
-   * WAL's usual setting; survives a killed process, may lose the last commits on power loss.
-   */
-  readonly synchronous?: 'full' | 'normal';
-}
+/** Commit durability (service-host's SqliteOptions). */
+export type SqliteStoreOptions = Pick<SqliteOptions, 'synchronous'>;
 
 interface RecordRow {
   readonly id: unknown;
@@ -83,18 +70,7 @@ interface RevocationRow {
 
 /** Opens (creating it and its folder if needed) and migrates the ASD database at `path`. */
 export function openSqliteAsdStore(path: string, opts: SqliteStoreOptions = {}): SqliteAsdStore {
-  mkdirSync(dirname(path), { recursive: true });
-  const db = new Database(path);
-  try {
-    db.pragma('journal_mode = WAL');
-    db.pragma(`synchronous = ${opts.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
-    db.pragma('busy_timeout = 5000');
-    migrate(db, path);
-  } catch (e) {
-    db.close();
-    throw e;
-  }
-  const version = db.pragma('user_version', { simple: true }) as number;
+  const { db, version } = openSqlite(path, MIGRATIONS, opts);
   const cols = 'id, app, data, received_at';
   const insertStmt = db.prepare('INSERT INTO records (app, data, received_at) VALUES (?, ?, ?)');
   const countStmt = db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM records WHERE app = ?');
@@ -144,21 +120,6 @@ export function openSqliteAsdStore(path: string, opts: SqliteStoreOptions = {}):
   };
 }
 
-function migrate(db: Database.Database, path: string): void {
-  const current = db.pragma('user_version', { simple: true }) as number;
-  if (current > MIGRATIONS.length) {
-    throw new StoreError(`${path} has schema version ${current}; this service knows ${MIGRATIONS.length}`, {
-      version: current,
-    });
-  }
-  for (let v = current; v < MIGRATIONS.length; v++) {
-    db.transaction(() => {
-      db.exec(MIGRATIONS[v]!);
-      db.pragma(`user_version = ${v + 1}`);
-    })();
-  }
-}
-
 function toRecord(row: RecordRow, path: string): AsdRecord {
   const id = row.id;
   const bad = (column: string, why: string): StoreError =>
@@ -180,8 +141,4 @@ function toRevocation(row: RevocationRow, path: string): AsdRevocation {
   const revokedAt = row.revoked_at;
   if (!isTime(revokedAt)) throw bad('revoked_at', 'is not a non-negative integer');
   return { app, revokedAt };
-}
-
-function isTime(v: unknown): v is number {
-  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 }

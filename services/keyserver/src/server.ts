@@ -8,30 +8,25 @@ import { join } from 'node:path';
 import {
   type AccessPair,
   type AclEntry,
-  type AuthorityTriple,
   type Binding,
   ClefnetError,
-  type Clock,
-  type CryptoBackend,
   KeyServer,
   type KeyServerJob,
   type KnownKeyServer,
   type Name,
   nodeBackend,
-  type ProfileName,
-  type RandomSource,
   type Rules,
   systemRandom,
 } from '@clefnet/protocol';
 import {
-  type ConnectHook,
   checkHostOptions,
   createServiceHost,
   type ListenAddress,
   type ServiceEventListener,
+  type ServiceOptions,
 } from '@clefnet/service-host';
 import type { FastifyInstance } from 'fastify';
-import { type Logger, pino } from 'pino';
+import { pino } from 'pino';
 import { adminRoutes } from './routes/admin.js';
 import { openSqliteKeyServerStore, type SqliteKeyServerStore } from './store.js';
 
@@ -40,15 +35,11 @@ export const DB_FILE = 'keyserver.sqlite';
 /** Admin request bodies are one access pair or one Name. */
 const BODY_LIMIT = 16 * 1024;
 
-export interface KeyServerServiceOptions {
-  /** This server's authority triple (KEY-12 provisioning; e.g. from tripleFromJson). */
-  readonly identity: AuthorityTriple;
+export interface KeyServerServiceOptions extends ServiceOptions {
   /** Its jobs: KServ1 `['clef', 'mint']`, KServ2 `['mint', 'relay']` (protocol.md §1). */
   readonly serves: readonly KeyServerJob[];
   /** Key servers it knows; one with scope `clef` is asked for unknown requesters (PROTO-19). */
   readonly keyServers?: readonly KnownKeyServer[];
-  /** Default `patent`. */
-  readonly profile?: ProfileName;
   /** This server's creation policy over the profile's (TB-16; KServ1: `{ policy: 'owner-only' }`). */
   readonly nameOwnership?: Partial<Rules['nameOwnership']>;
   /** Clef-query ACL (TB-16; default: any registered Name may learn any Clef). */
@@ -57,34 +48,10 @@ export interface KeyServerServiceOptions {
   readonly dataDir?: string;
   /** An open store to use instead of `dataDir` (tests put failures in it). Closed by stop(). */
   readonly store?: SqliteKeyServerStore;
-  /** Commit durability (see SqliteStoreOptions). Default `full`. */
-  readonly synchronous?: 'full' | 'normal';
-  /** Bearer token of the admin API, at least 16 characters. */
-  readonly adminToken: string;
-  /** Default 127.0.0.1. */
-  readonly host?: string;
-  /** Default 0 (any free port; start() says which). */
-  readonly port?: number;
-  /** Name -> WebSocket URL of the other services this one sends to (TB-15). */
-  readonly directory?: Readonly<Record<string, string>>;
-  /** Opens every outgoing WebSocket; point it at a proxy to sit on the hop. */
-  readonly connect?: ConnectHook;
-  /** Default the node:crypto backend (same bytes as noble, faster). */
-  readonly backend?: CryptoBackend;
-  /** Default Date.now. */
-  readonly clock?: Clock;
-  /** Default the system CSPRNG. */
-  readonly random?: RandomSource;
-  /** Default pino at `info` on stdout. */
-  readonly logger?: Logger;
   /** Outstanding requests (upstream lookups, relays) fail after this long (default 30 s). */
   readonly requestTimeoutMs?: number;
   /** How often timed-out requests are failed (default 1000 ms). */
   readonly expireEveryMs?: number;
-  /** WebSocket ping interval; a socket that missed a ping is dropped (default 30 s; 0 = off). */
-  readonly heartbeatMs?: number;
-  /** How long stop() waits for sockets to close before it cuts them (default 2000 ms). */
-  readonly closeGraceMs?: number;
 }
 
 export interface KeyServerService {

@@ -8,32 +8,18 @@
  * is not 64 bytes, a time that is not a non-negative integer) is a {@link StoreError}, never a crash
  * and never a half-read binding handed to the party.
  */
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
 import {
   type Binding,
-  ClefnetError,
   decodeClef,
-  type ErrorMeta,
   encodeClef,
   isName,
   type KeyServerStore,
   type Name,
 } from '@clefnet/protocol';
-import Database from 'better-sqlite3';
+import { isTime, openSqlite, type SqliteOptions, StoreError } from '@clefnet/service-host';
 import { MIGRATIONS } from './migrations.js';
 
-/**
- * A host error of the store (a corrupt row, a schema newer than this code). Thrown, not sent: the
- * peer whose message hit it gets no answer, the service logs it and keeps serving.
- * Code: STORE_CORRUPT.
- */
-export class StoreError extends ClefnetError {
-  constructor(message: string, meta: ErrorMeta = {}) {
-    super('STORE_CORRUPT', message, meta);
-    this.name = 'StoreError';
-  }
-}
+export { StoreError };
 
 export interface SqliteKeyServerStore extends KeyServerStore {
   /** The database file. */
@@ -47,13 +33,8 @@ export interface SqliteKeyServerStore extends KeyServerStore {
   close(): void;
 }
 
-export interface SqliteStoreOptions {
-  /**
-   * `full` (default): a commit is on disk before the answer that depends on it is sent. `normal`:
-   * WAL's usual setting; survives a killed process, may lose the last commits on power loss.
-   */
-  readonly synchronous?: 'full' | 'normal';
-}
+/** Commit durability (service-host's SqliteOptions). */
+export type SqliteStoreOptions = Pick<SqliteOptions, 'synchronous'>;
 
 interface Row {
   readonly name: unknown;
@@ -65,18 +46,7 @@ interface Row {
 
 /** Opens (creating it and its folder if needed) and migrates the key server database at `path`. */
 export function openSqliteKeyServerStore(path: string, opts: SqliteStoreOptions = {}): SqliteKeyServerStore {
-  mkdirSync(dirname(path), { recursive: true });
-  const db = new Database(path);
-  try {
-    db.pragma('journal_mode = WAL');
-    db.pragma(`synchronous = ${opts.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
-    db.pragma('busy_timeout = 5000');
-    migrate(db, path);
-  } catch (e) {
-    db.close();
-    throw e;
-  }
-  const version = db.pragma('user_version', { simple: true }) as number;
+  const { db, version } = openSqlite(path, MIGRATIONS, opts);
   const cols = 'name, clef, owner, created_at, revoked_at';
   const getStmt = db.prepare<[string], Row>(`SELECT ${cols} FROM bindings WHERE name = ?`);
   const listStmt = db.prepare<[], Row>(`SELECT ${cols} FROM bindings ORDER BY name`);
@@ -121,21 +91,6 @@ export function openSqliteKeyServerStore(path: string, opts: SqliteStoreOptions 
   };
 }
 
-function migrate(db: Database.Database, path: string): void {
-  const current = db.pragma('user_version', { simple: true }) as number;
-  if (current > MIGRATIONS.length) {
-    throw new StoreError(`${path} has schema version ${current}; this service knows ${MIGRATIONS.length}`, {
-      version: current,
-    });
-  }
-  for (let v = current; v < MIGRATIONS.length; v++) {
-    db.transaction(() => {
-      db.exec(MIGRATIONS[v]!);
-      db.pragma(`user_version = ${v + 1}`);
-    })();
-  }
-}
-
 /** A stored row as a Binding, or a StoreError saying which column is wrong. */
 function toBinding(row: Row, path: string): Binding {
   const name = typeof row.name === 'string' ? row.name : '';
@@ -152,8 +107,4 @@ function toBinding(row: Row, path: string): Binding {
   if (revokedAt !== null && !isTime(revokedAt))
     throw bad('revoked_at', 'is neither null nor a non-negative integer');
   return { name, clef: decodeClef(new Uint8Array(row.clef)), owner, createdAt, revokedAt };
-}
-
-function isTime(v: unknown): v is number {
-  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 }

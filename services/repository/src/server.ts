@@ -8,29 +8,24 @@
  */
 import { join } from 'node:path';
 import {
-  type AuthorityTriple,
   ClefnetError,
-  type Clock,
-  type CryptoBackend,
   type KnownKeyServer,
   LIMITS,
   type Name,
   nodeBackend,
-  type ProfileName,
   ProtocolError,
-  type RandomSource,
   Repository,
   systemRandom,
 } from '@clefnet/protocol';
 import {
-  type ConnectHook,
   checkHostOptions,
   createServiceHost,
   type ListenAddress,
   type ServiceEventListener,
+  type ServiceOptions,
 } from '@clefnet/service-host';
 import type { FastifyInstance } from 'fastify';
-import { type Logger, pino } from 'pino';
+import { pino } from 'pino';
 import { type BlobStore, openBlobStore } from './blobs.js';
 import { deploymentId, recordOutcome } from './record.js';
 import { adminRoutes } from './routes/admin.js';
@@ -50,43 +45,15 @@ const BODY_LIMIT = Math.ceil(LIMITS.PROGRAM_MAX_BYTES / 3) * 4 + 4096;
 /** How often outstanding requests are checked for their timeout. */
 const EXPIRE_EVERY_MS = 1000;
 
-export interface RepositoryServiceOptions {
-  /** This AR's triple (its access pair is registered at KServ1 and KServ2, KEY-12). */
-  readonly identity: AuthorityTriple;
+export interface RepositoryServiceOptions extends ServiceOptions {
   /** KServ1 with scope `clef` (steps 1-4) and KServ2 with scope `mint` (steps 5-6). */
   readonly keyServers: readonly KnownKeyServer[];
   /** KServ2's network location, passed on in the hand-over (PROTO-23). Default empty. */
   readonly mintLocation?: string;
-  /** Default `patent`. */
-  readonly profile?: ProfileName;
   /** Folder of the SQLite file and the module files (created if missing). */
   readonly dataDir: string;
-  /** Commit durability (see SqliteStoreOptions). Default `full`. */
-  readonly synchronous?: 'full' | 'normal';
-  /** Bearer token of the admin API, at least 16 characters. */
-  readonly adminToken: string;
-  /** Default 127.0.0.1. */
-  readonly host?: string;
-  /** Default 0 (any free port; start() says which). */
-  readonly port?: number;
-  /** Name -> WebSocket URL of KServ1, KServ2 and the ANCs (VE Names) this AR deploys to. */
-  readonly directory?: Readonly<Record<string, string>>;
-  /** Opens every outgoing WebSocket; point it at a proxy to sit on the hop. */
-  readonly connect?: ConnectHook;
-  /** Default the node:crypto backend; also computes the module digests. */
-  readonly backend?: CryptoBackend;
-  /** Default Date.now. */
-  readonly clock?: Clock;
-  /** Default the system CSPRNG. */
-  readonly random?: RandomSource;
   /** A request without an answer after this long fails with TIMEOUT (default 30 s). */
   readonly requestTimeoutMs?: number;
-  /** Default pino at `info` on stdout. */
-  readonly logger?: Logger;
-  /** WebSocket ping interval (default 30 s; 0 = off). */
-  readonly heartbeatMs?: number;
-  /** How long stop() waits for sockets to close before it cuts them (default 2000 ms). */
-  readonly closeGraceMs?: number;
 }
 
 export interface DeployCommand {

@@ -8,19 +8,11 @@
  * Rows read back are checked: a row that is not valid is a {@link StoreError} (STORE_CORRUPT),
  * never a crash and never half a row handed out.
  */
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { ClefnetError, type DeploymentState, type ErrorMeta, isName, type Name } from '@clefnet/protocol';
-import Database from 'better-sqlite3';
+import { type DeploymentState, isName, type Name } from '@clefnet/protocol';
+import { openSqlite, type SqliteOptions, StoreError } from '@clefnet/service-host';
 import { MIGRATIONS } from './migrations.js';
 
-/** A host error of the store (a corrupt row or file, a schema newer than this code). Code: STORE_CORRUPT. */
-export class StoreError extends ClefnetError {
-  constructor(message: string, meta: ErrorMeta = {}) {
-    super('STORE_CORRUPT', message, meta);
-    this.name = 'StoreError';
-  }
-}
+export { StoreError };
 
 /** A published module: `name` bound to the SHA-256 (hex) of its bytes. */
 export interface ModuleRecord {
@@ -97,10 +89,8 @@ export interface SqliteRepositoryStore {
   close(): void;
 }
 
-export interface SqliteStoreOptions {
-  /** As for the key server: `full` (default) or `normal`. */
-  readonly synchronous?: 'full' | 'normal';
-}
+/** Commit durability (service-host's SqliteOptions). */
+export type SqliteStoreOptions = Pick<SqliteOptions, 'synchronous'>;
 
 interface ModuleRow {
   readonly name: unknown;
@@ -136,19 +126,7 @@ export function openSqliteRepositoryStore(
   path: string,
   opts: SqliteStoreOptions = {},
 ): SqliteRepositoryStore {
-  mkdirSync(dirname(path), { recursive: true });
-  const db = new Database(path);
-  try {
-    db.pragma('journal_mode = WAL');
-    db.pragma(`synchronous = ${opts.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
-    db.pragma('busy_timeout = 5000');
-    db.pragma('foreign_keys = ON');
-    migrate(db, path);
-  } catch (e) {
-    db.close();
-    throw e;
-  }
-  const version = db.pragma('user_version', { simple: true }) as number;
+  const { db, version } = openSqlite(path, MIGRATIONS, { ...opts, foreignKeys: true });
   const publishStmt = db.prepare(
     `INSERT INTO modules (name, digest, size, published_at) VALUES (?, ?, ?, ?)
      ON CONFLICT (name) DO UPDATE SET digest = excluded.digest, size = excluded.size,
@@ -238,21 +216,6 @@ export function openSqliteRepositoryStore(
       if (db.open) db.close();
     },
   };
-}
-
-function migrate(db: Database.Database, path: string): void {
-  const current = db.pragma('user_version', { simple: true }) as number;
-  if (current > MIGRATIONS.length) {
-    throw new StoreError(`${path} has schema version ${current}; this service knows ${MIGRATIONS.length}`, {
-      version: current,
-    });
-  }
-  for (let v = current; v < MIGRATIONS.length; v++) {
-    db.transaction(() => {
-      db.exec(MIGRATIONS[v]!);
-      db.pragma(`user_version = ${v + 1}`);
-    })();
-  }
 }
 
 const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;

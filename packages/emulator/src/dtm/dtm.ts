@@ -225,6 +225,14 @@ interface Port {
   unsubscribe: () => void;
 }
 
+/** Who frames come from, as `send` needs it: a port, or a spooled record's sender. */
+interface Sender {
+  readonly name: string;
+  readonly mac: Uint8Array;
+  readonly medium: Medium;
+  readonly channel: string | undefined;
+}
+
 interface Live {
   record: TransferRecord;
   /** Key of an assembling transaction: `from\ntxid`. */
@@ -447,7 +455,7 @@ export class Dtm {
       src.confirm === 'all' || (src.confirm === 'outside' && targets.some((t) => t.name === OUTSIDE));
     if (mode < MODE_RANK.spool && !hold) {
       for (const t of targets) {
-        if (!this.send(src.name, src.mac, src.medium, t, [frame])) {
+        if (!this.send(src, t, [frame])) {
           this.drop(src.name, t.name, frame, 'receive queue full');
         }
       }
@@ -587,15 +595,10 @@ export class Dtm {
    * Delivers a sender's frames to one port, translated to its medium (the source address of a
    * modem sender's frames is its NIC's); false when the receiver's queue lacks room for all.
    */
-  private send(
-    from: string,
-    srcMac: Uint8Array,
-    srcMedium: Medium,
-    t: Port,
-    frames: readonly Uint8Array[],
-  ): boolean {
+  private send(sender: Sender, t: Port, frames: readonly Uint8Array[]): boolean {
     const out: Uint8Array[] = [];
-    const viaChannel = this.find(from)?.channel !== undefined;
+    const { name: from, mac: srcMac, medium: srcMedium } = sender;
+    const viaChannel = sender.channel !== undefined;
     // A stream is opened once per frame: a receiver without room is not tried (its replay window
     // would take a later try for a replay).
     if (t.stream !== undefined && t.nic!.queueCapacity - t.nic!.queued < frames.length) return false;
@@ -655,6 +658,13 @@ export class Dtm {
   private deliver(id: number, l: Live): void {
     const r = l.record;
     const left: string[] = [];
+    const port = this.find(r.from);
+    const sender: Sender = {
+      name: r.from,
+      mac: port?.mac ?? NO_MAC,
+      medium: r.medium,
+      channel: port?.channel,
+    };
     for (const name of r.targets) {
       const t = this.find(name);
       if (t === undefined) {
@@ -666,7 +676,7 @@ export class Dtm {
         this.emit('handed-over', r, name, t.dtm.name, id);
         continue;
       }
-      if (!this.send(r.from, this.find(r.from)?.mac ?? NO_MAC, r.medium, t, r.frames)) {
+      if (!this.send(sender, t, r.frames)) {
         left.push(name);
         this.emit('waiting', r, name, 'receive queue full', id);
       }

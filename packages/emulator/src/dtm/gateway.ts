@@ -12,7 +12,7 @@ import { NIC_COMMAND, NIC_CONTROL, NIC_PORT, type Nic } from '../devices/nic.js'
 import { PIC_PORT } from '../devices/pic.js';
 import { VmmError } from '../vmm/errors.js';
 import type { Vmm } from '../vmm/vmm.js';
-import { type Dtm, type GatewayLink, type GatewayPortOptions, type NicLink, OUTSIDE } from './dtm.js';
+import type { Dtm, GatewayLink, GatewayPortOptions, NicLink } from './dtm.js';
 import { BROADCAST, ETHERNET_HEADER, formatMac } from './frame.js';
 
 export interface GatewayOptions {
@@ -129,5 +129,3 @@ export class Gateway implements GatewayLink {
     return this.vmm.machine.io.read(this.nic.base + reg);
   }
 }
-
-export { OUTSIDE };

@@ -21,6 +21,7 @@ import {
   type Outbound,
   type Profile,
   type ProfileName,
+  type ProtocolEvent,
   type RandomSource,
 } from '@clefnet/protocol';
 import type { MachineTriple } from './machinekey.js';
@@ -43,7 +44,7 @@ export interface KeyServiceOptions {
   readonly profile?: Profile | ProfileName;
   readonly policy?: 'reuse' | 'fresh';
   /** The protocol party's events (TB-2): requests, answers, refusals. */
-  readonly onEvent?: (e: { readonly type: string; readonly [k: string]: unknown }) => void;
+  readonly onEvent?: (e: ProtocolEvent) => void;
 }
 
 interface Waiting {
@@ -114,7 +115,7 @@ export class KeyService {
   }
 
   private handle(o: ReturnType<AncMachine['receive']>): void {
-    for (const e of o.events) this.opts.onEvent?.(e as unknown as { type: string });
+    for (const e of o.events) this.opts.onEvent?.(e);
     for (const f of o.send) this.opts.transport(f);
     for (const d of o.deliver) {
       if (d.kind === 've-key') {

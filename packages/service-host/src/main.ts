@@ -1,0 +1,69 @@
+/**
+ * The process entry every service shares: `<service> <config.json>`. Reads and parses the config
+ * (file names relative to its folder), starts the service with pino on stderr, prints where it
+ * listens as one JSON line on stdout, and stops gracefully on SIGTERM or SIGINT. A config or start
+ * error prints one JSON line on stderr and exits 1; a missing argument prints the usage, exit 2.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { ClefnetError } from '@clefnet/protocol';
+import { type Logger, pino } from 'pino';
+import type { LogLevel } from './config.js';
+import type { ListenAddress } from './host.js';
+
+export interface ServiceMain<
+  C extends { readonly logLevel: LogLevel; readonly identity: { readonly name: string } },
+> {
+  /** The service's name in the usage line and the listen line (`keyserver`, `asd`, ...). */
+  readonly service: string;
+  readonly parseConfig: (doc: unknown, dir: string) => C;
+  readonly create: (config: C & { readonly logger: Logger }) => {
+    start(): Promise<ListenAddress>;
+    stop(): Promise<void>;
+  };
+}
+
+/** Runs `m` as this process (`argv` as process.argv). */
+export function runServiceMain<
+  C extends { readonly logLevel: LogLevel; readonly identity: { readonly name: string } },
+>(m: ServiceMain<C>, argv: readonly string[] = process.argv): void {
+  start(m, argv).catch((e: unknown) => {
+    const out =
+      e instanceof ClefnetError
+        ? { error: e.code, message: e.message, ...e.meta }
+        : { error: 'INTERNAL', message: e instanceof Error ? e.message : String(e) };
+    process.stderr.write(`${JSON.stringify(out)}\n`);
+    process.exit(1);
+  });
+}
+
+async function start<C extends { readonly logLevel: LogLevel; readonly identity: { readonly name: string } }>(
+  m: ServiceMain<C>,
+  argv: readonly string[],
+): Promise<void> {
+  const file = argv[2];
+  if (file === undefined) {
+    process.stderr.write(`usage: ${m.service} <config.json>\n`);
+    process.exit(2);
+  }
+  const path = resolve(file);
+  const config = m.parseConfig(JSON.parse(readFileSync(path, 'utf8')), dirname(path));
+  const logger = pino({ level: config.logLevel }, pino.destination(2));
+  const service = m.create({ ...config, logger });
+  const address = await service.start();
+  process.stdout.write(
+    `${JSON.stringify({ service: m.service, name: config.identity.name, pid: process.pid, ...address })}\n`,
+  );
+  const stop = (signal: string) => {
+    logger.info({ signal }, 'stopping');
+    service.stop().then(
+      () => process.exit(0),
+      (e: unknown) => {
+        logger.error({ err: e }, 'stop failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+}
