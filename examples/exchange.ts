@@ -4,8 +4,8 @@
  * triple (PROTO-23), and the application reaches the ASD through KServ2 (PROTO-25). Then E replays
  * the step-7 message (ATK-1). Every frame on the wire is printed.
  *
- *   npm start                                  # patent profile, node:crypto
- *   npm start -- --profile hardened --backend noble
+ *   npm run exchange                           # patent profile, node:crypto
+ *   npm run exchange -- --profile hardened --backend noble
  */
 import { parseArgs } from 'node:util';
 import {

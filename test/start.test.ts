@@ -1,4 +1,4 @@
-/** `npm start` (examples/exchange.ts) as a user runs it: a child process, its transcript checked. */
+/** `npm run exchange` (examples/exchange.ts) as a user runs it: a child process, its transcript checked. */
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -15,7 +15,7 @@ function start(...args: string[]) {
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
-describe('npm start', () => {
+describe('npm run exchange', () => {
   it('patent: runs the exchange and shows the ATK-1 replay re-installing the program', () => {
     const { code, out, err } = start('--profile', 'patent');
     expect(err).toBe('');

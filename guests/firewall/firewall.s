@@ -4,12 +4,13 @@
 ; line 4, vector 0x24) towards the gateway (FW-2). Every frame it receives on one side is checked
 ; against that direction's table of allowed ethernet types; an allowed frame is sent on the other
 ; side with the firewall's own address there as source (it routes, it does not bridge), and an
-; inbound one is addressed to INBOUND_TO (the inside host that takes inbound traffic); everything
-; else is dropped and counted. Nothing passes except through this loop (FW-3).
+; inbound one is addressed to the inside host its rule names (the host that takes that kind of
+; inbound traffic); everything else is dropped and counted. Nothing passes except through this loop
+; (FW-3).
 ;
 ; The builder (build.ts) prepends the rules as equates and data:
-;   OUT_TYPES / IN_TYPES: zero-terminated dword lists of ethernet types (labels out_types, in_types)
-;   inbound_to: the 6-byte inside address of inbound frames
+;   out_types / in_types: lists of 12-byte rules {type dword, inside address[6], 0, 0} ended by a
+;   zero dword; an inbound rule's address is where frames of its type go (outbound: unused, zero)
 ; Counters at STATS (dwords): +0 forwarded outward, +4 forwarded inward, +8 dropped.
 
 ROM_BASE equ 0xFFFF0000
@@ -22,6 +23,7 @@ STATS    equ 0x3000
 MACS     equ 0x3100                 ; its own addresses: +0 inside NIC, +8 outside NIC
 STACK    equ 0x8000
 VECTORS  equ 0x25
+RULE_BYTES equ 12
 
 fw_start:
         lgdt [cs:fw_gdtr - ROM_BASE]
@@ -116,7 +118,7 @@ fw_mac:
         ret
 
 ; fw_forward: takes the head frame of the NIC at esi into BUF; if its type is in the list at ebp,
-; sends it on the NIC at edi (source = that NIC's address; inbound: destination = inbound_to).
+; sends it on the NIC at edi (source = that NIC's address; inbound: destination = the rule's host).
 ; Four port accesses per forwarded frame: RX_LEN, RECEIVE, TX_LEN, TRANSMIT.
 fw_forward:
         mov edx, esi
@@ -137,7 +139,7 @@ fw_forward:
         jz .drop
         cmp ebx, eax
         jz .pass
-        add ebp, 4
+        add ebp, RULE_BYTES
         jmp .rule
 .pass:  mov ebx, MACS
         cmp edi, IN_NIC
@@ -151,11 +153,11 @@ fw_forward:
         stb [BUF + 11], eax
         cmp edi, IN_NIC
         jnz .send
-        ld eax, [inbound_to]        ; inbound: to the inside host
+        ld eax, [ebp + 4]           ; inbound: to the inside host of the matching rule
         st [BUF], eax
-        ldb eax, [inbound_to + 4]
+        ldb eax, [ebp + 8]
         stb [BUF + 4], eax
-        ldb eax, [inbound_to + 5]
+        ldb eax, [ebp + 9]
         stb [BUF + 5], eax
 .send:  mov edx, edi
         add edx, 5

@@ -56,6 +56,12 @@ export type ServiceEvent =
       readonly step?: Step;
       readonly conn?: string;
     }
+  /**
+   * Something the service's own machinery did besides the protocol (an ANC's traps, ring changes,
+   * DTM transfers, console lines, module loads): `event.kind` names it. Logged at debug level
+   * (there can be thousands a second); subscribers see every one.
+   */
+  | { readonly type: 'machine'; readonly at: number; readonly event: MachineEventData }
   /** Something failed in the host, not in the protocol (a store error, a failed dial): logged, survived. */
   | {
       readonly type: 'host-error';
@@ -65,6 +71,12 @@ export type ServiceEvent =
       readonly message: string;
       readonly conn?: string;
     };
+
+/** One machine event: a `kind` and plain fields (numbers, strings, booleans, arrays of them). */
+export interface MachineEventData {
+  readonly kind: string;
+  readonly [field: string]: unknown;
+}
 
 export type ServiceEventListener = (e: ServiceEvent) => void;
 
@@ -78,7 +90,14 @@ export function createEventHub(logger: Logger): EventHub {
   const listeners = new Set<ServiceEventListener>();
   return {
     emit(e) {
-      const level = e.type === 'host-error' ? 'error' : e.type === 'undeliverable' ? 'warn' : 'info';
+      const level =
+        e.type === 'host-error'
+          ? 'error'
+          : e.type === 'undeliverable'
+            ? 'warn'
+            : e.type === 'machine'
+              ? 'debug'
+              : 'info';
       logger[level](e, e.type);
       for (const l of listeners) {
         try {

@@ -18,8 +18,9 @@ import {
 } from '@clefnet/protocol';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { createEventHub, hostErrorEvent, type ServiceEventListener } from './events.js';
+import { createEventHub, hostErrorEvent, type ServiceEvent, type ServiceEventListener } from './events.js';
 import { buildHostApp, WS_PATH } from './http/app.js';
+import { type EventStreams, eventRoutes } from './http/events.js';
 import { type ConnectHook, createGateway, directConnect, type FrameEndpoint } from './ws/gateway.js';
 
 export interface ListenAddress {
@@ -76,6 +77,8 @@ export interface ServiceHostOptions {
   readonly bodyLimit?: number;
   /** Run while listening (a party's `expire()`). */
   readonly periodic?: readonly PeriodicOperation[];
+  /** The admin token: with it, `GET /admin/events` streams the events (http/events.ts). */
+  readonly eventsToken?: string;
   /** Called by stop() after the sockets and the HTTP server are closed (close the store here). */
   readonly onStopped?: () => void | Promise<void>;
 }
@@ -84,6 +87,8 @@ export interface ServiceHost extends HostOperations {
   readonly app: FastifyInstance;
   /** TB-2: every protocol event, frame, connection and host error, as it happens. */
   subscribe(listener: ServiceEventListener): () => void;
+  /** Puts a service's own event (e.g. `machine`) on the stream and in the log. */
+  emit(event: ServiceEvent): void;
   start(): Promise<ListenAddress>;
   /** Stops accepting, closes every socket and the HTTP server, then calls `onStopped`. Idempotent. */
   stop(): Promise<void>;
@@ -115,6 +120,7 @@ export function createServiceHost(opts: ServiceHostOptions): ServiceHost {
   };
 
   let state: 'created' | 'listening' | 'stopping' | 'stopped' = 'created';
+  let streams: EventStreams | undefined;
   const app = buildHostApp({
     logger,
     readiness: () => ({
@@ -124,7 +130,10 @@ export function createServiceHost(opts: ServiceHostOptions): ServiceHost {
     }),
     acceptingSockets: () => state === 'listening',
     onSocket: (ws, remote) => gateway.accept(ws, remote),
-    ...(opts.routes === undefined ? {} : { routes: (a: FastifyInstance) => opts.routes?.(a, { operate }) }),
+    routes: (a: FastifyInstance) => {
+      if (opts.eventsToken !== undefined) streams = eventRoutes(a, events, opts.eventsToken);
+      opts.routes?.(a, { operate });
+    },
     ...(opts.bodyLimit === undefined ? {} : { bodyLimit: opts.bodyLimit }),
   });
 
@@ -135,6 +144,7 @@ export function createServiceHost(opts: ServiceHostOptions): ServiceHost {
     app,
     operate,
     subscribe: (listener) => events.subscribe(listener),
+    emit: (event) => events.emit(event),
     async start() {
       if (state !== 'created') throw new ClefnetError('BAD_STATE', `cannot start a service that is ${state}`);
       const host = opts.host ?? '127.0.0.1';
@@ -160,6 +170,7 @@ export function createServiceHost(opts: ServiceHostOptions): ServiceHost {
       stopping ??= (async () => {
         state = 'stopping';
         for (const t of timers.splice(0)) clearInterval(t);
+        streams?.closeAll();
         await gateway.close(opts.closeGraceMs ?? 2000);
         await app.close();
         await opts.onStopped?.();

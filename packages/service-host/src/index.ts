@@ -19,6 +19,7 @@ export {
   createEventHub,
   type EventHub,
   hostErrorEvent,
+  type MachineEventData,
   type ServiceEvent,
   type ServiceEventListener,
 } from './events.js';
@@ -34,6 +35,7 @@ export {
 export { buildHostApp, DEFAULT_BODY_LIMIT, type HostAppOptions, WS_PATH } from './http/app.js';
 export { bearerAuth, MIN_TOKEN_LENGTH } from './http/auth.js';
 export { type ErrorBody, errorAnswer, installErrorHandler } from './http/errors.js';
+export { EVENTS_PATH, SSE_BACKLOG_BYTES } from './http/events.js';
 export { healthRoutes, type Readiness } from './http/health.js';
 export { runServiceMain, type ServiceMain } from './main.js';
 export { isTime, openSqlite, type SqliteOptions, StoreError } from './sqlite.js';

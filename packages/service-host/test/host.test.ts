@@ -281,6 +281,68 @@ describe('http', () => {
   });
 });
 
+/** Reads server-sent events from `url` until `n` data lines arrived; returns them parsed. */
+async function sse(url: string, n: number, headers: Record<string, string>): Promise<unknown[]> {
+  const res = await fetch(url, { headers });
+  expect(res.status).toBe(200);
+  expect(res.headers.get('content-type')).toBe('text/event-stream; charset=utf-8');
+  const reader = res.body!.getReader();
+  const out: unknown[] = [];
+  let text = '';
+  while (out.length < n) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += new TextDecoder().decode(value);
+    let i = text.indexOf('\n\n');
+    while (i >= 0) {
+      const chunk = text.slice(0, i);
+      text = text.slice(i + 2);
+      if (chunk.startsWith('data: ')) out.push(JSON.parse(chunk.slice(6)));
+      i = text.indexOf('\n\n');
+    }
+  }
+  await reader.cancel();
+  return out;
+}
+
+describe('event stream', () => {
+  it('GET /admin/events streams every event as JSON to a holder of the token, filtered by type and kind', async () => {
+    const s = await start({ eventsToken: TOKEN });
+    const url = `${s.address.http}/admin/events`;
+    expect((await httpJson('GET', url)).status).toBe(401);
+    expect(
+      (await httpJson('GET', `${url}?type=Bad!`, undefined, { authorization: `Bearer ${TOKEN}` })).status,
+    ).toBe(400);
+    const auth = { authorization: `Bearer ${TOKEN}` };
+    const all = sse(url, 2, auth);
+    const machine = sse(`${url}?type=machine&kind=console`, 1, auth);
+    await until(() => (s.host.app.server.listening ? true : undefined));
+    await new Promise((r) => setTimeout(r, 100));
+    s.host.emit({ type: 'machine', at: 1, event: { kind: 'trap', ve: 1 } });
+    s.host.emit({ type: 'machine', at: 2, event: { kind: 'console', ve: 'node', text: 'hi' } });
+    expect(await all).toEqual([
+      { type: 'machine', at: 1, event: { kind: 'trap', ve: 1 } },
+      { type: 'machine', at: 2, event: { kind: 'console', ve: 'node', text: 'hi' } },
+    ]);
+    expect(await machine).toEqual([
+      { type: 'machine', at: 2, event: { kind: 'console', ve: 'node', text: 'hi' } },
+    ]);
+  });
+
+  it('stop() ends open streams', async () => {
+    const s = await start({ eventsToken: TOKEN });
+    const res = await fetch(`${s.address.http}/admin/events`, {
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
+    const reader = res.body!.getReader();
+    await reader.read();
+    await s.host.stop();
+    let done = false;
+    while (!done) done = (await reader.read()).done;
+    expect(done).toBe(true);
+  });
+});
+
 describe('lifecycle', () => {
   it('runs periodic operations while listening; a failure is a host-error event with its where', async () => {
     let runs = 0;

@@ -96,6 +96,7 @@ export function createAsdService(opts: AsdServiceOptions): AsdService {
     ...(opts.heartbeatMs === undefined ? {} : { heartbeatMs: opts.heartbeatMs }),
     ...(opts.closeGraceMs === undefined ? {} : { closeGraceMs: opts.closeGraceMs }),
     bodyLimit: BODY_LIMIT,
+    eventsToken: opts.adminToken,
     storeOpen: () => store.isOpen,
     routes: (app, { operate }) =>
       adminRoutes(app, {

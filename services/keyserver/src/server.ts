@@ -113,6 +113,7 @@ export function createKeyServerService(opts: KeyServerServiceOptions): KeyServer
     ...(opts.heartbeatMs === undefined ? {} : { heartbeatMs: opts.heartbeatMs }),
     ...(opts.closeGraceMs === undefined ? {} : { closeGraceMs: opts.closeGraceMs }),
     bodyLimit: BODY_LIMIT,
+    eventsToken: opts.adminToken,
     storeOpen: () => store.isOpen,
     routes: (app, { operate }) =>
       adminRoutes(app, {

@@ -127,6 +127,7 @@ export function createRepositoryService(opts: RepositoryServiceOptions): Reposit
     ...(opts.heartbeatMs === undefined ? {} : { heartbeatMs: opts.heartbeatMs }),
     ...(opts.closeGraceMs === undefined ? {} : { closeGraceMs: opts.closeGraceMs }),
     bodyLimit: BODY_LIMIT,
+    eventsToken: opts.adminToken,
     storeOpen: () => store.isOpen,
     periodic: [
       {

@@ -11,18 +11,16 @@ import {
   type AuthorityTriple,
   createMemoryKeyServerStore,
   DEFAULT_NAMES,
-  type Delivery,
   generateTriple,
   KeyServer,
   type KnownKeyServer,
   type Name,
   nodeBackend,
-  type Party,
   type ProfileName,
   seededRandom,
 } from '@clefnet/protocol';
-import { createServiceHost, type ListenAddress, type ServiceHost } from '@clefnet/service-host';
-import { tempDir as hostTempDir, silent } from '@clefnet/service-host/testing';
+import type { ListenAddress } from '@clefnet/service-host';
+import { type HostedParty, hostParty, tempDir as hostTempDir, silent } from '@clefnet/service-host/testing';
 import {
   createRepositoryService,
   type RepositoryService,
@@ -77,41 +75,6 @@ export async function startRepository(
   service.subscribe((e) => events.push(e));
   const address = await service.start();
   return { service, address, events };
-}
-
-/** A party on its own WebSocket server (service-host, memory state); keeps what it delivers. */
-export interface HostedParty<P extends Party> {
-  readonly party: P;
-  readonly host: ServiceHost;
-  readonly address: ListenAddress;
-  readonly deliveries: Delivery[];
-}
-
-async function hostParty<P extends Party>(
-  party: P,
-  clock: () => number,
-  directory: Record<string, string> = {},
-): Promise<HostedParty<P>> {
-  const deliveries: Delivery[] = [];
-  const host = createServiceHost({
-    name: party.name,
-    party: {
-      receive: (bytes) => {
-        const o = party.receive(bytes);
-        deliveries.push(...o.deliver);
-        return o;
-      },
-    },
-    transaction: (fn) => fn(),
-    logger: silent,
-    clock,
-    directory,
-    heartbeatMs: 0,
-    closeGraceMs: 200,
-    storeOpen: () => true,
-  });
-  const address = await host.start();
-  return { party, host, address, deliveries };
 }
 
 /** KServ1, KServ2 and the ANC's VE on real sockets, provisioned as KEY-12 says. */

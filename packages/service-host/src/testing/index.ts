@@ -12,4 +12,5 @@ export {
   tempDir,
   until,
 } from './helpers.js';
+export { type HostedParty, hostParty } from './hosted.js';
 export { type RecordedMessage, type RecordingProxy, startRecordingProxy } from './proxy.js';

@@ -1,0 +1,10 @@
+/**
+ * The ANC process: `node --conditions=source --import tsx services/anc/src/main.ts <config.json>`
+ * (@clefnet/service-host's runServiceMain: one JSON listen line on stdout, logs on stderr, graceful
+ * stop on SIGTERM or SIGINT).
+ */
+import { runServiceMain } from '@clefnet/service-host';
+import { parseConfig } from './config.js';
+import { createAncService } from './server.js';
+
+runServiceMain({ service: 'anc', parseConfig, create: createAncService });
