@@ -105,25 +105,28 @@ export async function up(o: UpOptions): Promise<UpResult> {
   const topology: Topology = o.topologyFile === undefined ? DEFAULT_TOPOLOGY : loadTopology(o.topologyFile);
   o.say(`provisioning ${o.dataDir} (profile ${topology.profile}, ${topology.ancs.length} ANCs)`);
   const p = provision(topology, o.dataDir);
-  const started: RunningProcess[] = [];
+  const pids = new Map<string, number>();
   const children: import('node:child_process').ChildProcess[] = [];
+  const startedAt = Date.now();
+  // In the topology's order whatever order they started in: `down` stops them in reverse.
   const state = (): TestbedState => ({
     topology,
-    startedAt: Date.now(),
+    startedAt,
     adminToken: p.adminToken,
-    processes: started,
+    processes: p.processes.flatMap((x) => (pids.has(x.key) ? [{ ...x, pid: pids.get(x.key)! }] : [])),
   });
   const start = async (key: string) => {
     const spec = p.processes.find((x) => x.key === key)!;
     const t0 = Date.now();
     const r = await startProcess(spec, o.dataDir, { detached: o.detached });
-    started.push({ ...spec, pid: r.pid });
+    pids.set(key, r.pid);
     children.push(r.child);
     writeState(o.dataDir, state());
     o.say(`  ${key.padEnd(5)} ${spec.name.padEnd(24)} ${spec.http}  (pid ${r.pid}, ${Date.now() - t0} ms)`);
   };
   try {
-    for (const key of ['ks1', 'ks2', 'asd', 'ar']) await start(key);
+    // The four services do not need each other to start; the ANCs need KServ1 to know them.
+    await Promise.all(['ks1', 'ks2', 'asd', 'ar'].map(start));
     const regs = registrations(p);
     const ks1 = proc(state(), 'ks1');
     const ks2 = proc(state(), 'ks2');
@@ -135,11 +138,11 @@ export async function up(o: UpOptions): Promise<UpResult> {
     const ar = proc(state(), 'ar');
     for (const m of MODULES) await publishModule(p, ar.http, m, buildModule(m));
     o.say(`  published ${MODULES.join(', ')} at the AR`);
-    for (const a of topology.ancs) await start(a.name);
+    await Promise.all(topology.ancs.map((a) => start(a.name)));
     for (const a of topology.ancs) await waitForKeys(p, proc(state(), a.name), o.say);
   } catch (e) {
     o.say(`stopping what started: ${(e as Error).message}`);
-    for (const r of [...started].reverse()) await stopProcess(r.pid);
+    for (const r of [...state().processes].reverse()) await stopProcess(r.pid);
     clearState(o.dataDir);
     throw e;
   }

@@ -87,6 +87,10 @@ export interface AgentStats {
   readonly transactionsOut: number;
   readonly modulesDelivered: number;
   readonly reports: number;
+  /** Reports the ASD answered through KServ2. */
+  readonly reportsAnswered: number;
+  /** Reports refused or unanswered (a revoked application: KServ2 or the ASD says no). */
+  readonly reportsFailed: number;
   readonly dropped: number;
 }
 
@@ -118,6 +122,8 @@ export class Agent implements NicLink {
     transactionsOut: 0,
     modulesDelivered: 0,
     reports: 0,
+    reportsAnswered: 0,
+    reportsFailed: 0,
     dropped: 0,
   };
 
@@ -314,8 +320,17 @@ export class Agent implements NicLink {
           keyServer: d.keyServer.name,
         });
       } else if (d.kind === 'request-failed') {
-        this.opts.onEvent({ kind: 'agent', action: 'request-failed', ve: n.node.ve, code: d.code });
+        if (d.step === 'OPEN') this.counts.reportsFailed++;
+        this.opts.onEvent({
+          kind: 'agent',
+          action: 'request-failed',
+          ve: n.node.ve,
+          step: d.step,
+          code: d.code,
+          ...(d.remote === undefined ? {} : { remote: d.remote }),
+        });
       } else if (d.kind === 'channel-data') {
+        this.counts.reportsAnswered++;
         this.opts.onEvent({
           kind: 'agent',
           action: 'report-answer',
