@@ -106,6 +106,7 @@ export function provision(topology: Topology, dataDir: string): Provisioned {
   const listen = (port: number) => ({ host: topology.host, port });
   const pair = (name: Name, scopes: string[]) => ({ ...accessPairToJson(t(name)), scopes });
   const common = { profile: topology.profile, adminToken: token, backend: 'node', logLevel: 'info' };
+  const store = { synchronous: topology.synchronous };
   const processes: ProcessSpec[] = [];
   const add = (key: string, name: Name, program: ProcessSpec['program'], config: unknown, port: number) => {
     const path = join(dataDir, key, 'config.json');
@@ -121,6 +122,7 @@ export function provision(topology: Topology, dataDir: string): Provisioned {
       ...common,
       identity: tripleToJson(t(L.ks1)),
       serves: ['clef', 'mint'],
+      ...store,
       nameOwnership: { policy: 'owner-only' },
       dataDir: '.',
       listen: listen(L.ports.ks1),
@@ -135,6 +137,7 @@ export function provision(topology: Topology, dataDir: string): Provisioned {
       ...common,
       identity: tripleToJson(t(L.ks2)),
       serves: ['mint', 'relay'],
+      ...store,
       // The AR deploys again under the same application Name: it owns it.
       nameOwnership: { policy: 'owner-only' },
       keyServers: [pair(L.ks1, ['clef'])],
@@ -152,6 +155,7 @@ export function provision(topology: Topology, dataDir: string): Provisioned {
       ...common,
       identity: tripleToJson(t(L.asd)),
       keyServers: [pair(L.ks2, ['relay'])],
+      ...store,
       directory: { [L.ks2]: url(L.ports.ks2).ws },
       dataDir: '.',
       listen: listen(L.ports.asd),
@@ -169,6 +173,7 @@ export function provision(topology: Topology, dataDir: string): Provisioned {
       identity: tripleToJson(t(L.ar)),
       keyServers: [pair(L.ks1, ['clef']), pair(L.ks2, ['mint'])],
       mintLocation: url(L.ports.ks2).ws,
+      ...store,
       directory: { [L.ks1]: url(L.ports.ks1).ws, [L.ks2]: url(L.ports.ks2).ws, ...veDirectory },
       dataDir: '.',
       listen: listen(L.ports.ar),

@@ -52,6 +52,12 @@ export function alive(pid: number): boolean {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Extra Node options for every service (CLEFNET_NODE_ARGS, e.g. `--cpu-prof --cpu-prof-dir=prof`). */
+function nodeArgs(): string[] {
+  const v = process.env.CLEFNET_NODE_ARGS?.trim();
+  return v === undefined || v === '' ? [] : v.split(/\s+/);
+}
+
 /**
  * Starts one service and waits for its listen line. `detached`: it outlives this process (its own
  * process group); otherwise it is this process's child.
@@ -71,6 +77,7 @@ export async function startProcess(
   const child = spawn(
     process.execPath,
     [
+      ...nodeArgs(),
       '--conditions=source',
       '--import',
       'tsx',

@@ -8,6 +8,8 @@
  * domain: clefnet.test       # Names: ks1.<domain>, ar.<domain>, <anc>.<domain>, <ve>.<anc>.<domain>
  * host: 127.0.0.1
  * basePort: 7100             # ks1, ks2, ar, asd, then one port per ANC, in this order
+ * synchronous: normal        # the services' SQLite commits: normal (WAL; survives a killed process)
+ *                            # or full (also survives power loss; an fsync per commit)
  * ancs:
  *   - name: anc1
  *     firewall: A            # Fig. 10 configuration: A, B or C
@@ -33,6 +35,7 @@ export interface Topology {
   readonly domain: string;
   readonly host: string;
   readonly basePort: number;
+  readonly synchronous: 'full' | 'normal';
   readonly ancs: readonly AncSpec[];
 }
 
@@ -42,6 +45,7 @@ export const DEFAULT_TOPOLOGY: Topology = {
   domain: 'clefnet.test',
   host: '127.0.0.1',
   basePort: 7100,
+  synchronous: 'normal',
   ancs: [
     { name: 'anc1', firewall: 'A', confirmOutbound: false, nodes: ['ve1'] },
     { name: 'anc2', firewall: 'A', confirmOutbound: false, nodes: ['ve1'] },
@@ -68,7 +72,7 @@ function label(v: unknown, field: string): string {
 
 /** Checks a parsed topology document (defaults for what it leaves out). */
 export function parseTopology(doc: unknown): Topology {
-  const o = fields(doc ?? {}, '', ['profile', 'domain', 'host', 'basePort', 'ancs']);
+  const o = fields(doc ?? {}, '', ['profile', 'domain', 'host', 'basePort', 'synchronous', 'ancs']);
   const d = DEFAULT_TOPOLOGY;
   const profile = o.profile ?? d.profile;
   if (profile !== 'patent' && profile !== 'hardened') throw invalid('profile', 'must be patent or hardened');
@@ -84,6 +88,9 @@ export function parseTopology(doc: unknown): Topology {
   const basePort = o.basePort ?? d.basePort;
   if (typeof basePort !== 'number' || !Number.isInteger(basePort) || basePort < 1024 || basePort > 65_000)
     throw invalid('basePort', 'must be an integer in 1024..65000');
+  const synchronous = o.synchronous ?? d.synchronous;
+  if (synchronous !== 'full' && synchronous !== 'normal')
+    throw invalid('synchronous', 'must be full or normal');
   const rawAncs = o.ancs ?? d.ancs;
   if (!Array.isArray(rawAncs) || rawAncs.length === 0) throw invalid('ancs', 'must list at least one ANC');
   if (rawAncs.length > 64) throw invalid('ancs', 'may list at most 64 ANCs');
@@ -104,7 +111,7 @@ export function parseTopology(doc: unknown): Topology {
     return { name: label(x.name, `${f}.name`), firewall, confirmOutbound, nodes: names };
   });
   if (new Set(ancs.map((a) => a.name)).size !== ancs.length) throw invalid('ancs', 'names must be unique');
-  return { profile, domain, host, basePort, ancs };
+  return { profile, domain, host, basePort, synchronous, ancs };
 }
 
 export function loadTopology(path: string): Topology {

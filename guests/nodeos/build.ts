@@ -34,7 +34,7 @@ export const NODEOS = {
   keyBuffer: 0x2400,
   /** The module's segment: base and size (its DPL-3 code and data segments). */
   userBase: 0x40000,
-  userSize: 0x40000,
+  userSize: 0x10000,
   /** The largest module image a transfer may carry (header, body and symbols). */
   imageMax: 0x20000,
   /** Data frames the kernel queues for the module, and the longest one. */

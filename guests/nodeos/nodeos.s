@@ -88,7 +88,7 @@ ASM_AT          equ 0x18000
 ASM_MAX         equ 0x20000
 KSTACK_TOP      equ 0x3C000
 USER_LO         equ 0x40000
-USER_SIZE       equ 0x40000
+USER_SIZE       equ 0x10000
 
 ; ---- limits of the system calls and frames ----
 ETH_HEADER      equ 14

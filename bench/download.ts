@@ -1,0 +1,199 @@
+/**
+ * Module downloads across the real services (issue 6): a testbed (`hardened`, node:crypto) of
+ * KServ1, KServ2, the ASD, the AR and one ANC as separate processes on loopback, each with its
+ * SQLite files; one download = `POST /admin/deploy` at the AR (steps 1-7 with the hand-over, KServ2
+ * minting the application's triple) until the ANC's agent has delivered the verified program into
+ * the node VE and holds the application's channel (steps 8-9 for the program and the hand-over).
+ * Completion is read from the ANC's event stream (`module delivered`, `agent channel`).
+ *
+ * - latency: one download at a time, p50 and p99;
+ * - throughput: several in flight, downloads completed per second;
+ * - where the time goes: each process's CPU time per download (/proc/<pid>/stat) in the
+ *   throughput phase, and the client's own.
+ *
+ * Ends with `RESULT p50_ms=... p99_ms=... downloads_per_s=...`.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { api, down, up } from '../testbed/commands.js';
+import type { TestbedState } from '../testbed/supervisor.js';
+
+const WARMUP = 30;
+const LATENCY_RUNS = 200;
+const IN_FLIGHT = 8;
+const THROUGHPUT_RUNS = 600;
+const TICK_MS = 1000 / 100; // USER_HZ: /proc/<pid>/stat counts in clock ticks
+
+async function freeBase(n: number): Promise<number> {
+  const free = (port: number) =>
+    new Promise<boolean>((resolve) => {
+      const s = createServer();
+      s.once('error', () => resolve(false));
+      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+    });
+  for (;;) {
+    const base = 20_000 + Math.floor(Math.random() * 20_000);
+    let ok = true;
+    for (let i = 0; i < n && ok; i++) ok = await free(base + i);
+    if (ok) return base;
+  }
+}
+
+/** utime + stime of a process, in ms. */
+function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * TICK_MS;
+}
+
+/** Counts completed downloads from the ANC's event stream. */
+class Completions {
+  private modules = 0;
+  private channels = 0;
+  private waiters: { n: number; resolve: () => void }[] = [];
+  private readonly abort = new AbortController();
+
+  get done(): number {
+    return Math.min(this.modules, this.channels);
+  }
+
+  async open(s: TestbedState, anc: string): Promise<void> {
+    const res = await fetch(`${anc}/admin/events?type=machine&kind=module,agent`, {
+      headers: { authorization: `Bearer ${s.adminToken}` },
+      signal: this.abort.signal,
+    });
+    const reader = res.body!.getReader();
+    let text = '';
+    const pump = async () => {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        text += new TextDecoder().decode(value);
+        let i = text.indexOf('\n\n');
+        while (i >= 0) {
+          const chunk = text.slice(0, i);
+          text = text.slice(i + 2);
+          if (chunk.startsWith('data: ')) {
+            const e = JSON.parse(chunk.slice(6)) as { event: { kind: string; action: string } };
+            if (e.event.kind === 'module' && e.event.action === 'delivered') this.modules++;
+            if (e.event.kind === 'agent' && e.event.action === 'channel') this.channels++;
+            this.waiters = this.waiters.filter((w) => {
+              if (this.done < w.n) return true;
+              w.resolve();
+              return false;
+            });
+          }
+          i = text.indexOf('\n\n');
+        }
+      }
+    };
+    pump().catch(() => {});
+  }
+
+  /** Resolves when `n` downloads have completed. */
+  until(n: number): Promise<void> {
+    if (this.done >= n) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push({ n, resolve }));
+  }
+
+  close(): void {
+    this.abort.abort();
+  }
+}
+
+const pct = (sorted: number[], p: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+
+export async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'clefnet-bench-download-'));
+  const data = join(dir, 'data');
+  const file = join(dir, 'topology.yaml');
+  writeFileSync(
+    file,
+    `profile: hardened\nbasePort: ${await freeBase(5)}\nancs:\n  - name: anc1\n    nodes: [ve1]\n`,
+  );
+  const say = (line: string) => console.log(line);
+  const { state: s } = await up({ dataDir: data, topologyFile: file, detached: true, say: () => {} });
+  const url = (k: string) => s.processes.find((p) => p.key === k)!.http;
+  const pid = (k: string) => s.processes.find((p) => p.key === k)!.pid;
+  const done = new Completions();
+  try {
+    await done.open(s, url('anc1'));
+    const deploy = () =>
+      api(s, url('ar'), 'POST', '/admin/deploy', {
+        module: 'billing',
+        anc: 've1.anc1.clefnet.test',
+        secApp: 'billing-anc1-ve1.ar.clefnet.test',
+      });
+    let issued = 0;
+    const one = async () => {
+      const t0 = performance.now();
+      await deploy();
+      issued++;
+      await done.until(issued);
+      return performance.now() - t0;
+    };
+    for (let i = 0; i < WARMUP; i++) await one();
+
+    const keys = ['ks1', 'ks2', 'asd', 'ar', 'anc1'];
+    const cpuNow = () => new Map(keys.map((k) => [k, cpuMs(pid(k))]));
+    /** CPU ms per download of each process since `before`, the client's, and their sum. */
+    const perDownload = (before: Map<string, number>, self0: NodeJS.CpuUsage, n: number) => {
+      const self = process.cpuUsage(self0);
+      const rows = keys.map((k) => (cpuMs(pid(k)) - before.get(k)!) / n);
+      const client = (self.user + self.system) / 1000 / n;
+      return { rows, client, total: rows.reduce((a, ms) => a + ms, 0) + client };
+    };
+
+    const lat: number[] = [];
+    const latCpu0 = cpuNow();
+    const latSelf0 = process.cpuUsage();
+    for (let i = 0; i < LATENCY_RUNS; i++) lat.push(await one());
+    const latCpu = perDownload(latCpu0, latSelf0, LATENCY_RUNS);
+    lat.sort((a, b) => a - b);
+    say(
+      `latency, one at a time (${LATENCY_RUNS} downloads): p50 ${pct(lat, 50).toFixed(2)} ms, p90 ${pct(lat, 90).toFixed(2)} ms, p99 ${pct(lat, 99).toFixed(2)} ms, max ${lat.at(-1)!.toFixed(2)} ms`,
+    );
+
+    const cpu0 = cpuNow();
+    const self0 = process.cpuUsage();
+    const base = issued;
+    const t0 = performance.now();
+    let next = 0;
+    const workers = Array.from({ length: IN_FLIGHT }, async () => {
+      while (next < THROUGHPUT_RUNS) {
+        next++;
+        await deploy();
+        issued++;
+      }
+    });
+    await Promise.all(workers);
+    await done.until(base + THROUGHPUT_RUNS);
+    const secs = (performance.now() - t0) / 1000;
+    const rate = THROUGHPUT_RUNS / secs;
+    const tpCpu = perDownload(cpu0, self0, THROUGHPUT_RUNS);
+    say(
+      `throughput, ${IN_FLIGHT} in flight: ${THROUGHPUT_RUNS} downloads in ${secs.toFixed(2)} s = ${rate.toFixed(1)}/s`,
+    );
+    say('CPU ms per download      one at a time   in flight');
+    const row = (name: string, a: number, b: number, note = '') =>
+      say(`  ${name.padEnd(22)} ${a.toFixed(2).padStart(6)}      ${b.toFixed(2).padStart(6)}${note}`);
+    for (const [i, k] of keys.entries()) row(k, latCpu.rows[i]!, tpCpu.rows[i]!);
+    row('client', latCpu.client, tpCpu.client, '  (this process: HTTP requests, the event stream)');
+    row(
+      'total',
+      latCpu.total,
+      tpCpu.total,
+      `  (2 cores: at most ${((2 * 1000) / tpCpu.total).toFixed(0)}/s)`,
+    );
+    console.log(
+      `RESULT p50_ms=${pct(lat, 50).toFixed(2)} p99_ms=${pct(lat, 99).toFixed(2)} downloads_per_s=${rate.toFixed(1)}`,
+    );
+  } finally {
+    done.close();
+    await down(data, () => {});
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
