@@ -14,9 +14,12 @@ import { ETHERTYPE_IPV4, ETHERTYPE_TRANSACTION, formatMac, type VeProfile, veMac
 import {
   Asd,
   type AuthorityTriple,
+  craftFrame,
   createMemoryKeyServerStore,
+  createProfile,
   DEFAULT_NAMES,
   generateTriple,
+  honestHeader,
   KeyServer,
   type KnownKeyServer,
   type Name,
@@ -27,6 +30,7 @@ import {
 } from '@clefnet/protocol';
 import { type HostedParty, hostParty, httpJson, silent, until } from '@clefnet/service-host/testing';
 import { afterEach, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
 import { buildModule } from '../examples/modules/build.js';
 import { buildFirewall } from '../guests/firewall/build.js';
 import { buildNodeOs } from '../guests/nodeos/build.js';
@@ -243,5 +247,69 @@ describe.each(['patent', 'hardened'] as const)('the ANC with real guests (%s)', 
     expect(new TextDecoder().decode(last.data.subarray(0, 4))).toBe('BILL');
     expect(v.getUint32(6)).toBe(3);
     expect(v.getUint32(10)).toBe(frames.reduce((n, f) => n + f.length, 0));
+  });
+
+  it('refuses a program signed with another key and a frame for a Name it does not hold; installs nothing; keeps serving', async () => {
+    const w = await world(profile);
+    const console = () => w.anc.node.console('node');
+    await until(
+      () => (console().includes('nodeos: waiting for a module') ? true : undefined),
+      10_000,
+      'nodeos boot',
+    );
+    const ve = w.anc.node.vmm.keys.get('node')!;
+    const rules = createProfile(profile);
+    const random = seededRandom('anc-tests/forger');
+    // The AR's Name and Clef, someone else's Key: step 9 finds the signature does not verify.
+    const forged = { name: N.ar, clef: T.ar.clef, key: generateTriple(nodeBackend, random, N.ar).key };
+    const to = { name: N.ve, clef: ve.clef };
+    const program = buildModule('billing');
+    const header = honestHeader(rules, random, Date.now(), forged, to);
+    const bad = craftFrame(nodeBackend, random, rules, forged, to, { type: 'program', program }, header);
+    const elsewhere = { name: 'nobody.clefnet.test' as Name, clef: ve.clef };
+    const nobody = craftFrame(
+      nodeBackend,
+      random,
+      rules,
+      T.ar,
+      elsewhere,
+      { type: 'program', program },
+      honestHeader(rules, random, Date.now(), T.ar, elsewhere),
+    );
+    const ws = new WebSocket(`${w.http.replace('http:', 'ws:')}/ws`);
+    await new Promise((ok, fail) => {
+      ws.once('open', ok);
+      ws.once('error', fail);
+    });
+    ws.send(nobody);
+    ws.send(bad);
+    const rejected = await until(
+      () =>
+        w.events.find((e) => e.type === 'protocol' && e.event.party === N.ve && e.event.type === 'rejected'),
+      10_000,
+      'the refusal',
+    );
+    expect(rejected.type === 'protocol' && rejected.event.code).toBe('CRYPTO_SIGNATURE');
+    expect(
+      w.events.some(
+        (e) =>
+          e.type === 'machine' &&
+          e.event.kind === 'agent' &&
+          e.event.action === 'dropped' &&
+          e.event.reason === 'no party here for "nobody.clefnet.test"',
+      ),
+    ).toBe(true);
+    expect(w.anc.node.installed()).toEqual([]);
+    expect(console()).not.toContain('module loaded');
+    ws.close();
+
+    // The genuine AR still gets its program in.
+    w.ar.host.operate('deploy', () => w.ar.party.deploy({ anc: N.ve, program, id: 'd2' }));
+    await until(
+      () => (console().includes('billing: running in ring 3') ? true : undefined),
+      10_000,
+      'module start',
+    );
+    expect(w.anc.node.installed()).toHaveLength(1);
   });
 });

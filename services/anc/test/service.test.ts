@@ -6,7 +6,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { accessPairToJson, encodeFrame, LIMITS, tripleToJson } from '@clefnet/protocol';
-import { tempDir } from '@clefnet/service-host/testing';
+import { binaryFrameHead, rawWsClient, tempDir } from '@clefnet/service-host/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { parseConfig } from '../src/index.js';
@@ -131,6 +131,32 @@ describe('bad input on the socket', () => {
     expect(await closed).toBe(1009);
     expect((await httpJson('GET', `${r.address.http}/health`)).status).toBe(200);
     expect((await httpJson('GET', `${r.address.http}/admin/ves`, undefined, AUTH)).status).toBe(200);
+  });
+});
+
+describe('a peer that stops mid-frame', () => {
+  it('is dropped by the heartbeat without reaching the machine, and does not hold up stop()', async () => {
+    const r = await startAnc('patent', { heartbeatMs: 100 });
+    running.push(r);
+    await until(keyIssued(r), 5000, 'the key');
+    const raw = await rawWsClient(r.address.ws);
+    raw.write(binaryFrameHead(1000));
+    raw.write(new Uint8Array(10));
+    const dropped = await until(
+      () =>
+        r.events.find((e) => e.type === 'connection' && e.direction === 'inbound' && e.state === 'closed'),
+      3000,
+      'the heartbeat',
+    );
+    expect(dropped).toMatchObject({ code: 1006 });
+    expect(r.service.node.stats().wire.framesIn).toBe(1); // only KServ1's key answer
+    const stalled = await rawWsClient(r.address.ws);
+    stalled.write(binaryFrameHead(1000));
+    const t = Date.now();
+    await r.service.stop();
+    expect(Date.now() - t).toBeLessThan(2000);
+    raw.destroy();
+    stalled.destroy();
   });
 });
 

@@ -4,7 +4,6 @@
  * refusal is the exact typed one or a clean close, that the service goes on serving, and that
  * nothing partial is stored.
  */
-import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import {
   accessPairToJson,
@@ -17,6 +16,7 @@ import {
   seededRandom,
   utf8,
 } from '@clefnet/protocol';
+import { binaryFrameHead, rawWsClient } from '@clefnet/service-host/testing';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
@@ -201,7 +201,7 @@ describe('WebSocket-level abuse closes only the offending socket', () => {
   it('half a WebSocket message, then a disconnect: nothing reaches the party, others are served', async () => {
     const r = await start();
     const good = await client(r);
-    const raw = await rawClient(r.address.ws);
+    const raw = await rawWsClient(r.address.ws);
     raw.write(binaryFrameHead(1000));
     raw.write(validQuery().subarray(0, 100));
     await stillServes(good);
@@ -217,7 +217,7 @@ describe('WebSocket-level abuse closes only the offending socket', () => {
   it('a peer that stops mid-message is dropped by the heartbeat, and does not hold up stop()', async () => {
     const r = await start({ heartbeatMs: 100 });
     const good = await client(r);
-    const raw = await rawClient(r.address.ws);
+    const raw = await rawWsClient(r.address.ws);
     cleanup.push(() => void raw.destroy());
     raw.write(binaryFrameHead(1000));
     raw.write(new Uint8Array(10));
@@ -229,7 +229,7 @@ describe('WebSocket-level abuse closes only the offending socket', () => {
     expect(dropped).toMatchObject({ code: 1006 });
     await stillServes(good);
 
-    const stalled = await rawClient(r.address.ws);
+    const stalled = await rawWsClient(r.address.ws);
     cleanup.push(() => void stalled.destroy());
     stalled.write(binaryFrameHead(1000));
     const t = Date.now();
@@ -315,33 +315,3 @@ describe('host failures store nothing partial and answer nothing', () => {
     await stillServes(c);
   });
 });
-
-/** A raw TCP client that completes the WebSocket handshake on /ws and then writes what it is told. */
-async function rawClient(wsUrl: string): Promise<Socket> {
-  const u = new URL(wsUrl);
-  const socket = connect(Number(u.port), u.hostname);
-  await new Promise<void>((r) => socket.once('connect', () => r()));
-  socket.write(
-    `GET ${u.pathname} HTTP/1.1\r\nHost: ${u.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
-  );
-  const head = await new Promise<string>((resolve) => {
-    let text = '';
-    const onData = (d: Buffer) => {
-      text += d.toString('latin1');
-      if (text.includes('\r\n\r\n')) {
-        socket.off('data', onData);
-        resolve(text);
-      }
-    };
-    socket.on('data', onData);
-  });
-  expect(head.split('\r\n')[0]).toBe('HTTP/1.1 101 Switching Protocols');
-  socket.on('error', () => {});
-  return socket;
-}
-
-/** The head of a masked, final, binary WebSocket frame announcing `length` (< 65536) payload bytes. */
-function binaryFrameHead(length: number): Uint8Array {
-  return Uint8Array.from([0x82, 0x80 | 126, length >> 8, length & 0xff, 1, 2, 3, 4]);
-}

@@ -3,6 +3,7 @@
  * over HTTP, and a protocol party connected over real WebSockets.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Delivery, Name, Outbound, Outcome, Party, ProtocolError } from '@clefnet/protocol';
@@ -96,4 +97,41 @@ export async function httpJson(
   });
   const text = await res.text();
   return { status: res.status, body: text === '' ? undefined : JSON.parse(text), headers: res.headers };
+}
+
+/**
+ * A raw TCP client that performs the WebSocket upgrade on `wsUrl` and then writes whatever a test
+ * wants (half a frame, a frame head and no more): a peer that misbehaves below the ws library.
+ */
+export async function rawWsClient(wsUrl: string): Promise<Socket> {
+  const u = new URL(wsUrl);
+  const socket = connect(Number(u.port), u.hostname);
+  await new Promise<void>((r) => socket.once('connect', () => r()));
+  socket.write(
+    `GET ${u.pathname} HTTP/1.1\r\nHost: ${u.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+  );
+  const head = await new Promise<string>((resolve) => {
+    let text = '';
+    const onData = (d: Buffer) => {
+      text += d.toString('latin1');
+      if (text.includes('\r\n\r\n')) {
+        socket.off('data', onData);
+        resolve(text);
+      }
+    };
+    socket.on('data', onData);
+  });
+  const status = head.split('\r\n')[0];
+  if (status !== 'HTTP/1.1 101 Switching Protocols') {
+    socket.destroy();
+    throw new Error(`the upgrade answered ${status}`);
+  }
+  socket.on('error', () => {});
+  return socket;
+}
+
+/** The head of a masked binary WebSocket frame announcing `length` (126..65535) payload bytes. */
+export function binaryFrameHead(length: number): Uint8Array {
+  return Uint8Array.from([0x82, 0x80 | 126, length >> 8, length & 0xff, 1, 2, 3, 4]);
 }

@@ -4,9 +4,11 @@
  * recording proxy for the `connect` hook. Not for production code.
  */
 export {
+  binaryFrameHead,
   httpJson,
   manualClock,
   PartyLink,
+  rawWsClient,
   silent,
   T0,
   tempDir,
