@@ -205,7 +205,7 @@ export function provision(topology: Topology, dataDir: string): Provisioned {
     const ves = [
       { profile: ve('fw', fwRom), role: 'firewall' },
       ...a.nodes.map((n) => ({
-        profile: ve(n.ve, nodeRom, { key_trap: { name: n.name } }),
+        profile: ve(n.ve, nodeRom, { ...n.profile, key_trap: { name: n.name } }),
         role: 'node',
         senders: [L.ar],
       })),

@@ -16,19 +16,39 @@
  *     confirmOutbound: false # FW-8: hold everything the firewall sends out
  *     nodes: [ve1]           # node VEs (nodeos); the firewall VE is always there
  *   - name: anc2
- *     nodes: [ve1]
+ *     nodes:                 # a node with TB-8 profile settings of its own (docs/vmm.md)
+ *       - name: ve1
+ *         profile: { sdt_policy: P3, memory_bytes: 2097152 }
  * ```
  */
 import { readFileSync } from 'node:fs';
 import { ClefnetError, type Name, type ProfileName, parseName } from '@clefnet/protocol';
 import { parse } from 'yaml';
 
+export interface NodeSpec {
+  readonly name: string;
+  /** TB-8 profile settings for this VE (the testbed writes the rest: ROM, NVRAM, key trap). */
+  readonly profile: Readonly<Record<string, unknown>>;
+}
+
 export interface AncSpec {
   readonly name: string;
   readonly firewall: 'A' | 'B' | 'C';
   readonly confirmOutbound: boolean;
-  readonly nodes: readonly string[];
+  readonly nodes: readonly NodeSpec[];
 }
+
+/** The profile keys a topology may set for a node VE; the ANC checks their values when it starts. */
+export const NODE_PROFILE_KEYS = [
+  'memory_bytes',
+  'sdt_policy',
+  'qpt',
+  'vedt_mode',
+  'vedt_write',
+  'vedt_guard',
+  'outward_guard',
+  'crypto_device',
+] as const;
 
 export interface Topology {
   readonly profile: ProfileName;
@@ -47,8 +67,8 @@ export const DEFAULT_TOPOLOGY: Topology = {
   basePort: 7100,
   synchronous: 'normal',
   ancs: [
-    { name: 'anc1', firewall: 'A', confirmOutbound: false, nodes: ['ve1'] },
-    { name: 'anc2', firewall: 'A', confirmOutbound: false, nodes: ['ve1'] },
+    { name: 'anc1', firewall: 'A', confirmOutbound: false, nodes: [{ name: 've1', profile: {} }] },
+    { name: 'anc2', firewall: 'A', confirmOutbound: false, nodes: [{ name: 've1', profile: {} }] },
   ],
 };
 
@@ -105,10 +125,17 @@ export function parseTopology(doc: unknown): Topology {
     const nodes = x.nodes ?? ['ve1'];
     if (!Array.isArray(nodes) || nodes.length === 0 || nodes.length > 8)
       throw invalid(`${f}.nodes`, 'must list 1 to 8 node VEs');
-    const names = nodes.map((n, j) => label(n, `${f}.nodes[${j}]`));
+    const specs = nodes.map((n, j): NodeSpec => {
+      const g = `${f}.nodes[${j}]`;
+      if (typeof n === 'string') return { name: label(n, g), profile: {} };
+      const y = fields(n, g, ['name', 'profile']);
+      const profile = fields(y.profile ?? {}, `${g}.profile`, NODE_PROFILE_KEYS);
+      return { name: label(y.name, `${g}.name`), profile };
+    });
+    const names = specs.map((n) => n.name);
     if (new Set(names).size !== names.length || names.includes('fw'))
       throw invalid(`${f}.nodes`, 'must be unique and not "fw"');
-    return { name: label(x.name, `${f}.name`), firewall, confirmOutbound, nodes: names };
+    return { name: label(x.name, `${f}.name`), firewall, confirmOutbound, nodes: specs };
   });
   if (new Set(ancs.map((a) => a.name)).size !== ancs.length) throw invalid('ancs', 'names must be unique');
   return { profile, domain, host, basePort, synchronous, ancs };
@@ -135,7 +162,11 @@ export interface Layout {
     readonly spec: AncSpec;
     readonly machine: Name;
     readonly port: number;
-    readonly nodes: readonly { readonly ve: string; readonly name: Name }[];
+    readonly nodes: readonly {
+      readonly ve: string;
+      readonly name: Name;
+      readonly profile: Readonly<Record<string, unknown>>;
+    }[];
   }[];
 }
 
@@ -151,7 +182,7 @@ export function layout(t: Topology): Layout {
       spec: a,
       machine: n(a.name),
       port: t.basePort + 4 + i,
-      nodes: a.nodes.map((ve) => ({ ve, name: n(`${ve}.${a.name}`) })),
+      nodes: a.nodes.map((ve) => ({ ve: ve.name, name: n(`${ve.name}.${a.name}`), profile: ve.profile })),
     })),
   };
 }
