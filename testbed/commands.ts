@@ -4,6 +4,7 @@
  * returns a summary; errors are ClefnetErrors whose message says what to do.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { Agent, request } from 'node:http';
 import { basename, join } from 'node:path';
 import { ClefnetError, type Name, parseName } from '@clefnet/protocol';
 import { buildModule, MODULES, type ModuleName } from '../examples/modules/build.js';
@@ -22,40 +23,60 @@ import { DEFAULT_TOPOLOGY, layout, loadTopology, type Topology } from './topolog
 
 export type Say = (line: string) => void;
 
+/** Keep-alive connections to the services (node:http costs a fraction of fetch's CPU per request). */
+const agent = new Agent({ keepAlive: true, maxSockets: 16 });
+
 /** JSON over HTTP with the admin token; a non-2xx answer is a ClefnetError with the service's code. */
-export async function api<T>(
+export function api<T>(
   state: Pick<TestbedState, 'adminToken'>,
   base: string,
   method: 'GET' | 'POST',
   path: string,
   body?: unknown,
 ): Promise<T> {
-  let res: Response;
-  try {
-    res = await fetch(`${base}${path}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${state.adminToken}`,
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+  const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+  return new Promise<T>((resolve, reject) => {
+    const req = request(
+      `${base}${path}`,
+      {
+        method,
+        agent,
+        headers: {
+          authorization: `Bearer ${state.adminToken}`,
+          ...(payload === undefined
+            ? {}
+            : { 'content-type': 'application/json', 'content-length': payload.length }),
+        },
       },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-  } catch (e) {
-    throw new ClefnetError(
-      'BAD_STATE',
-      `${base} does not answer (${(e as Error).message}): is the testbed up?`,
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', reject);
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let value: unknown;
+          try {
+            value = text === '' ? undefined : JSON.parse(text);
+          } catch {
+            value = undefined;
+          }
+          const status = res.statusCode ?? 0;
+          if (status >= 200 && status < 300) return resolve(value as T);
+          const err = value as { code?: string; message?: string } | undefined;
+          reject(
+            new ClefnetError(
+              (err?.code as ClefnetError['code']) ?? 'INTERNAL',
+              `${method} ${path}: ${status} ${err?.message ?? text}`,
+            ),
+          );
+        });
+      },
     );
-  }
-  const text = await res.text();
-  const value = text === '' ? undefined : JSON.parse(text);
-  if (!res.ok) {
-    const err = value as { code?: string; message?: string } | undefined;
-    throw new ClefnetError(
-      (err?.code as ClefnetError['code']) ?? 'INTERNAL',
-      `${method} ${path}: ${res.status} ${err?.message ?? text}`,
+    req.on('error', (e) =>
+      reject(new ClefnetError('BAD_STATE', `${base} does not answer (${e.message}): is the testbed up?`)),
     );
-  }
-  return value as T;
+    req.end(payload);
+  });
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -368,6 +368,53 @@ describe('lifecycle', () => {
     expect(runs).toBeGreaterThanOrEqual(1);
   });
 
+  it('stop() lets a link that is still connecting open and send what it queued, then closes it', async () => {
+    const received: string[] = [];
+    // The peer takes 150 ms to accept the upgrade: stop() comes while the link is connecting.
+    const wss = new WebSocketServer({
+      host: '127.0.0.1',
+      port: 0,
+      verifyClient: (_info, done) => void setTimeout(() => done(true), 150),
+    });
+    await new Promise<void>((r) => wss.once('listening', () => r()));
+    cleanup.push(() => new Promise<void>((r) => wss.close(() => r())));
+    const closes: number[] = [];
+    wss.on('connection', (ws) => {
+      ws.on('message', (d: Buffer) => received.push(text(new Uint8Array(d))));
+      ws.on('close', (code) => closes.push(code));
+    });
+    const port = (wss.address() as { port: number }).port;
+    const s = await start({ directory: { [OTHER]: `ws://127.0.0.1:${port}/ws` }, closeGraceMs: 2000 });
+    s.host.operate('test', () => ({
+      send: [{ to: OTHER, bytes: frame(HOST, 'q1', 'queued', OTHER), step: 'M7' }],
+      deliver: [],
+      events: [],
+    }));
+    await s.host.stop();
+    await until(() => (closes.length === 1 ? true : undefined), 2000, 'the close');
+    expect(received).toEqual(['queued']);
+    expect(closes).toEqual([1001]);
+    expect(s.events.filter((e) => e.type === 'undeliverable')).toEqual([]);
+  });
+
+  it('a frame queued on a link that never opens is undeliverable, with its step', async () => {
+    // Nothing listens there: the dial fails and the queued frame is reported.
+    const s = await start({ directory: { [OTHER]: 'ws://127.0.0.1:1/ws' } });
+    s.host.operate('test', () => ({
+      send: [{ to: OTHER, bytes: frame(HOST, 'q1', 'lost', OTHER), step: 'M7' }],
+      deliver: [],
+      events: [],
+    }));
+    const e = await until(() => s.events.find((x) => x.type === 'undeliverable'));
+    expect(e).toEqual({
+      type: 'undeliverable',
+      at: expect.any(Number),
+      to: OTHER,
+      conn: 'out-1',
+      step: 'M7',
+    });
+  });
+
   it('stop() closes sockets with 1001, then the server, then calls onStopped once; it is idempotent', async () => {
     const order: string[] = [];
     const s = await start({ onStopped: () => void order.push('onStopped') });

@@ -8,10 +8,10 @@ import { nodeBackend, seededRandom, toHex } from '@clefnet/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   AUTH,
+  finished,
   httpJson,
   manualClock,
   N,
-  type Running,
   startPeers,
   startRepository,
   T0,
@@ -27,18 +27,6 @@ afterEach(async () => {
 
 const PROGRAM = new Uint8Array(Array.from({ length: 300 }, (_, i) => (i * 7 + 3) & 0xff));
 const DIGEST = toHex(nodeBackend.sha256(PROGRAM));
-
-/** Polls the admin API until deployment `id` is `sent` or `failed`. */
-async function finished(ar: Running, id: number): Promise<Record<string, unknown>> {
-  const deadline = Date.now() + 5000;
-  for (;;) {
-    const r = await httpJson('GET', `${ar.address.http}/admin/deployments/${id}`, undefined, AUTH);
-    const body = r.body as Record<string, unknown>;
-    if (body.state === 'sent' || body.state === 'failed') return body;
-    if (Date.now() > deadline) throw new Error(`deployment ${id} did not finish: ${JSON.stringify(body)}`);
-    await new Promise((res) => setTimeout(res, 10));
-  }
-}
 
 describe.each(['patent', 'hardened'] as const)('deploying a module, %s', (profile) => {
   it('carries out steps 1-7 and the hand-over, records them, and the VE installs the program', async () => {
@@ -147,6 +135,9 @@ describe.each(['patent', 'hardened'] as const)('deploying a module, %s', (profil
     ar.service.deploy({ module: 'billing', anc: N.ve, secApp: N.secApp });
     const first = await finished(ar, 1);
     expect(first).toMatchObject({ state: 'sent' });
+    // `sent` means the party produced M7 and the hand-over, not that they left: the link to the VE
+    // may still be connecting. stop() lets it open and send them before it closes (service-host's
+    // gateway close), so the VE gets the first program too.
     await ar.service.stop();
 
     // A new process draws new randomness (the same seed again would replay the first run's frames).
@@ -162,5 +153,15 @@ describe.each(['patent', 'hardened'] as const)('deploying a module, %s', (profil
     const second = again.service.deploy({ module: 'billing', anc: N.ve });
     expect(second.id).toBe(2);
     expect(await finished(again, 2)).toMatchObject({ state: 'sent' });
+    // Step 9 of the second deployment: the restarted AR's program is installed at the VE too.
+    await until(
+      () => (peers.ve.party.installed.length === 2 ? true : undefined),
+      5000,
+      'the VE to install the second program',
+    );
+    expect(peers.ve.party.installed).toEqual([
+      { sender: N.ar, digest: DIGEST, bytes: PROGRAM.length, at: T0 },
+      { sender: N.ar, digest: DIGEST, bytes: PROGRAM.length, at: T0 + 1000 },
+    ]);
   });
 });

@@ -20,7 +20,13 @@ import {
   seededRandom,
 } from '@clefnet/protocol';
 import type { ListenAddress } from '@clefnet/service-host';
-import { type HostedParty, hostParty, tempDir as hostTempDir, silent } from '@clefnet/service-host/testing';
+import {
+  type HostedParty,
+  hostParty,
+  tempDir as hostTempDir,
+  httpJson,
+  silent,
+} from '@clefnet/service-host/testing';
 import {
   createRepositoryService,
   type RepositoryService,
@@ -28,7 +34,14 @@ import {
   type ServiceEvent,
 } from '../src/index.js';
 
-export { httpJson, manualClock, silent, T0, until } from '@clefnet/service-host/testing';
+export {
+  httpJson,
+  manualClock,
+  silent,
+  startRecordingProxy,
+  T0,
+  until,
+} from '@clefnet/service-host/testing';
 
 export const TOKEN = 'test-admin-token-0123456789abcdef';
 export const AUTH = { authorization: `Bearer ${TOKEN}` };
@@ -75,6 +88,18 @@ export async function startRepository(
   service.subscribe((e) => events.push(e));
   const address = await service.start();
   return { service, address, events };
+}
+
+/** Polls the admin API until deployment `id` is `sent` or `failed`; returns its row. */
+export async function finished(ar: Running, id: number): Promise<Record<string, unknown>> {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const r = await httpJson('GET', `${ar.address.http}/admin/deployments/${id}`, undefined, AUTH);
+    const body = r.body as Record<string, unknown>;
+    if (body.state === 'sent' || body.state === 'failed') return body;
+    if (Date.now() > deadline) throw new Error(`deployment ${id} did not finish: ${JSON.stringify(body)}`);
+    await new Promise((res) => setTimeout(res, 10));
+  }
 }
 
 /** KServ1, KServ2 and the ANC's VE on real sockets, provisioned as KEY-12 says. */

@@ -87,8 +87,14 @@ export function createGateway(opts: GatewayOptions): Gateway {
         return undefined;
       }
       const id = `out-${++outbound}`;
-      const link = createLink(ws, id, (bytes) =>
-        emit({ type: 'undeliverable', at: clock(), to: describe(bytes).to ?? '', conn: id }),
+      const link = createLink(ws, id, (bytes, step) =>
+        emit({
+          type: 'undeliverable',
+          at: clock(),
+          to: describe(bytes).to ?? '',
+          conn: id,
+          ...(step === undefined ? {} : { step }),
+        }),
       );
       track(ws, link, 'outbound', { peer });
       return link;
@@ -166,7 +172,7 @@ export function createGateway(opts: GatewayOptions): Gateway {
       } else {
         link = router.route(o.to, info.corr ?? '');
       }
-      if (link?.send(o.bytes) === true) {
+      if (link?.send(o.bytes, o.step) === true) {
         emit({
           type: 'frame',
           at: clock(),
@@ -221,7 +227,10 @@ export function createGateway(opts: GatewayOptions): Gateway {
           : new Promise<void>((r) => ws.once('close', () => r())),
       );
       for (const ws of all) {
-        if (ws.readyState === WebSocket.CONNECTING) ws.terminate();
+        // An outbound link still connecting holds frames already accepted for sending (a `frame
+        // out` event was emitted for them): it may open within the grace period, send its queue
+        // (the link's own open handler runs first) and close then.
+        if (ws.readyState === WebSocket.CONNECTING) ws.once('open', () => ws.close(1001, 'server stopping'));
         else ws.close(1001, 'server stopping');
       }
       let timer: NodeJS.Timeout | undefined;

@@ -4,6 +4,7 @@
  * frame). An outbound link queues frames while it connects; a peer that stops reading is cut off
  * rather than letting its backlog grow without bound.
  */
+import type { Step } from '@clefnet/protocol';
 import { WebSocket } from 'ws';
 
 /** Frames queued on a link that is still connecting. */
@@ -15,32 +16,32 @@ export interface Link {
   readonly id: string;
   /** Open, or still connecting (frames are queued). */
   readonly usable: boolean;
-  /** Sends (or queues) one frame; false when it was dropped. */
-  send(bytes: Uint8Array): boolean;
+  /** Sends (or queues) one frame; false when it was dropped. `step` names it in a drop report. */
+  send(bytes: Uint8Array, step?: Step): boolean;
 }
 
 /** `onDropped` is told of each queued frame lost because the socket closed before it opened. */
 export function createLink(
   ws: WebSocket,
   id: string,
-  onDropped: (bytes: Uint8Array) => void = () => {},
+  onDropped: (bytes: Uint8Array, step: Step | undefined) => void = () => {},
 ): Link {
-  const queue: Uint8Array[] = [];
+  const queue: { readonly bytes: Uint8Array; readonly step: Step | undefined }[] = [];
   ws.once('open', () => {
-    for (const bytes of queue.splice(0)) ws.send(bytes, { binary: true });
+    for (const q of queue.splice(0)) ws.send(q.bytes, { binary: true });
   });
   ws.once('close', () => {
-    for (const bytes of queue.splice(0)) onDropped(bytes);
+    for (const q of queue.splice(0)) onDropped(q.bytes, q.step);
   });
   return {
     id,
     get usable() {
       return ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING;
     },
-    send(bytes) {
+    send(bytes, step) {
       if (ws.readyState === WebSocket.CONNECTING) {
         if (queue.length >= MAX_QUEUED_FRAMES) return false;
-        queue.push(bytes);
+        queue.push({ bytes, step });
         return true;
       }
       if (ws.readyState !== WebSocket.OPEN) return false;
