@@ -28,6 +28,7 @@ describe('topology files', () => {
       profile: 'hardened',
       basePort: 9000,
       synchronous: 'full',
+      logLevel: 'info',
       ancs: [
         {
           name: 'edge',
@@ -42,6 +43,7 @@ describe('topology files', () => {
       host: '127.0.0.1',
       basePort: 9000,
       synchronous: 'full',
+      logLevel: 'info',
       ancs: [
         {
           name: 'edge',
@@ -75,6 +77,7 @@ describe('topology files', () => {
     bad({ profile: 'loose' }, 'profile');
     bad({ basePort: 80 }, 'basePort');
     bad({ synchronous: 'off' }, 'synchronous');
+    bad({ logLevel: 'loud' }, 'logLevel');
     bad({ domain: 'not a domain' }, 'domain');
     bad({ extra: 1 }, 'extra');
     bad({ ancs: [] }, 'ancs');

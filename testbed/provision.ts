@@ -105,7 +105,12 @@ export function provision(topology: Topology, dataDir: string): Provisioned {
   });
   const listen = (port: number) => ({ host: topology.host, port });
   const pair = (name: Name, scopes: string[]) => ({ ...accessPairToJson(t(name)), scopes });
-  const common = { profile: topology.profile, adminToken: token, backend: 'node', logLevel: 'info' };
+  const common = {
+    profile: topology.profile,
+    adminToken: token,
+    backend: 'node',
+    logLevel: topology.logLevel,
+  };
   const store = { synchronous: topology.synchronous };
   const processes: ProcessSpec[] = [];
   const add = (key: string, name: Name, program: ProcessSpec['program'], config: unknown, port: number) => {

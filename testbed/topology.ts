@@ -10,6 +10,7 @@
  * basePort: 7100             # ks1, ks2, ar, asd, then one port per ANC, in this order
  * synchronous: normal        # the services' SQLite commits: normal (WAL; survives a killed process)
  *                            # or full (also survives power loss; an fsync per commit)
+ * logLevel: info             # the services' pino level (debug adds every machine event)
  * ancs:
  *   - name: anc1
  *     firewall: A            # Fig. 10 configuration: A, B or C
@@ -56,6 +57,7 @@ export interface Topology {
   readonly host: string;
   readonly basePort: number;
   readonly synchronous: 'full' | 'normal';
+  readonly logLevel: LogLevel;
   readonly ancs: readonly AncSpec[];
 }
 
@@ -66,11 +68,15 @@ export const DEFAULT_TOPOLOGY: Topology = {
   host: '127.0.0.1',
   basePort: 7100,
   synchronous: 'normal',
+  logLevel: 'info',
   ancs: [
     { name: 'anc1', firewall: 'A', confirmOutbound: false, nodes: [{ name: 've1', profile: {} }] },
     { name: 'anc2', firewall: 'A', confirmOutbound: false, nodes: [{ name: 've1', profile: {} }] },
   ],
 };
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+type LogLevel = (typeof LOG_LEVELS)[number];
 
 const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$/;
 
@@ -92,7 +98,15 @@ function label(v: unknown, field: string): string {
 
 /** Checks a parsed topology document (defaults for what it leaves out). */
 export function parseTopology(doc: unknown): Topology {
-  const o = fields(doc ?? {}, '', ['profile', 'domain', 'host', 'basePort', 'synchronous', 'ancs']);
+  const o = fields(doc ?? {}, '', [
+    'profile',
+    'domain',
+    'host',
+    'basePort',
+    'synchronous',
+    'logLevel',
+    'ancs',
+  ]);
   const d = DEFAULT_TOPOLOGY;
   const profile = o.profile ?? d.profile;
   if (profile !== 'patent' && profile !== 'hardened') throw invalid('profile', 'must be patent or hardened');
@@ -111,6 +125,9 @@ export function parseTopology(doc: unknown): Topology {
   const synchronous = o.synchronous ?? d.synchronous;
   if (synchronous !== 'full' && synchronous !== 'normal')
     throw invalid('synchronous', 'must be full or normal');
+  const logLevel = o.logLevel ?? d.logLevel;
+  if (typeof logLevel !== 'string' || !(LOG_LEVELS as readonly string[]).includes(logLevel))
+    throw invalid('logLevel', `must be one of ${LOG_LEVELS.join(', ')}`);
   const rawAncs = o.ancs ?? d.ancs;
   if (!Array.isArray(rawAncs) || rawAncs.length === 0) throw invalid('ancs', 'must list at least one ANC');
   if (rawAncs.length > 64) throw invalid('ancs', 'may list at most 64 ANCs');
@@ -138,7 +155,7 @@ export function parseTopology(doc: unknown): Topology {
     return { name: label(x.name, `${f}.name`), firewall, confirmOutbound, nodes: specs };
   });
   if (new Set(ancs.map((a) => a.name)).size !== ancs.length) throw invalid('ancs', 'names must be unique');
-  return { profile, domain, host, basePort, synchronous, ancs };
+  return { profile, domain, host, basePort, synchronous, logLevel: logLevel as LogLevel, ancs };
 }
 
 export function loadTopology(path: string): Topology {
