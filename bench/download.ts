@@ -21,11 +21,13 @@ import { join } from 'node:path';
 import { api, down, up } from '../testbed/commands.js';
 import type { TestbedState } from '../testbed/supervisor.js';
 
-const WARMUP = 30;
+const WARMUP = 200;
 const ROUNDS = 5;
 const LATENCY_RUNS = 100;
 const IN_FLIGHT = 8;
 const THROUGHPUT_RUNS = 300;
+/** How long a download may take before the bench calls it lost. */
+const WAIT_MS = 30_000;
 const TICK_MS = 1000 / 100; // USER_HZ: /proc/<pid>/stat counts in clock ticks
 
 async function freeBase(n: number): Promise<number> {
@@ -97,7 +99,25 @@ class Completions {
   /** Resolves when `n` downloads have completed. */
   until(n: number): Promise<void> {
     if (this.done >= n) return Promise.resolve();
-    return new Promise((resolve) => this.waiters.push({ n, resolve }));
+    return new Promise((resolve, reject) => {
+      // A download that never completes is an error with the counts, not a silent hang.
+      const timer = setTimeout(
+        () =>
+          reject(
+            new Error(
+              `${n - this.done} download(s) did not complete (modules ${this.modules}, channels ${this.channels})`,
+            ),
+          ),
+        WAIT_MS,
+      );
+      this.waiters.push({
+        n,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      });
+    });
   }
 
   close(): void {

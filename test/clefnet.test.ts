@@ -84,7 +84,7 @@ describe('npm start', () => {
           `\\n {2}${key} +${key}\\.clefnet\\.test +http://127\\.0\\.0\\.1:\\d+ +\\(pid \\d+, \\d+ ms\\)`,
         ),
       );
-    expect(out).toContain('  registered 5 access pairs at KServ1, 1 at KServ2\n');
+    expect(out).toContain('  registered 5 access pairs at KServ1, 2 at KServ2\n');
     expect(out).toContain('  published billing, transformer at the AR\n');
     expect(out).toContain('  anc1: ve1 holds ve1.anc1.clefnet.test v1\n');
     expect(out).toContain('  anc2: ve1 holds ve1.anc2.clefnet.test v1\n');

@@ -222,7 +222,7 @@ export function provision(topology: Topology, dataDir: string): Provisioned {
       {
         ...common,
         identity: tripleToJson(t(a.machine)),
-        keyServers: [pair(L.ks1, ['clef', 'mint'])],
+        keyServers: [pair(L.ks1, ['clef', 'mint']), pair(L.ks2, ['relay'])],
         firewall: { config: a.spec.firewall, confirmOutbound: a.spec.confirmOutbound },
         ves,
         asd: L.asd,
@@ -238,7 +238,9 @@ export function provision(topology: Topology, dataDir: string): Provisioned {
 
 /**
  * The access pairs each key server must hold (KEY-12): KServ1 knows the AR, KServ2, the ASD and
- * every machine; KServ2 knows the ASD. Registering is idempotent (a binding is replaced by itself).
+ * every machine; KServ2 knows the ASD and the AR (so it verifies step 5 without asking KServ1,
+ * PROTO-19's "may first have to obtain"). Registering is idempotent (a binding is replaced by
+ * itself).
  */
 export function registrations(p: Provisioned): {
   readonly ks1: AuthorityTriple[];
@@ -248,6 +250,6 @@ export function registrations(p: Provisioned): {
   const t = (n: Name) => p.triples.get(n)!;
   return {
     ks1: [t(L.ar), t(L.ks2), t(L.asd), ...L.ancs.map((a) => t(a.machine))],
-    ks2: [t(L.asd)],
+    ks2: [t(L.asd), t(L.ar)],
   };
 }

@@ -128,6 +128,26 @@ describe.each([
   });
 });
 
+describe('direct provisioning (KEY-12)', () => {
+  it.each(['patent', 'hardened'] as const)(
+    '%s: KServ2 knows the AR and the VE knows KServ2, so neither resolves; the application still reaches the ASD',
+    (profile) => {
+      const world = createWorld({ profile, backend: nodeBackend, seed: 'reference', provisioning: 'direct' });
+      world.issueVeKey();
+      world.deploy(PROGRAM);
+      world.channel(REPORT);
+      expect(world.net.errors).toEqual([]);
+      expect(world.net.wire.map((f) => `${f.from} -> ${f.to} ${f.step}`)).toEqual(
+        EXPECTED_WIRE.filter(
+          (_, i) => ![5, 6, 12, 13].includes(i), // the two RESOLVE-REQ / CLEF-ANS pairs
+        ),
+      );
+      expect(world.programs.map((p) => toHex(p.program))).toEqual([toHex(PROGRAM)]);
+      expect(world.asdRecords.map((r) => toHex(r.data))).toEqual([toHex(REPORT)]);
+    },
+  );
+});
+
 describe('determinism', () => {
   it('the same seed gives the same bytes on the wire, whichever backend', () => {
     const a = runReference('hardened', nodeBackend).world.net.wire.map((f) => toHex(f.bytes));

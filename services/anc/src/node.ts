@@ -72,6 +72,11 @@ export interface AncNodeOptions {
   readonly machine: AuthorityTriple;
   /** KServ1: scope `clef` (step 9) and `mint` (VE keys, KEY-7). */
   readonly keyServer: KnownKeyServer;
+  /**
+   * Other key servers the node VEs are provisioned with (KEY-12), e.g. KServ2 with scope `relay`:
+   * a hand-over naming one of them needs no resolution of its Clef.
+   */
+  readonly otherKeyServers?: readonly KnownKeyServer[];
   readonly ves: readonly NodeVe[];
   readonly firewall: { readonly config: FirewallConfig; readonly confirmOutbound?: boolean };
   readonly backend: CryptoBackend;
@@ -193,7 +198,7 @@ export class AncNode {
       random: opts.random,
       clock: opts.clock,
       profile: opts.profile,
-      keyServers: [{ ...opts.keyServer, scopes: ['clef'] }],
+      keyServers: [{ ...opts.keyServer, scopes: ['clef'] }, ...(opts.otherKeyServers ?? [])],
       ...(opts.asd === undefined ? {} : { asd: opts.asd }),
       ...(opts.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: opts.requestTimeoutMs }),
       toNetwork: opts.toNetwork,
@@ -205,7 +210,6 @@ export class AncNode {
     inside.attach({
       name: 'agent',
       nic: this.agent,
-      mode: 'pass',
       reach: [FW_IN, ...nodes],
       accept: [FW_IN, ...nodes],
     });
@@ -214,7 +218,6 @@ export class AncNode {
       inside.attach({
         name: ve.name,
         nic: ve.vm.nic,
-        mode: 'pass',
         reach: [FW_IN, 'agent'],
         accept: [FW_IN, 'agent'],
       });

@@ -38,7 +38,10 @@ const NOTHING: Outcome = { send: [], deliver: [], events: [] };
 const TRAFFIC_KEEP = 65_536;
 
 export interface AncServiceOptions extends ServiceOptions {
-  /** KServ1 with scopes `clef` and `mint` (step 9 and VE keys). */
+  /**
+   * KServ1 with scopes `clef` and `mint` (step 9 and VE keys); any other (KServ2, scope `relay`) is
+   * provisioned to the node VEs: a hand-over naming it needs no resolution of its Clef.
+   */
   readonly keyServers: readonly KnownKeyServer[];
   /** In VE id order: exactly one `firewall`, at least one `node`. */
   readonly ves: readonly NodeVe[];
@@ -84,6 +87,7 @@ export function createAncService(opts: AncServiceOptions): AncService {
   const node = new AncNode({
     machine: opts.identity,
     keyServer,
+    otherKeyServers: opts.keyServers.filter((k) => k !== keyServer),
     ves: opts.ves,
     firewall: opts.firewall,
     backend,

@@ -676,6 +676,13 @@ export class Dtm {
         this.emit('handed-over', r, name, t.dtm.name, id);
         continue;
       }
+      // Per receiver, transfers go in the order they became ready: one that waits for room holds
+      // back the later ones (a smaller one would otherwise overtake it, and a receiver that checks
+      // order, like the hardened profile's push order, would refuse the older one).
+      if (this.waitingBefore(id, name)) {
+        left.push(name);
+        continue;
+      }
       if (!this.send(sender, t, r.frames)) {
         left.push(name);
         this.emit('waiting', r, name, 'receive queue full', id);
@@ -684,6 +691,14 @@ export class Dtm {
     if (left.length === 0) this.remove(id);
     else if (left.length !== r.targets.length || !this.spool.has(id))
       this.put(id, l, { ...r, targets: left });
+  }
+
+  /** Is a transfer older than `id` still waiting to be delivered to port `name`? */
+  private waitingBefore(id: number, name: string): boolean {
+    for (const [other, l] of this.live) {
+      if (other < id && l.record.state === 'ready' && l.record.targets.includes(name)) return true;
+    }
+    return false;
   }
 
   /** Another DTM's transfer for one of this DTM's ports: into the shared spool, then a core message. */

@@ -428,6 +428,29 @@ describe('DTM receive queues', () => {
   });
 });
 
+describe('DTM delivery order', () => {
+  it('per receiver, a transaction waiting for room holds back later ones: none overtakes it', () => {
+    const w = world();
+    // 63 datagrams leave room for one frame; then a two-fragment transaction that must wait, then
+    // one datagram that would fit.
+    const frames = (m: { a: Uint8Array; b: Uint8Array }) => [
+      ...Array.from({ length: 63 }, (_, i) => ether(m.b, m.a, ETHERTYPE_DATAGRAM, `frame ${i}`)),
+      ether(m.b, m.a, ETHERTYPE_TRANSACTION, fragment(9, 0, false, 'first half;')),
+      ether(m.b, m.a, ETHERTYPE_TRANSACTION, fragment(9, 1, true, 'second half')),
+      ether(m.b, m.a, ETHERTYPE_DATAGRAM, 'after the transaction'),
+    ];
+    const { a, b, macs } = trio(w, frames);
+    runAll(w, a.id);
+    // The transaction waits for room; the datagram behind it would fit (63 of 64) but stays back.
+    expect(w.events.some((e) => e.action === 'waiting' && e.reason === 'receive queue full')).toBe(true);
+    expect(b.vm.nic.queued).toBe(63);
+    runAll(w, b.id);
+    runAll(w, b.id);
+    expect(received(b)).toEqual(frames(macs));
+    expect(w.spool.count).toBe(0);
+  });
+});
+
 describe('DTM configuration C: several DTMs sharing a spool', () => {
   it('a transfer to another DTM port is handed over through the shared spool and a core message', () => {
     const disk = memoryBlockBackend(256);

@@ -141,7 +141,13 @@ export class AncVe extends Party {
       return;
     }
     checkTriple(this.backend, body.triple);
-    // The SecApp will talk to KServ2: obtain its Clef the same way (steps 1-4).
+    // The SecApp will talk to KServ2. A key server this VE was provisioned with (KEY-12) is known
+    // by its access pair; any other is resolved the same way as the AR (steps 1-4).
+    const provisioned = this.keyServers.get(body.keyServer);
+    if (provisioned !== undefined) {
+      this.handedOver({ sender: env.sender, body }, provisioned.clef);
+      return;
+    }
     this.ask<HandoverCtx>({
       to: this.clefServer(),
       scope: 'clef',
@@ -158,6 +164,11 @@ export class AncVe extends Party {
     const ctx = p.ctx as HandoverCtx;
     if (answer.body.type !== 'clef-answer')
       throw new ProtocolError('BAD_STATE', `unexpected answer ${answer.tag}`);
+    this.handedOver(ctx, answer.body.clef);
+  }
+
+  /** PROTO-23: the SecApp triple with its key server's access pair, to the host. */
+  private handedOver(ctx: HandoverCtx, keyServerClef: Clef): void {
     this.event('handover-received', {
       peer: ctx.sender,
       subject: ctx.body.triple.name,
@@ -167,7 +178,7 @@ export class AncVe extends Party {
       kind: 'secapp',
       sender: ctx.sender,
       triple: ctx.body.triple,
-      keyServer: { name: ctx.body.keyServer, clef: answer.body.clef },
+      keyServer: { name: ctx.body.keyServer, clef: keyServerClef },
       location: ctx.body.location,
     });
   }

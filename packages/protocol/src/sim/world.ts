@@ -63,6 +63,12 @@ export interface WorldOptions {
   readonly record?: boolean;
   /** The AR and the VE keep the Clefs they obtain (PartyOptions.clefCache; default false). */
   readonly clefCache?: boolean;
+  /**
+   * KEY-12 provisioning. `minimal` (default): KServ2 resolves the AR's Clef at KServ1 (PROTO-19's
+   * "may first have to obtain") and the VE resolves KServ2's for the hand-over. `direct`: KServ2
+   * holds the AR's access pair and the VE KServ2's, so neither asks.
+   */
+  readonly provisioning?: 'minimal' | 'direct';
 }
 
 /** A record the ASD keeps per request (the billing data of [0113]). */
@@ -101,10 +107,12 @@ export class World {
   private readonly seed: string;
   readonly veIdentity: 'issued' | 'machine';
   private readonly clefCache: boolean;
+  private readonly direct: boolean;
 
   constructor(opts: WorldOptions) {
     this.net = new MemoryNetwork({ record: opts.record ?? true });
     this.clefCache = opts.clefCache ?? false;
+    this.direct = opts.provisioning === 'direct';
     this.veIdentity = opts.veIdentity ?? 'issued';
     this.names =
       this.veIdentity === 'machine' ? { ...DEFAULT_NAMES, ve: DEFAULT_NAMES.machine } : DEFAULT_NAMES;
@@ -161,6 +169,7 @@ export class World {
     // KEY-12: configuration enters access pairs at the key servers.
     for (const k of [this.triples.ar, this.triples.ks2, this.triples.machine]) this.ks1.register(k);
     this.ks2.register(this.triples.asd);
+    if (this.direct) this.ks2.register(this.triples.ar);
 
     for (const p of [this.ks1, this.ks2, this.ar, this.machine, this.asd]) this.net.attach(p.name, p);
     this.net.onDeliver((party, d) => {
@@ -238,7 +247,12 @@ export class World {
       random: seededRandom(`${this.seed}/ve`),
       clock: this.clock,
       profile: this.profile,
-      keyServers: [{ name: this.triples.ks1.name, clef: this.triples.ks1.clef, scopes: ['clef'] }],
+      keyServers: [
+        { name: this.triples.ks1.name, clef: this.triples.ks1.clef, scopes: ['clef'] },
+        ...(this.direct
+          ? [{ name: this.triples.ks2.name, clef: this.triples.ks2.clef, scopes: ['relay' as const] }]
+          : []),
+      ],
       senders: [this.names.ar],
     });
     this.net.attach(triple.name, this.ve);
