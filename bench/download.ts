@@ -15,11 +15,10 @@
  * Ends with `RESULT p50_ms=... p99_ms=... downloads_per_s=...`.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { api, down, up } from '../testbed/commands.js';
-import type { TestbedState } from '../testbed/supervisor.js';
+import { api, down, events, up } from '../testbed/commands.js';
+import { freePortBlock } from '../testbed/ports.js';
 
 const WARMUP = 200;
 const ROUNDS = 5;
@@ -29,21 +28,6 @@ const THROUGHPUT_RUNS = 300;
 /** How long a download may take before the bench calls it lost. */
 const WAIT_MS = 30_000;
 const TICK_MS = 1000 / 100; // USER_HZ: /proc/<pid>/stat counts in clock ticks
-
-async function freeBase(n: number): Promise<number> {
-  const free = (port: number) =>
-    new Promise<boolean>((resolve) => {
-      const s = createServer();
-      s.once('error', () => resolve(false));
-      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-    });
-  for (;;) {
-    const base = 20_000 + Math.floor(Math.random() * 20_000);
-    let ok = true;
-    for (let i = 0; i < n && ok; i++) ok = await free(base + i);
-    if (ok) return base;
-  }
-}
 
 /** utime + stime of a process, in ms. */
 function cpuMs(pid: number): number {
@@ -63,37 +47,29 @@ class Completions {
     return Math.min(this.modules, this.channels);
   }
 
-  async open(s: TestbedState, anc: string): Promise<void> {
-    const res = await fetch(`${anc}/admin/events?type=machine&kind=module,agent`, {
-      headers: { authorization: `Bearer ${s.adminToken}` },
-      signal: this.abort.signal,
-    });
-    const reader = res.body!.getReader();
-    let text = '';
-    const pump = async () => {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) return;
-        text += new TextDecoder().decode(value);
-        let i = text.indexOf('\n\n');
-        while (i >= 0) {
-          const chunk = text.slice(0, i);
-          text = text.slice(i + 2);
-          if (chunk.startsWith('data: ')) {
-            const e = JSON.parse(chunk.slice(6)) as { event: { kind: string; action: string } };
-            if (e.event.kind === 'module' && e.event.action === 'delivered') this.modules++;
-            if (e.event.kind === 'agent' && e.event.action === 'channel') this.channels++;
-            this.waiters = this.waiters.filter((w) => {
-              if (this.done < w.n) return true;
-              w.resolve();
-              return false;
-            });
-          }
-          i = text.indexOf('\n\n');
-        }
-      }
-    };
-    pump().catch(() => {});
+  /** Follows the ANC's event stream (the `clefnet events` code); resolves once it is open. */
+  async open(dataDir: string, anc: string): Promise<void> {
+    let opened = false;
+    void events(
+      dataDir,
+      [anc],
+      { type: 'machine', kind: 'module,agent' },
+      (_key, e) => {
+        const ev = e.event as { kind: string; action: string };
+        if (ev.kind === 'module' && ev.action === 'delivered') this.modules++;
+        if (ev.kind === 'agent' && ev.action === 'channel') this.channels++;
+        this.waiters = this.waiters.filter((w) => {
+          if (this.done < w.n) return true;
+          w.resolve();
+          return false;
+        });
+      },
+      this.abort.signal,
+      () => {
+        opened = true;
+      },
+    ).catch(() => {});
+    while (!opened) await new Promise((r) => setTimeout(r, 10));
   }
 
   /** Resolves when `n` downloads have completed. */
@@ -134,7 +110,7 @@ export async function main(): Promise<void> {
   const file = join(dir, 'topology.yaml');
   writeFileSync(
     file,
-    `profile: hardened\nbasePort: ${await freeBase(5)}\nancs:\n  - name: anc1\n    nodes: [ve1]\n`,
+    `profile: hardened\nbasePort: ${await freePortBlock(5)}\nancs:\n  - name: anc1\n    nodes: [ve1]\n`,
   );
   const say = (line: string) => console.log(line);
   const { state: s } = await up({ dataDir: data, topologyFile: file, detached: true, say: () => {} });
@@ -142,7 +118,7 @@ export async function main(): Promise<void> {
   const pid = (k: string) => s.processes.find((p) => p.key === k)!.pid;
   const done = new Completions();
   try {
-    await done.open(s, url('anc1'));
+    await done.open(data, 'anc1');
     const deploy = () =>
       api(s, url('ar'), 'POST', '/admin/deploy', {
         module: 'billing',

@@ -6,11 +6,11 @@
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { freePortBlock } from '../testbed/ports.js';
 import { readState } from '../testbed/supervisor.js';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
@@ -33,21 +33,6 @@ function clefnet(...args: string[]) {
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
-async function freeBase(n: number): Promise<number> {
-  const free = (port: number) =>
-    new Promise<boolean>((resolve) => {
-      const s = createServer();
-      s.once('error', () => resolve(false));
-      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-    });
-  for (;;) {
-    const base = 20_000 + Math.floor(Math.random() * 20_000);
-    let ok = true;
-    for (let i = 0; i < n && ok; i++) ok = await free(base + i);
-    if (ok) return base;
-  }
-}
-
 function tmp(): string {
   const d = mkdtempSync(join(tmpdir(), 'clefnet-cli-'));
   dirs.push(d);
@@ -59,7 +44,7 @@ describe('npm start', () => {
     const dir = tmp();
     const data = join(dir, 'data');
     const topology = join(dir, 'topology.yaml');
-    writeFileSync(topology, `basePort: ${await freeBase(6)}\n`);
+    writeFileSync(topology, `basePort: ${await freePortBlock(6)}\n`);
     const npm = spawn('npm', ['start', '--silent', '--', topology, '--data', data], {
       cwd: root,
       detached: true,

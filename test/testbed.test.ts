@@ -7,11 +7,11 @@
  * profile; then a restart keeps registrations, modules and records.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { api, deploy, down, running, send, up } from '../testbed/commands.js';
+import { freePortBlock } from '../testbed/ports.js';
 import type { TestbedState } from '../testbed/supervisor.js';
 
 const quiet = () => {};
@@ -23,25 +23,6 @@ afterAll(async () => {
   }
 });
 
-async function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.once('error', () => resolve(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
-}
-
-/** A base port with `n` free ports from it. */
-async function freeBase(n: number): Promise<number> {
-  for (let tries = 0; tries < 50; tries++) {
-    const base = 20_000 + Math.floor(Math.random() * 20_000);
-    let ok = true;
-    for (let i = 0; i < n && ok; i++) ok = await portFree(base + i);
-    if (ok) return base;
-  }
-  throw new Error('no free ports');
-}
-
 async function testbed(
   profile: 'patent' | 'hardened',
 ): Promise<{ dir: string; file: string; state: TestbedState }> {
@@ -50,7 +31,7 @@ async function testbed(
   const file = join(dir, 'topology.yaml');
   writeFileSync(
     file,
-    `profile: ${profile}\nbasePort: ${await freeBase(5)}\nancs:\n  - name: anc1\n    firewall: A\n    nodes: [ve1]\n`,
+    `profile: ${profile}\nbasePort: ${await freePortBlock(5)}\nancs:\n  - name: anc1\n    firewall: A\n    nodes: [ve1]\n`,
   );
   const r = await up({ dataDir: join(dir, 'data'), topologyFile: file, detached: true, say: quiet });
   return { dir: join(dir, 'data'), file, state: r.state };

@@ -483,6 +483,8 @@ export async function events(
   filter: { readonly type?: string; readonly kind?: string },
   on: (key: string, event: Record<string, unknown>) => void,
   signal: AbortSignal,
+  /** Called once every stream answered (events from then on are seen). */
+  onOpen?: () => void,
 ): Promise<void> {
   const s = running(dataDir);
   const ps = keys.length === 0 ? s.processes : keys.map((k) => proc(s, k));
@@ -490,6 +492,7 @@ export async function events(
     ...(filter.type === undefined ? {} : { type: filter.type }),
     ...(filter.kind === undefined ? {} : { kind: filter.kind }),
   }).toString();
+  let answered = 0;
   await Promise.all(
     ps.map(async (p) => {
       let res: Response;
@@ -504,6 +507,7 @@ export async function events(
       }
       if (!res.ok || res.body === null)
         throw new ClefnetError('BAD_STATE', `${p.key}: events answered ${res.status}`);
+      if (++answered === ps.length) onOpen?.();
       const reader = res.body.getReader();
       let text = '';
       try {

@@ -13,14 +13,18 @@
  * ```
  */
 import {
+  type AccessPairJson,
   type AuthorityTriple,
+  accessPairFromJson,
   BACKEND_NAMES,
   type BackendName,
   backendByName,
   ClefnetError,
   type CryptoBackend,
+  type KnownKeyServer,
   type ProfileName,
   parseName,
+  type ServerScope,
   type TripleJson,
   tripleFromJson,
 } from '@clefnet/protocol';
@@ -177,4 +181,16 @@ export const configField = {
       throw configField.invalid(field, `must be one of ${allowed.join(', ')}`);
     return v as T;
   },
+
+  /** A key server's access pair with its scopes: `{name, clef, scopes: ["clef" | "mint" | "relay"]}`. */
+  knownKeyServer(v: unknown, field: string): KnownKeyServer {
+    const o = configField.object(v, field);
+    const pair = configField.fromProtocol(field, () => accessPairFromJson(o as unknown as AccessPairJson));
+    const scopes = configField
+      .array(o.scopes, `${field}.scopes`)
+      .map((s, i) => configField.oneOf(s, SERVER_SCOPES, `${field}.scopes[${i}]`));
+    return { ...pair, scopes };
+  },
 } as const;
+
+const SERVER_SCOPES: readonly ServerScope[] = ['clef', 'mint', 'relay'];

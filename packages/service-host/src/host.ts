@@ -212,3 +212,25 @@ export interface ServiceOptions {
   /** How long stop() waits for sockets to close before it cuts them (default 2000 ms). */
   readonly closeGraceMs?: number;
 }
+
+/**
+ * What a service passes on to its host from its {@link ServiceOptions} as they are: the listen
+ * address, the directory and the connect hook, the heartbeat, the stop grace, and the admin token
+ * as the event stream's.
+ */
+export function hostOptionsOf(
+  opts: ServiceOptions,
+): Pick<
+  ServiceHostOptions,
+  'host' | 'port' | 'directory' | 'connect' | 'heartbeatMs' | 'closeGraceMs' | 'eventsToken'
+> {
+  return {
+    ...(opts.host === undefined ? {} : { host: opts.host }),
+    ...(opts.port === undefined ? {} : { port: opts.port }),
+    ...(opts.directory === undefined ? {} : { directory: opts.directory }),
+    ...(opts.connect === undefined ? {} : { connect: opts.connect }),
+    ...(opts.heartbeatMs === undefined ? {} : { heartbeatMs: opts.heartbeatMs }),
+    ...(opts.closeGraceMs === undefined ? {} : { closeGraceMs: opts.closeGraceMs }),
+    eventsToken: opts.adminToken,
+  };
+}

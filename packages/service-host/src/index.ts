@@ -26,6 +26,7 @@ export {
 export {
   createServiceHost,
   type HostOperations,
+  hostOptionsOf,
   type ListenAddress,
   type PeriodicOperation,
   type ServiceHost,

@@ -18,14 +18,7 @@
  */
 import { isAbsolute, join } from 'node:path';
 import { loadProfile, type VeProfile } from '@clefnet/emulator';
-import {
-  type AccessPairJson,
-  accessPairFromJson,
-  ClefnetError,
-  type KnownKeyServer,
-  parseName,
-  type ServerScope,
-} from '@clefnet/protocol';
+import { ClefnetError, parseName } from '@clefnet/protocol';
 import {
   configField,
   configObject,
@@ -49,7 +42,6 @@ const FIELDS = [
   'slice',
   'requestTimeoutMs',
 ] as const;
-const SCOPES: readonly ServerScope[] = ['clef', 'mint', 'relay'];
 
 /** Reads a parsed config file; relative paths are taken from `baseDir` (the file's folder). */
 export function parseConfig(json: unknown, baseDir: string): AncConfig {
@@ -57,7 +49,9 @@ export function parseConfig(json: unknown, baseDir: string): AncConfig {
   const { array, string, oneOf, integer, object, fromProtocol } = configField;
   const common = parseHostConfig(c);
   const path = (p: string) => (isAbsolute(p) ? p : join(baseDir, p));
-  const keyServers = array(c.keyServers, 'keyServers').map((k, i) => knownKeyServer(k, `keyServers[${i}]`));
+  const keyServers = array(c.keyServers, 'keyServers').map((k, i) =>
+    configField.knownKeyServer(k, `keyServers[${i}]`),
+  );
   const ks1 = keyServers.find((k) => k.scopes.includes('mint'));
   if (ks1 === undefined || !ks1.scopes.includes('clef'))
     throw configField.invalid('keyServers', 'must list KServ1 with scopes clef and mint');
@@ -124,12 +118,4 @@ function veProfile(file: string, field: string): VeProfile {
 function boolean(v: unknown, field: string): boolean {
   if (typeof v !== 'boolean') throw configField.invalid(field, 'must be true or false');
   return v;
-}
-
-function knownKeyServer(v: unknown, field: string): KnownKeyServer {
-  const { object, array, oneOf, fromProtocol } = configField;
-  const o = object(v, field);
-  const pair = fromProtocol(field, () => accessPairFromJson(o as unknown as AccessPairJson));
-  const scopes = array(o.scopes, `${field}.scopes`).map((s, i) => oneOf(s, SCOPES, `${field}.scopes[${i}]`));
-  return { ...pair, scopes };
 }

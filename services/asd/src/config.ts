@@ -14,12 +14,7 @@
  * ```
  */
 import { isAbsolute, join } from 'node:path';
-import {
-  type AccessPairJson,
-  accessPairFromJson,
-  type KnownKeyServer,
-  type ServerScope,
-} from '@clefnet/protocol';
+
 import {
   configField,
   configObject,
@@ -36,7 +31,6 @@ export type AsdConfig = Omit<AsdServiceOptions, 'logger' | 'store' | 'connect'> 
 
 /** Every field of the file: the common ones of @clefnet/service-host, then the ASD's own. */
 const FIELDS = [...HOST_CONFIG_FIELDS, 'keyServers', 'dataDir', 'synchronous'] as const;
-const SCOPES: readonly ServerScope[] = ['clef', 'mint', 'relay'];
 
 /** Reads a parsed config file; relative `dataDir` is taken from `baseDir` (the file's folder). */
 export function parseConfig(json: unknown, baseDir: string): AsdConfig {
@@ -44,7 +38,9 @@ export function parseConfig(json: unknown, baseDir: string): AsdConfig {
   const { array, string, oneOf } = configField;
   const common = parseHostConfig(c);
   const dataDir = string(c.dataDir, 'dataDir');
-  const keyServers = array(c.keyServers, 'keyServers').map((k, i) => knownKeyServer(k, `keyServers[${i}]`));
+  const keyServers = array(c.keyServers, 'keyServers').map((k, i) =>
+    configField.knownKeyServer(k, `keyServers[${i}]`),
+  );
   if (!keyServers.some((k) => k.scopes.includes('relay')))
     throw configField.invalid('keyServers', 'must list at least one key server with scope relay');
   return {
@@ -55,12 +51,4 @@ export function parseConfig(json: unknown, baseDir: string): AsdConfig {
       ? {}
       : { synchronous: oneOf(c.synchronous, ['full', 'normal'] as const, 'synchronous') }),
   };
-}
-
-function knownKeyServer(v: unknown, field: string): KnownKeyServer {
-  const { object, array, oneOf, fromProtocol } = configField;
-  const o = object(v, field);
-  const pair = fromProtocol(field, () => accessPairFromJson(o as unknown as AccessPairJson));
-  const scopes = array(o.scopes, `${field}.scopes`).map((s, i) => oneOf(s, SCOPES, `${field}.scopes[${i}]`));
-  return { ...pair, scopes };
 }

@@ -17,16 +17,7 @@
  * ```
  */
 import { isAbsolute, join } from 'node:path';
-import {
-  type AccessPairJson,
-  type AclEntry,
-  accessPairFromJson,
-  type CreatePolicy,
-  checkPattern,
-  type KeyServerJob,
-  type KnownKeyServer,
-  type ServerScope,
-} from '@clefnet/protocol';
+import { type AclEntry, type CreatePolicy, checkPattern, type KeyServerJob } from '@clefnet/protocol';
 import {
   configField,
   configObject,
@@ -66,7 +57,7 @@ export function parseConfig(json: unknown, baseDir: string): KeyServerConfig {
     ...common,
     serves: array(c.serves, 'serves').map((j, i) => oneOf(j, JOBS, `serves[${i}]`)),
     keyServers: (c.keyServers === undefined ? [] : array(c.keyServers, 'keyServers')).map((k, i) =>
-      knownKeyServer(k, `keyServers[${i}]`),
+      configField.knownKeyServer(k, `keyServers[${i}]`),
     ),
     dataDir: isAbsolute(dataDir) ? dataDir : join(baseDir, dataDir),
     ...(c.synchronous === undefined
@@ -91,16 +82,6 @@ export function parseConfig(json: unknown, baseDir: string): KeyServerConfig {
   };
   if (out.serves.length === 0) throw configField.invalid('serves', 'must name at least one job');
   return out;
-}
-
-function knownKeyServer(v: unknown, field: string): KnownKeyServer {
-  const { object, array, oneOf, fromProtocol } = configField;
-  const o = object(v, field);
-  const pair = fromProtocol(field, () => accessPairFromJson(o as unknown as AccessPairJson));
-  const scopes = array(o.scopes, `${field}.scopes`).map((s, i) =>
-    oneOf(s, ['clef', 'mint', 'relay'] as readonly ServerScope[], `${field}.scopes[${i}]`),
-  );
-  return { ...pair, scopes };
 }
 
 function aclEntry(v: unknown, field: string): AclEntry {

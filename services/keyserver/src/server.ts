@@ -21,6 +21,7 @@ import {
 import {
   checkHostOptions,
   createServiceHost,
+  hostOptionsOf,
   type ListenAddress,
   type ServiceEventListener,
   type ServiceOptions,
@@ -106,14 +107,8 @@ export function createKeyServerService(opts: KeyServerServiceOptions): KeyServer
     transaction: (fn) => store.transaction(fn),
     logger,
     clock,
-    ...(opts.host === undefined ? {} : { host: opts.host }),
-    ...(opts.port === undefined ? {} : { port: opts.port }),
-    ...(opts.directory === undefined ? {} : { directory: opts.directory }),
-    ...(opts.connect === undefined ? {} : { connect: opts.connect }),
-    ...(opts.heartbeatMs === undefined ? {} : { heartbeatMs: opts.heartbeatMs }),
-    ...(opts.closeGraceMs === undefined ? {} : { closeGraceMs: opts.closeGraceMs }),
+    ...hostOptionsOf(opts),
     bodyLimit: BODY_LIMIT,
-    eventsToken: opts.adminToken,
     storeOpen: () => store.isOpen,
     routes: (app, { operate }) =>
       adminRoutes(app, {

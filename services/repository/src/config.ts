@@ -17,12 +17,7 @@
  * ```
  */
 import { isAbsolute, join } from 'node:path';
-import {
-  type AccessPairJson,
-  accessPairFromJson,
-  type KnownKeyServer,
-  type ServerScope,
-} from '@clefnet/protocol';
+
 import {
   configField,
   configObject,
@@ -45,7 +40,6 @@ const FIELDS = [
   'synchronous',
   'requestTimeoutMs',
 ] as const;
-const SCOPES: readonly ServerScope[] = ['clef', 'mint', 'relay'];
 
 /** Reads a parsed config file; relative `dataDir` is taken from `baseDir` (the file's folder). */
 export function parseConfig(json: unknown, baseDir: string): RepositoryConfig {
@@ -53,7 +47,9 @@ export function parseConfig(json: unknown, baseDir: string): RepositoryConfig {
   const { array, string, oneOf, integer } = configField;
   const common = parseHostConfig(c);
   const dataDir = string(c.dataDir, 'dataDir');
-  const keyServers = array(c.keyServers, 'keyServers').map((k, i) => knownKeyServer(k, `keyServers[${i}]`));
+  const keyServers = array(c.keyServers, 'keyServers').map((k, i) =>
+    configField.knownKeyServer(k, `keyServers[${i}]`),
+  );
   if (!keyServers.some((k) => k.scopes.includes('clef')))
     throw configField.invalid('keyServers', 'must list a key server with scope clef (KServ1)');
   return {
@@ -73,12 +69,4 @@ export function parseConfig(json: unknown, baseDir: string): RepositoryConfig {
 function positive(n: number, field: string): number {
   if (n === 0) throw configField.invalid(field, 'must be at least 1');
   return n;
-}
-
-function knownKeyServer(v: unknown, field: string): KnownKeyServer {
-  const { object, array, oneOf, fromProtocol } = configField;
-  const o = object(v, field);
-  const pair = fromProtocol(field, () => accessPairFromJson(o as unknown as AccessPairJson));
-  const scopes = array(o.scopes, `${field}.scopes`).map((s, i) => oneOf(s, SCOPES, `${field}.scopes[${i}]`));
-  return { ...pair, scopes };
 }

@@ -20,6 +20,7 @@ import {
 import {
   checkHostOptions,
   createServiceHost,
+  hostOptionsOf,
   type ListenAddress,
   type ServiceEventListener,
   type ServiceOptions,
@@ -120,14 +121,8 @@ export function createRepositoryService(opts: RepositoryServiceOptions): Reposit
     transaction: (fn) => store.transaction(fn),
     logger,
     clock,
-    ...(opts.host === undefined ? {} : { host: opts.host }),
-    ...(opts.port === undefined ? {} : { port: opts.port }),
-    ...(opts.directory === undefined ? {} : { directory: opts.directory }),
-    ...(opts.connect === undefined ? {} : { connect: opts.connect }),
-    ...(opts.heartbeatMs === undefined ? {} : { heartbeatMs: opts.heartbeatMs }),
-    ...(opts.closeGraceMs === undefined ? {} : { closeGraceMs: opts.closeGraceMs }),
+    ...hostOptionsOf(opts),
     bodyLimit: BODY_LIMIT,
-    eventsToken: opts.adminToken,
     storeOpen: () => store.isOpen,
     periodic: [
       {
