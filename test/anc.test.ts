@@ -31,7 +31,7 @@ import {
 import { type HostedParty, hostParty, httpJson, silent, until } from '@clefnet/service-host/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { buildModule } from '../examples/modules/build.js';
+import { buildModule, moduleImage } from '../examples/modules/build.js';
 import { buildFirewall } from '../guests/firewall/build.js';
 import { buildNodeOs } from '../guests/nodeos/build.js';
 
@@ -240,7 +240,13 @@ describe.each(['patent', 'hardened'] as const)('the ANC with real guests (%s)', 
     expect(out.map((f) => formatMac(f.subarray(6, 12)))).toEqual(Array(3).fill(formatMac(veMac(FW_ID, 1))));
     expect(out.map((f) => hex(f.subarray(14)))).toEqual(frames.map((f) => hex(f.subarray(14))));
 
-    await until(() => (w.records.length > 0 ? true : undefined), 5000, 'a report at the ASD');
+    // Reports are cumulative: wait for the one that counts all three.
+    const packets = (d: Uint8Array) => new DataView(d.buffer, d.byteOffset, d.byteLength).getUint32(6);
+    await until(
+      () => (w.records.some((r) => packets(r.data) === 3) ? true : undefined),
+      5000,
+      'the report of 3',
+    );
     const last = w.records.at(-1)!;
     expect(last.app).toBe(N.secApp);
     const v = new DataView(last.data.buffer, last.data.byteOffset, last.data.byteLength);
@@ -311,5 +317,42 @@ describe.each(['patent', 'hardened'] as const)('the ANC with real guests (%s)', 
       'module start',
     );
     expect(w.anc.node.installed()).toHaveLength(1);
+  });
+
+  it('a module cannot send the agent a protocol transaction: only the firewall may', async () => {
+    const w = await world(profile);
+    const console = () => w.anc.node.console('node');
+    await until(
+      () => (console().includes('nodeos: waiting for a module') ? true : undefined),
+      10_000,
+      'nodeos boot',
+    );
+    // A module that sends one transaction frame to the agent, as if it came from the network.
+    const agent = Array.from(AGENT_MAC, (b) => `0x${b.toString(16)}`).join(', ');
+    const forger = moduleImage(`
+        .include "abi.inc"
+start:  SEND frame, frame_end - frame
+        EXIT 0
+frame:  .byte ${agent}, 0, 0, 0, 0, 0, 0, 0x88, 0xb5, 0, 0, 0, 1, 0, 0, 0, 1, 1, 2, 3, 4
+frame_end:
+`);
+    w.ar.host.operate('deploy', () => w.ar.party.deploy({ anc: N.ve, program: forger, id: 'f1' }));
+    await until(
+      () => (console().includes('nodeos: module exited (code 0)') ? true : undefined),
+      10_000,
+      'the module',
+    );
+    const drop = await until(
+      () =>
+        w.events.find(
+          (e) => e.type === 'machine' && e.event.kind === 'agent' && e.event.action === 'dropped',
+        ),
+      5000,
+      'the drop',
+    );
+    expect(drop.type === 'machine' && drop.event).toMatchObject({
+      from: formatMac(veMac(NODE_ID)),
+      reason: 'a protocol transaction not from the firewall',
+    });
   });
 });

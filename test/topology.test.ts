@@ -83,6 +83,8 @@ describe('topology files', () => {
     bad({ ancs: [] }, 'ancs');
     bad({ ancs: [{ name: 'Bad_Name' }] }, 'ancs[0].name');
     bad({ ancs: [{ name: 'a' }, { name: 'a' }] }, 'ancs');
+    bad({ ancs: [{ name: 'ks1' }] }, 'ancs[0].name');
+    bad({ ancs: [{ name: 'logs' }] }, 'ancs[0].name');
     bad({ ancs: [{ name: 'a', nodes: ['fw'] }] }, 'ancs[0].nodes');
     bad(
       { ancs: [{ name: 'a', nodes: [{ name: 'b', profile: { boot_rom_image: 'x' } }] }] },
@@ -120,8 +122,14 @@ describe('provisioning', () => {
     expect(loadProfile(join(dir, 'anc1', 'fw', 'profile.json')).name).toBe('fw');
     const ancConfig = JSON.parse(readFileSync(join(dir, 'anc1', 'config.json'), 'utf8'));
     expect(ancConfig.ves.map((v: { role: string }) => v.role)).toEqual(['firewall', 'node']);
-    const keyFile = join(dir, 'keys', 'ar.clefnet.test.json');
-    expect(statSync(keyFile).mode & 0o777).toBe(0o600);
+    // Keys, and the configs that hold a service's Key and the admin token, are the owner's only.
+    for (const f of [
+      join('keys', 'ar.clefnet.test.json'),
+      join('ar', 'config.json'),
+      join('anc1', 'config.json'),
+      'admin-token',
+    ])
+      expect([f, statSync(join(dir, f)).mode & 0o777]).toEqual([f, 0o600]);
     const again = provision(t, dir);
     expect(again.triples.get(p.layout.ar)).toEqual(p.triples.get(p.layout.ar));
     expect(again.adminToken).toBe(p.adminToken);

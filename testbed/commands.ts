@@ -147,7 +147,7 @@ export async function up(o: UpOptions): Promise<UpResult> {
   };
   try {
     // The four services do not need each other to start; the ANCs need KServ1 to know them.
-    await Promise.all(['ks1', 'ks2', 'asd', 'ar'].map(start));
+    await startAll(['ks1', 'ks2', 'asd', 'ar'].map(start));
     const regs = registrations(p);
     const ks1 = proc(state(), 'ks1');
     const ks2 = proc(state(), 'ks2');
@@ -159,7 +159,7 @@ export async function up(o: UpOptions): Promise<UpResult> {
     const ar = proc(state(), 'ar');
     for (const m of MODULES) await publishModule(p, ar.http, m, buildModule(m));
     o.say(`  published ${MODULES.join(', ')} at the AR`);
-    await Promise.all(topology.ancs.map((a) => start(a.name)));
+    await startAll(topology.ancs.map((a) => start(a.name)));
     for (const a of topology.ancs) await waitForKeys(p, proc(state(), a.name), o.say);
   } catch (e) {
     o.say(`stopping what started: ${(e as Error).message}`);
@@ -170,6 +170,13 @@ export async function up(o: UpOptions): Promise<UpResult> {
   const s = state();
   writeState(o.dataDir, s);
   return { state: s, children };
+}
+
+/** Waits for every start, so that a failure cleans up after all of them, not only the ones done. */
+async function startAll(starts: Promise<void>[]): Promise<void> {
+  const results = await Promise.allSettled(starts);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed !== undefined) throw failed.reason;
 }
 
 const clefHex = (t: { clef: { sign: Uint8Array; seal: Uint8Array } }) =>
@@ -329,7 +336,8 @@ export async function deploy(
     throw new ClefnetError('UNKNOWN_NAME', `${ancKey} has no node VE ${ve}`);
   const secApp = parseName(`${module.replace(/[^a-z0-9-]/g, '-')}-${ancKey}-${ve}.${L.ar}`);
   const ar = proc(s, 'ar');
-  const before = (await api<{ ve: string; digest: string }[]>(s, anc.http, 'GET', '/admin/modules')).length;
+  // What the VE's console printed before this deployment is not this deployment's.
+  const consoleBefore = (await api<{ total: number }>(s, anc.http, 'GET', `/admin/ves/${ve}/console`)).total;
   const t0 = Date.now();
   let d = await api<Deployment>(s, ar.http, 'POST', '/admin/deploy', { module, anc: veName, secApp });
   say(`deployment ${d.id}: ${module} to ${veName} (application ${secApp})`);
@@ -349,8 +357,14 @@ export async function deploy(
   if (d.state !== 'sent')
     throw new ClefnetError('BAD_STATE', `deployment ${d.id} ${d.state}: ${d.code ?? ''}`);
   for (;;) {
-    const mods = await api<{ ve: string; digest: string }[]>(s, anc.http, 'GET', '/admin/modules');
-    if (mods.length > before && mods.slice(before).some((m) => m.ve === ve && m.digest === d.digest)) break;
+    // The ANC keeps its last 64 deliveries: this one is the one since t0 (one machine, one clock).
+    const mods = await api<{ ve: string; digest: string; at: number }[]>(
+      s,
+      anc.http,
+      'GET',
+      '/admin/modules',
+    );
+    if (mods.some((m) => m.ve === ve && m.digest === d.digest && m.at >= t0)) break;
     if (Date.now() > deadline)
       throw new ClefnetError(
         'TIMEOUT',
@@ -361,8 +375,9 @@ export async function deploy(
   say(`  ANC steps 8-9 verified the program; delivered to ${ve} through the DTM`);
   let text = '';
   for (;;) {
-    text = (await api<{ text: string }>(s, anc.http, 'GET', `/admin/ves/${ve}/console`)).text;
-    const tail = text.slice(text.lastIndexOf('nodeos: module loaded'));
+    const c = await api<{ text: string; total: number }>(s, anc.http, 'GET', `/admin/ves/${ve}/console`);
+    text = c.text.slice(Math.max(0, c.text.length - (c.total - consoleBefore)));
+    const tail = text.slice(Math.max(0, text.lastIndexOf('nodeos: module loaded')));
     if (/running in ring \d/.test(tail) || /module fault|bad module/.test(tail)) {
       text = tail;
       break;
@@ -462,6 +477,9 @@ export async function send(
 
 export function logs(dataDir: string, key: string | undefined, lines: number): string {
   const s = readState(dataDir);
+  // A service's key is a DNS label (topology.ts): nothing that leaves the logs folder.
+  if (key !== undefined && !/^[a-z0-9-]{1,32}$/.test(key))
+    throw new ClefnetError('UNKNOWN_NAME', `${JSON.stringify(key)} is not a service of a testbed`);
   const keys = key === undefined ? (s?.processes.map((p) => p.key) ?? []) : [key];
   const out: string[] = [];
   for (const k of keys) {
@@ -509,12 +527,14 @@ export async function events(
         throw new ClefnetError('BAD_STATE', `${p.key}: events answered ${res.status}`);
       if (++answered === ps.length) onOpen?.();
       const reader = res.body.getReader();
+      // A UTF-8 character may be split between chunks (console text).
+      const decoder = new TextDecoder();
       let text = '';
       try {
         for (;;) {
           const { value, done } = await reader.read();
           if (done) return;
-          text += new TextDecoder().decode(value);
+          text += decoder.decode(value, { stream: true });
           let i = text.indexOf('\n\n');
           while (i >= 0) {
             const chunk = text.slice(0, i);

@@ -84,13 +84,14 @@ function adminToken(dataDir: string): string {
   return token;
 }
 
-function writeJson(path: string, value: unknown): void {
+function writeJson(path: string, value: unknown, secret = false): void {
   mkdirSync(join(path, '..'), { recursive: true });
-  writeFileSync(path, `${JSON.stringify(value, null, 2)}\n`);
+  if (secret) writeSecret(path, `${JSON.stringify(value, null, 2)}\n`);
+  else writeFileSync(path, `${JSON.stringify(value, null, 2)}\n`);
 }
 
 export function provision(topology: Topology, dataDir: string): Provisioned {
-  mkdirSync(dataDir, { recursive: true });
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const L = layout(topology);
   const token = adminToken(dataDir);
   const triples = new Map<Name, AuthorityTriple>();
@@ -115,7 +116,8 @@ export function provision(topology: Topology, dataDir: string): Provisioned {
   const processes: ProcessSpec[] = [];
   const add = (key: string, name: Name, program: ProcessSpec['program'], config: unknown, port: number) => {
     const path = join(dataDir, key, 'config.json');
-    writeJson(path, config);
+    // A service's config holds its Key and the admin token.
+    writeJson(path, config, true);
     processes.push({ key, name, program, config: path, ...url(port) });
   };
 

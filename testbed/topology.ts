@@ -78,6 +78,9 @@ export const DEFAULT_TOPOLOGY: Topology = {
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 type LogLevel = (typeof LOG_LEVELS)[number];
 
+/** Names of the services and of the data folder's own folders. */
+const RESERVED = ['ks1', 'ks2', 'ar', 'asd', 'keys', 'logs'] as const;
+
 const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$/;
 
 function invalid(field: string, why: string): ClefnetError {
@@ -155,6 +158,9 @@ export function parseTopology(doc: unknown): Topology {
     return { name: label(x.name, `${f}.name`), firewall, confirmOutbound, nodes: specs };
   });
   if (new Set(ancs.map((a) => a.name)).size !== ancs.length) throw invalid('ancs', 'names must be unique');
+  for (const [i, a] of ancs.entries())
+    if ((RESERVED as readonly string[]).includes(a.name))
+      throw invalid(`ancs[${i}].name`, `is taken by the testbed (${RESERVED.join(', ')})`);
   return { profile, domain, host, basePort, synchronous, logLevel: logLevel as LogLevel, ancs };
 }
 

@@ -77,6 +77,8 @@ export interface AgentOptions {
   readonly asd?: Name;
   /** A request without an answer after this long fails (default 30 s). */
   readonly requestTimeoutMs?: number;
+  /** The firewall VE's inside address: the only source of protocol transactions. */
+  readonly firewall: Uint8Array;
   /** A protocol frame for the Name `to`, out of the real environment. */
   readonly toNetwork: (o: Outbound) => void;
   readonly onProtocolEvent: (e: ProtocolEvent) => void;
@@ -236,6 +238,13 @@ export class Agent implements NicLink {
     const type = (frame[12]! << 8) | frame[13]!;
     const payload = frame.subarray(ETHERNET_HEADER);
     if (type === ETHERTYPE_TRANSACTION) {
+      // Protocol frames come from the network through the firewall only: a node VE (its module is
+      // untrusted) must not make the VE's party sign M9a or feed its application frames. The DTM
+      // refuses forged source addresses, so the source is the sending port's.
+      if (!sameMac(src, this.opts.firewall)) {
+        this.drop(formatMac(src), 'a protocol transaction not from the firewall');
+        return;
+      }
       const r = this.assembler.push(formatMac(src), payload);
       if (r.dropped !== undefined) this.drop(formatMac(src), r.dropped);
       if (r.content !== undefined) this.handleTransaction(formatMac(src), r.content);

@@ -56,7 +56,7 @@ import {
 } from '@clefnet/protocol';
 import type { MachineEventData } from '@clefnet/service-host';
 import { Agent, type AgentStats, type InstalledModule } from './agent.js';
-import { AGENT_MAC, fragment, NET_MAC } from './wire.js';
+import { AGENT_MAC, CHUNK_BYTES, fragment, NET_MAC } from './wire.js';
 
 export type VeRole = 'firewall' | 'node';
 
@@ -118,6 +118,12 @@ export interface VeStatus {
   readonly nic: { readonly received: number; readonly transmitted: number; readonly dropped: number };
 }
 
+/** The largest protocol frame a DTM passes whole (its 64-fragment transactions). */
+const MAX_WIRE_FRAME = 64 * CHUNK_BYTES;
+/** Frames waiting for room in the real NIC, in bytes, before more are dropped. */
+const MAX_BACKLOG_BYTES = 16 << 20;
+/** How often a sleeping machine still takes a turn. */
+const HOUSEKEEPING_MS = 1000;
 /** The real NVRAM's size (the machine's default). */
 const NVRAM_BYTES = 256;
 /** Console text kept per VE. */
@@ -134,13 +140,16 @@ export class AncNode {
   private readonly opts: AncNodeOptions;
   private readonly roles = new Map<number, VeRole>();
   private readonly consoles = new Map<number, string>();
+  private readonly consoleTotals = new Map<number, number>();
   private readonly stopped = new Map<number, string>();
   private readonly waiting = new Set<number>();
   private readonly backlog: Uint8Array[] = [];
+  private backlogBytes = 0;
   private readonly slice: number;
   private txid = 1;
   private running = false;
   private timer: NodeJS.Immediate | NodeJS.Timeout | undefined;
+  private housekeeping: NodeJS.Timeout | undefined;
   private readonly counts = { framesIn: 0, trafficIn: 0, trafficOut: 0, turns: 0 };
 
   constructor(opts: AncNodeOptions) {
@@ -201,6 +210,7 @@ export class AncNode {
       keyServers: [{ ...opts.keyServer, scopes: ['clef'] }, ...(opts.otherKeyServers ?? [])],
       ...(opts.asd === undefined ? {} : { asd: opts.asd }),
       ...(opts.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: opts.requestTimeoutMs }),
+      firewall: veMac(fw.id, 0),
       toNetwork: opts.toNetwork,
       onProtocolEvent: opts.onProtocolEvent,
       onEvent: opts.onEvent,
@@ -281,7 +291,20 @@ export class AncNode {
     if (to === this.opts.machine.name) {
       this.keyService.receive(bytes);
     } else {
-      for (const f of fragment(bytes, this.outsideMac, NET_MAC, this.txid)) this.backlog.push(f);
+      // What the firewall cannot pass whole is not queued at all, nor what would overfill the queue.
+      if (bytes.length > MAX_WIRE_FRAME) {
+        this.opts.onEvent({
+          kind: 'wire',
+          action: 'dropped',
+          reason: `a frame of ${bytes.length} bytes (at most ${MAX_WIRE_FRAME} pass the firewall)`,
+        });
+        return;
+      }
+      if (this.backlogBytes + bytes.length > MAX_BACKLOG_BYTES) {
+        this.opts.onEvent({ kind: 'wire', action: 'dropped', reason: 'the real NIC backlog is full' });
+        return;
+      }
+      for (const f of fragment(bytes, this.outsideMac, NET_MAC, this.txid)) this.queue(f);
       this.txid = (this.txid + 1) >>> 0 || 1;
     }
     this.wake();
@@ -291,8 +314,10 @@ export class AncNode {
   inject(frame: Uint8Array): void {
     if (frame.length < ETHERNET_HEADER || frame.length > 1514)
       throw new ClefnetError('ENCODING_BAD_VALUE', `a frame of ${frame.length} bytes (14..1514)`);
+    if (this.backlogBytes + frame.length > MAX_BACKLOG_BYTES)
+      throw new ClefnetError('LIMIT_EXCEEDED', 'the real NIC backlog is full: try again when it drains');
     this.counts.trafficIn++;
-    this.backlog.push(frame.slice());
+    this.queue(frame.slice());
     this.wake();
   }
 
@@ -304,6 +329,7 @@ export class AncNode {
 
   stop(): void {
     this.running = false;
+    this.clearHousekeeping();
     if (this.timer !== undefined) {
       clearTimeout(this.timer as NodeJS.Timeout);
       clearImmediate(this.timer as NodeJS.Immediate);
@@ -318,6 +344,13 @@ export class AncNode {
       this.turn();
     }
     return done();
+  }
+
+  /** Console bytes the VE has printed since boot (the text keeps the last 64 KiB of them). */
+  consoleTotal(ve: string): number {
+    this.console(ve);
+    const v = this.vmm.list().find((x) => x.name === ve)!;
+    return this.consoleTotals.get(v.id) ?? 0;
   }
 
   console(ve: string): string {
@@ -373,6 +406,7 @@ export class AncNode {
 
   private wake(): void {
     if (!this.running || this.timer !== undefined) return;
+    this.clearHousekeeping();
     this.timer = setImmediate(() => this.loop());
   }
 
@@ -383,7 +417,21 @@ export class AncNode {
     if (!this.running || this.timer !== undefined) return;
     if (next === 'now') this.timer = setImmediate(() => this.loop());
     else if (next === 'soon') this.timer = setTimeout(() => this.loop(), 1);
-    // 'sleep': a frame from the network wakes it.
+    else {
+      // Asleep until a frame arrives, but a turn a second keeps time-driven work going: request
+      // timeouts, unfinished transactions, hold timeouts.
+      this.clearHousekeeping();
+      this.housekeeping = setTimeout(() => {
+        this.housekeeping = undefined;
+        this.wake();
+      }, HOUSEKEEPING_MS);
+      this.housekeeping.unref();
+    }
+  }
+
+  private clearHousekeeping(): void {
+    if (this.housekeeping !== undefined) clearTimeout(this.housekeeping);
+    this.housekeeping = undefined;
   }
 
   /** One turn: backlog into the real NIC, a slice per VE (the core and services after each). */
@@ -392,13 +440,26 @@ export class AncNode {
     this.pump();
     let busy = false;
     let timed = false;
+    let runnable = 0;
+    let failed = false;
     for (const v of this.vmm.list()) {
       if (this.stopped.has(v.id)) continue;
+      runnable++;
       let r: ReturnType<Vmm['run']>;
       try {
         r = this.vmm.run(v.id, this.slice);
       } catch (e) {
-        this.stopVe(v, e instanceof Error ? e.message : String(e));
+        // Not the guest's doing (its faults are results, not exceptions): the real environment's
+        // tasks run inside a slice (the DTMs, the gateway, the agent). The VE goes on; the loop
+        // slows down so a failure that repeats cannot spin.
+        this.opts.onEvent({
+          kind: 'host-error',
+          where: 'turn',
+          ve: v.name,
+          message: e instanceof Error ? e.message : String(e),
+          ...(e instanceof ClefnetError ? { code: e.code } : {}),
+        });
+        failed = true;
         continue;
       }
       this.collectConsole(v);
@@ -412,6 +473,9 @@ export class AncNode {
         this.stopVe(v, `${r.reason}${r.vector === undefined ? '' : ` vector ${r.vector}`}`);
       }
     }
+    // With no VE left to run nothing drains the NIC or the agent: waiting for them would spin.
+    if (runnable === 0) return 'sleep';
+    if (failed) return 'soon';
     if (busy || this.backlog.length > 0 || this.agent.busy || this.interruptWaiting()) return 'now';
     return timed ? 'soon' : 'sleep';
   }
@@ -428,10 +492,19 @@ export class AncNode {
     return false;
   }
 
+  private queue(frame: Uint8Array): void {
+    this.backlog.push(frame);
+    this.backlogBytes += frame.length;
+  }
+
   /** Moves waiting frames into the real NIC while its queue has room. */
   private pump(): void {
     const nic = this.vmm.machine.nic;
-    while (this.backlog.length > 0 && nic.queued < nic.queueCapacity) nic.receive(this.backlog.shift()!);
+    while (this.backlog.length > 0 && nic.queued < nic.queueCapacity) {
+      const f = this.backlog.shift()!;
+      this.backlogBytes -= f.length;
+      nic.receive(f);
+    }
   }
 
   private leaving(frame: Uint8Array): void {
@@ -443,6 +516,7 @@ export class AncNode {
     const text = v.vm.console.transcript();
     if (text.length === 0) return;
     v.vm.console.clearTranscript();
+    this.consoleTotals.set(v.id, (this.consoleTotals.get(v.id) ?? 0) + text.length);
     const all = (this.consoles.get(v.id) ?? '') + text;
     this.consoles.set(v.id, all.length > CONSOLE_KEEP ? all.slice(all.length - CONSOLE_KEEP) : all);
     this.opts.onEvent({ kind: 'console', ve: v.name, text });

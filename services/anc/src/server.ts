@@ -135,7 +135,11 @@ export function createAncService(opts: AncServiceOptions): AncService {
       node.start();
       return address;
     },
-    stop: () => h.stop(),
+    // The machine first: nothing it sends then races the sockets' closing.
+    stop: () => {
+      node.stop();
+      return h.stop();
+    },
   };
 }
 

@@ -63,7 +63,7 @@ describe('the management API', () => {
     ]);
     expect(await httpJson('GET', `${base}/admin/ves/node/console`, undefined, AUTH)).toMatchObject({
       status: 200,
-      body: { ve: 'node', text: '0' },
+      body: { ve: 'node', text: '0', total: 1 },
     });
     expect((await httpJson('GET', `${base}/admin/ves/nope/console`, undefined, AUTH)).body).toMatchObject({
       code: 'UNKNOWN_NAME',

@@ -676,8 +676,8 @@ export class Dtm {
         this.emit('handed-over', r, name, t.dtm.name, id);
         continue;
       }
-      // Per receiver, transfers go in the order they became ready: one that waits for room holds
-      // back the later ones (a smaller one would otherwise overtake it, and a receiver that checks
+      // Per receiver, ready transfers go in the order they entered the DTM (their ids): one that
+      // waits for room holds back the later ones (a smaller one would otherwise overtake it, and a receiver that checks
       // order, like the hardened profile's push order, would refuse the older one).
       if (this.waitingBefore(id, name)) {
         left.push(name);

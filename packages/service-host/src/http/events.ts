@@ -4,7 +4,7 @@
  * events of the listed types (`protocol,machine,...`), `?kind=` machine events of the listed kinds
  * (`trap,dtm,console,...`). A client that does not keep up loses events rather than making the
  * service buffer them: while more than {@link SSE_BACKLOG_BYTES} wait to be written, events are
- * counted as dropped and reported in a `dropped` comment once it drains. Streams end when the
+ * counted as dropped and reported in a `dropped` comment before the next event it gets. Streams end when the
  * service stops.
  */
 import type { ServerResponse } from 'node:http';
@@ -32,10 +32,13 @@ export interface EventStreams {
 
 export function eventRoutes(app: FastifyInstance, hub: EventHub, token: string): EventStreams {
   const streams = new Set<ServerResponse>();
+  let closing = false;
   app.get<{ Querystring: { type?: string; kind?: string } }>(
     EVENTS_PATH,
     { onRequest: bearerAuth(token), schema: { querystring: query } },
     (request, reply) => {
+      // A stream asked for while the service stops would hold its HTTP server open.
+      if (closing) return reply.code(503).send({ code: 'BAD_STATE', message: 'the service is stopping' });
       const types = request.query.type?.split(',');
       const kinds = request.query.kind?.split(',');
       const wanted = (e: ServiceEvent) =>
@@ -76,6 +79,7 @@ export function eventRoutes(app: FastifyInstance, hub: EventHub, token: string):
       return streams.size;
     },
     closeAll() {
+      closing = true;
       for (const res of streams) res.end();
       streams.clear();
     },

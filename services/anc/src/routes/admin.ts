@@ -64,6 +64,7 @@ export function adminRoutes(app: FastifyInstance, ops: AdminOps): void {
         async (request) => ({
           ve: request.params.ve,
           text: node.console(request.params.ve),
+          total: node.consoleTotal(request.params.ve),
         }),
       );
       admin.get('/modules', async () => node.installed());
