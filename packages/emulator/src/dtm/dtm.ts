@@ -294,7 +294,7 @@ export class Dtm {
       stream: o.stream,
       unsubscribe: () => {},
     };
-    port.unsubscribe = o.nic.on('transmit', (frame) => this.ingress(port, frame));
+    port.unsubscribe = o.nic.on('transmit', (frame) => this.admitFrame(port, frame));
     this.ports.set(o.name, port);
   }
 
@@ -340,7 +340,21 @@ export class Dtm {
   fromOutside(frame: Uint8Array): void {
     const port = this.ports.get(OUTSIDE);
     if (port === undefined) throw new VmmError('BAD_STATE', `DTM ${this.name} has no gateway`);
-    this.ingress(port, frame);
+    this.admitFrame(port, frame);
+  }
+
+  /**
+   * A frame from a port. A full spool refuses it (dropped with the reason): a sender that fills the spool, e.g. with transfers held for
+   * confirmation, cannot make the DTM throw into the guest that transmitted.
+   */
+  private admitFrame(src: Port, frame: Uint8Array): void {
+    try {
+      this.ingress(src, frame);
+    } catch (e) {
+      if (!(e instanceof VmmError) || e.code !== 'SPOOL_FULL') throw e;
+      // Nothing was stored; a transaction this frame belonged to expires unfinished.
+      this.drop(src.name, undefined, frame, 'spool full');
+    }
   }
 
   /**

@@ -451,6 +451,23 @@ describe('DTM delivery order', () => {
   });
 });
 
+describe('DTM full spool', () => {
+  it('a frame the spool cannot take is dropped with its reason; the sender and the DTM go on', () => {
+    // Every transfer from a is held for confirmation, so each stays in a spool of 600 bytes.
+    const w = world({}, memorySpool(600));
+    const frames = (m: { a: Uint8Array; b: Uint8Array }) =>
+      Array.from({ length: 8 }, (_, i) => ether(m.b, m.a, ETHERTYPE_DATAGRAM, `held frame ${i}`));
+    const { a } = trio(w, frames, { a: { confirm: 'all' } });
+    runAll(w, a.id);
+    expect(consoleText(a)).toBe('TTTTTTTT.');
+    const held = w.dtm.transfers('held').length;
+    const full = w.events.filter((e) => e.action === 'dropped' && e.reason === 'spool full');
+    expect(held).toBeGreaterThan(0);
+    expect(held + full.length).toBe(8);
+    expect(full.length).toBeGreaterThan(0);
+  });
+});
+
 describe('DTM configuration C: several DTMs sharing a spool', () => {
   it('a transfer to another DTM port is handed over through the shared spool and a core message', () => {
     const disk = memoryBlockBackend(256);
