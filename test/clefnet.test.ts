@@ -39,7 +39,7 @@ function tmp(): string {
   return d;
 }
 
-describe('npm start', () => {
+describe('npm start', { timeout: 120_000 }, () => {
   it('brings the testbed up in the foreground; clefnet works against it; Ctrl-C stops it all', async () => {
     const dir = tmp();
     const data = join(dir, 'data');
@@ -110,7 +110,7 @@ describe('npm start', () => {
       }
     };
     // npm leaves at once; the services (SIGINT too) and clefnet's own stop finish within seconds.
-    const gone = Date.now() + 15_000;
+    const gone = Date.now() + 30_000;
     while ((pids.some(alive) || readState(data) !== undefined) && Date.now() < gone)
       await new Promise((r) => setTimeout(r, 50));
     expect(pids.filter(alive)).toEqual([]);
