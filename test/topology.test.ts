@@ -3,12 +3,16 @@
  * field checked, node VE profile settings carried into the profiles the ANC loads, keys made once
  * and kept.
  */
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadProfile } from '@clefnet/emulator';
+import { parseName } from '@clefnet/protocol';
 import { afterAll, describe, expect, it } from 'vitest';
+import { down, running } from '../testbed/commands.js';
 import { provision, registrations } from '../testbed/provision.js';
+import { ours, writeState } from '../testbed/supervisor.js';
 import { DEFAULT_TOPOLOGY, layout, loadTopology, parseTopology } from '../testbed/topology.js';
 
 const dirs: string[] = [];
@@ -94,6 +98,41 @@ describe('topology files', () => {
     const file = join(tmp(), 't.yaml');
     writeFileSync(file, 'ancs: [unclosed');
     expect(() => loadTopology(file)).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
+  });
+});
+
+describe('a stale state file', () => {
+  it('a pid reused by another process is not taken for a service, and down does not signal it', async () => {
+    const dir = tmp();
+    const other = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      const config = join(dir, 'ks1', 'config.json');
+      writeState(dir, {
+        topology: DEFAULT_TOPOLOGY,
+        startedAt: 0,
+        adminToken: 'x'.repeat(20),
+        processes: [
+          {
+            key: 'ks1',
+            name: parseName('ks1.clefnet.test'),
+            program: 'keyserver',
+            config,
+            http: '',
+            ws: '',
+            pid: other.pid!,
+          },
+        ],
+      });
+      expect(ours({ pid: other.pid!, config })).toBe(false);
+      expect(() => running(dir)).toThrow(/no testbed is running/);
+      const lines: string[] = [];
+      expect(await down(dir, (l) => lines.push(l))).toBe(0);
+      expect(lines).toEqual(['  ks1   gone']);
+      expect(other.exitCode).toBe(null);
+      expect(other.signalCode).toBe(null);
+    } finally {
+      other.kill('SIGKILL');
+    }
   });
 });
 

@@ -10,8 +10,8 @@ import { ClefnetError, type Name, parseName } from '@clefnet/protocol';
 import { buildModule, MODULES, type ModuleName } from '../examples/modules/build.js';
 import { provision, registrations } from './provision.js';
 import {
-  alive,
   clearState,
+  ours,
   type RunningProcess,
   readState,
   startProcess,
@@ -84,7 +84,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** The running testbed of `dataDir`, or an error saying to start one. */
 export function running(dataDir: string): TestbedState {
   const s = readState(dataDir);
-  if (s === undefined || !s.processes.some((p) => alive(p.pid)))
+  if (s === undefined || !s.processes.some(ours))
     throw new ClefnetError(
       'BAD_STATE',
       `no testbed is running in ${dataDir}: start one with \`clefnet up\` (or npm start)`,
@@ -118,7 +118,7 @@ export interface UpResult {
 
 export async function up(o: UpOptions): Promise<UpResult> {
   const old = readState(o.dataDir);
-  if (old?.processes.some((p) => alive(p.pid)))
+  if (old?.processes.some(ours))
     throw new ClefnetError(
       'BAD_STATE',
       `a testbed is already running in ${o.dataDir}: \`clefnet down\` first`,
@@ -235,7 +235,10 @@ export async function down(dataDir: string, say: Say): Promise<number> {
   // All at once: the services do not need each other to stop, and one slow to stop (SIGKILL after
   // its grace) does not hold the others up.
   const order = [...s.processes].reverse();
-  const results = await Promise.all(order.map((p) => stopProcess(p.pid)));
+  // A pid that is no longer ours (reused after a crash or a reboot) is not signalled.
+  const results = await Promise.all(
+    order.map((p) => (ours(p) ? stopProcess(p.pid) : Promise.resolve('gone' as const))),
+  );
   for (const [i, p] of order.entries()) say(`  ${p.key.padEnd(5)} ${results[i]}`);
   clearState(dataDir);
   return results.filter((how) => how !== 'gone').length;
@@ -256,7 +259,7 @@ export async function status(dataDir: string): Promise<ServiceStatus[]> {
   for (const p of s.processes) {
     let state: ServiceStatus['state'] = 'down';
     let detail: string | undefined;
-    if (alive(p.pid)) {
+    if (ours(p)) {
       try {
         const r = await fetch(`${p.http}/ready`);
         state = r.ok ? 'ready' : 'not-ready';

@@ -41,6 +41,20 @@ export function clearState(dataDir: string): void {
   rmSync(join(dataDir, STATE_FILE), { force: true });
 }
 
+/**
+ * Is this testbed process still the one we started? A pid from the state file may have been reused
+ * after a crash or a reboot: the process must also have this service's config on its command line
+ * (Linux /proc; elsewhere the pid alone).
+ */
+export function ours(p: { readonly pid: number; readonly config: string }): boolean {
+  if (!alive(p.pid)) return false;
+  try {
+    return readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').split('\0').includes(p.config);
+  } catch {
+    return process.platform !== 'linux';
+  }
+}
+
 export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
