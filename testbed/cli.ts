@@ -87,8 +87,10 @@ export async function main(
           await down(dataDir, say);
           done();
         };
-        process.once('SIGINT', stop);
-        process.once('SIGTERM', stop);
+        // `on`, not `once`: Ctrl-C reaches this process twice (from the terminal's process group and
+        // relayed by tsx), and a second signal without a handler would kill it halfway through.
+        process.on('SIGINT', stop);
+        process.on('SIGTERM', stop);
         for (const c of r.children) {
           c.once('exit', (code) => {
             if (!stopping) say(`a service exited (${code}); see npm run clefnet -- logs`);
@@ -140,7 +142,7 @@ export async function main(
       return 0;
     case 'events': {
       const ac = new AbortController();
-      process.once('SIGINT', () => ac.abort());
+      process.on('SIGINT', () => ac.abort());
       await events(
         dataDir,
         args,
