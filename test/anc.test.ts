@@ -166,6 +166,17 @@ async function world(profile: ProfileName): Promise<World> {
   return w;
 }
 
+/** Waits until nodeos in the node VE waits for a module; returns a reader of its console. */
+async function booted(w: World): Promise<() => string> {
+  const console = () => w.anc.node.console('node');
+  await until(
+    () => (console().includes('nodeos: waiting for a module') ? true : undefined),
+    10_000,
+    'nodeos boot',
+  );
+  return console;
+}
+
 /** An IPv4 frame from the outside to the ANC: header (20 bytes, UDP) and `text`. */
 function ipv4(
   to: Uint8Array,
@@ -190,12 +201,7 @@ const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 describe.each(['patent', 'hardened'] as const)('the ANC with real guests (%s)', (profile) => {
   it('issues the VE key at boot, installs the billing module through firewall and agent, carries traffic, reports to the ASD', async () => {
     const w = await world(profile);
-    const console = () => w.anc.node.console('node');
-    await until(
-      () => (console().includes('nodeos: waiting for a module') ? true : undefined),
-      10_000,
-      'nodeos boot',
-    );
+    const console = await booted(w);
     expect(console()).toContain(`nodeos: key for ${N.ve} version 1\n`);
     expect(w.anc.node.vmm.keys.get('node')).toMatchObject({ name: N.ve, version: 1 });
 
@@ -257,12 +263,7 @@ describe.each(['patent', 'hardened'] as const)('the ANC with real guests (%s)', 
 
   it('refuses a program signed with another key and a frame for a Name it does not hold; installs nothing; keeps serving', async () => {
     const w = await world(profile);
-    const console = () => w.anc.node.console('node');
-    await until(
-      () => (console().includes('nodeos: waiting for a module') ? true : undefined),
-      10_000,
-      'nodeos boot',
-    );
+    const console = await booted(w);
     const ve = w.anc.node.vmm.keys.get('node')!;
     const rules = createProfile(profile);
     const random = seededRandom('anc-tests/forger');
@@ -321,12 +322,7 @@ describe.each(['patent', 'hardened'] as const)('the ANC with real guests (%s)', 
 
   it('a module cannot send the agent a protocol transaction: only the firewall may', async () => {
     const w = await world(profile);
-    const console = () => w.anc.node.console('node');
-    await until(
-      () => (console().includes('nodeos: waiting for a module') ? true : undefined),
-      10_000,
-      'nodeos boot',
-    );
+    const console = await booted(w);
     // A module that sends one transaction frame to the agent, as if it came from the network.
     const agent = Array.from(AGENT_MAC, (b) => `0x${b.toString(16)}`).join(', ');
     const forger = moduleImage(`

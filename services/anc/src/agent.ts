@@ -32,7 +32,6 @@ import {
   AncVe,
   ClefnetError,
   type CryptoBackend,
-  createProfile,
   decodeFrame,
   type KnownKeyServer,
   LIMITS,
@@ -103,8 +102,6 @@ interface NodeState {
   app: SecApp | undefined;
 }
 
-/** The replay cache's capacity (the protocol's default). */
-const REPLAY_CAPACITY = 65_536;
 /** How long an unfinished transaction may take. */
 const ASSEMBLY_MS = 30_000;
 const HISTORY = 64;
@@ -178,12 +175,6 @@ export class Agent implements NicLink {
         profile: this.opts.profile,
         keyServers: this.opts.keyServers,
         senders: n.node.senders,
-        // With a sender list (closed model), only listed senders reach the replay cache, so the
-        // per-sender share (default 4096, about 58 downloads a second from one AR under the
-        // hardened profile's 30 s validity) can be the whole cache; memory stays bounded by it.
-        ...(n.node.senders.length > 0 && createProfile(this.opts.profile).rules.closedModel
-          ? { replayPerSender: REPLAY_CAPACITY }
-          : {}),
         ...(this.opts.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: this.opts.requestTimeoutMs }),
       });
       this.parties.set(triple.name, { party: n.party, node: n });

@@ -38,7 +38,6 @@ import {
   type VirtualEnvironment,
   type VirtualFirewall,
   Vmm,
-  type VmmEvent,
   veMac,
   virtualFirewall,
 } from '@clefnet/emulator';
@@ -172,7 +171,7 @@ export class AncNode {
       clock: opts.clock,
       ramBytes: opts.ramBytes ?? 32 << 20,
       nvram,
-      onEvent: (e) => this.vmmEvent(e),
+      onEvent: opts.onEvent,
     });
     this.vmm = vmm;
     vmm.bootMachineKey(opts.backend);
@@ -249,10 +248,6 @@ export class AncNode {
 
     vmm.machine.nic.on('transmit', (f) => this.leaving(f));
   }
-
-  /** The agent's address and the network's, for guests' builds and traffic sources. */
-  static readonly AGENT_MAC = AGENT_MAC;
-  static readonly NET_MAC = NET_MAC;
 
   /** Who this machine is and its addresses: the machine's Name, the firewall's outside address, the agent's. */
   info(): {
@@ -337,27 +332,21 @@ export class AncNode {
     }
   }
 
-  /** Runs turns until `done()` or `maxTurns` (tests and tools that drive the machine themselves). */
-  runUntil(done: () => boolean, maxTurns = 10_000): boolean {
-    for (let i = 0; i < maxTurns; i++) {
-      if (done()) return true;
-      this.turn();
-    }
-    return done();
-  }
-
   /** Console bytes the VE has printed since boot (the text keeps the last 64 KiB of them). */
   consoleTotal(ve: string): number {
-    this.console(ve);
-    const v = this.vmm.list().find((x) => x.name === ve)!;
-    return this.consoleTotals.get(v.id) ?? 0;
+    return this.consoleTotals.get(this.collected(ve).id) ?? 0;
   }
 
   console(ve: string): string {
+    return this.consoles.get(this.collected(ve).id) ?? '';
+  }
+
+  /** VE `ve`, its console text collected up to now. */
+  private collected(ve: string): VirtualEnvironment {
     const v = this.vmm.list().find((x) => x.name === ve);
     if (v === undefined) throw new ClefnetError('UNKNOWN_NAME', `no VE ${ve}`);
     this.collectConsole(v);
-    return this.consoles.get(v.id) ?? '';
+    return v;
   }
 
   installed(ve?: string): InstalledModule[] {
@@ -526,9 +515,5 @@ export class AncNode {
     this.stopped.set(v.id, reason);
     this.waiting.delete(v.id);
     this.opts.onEvent({ kind: 've', action: 'stopped', ve: v.name, reason });
-  }
-
-  private vmmEvent(e: VmmEvent): void {
-    this.opts.onEvent({ ...e });
   }
 }

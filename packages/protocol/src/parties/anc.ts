@@ -17,6 +17,7 @@ import type { Frame } from '../frame.js';
 import { type AuthorityTriple, type Clef, checkTriple, clefId } from '../identity.js';
 import { type BodyOf, decodeHeader, type Payload } from '../messages.js';
 import type { Name } from '../names.js';
+import { createProfile } from '../profile.js';
 import { checkSender } from '../rules/closed-model.js';
 import { PushOrder, precheckUnverified } from '../rules/freshness.js';
 import { type Outcome, Party, type PartyOptions, type Pending } from './core.js';
@@ -86,7 +87,7 @@ export class AncVe extends Party {
   private readonly history: InstalledProgram[] = [];
 
   constructor(opts: AncVeOptions) {
-    super(opts);
+    super(closedModelShare(opts));
     this.senders = new Set(opts.senders ?? []);
     this.historySize = opts.historySize ?? 64;
   }
@@ -182,6 +183,22 @@ export class AncVe extends Party {
       location: ctx.body.location,
     });
   }
+}
+
+/** The replay cache's default capacity (core.ts). */
+const REPLAY_CAPACITY = 65_536;
+
+/**
+ * In the closed model only listed senders reach the replay cache (step 8 checks the list first),
+ * so the per-sender share, which keeps one sender from crowding out the others, may be the whole
+ * cache: under `hardened`, the default share of 4096 within a 30 s validity refused a single AR
+ * pushing more than about 58 programs a second. An explicit `replayPerSender` stays.
+ */
+function closedModelShare(opts: AncVeOptions): AncVeOptions {
+  if (opts.replayPerSender !== undefined || (opts.senders ?? []).length === 0) return opts;
+  const profile = typeof opts.profile === 'object' ? opts.profile : createProfile(opts.profile ?? 'patent');
+  if (!profile.rules.closedModel) return opts;
+  return { ...opts, replayPerSender: opts.replayCapacity ?? REPLAY_CAPACITY };
 }
 
 export function createAncMachine(opts: PartyOptions): AncMachine {
