@@ -13,6 +13,7 @@ import {
   nodeBackend,
   openFrame,
   type ProfileName,
+  parseName,
   readPayload,
   seededRandom,
   toHex,
@@ -32,6 +33,7 @@ function runReference(profile: ProfileName, backend: CryptoBackend): { world: Wo
   return { world, id };
 }
 
+/** The published order (`patent`): M5 only after step 4. */
 const EXPECTED_WIRE = [
   'anc1.clefnet.test -> ks1.clefnet.test VEKEY-REQ',
   'ks1.clefnet.test -> anc1.clefnet.test TRIPLE-ANS',
@@ -53,6 +55,28 @@ const EXPECTED_WIRE = [
   'ks2.clefnet.test -> billing.ar.clefnet.test FROM-SECAPP',
 ];
 
+/** `hardened` overlaps steps 1-4 with 5-6: M1 and M5 leave together; M7 waits for both answers. */
+const OVERLAPPED_WIRE = [
+  ...EXPECTED_WIRE.slice(0, 3),
+  'ar.clefnet.test -> ks2.clefnet.test M5',
+  'ks1.clefnet.test -> ar.clefnet.test CLEF-ANS',
+  ...EXPECTED_WIRE.slice(5),
+];
+const wireOf = (profile: ProfileName) => (profile === 'patent' ? EXPECTED_WIRE : OVERLAPPED_WIRE);
+
+/** The wire without each RESOLVE-REQ and KServ1's answer to it (what direct provisioning saves). */
+function withoutResolutions(wire: readonly string[]): string[] {
+  const out: string[] = [];
+  const waiting = new Set<string>();
+  for (const f of wire) {
+    const [from, , to, step] = f.split(' ');
+    if (step === 'RESOLVE-REQ') waiting.add(from!);
+    else if (step === 'CLEF-ANS' && waiting.has(to!)) waiting.delete(to!);
+    else out.push(f);
+  }
+  return out;
+}
+
 describe.each([
   ['node', nodeBackend],
   ['noble', nobleBackend],
@@ -63,7 +87,7 @@ describe.each([
 
     it('carries out every step in order, with no error', () => {
       expect(world.net.errors.map((e) => `${e.party}: ${e.error.code} ${e.error.message}`)).toEqual([]);
-      expect(world.net.wire.map((f) => `${f.from} -> ${f.to} ${f.step}`)).toEqual(EXPECTED_WIRE);
+      expect(world.net.wire.map((f) => `${f.from} -> ${f.to} ${f.step}`)).toEqual(wireOf(profile));
     });
 
     it('KServ1 holds the provisioned pairs and the issued VE pair, owned by the machine (KEY-12, TB-11)', () => {
@@ -138,9 +162,7 @@ describe('direct provisioning (KEY-12)', () => {
       world.channel(REPORT);
       expect(world.net.errors).toEqual([]);
       expect(world.net.wire.map((f) => `${f.from} -> ${f.to} ${f.step}`)).toEqual(
-        EXPECTED_WIRE.filter(
-          (_, i) => ![5, 6, 12, 13].includes(i), // the two RESOLVE-REQ / CLEF-ANS pairs
-        ),
+        withoutResolutions(wireOf(profile)),
       );
       expect(world.programs.map((p) => toHex(p.program))).toEqual([toHex(PROGRAM)]);
       expect(world.asdRecords.map((r) => toHex(r.data))).toEqual([toHex(REPORT)]);
@@ -214,4 +236,132 @@ describe('a malformed triple from KServ2 (PROTO-13: only well-formed payloads ar
       expect(world.programs).toEqual([]);
     },
   );
+});
+
+describe('the AR step order (RepositoryOptions.stepOrder)', () => {
+  const wire = (w: World) => w.net.wire.map((f) => `${f.from} -> ${f.to} ${f.step}`);
+  const arEvents = (w: World, id: string) =>
+    w.net.events
+      .filter((e) => e.party === w.names.ar && (e.deployment === id || e.type === 'sent'))
+      .map((e) => `${e.type} ${e.step ?? e.state ?? ''}`.trim());
+
+  it('hardened with `published` keeps the published order, and patent with `overlapped` overlaps', () => {
+    for (const [profile, stepOrder, expected] of [
+      ['hardened', 'published', EXPECTED_WIRE],
+      ['patent', 'overlapped', OVERLAPPED_WIRE],
+    ] as const) {
+      const world = createWorld({ profile, backend: nodeBackend, seed: 'reference', stepOrder });
+      world.issueVeKey();
+      world.deploy(PROGRAM);
+      world.channel(REPORT);
+      expect(world.net.errors).toEqual([]);
+      expect(wire(world)).toEqual(expected);
+    }
+  });
+
+  it('M6 before M3: the triple waits for the Clef, then M7 and the hand-over leave', () => {
+    const world = createWorld({
+      profile: 'hardened',
+      backend: nodeBackend,
+      seed: 'order',
+      provisioning: 'direct',
+    });
+    world.issueVeKey();
+    // Hold KServ1's answer back until KServ2's is in.
+    let held: Uint8Array | undefined;
+    world.net.tap = (f) => {
+      if (f.from === world.names.ks1 && f.to === world.names.ar && held === undefined) {
+        held = f.bytes;
+        return 'drop';
+      }
+      return 'pass';
+    };
+    const id = world.deploy(PROGRAM);
+    expect(world.ar.deployment(id)).toMatchObject({ state: 'resolving' });
+    expect(arEvents(world, id)).toEqual(['deployment resolving', 'sent M1', 'sent M5', 'triple-accepted']);
+    world.net.tap = () => 'pass';
+    world.net.inject(world.names.ks1, world.names.ar, held!);
+    world.net.run();
+    expect(world.net.errors).toEqual([]);
+    expect(world.ar.deployment(id)).toMatchObject({ state: 'sent' });
+    expect(wire(world).slice(-5)).toEqual([
+      'ks1.clefnet.test -> ar.clefnet.test INJECTED',
+      'ar.clefnet.test -> ve1.anc1.clefnet.test M7',
+      'ar.clefnet.test -> ve1.anc1.clefnet.test HANDOVER',
+      've1.anc1.clefnet.test -> ks1.clefnet.test M9a',
+      'ks1.clefnet.test -> ve1.anc1.clefnet.test CLEF-ANS',
+    ]);
+    expect(world.programs.map((p) => toHex(p.program))).toEqual([toHex(PROGRAM)]);
+    expect(world.secApp?.name).toBe(world.names.secApp);
+  });
+
+  it('M3 before M6: the deployment is `minting` until the triple is in', () => {
+    const world = createWorld({
+      profile: 'hardened',
+      backend: nodeBackend,
+      seed: 'order2',
+      provisioning: 'direct',
+    });
+    world.issueVeKey();
+    let held: Uint8Array | undefined;
+    world.net.tap = (f) => {
+      if (f.from === world.names.ks2 && f.to === world.names.ar && held === undefined) {
+        held = f.bytes;
+        return 'drop';
+      }
+      return 'pass';
+    };
+    const id = world.deploy(PROGRAM);
+    expect(world.ar.deployment(id)).toMatchObject({ state: 'minting' });
+    expect(world.programs).toEqual([]);
+    world.net.tap = () => 'pass';
+    world.net.inject(world.names.ks2, world.names.ar, held!);
+    world.net.run();
+    expect(world.ar.deployment(id)).toMatchObject({ state: 'sent' });
+    expect(world.programs.map((p) => toHex(p.program))).toEqual([toHex(PROGRAM)]);
+  });
+
+  it('a failed Clef query fails the deployment; the triple answering later is dropped, never handed over', () => {
+    const world = createWorld({
+      profile: 'hardened',
+      backend: nodeBackend,
+      seed: 'order3',
+      provisioning: 'direct',
+    });
+    world.issueVeKey();
+    let held: Uint8Array | undefined;
+    world.net.tap = (f) => {
+      if (f.from === world.names.ks2 && f.to === world.names.ar && held === undefined) {
+        held = f.bytes;
+        return 'drop';
+      }
+      return 'pass';
+    };
+    // KServ1 does not know this Name: a signed error answers M1.
+    const outcome = world.ar.deploy({
+      anc: parseName('nobody.anc1.clefnet.test'),
+      program: PROGRAM,
+      secApp: world.names.secApp,
+      id: 'lost',
+    });
+    world.net.post(world.names.ar, outcome);
+    world.net.run();
+    expect(world.ar.deployment('lost')).toMatchObject({ state: 'failed', code: 'REMOTE_ERROR' });
+    world.net.tap = () => 'pass';
+    world.net.inject(world.names.ks2, world.names.ar, held!);
+    world.net.run();
+    // KServ1's refusal is its own error; the AR takes the late triple without one.
+    expect(world.net.errors.map((e) => `${e.party} ${e.error.code}`)).toEqual([
+      `${world.names.ks1} UNKNOWN_NAME`,
+    ]);
+    expect(world.ar.deployment('lost')).toMatchObject({ state: 'failed', code: 'REMOTE_ERROR' });
+    expect(world.net.wire.filter((f) => f.step === 'M7' || f.step === 'HANDOVER')).toEqual([]);
+    expect(world.ar.pendingCount).toBe(0);
+  });
+
+  it('refuses an unknown step order', () => {
+    expect(() =>
+      createWorld({ profile: 'hardened', backend: nodeBackend, stepOrder: 'sideways' as never }),
+    ).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
+  });
 });

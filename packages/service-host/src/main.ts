@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { ClefnetError } from '@clefnet/protocol';
-import { type Logger, pino } from 'pino';
+import { type DestinationStream, type Logger, pino } from 'pino';
 import type { LogLevel } from './config.js';
 import type { ListenAddress } from './host.js';
 
@@ -48,7 +48,7 @@ async function start<C extends { readonly logLevel: LogLevel; readonly identity:
   }
   const path = resolve(file);
   const config = m.parseConfig(JSON.parse(readFileSync(path, 'utf8')), dirname(path));
-  const logger = pino({ level: config.logLevel }, pino.destination(2));
+  const logger = pino({ level: config.logLevel }, logDestination());
   const service = m.create({ ...config, logger });
   const address = await service.start();
   process.stdout.write(
@@ -67,3 +67,27 @@ async function start<C extends { readonly logLevel: LogLevel; readonly identity:
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
 }
+
+/**
+ * Stderr, written off the event loop: lines gather in memory and go out in 4 KiB writes on the
+ * thread pool (a service logs every frame and protocol event at `info`, a dozen lines per message;
+ * a synchronous write each put a system call on every message's path). A line waits at most
+ * {@link LOG_FLUSH_MS} before it is written; an exiting process writes what is left synchronously.
+ * Only a process killed outright (SIGKILL) can lose up to that interval's lines; its stores never
+ * depend on them.
+ */
+function logDestination(): DestinationStream {
+  const dest = pino.destination({ dest: 2, sync: false, minLength: 4096 });
+  setInterval(() => dest.flush(), LOG_FLUSH_MS).unref();
+  process.on('exit', () => {
+    try {
+      dest.flushSync();
+    } catch {
+      // stderr already closed: nothing left to write to.
+    }
+  });
+  return dest;
+}
+
+/** How long a log line may wait in memory. */
+const LOG_FLUSH_MS = 100;

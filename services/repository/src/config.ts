@@ -13,7 +13,8 @@
  *                  "ve1.anc1.clefnet.test": "ws://127.0.0.1:7005/ws" },
  *   "dataDir": "data/ar", "adminToken": "<at least 16 characters>",
  *   "listen": { "host": "127.0.0.1", "port": 7003 }, "profile": "patent",
- *   "backend": "node", "synchronous": "full", "requestTimeoutMs": 30000, "logLevel": "info" }
+ *   "backend": "node", "synchronous": "full", "requestTimeoutMs": 30000, "logLevel": "info",
+ *   "stepOrder": "published" }
  * ```
  */
 import { isAbsolute, join } from 'node:path';
@@ -39,6 +40,7 @@ const FIELDS = [
   'dataDir',
   'synchronous',
   'requestTimeoutMs',
+  'stepOrder',
 ] as const;
 
 /** Reads a parsed config file; relative `dataDir` is taken from `baseDir` (the file's folder). */
@@ -63,6 +65,9 @@ export function parseConfig(json: unknown, baseDir: string): RepositoryConfig {
     ...(c.requestTimeoutMs === undefined
       ? {}
       : { requestTimeoutMs: positive(integer(c.requestTimeoutMs, 'requestTimeoutMs'), 'requestTimeoutMs') }),
+    ...(c.stepOrder === undefined
+      ? {}
+      : { stepOrder: oneOf(c.stepOrder, ['published', 'overlapped'] as const, 'stepOrder') }),
   };
 }
 

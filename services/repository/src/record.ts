@@ -1,7 +1,7 @@
 /**
  * From the Repository party's outcomes to the deployment rows: which deployment each step belongs
  * to, and its result. The party tags only some events with their deployment (`deployment`,
- * `clef-accepted`) and the `deployment` delivery; the `sent` and `received` events of a step and a
+ * `clef-accepted`, `triple-accepted`) and the `deployment` delivery; the `sent` and `received` events of a step and a
  * `request-failed` delivery carry the peer but not the deployment. Within one outcome (one call of
  * the party) every untagged item belongs to the next tagged one after it, or, if none follows, to
  * the last one before it: the party always tags a deployment's batch in one of those two places.
@@ -43,6 +43,8 @@ function stepOfEvent(e: ProtocolEvent): StepRecord | undefined {
   }
   if (e.type === 'clef-accepted')
     return { at: e.at, step: 'M3', kind: 'accepted', peer, result: 'ok', detail: e.clef ?? null };
+  if (e.type === 'triple-accepted')
+    return { at: e.at, step: 'M6', kind: 'accepted', peer, result: 'ok', detail: e.subject ?? null };
   return undefined;
 }
 

@@ -15,6 +15,7 @@ import {
   nodeBackend,
   ProtocolError,
   Repository,
+  type StepOrder,
   systemRandom,
 } from '@clefnet/protocol';
 import {
@@ -55,6 +56,8 @@ export interface RepositoryServiceOptions extends ServiceOptions {
   readonly dataDir: string;
   /** A request without an answer after this long fails with TIMEOUT (default 30 s). */
   readonly requestTimeoutMs?: number;
+  /** M5 after step 4 (`published`) or with M1 (`overlapped`); default by profile (RepositoryOptions). */
+  readonly stepOrder?: StepOrder;
 }
 
 export interface DeployCommand {
@@ -102,6 +105,7 @@ export function createRepositoryService(opts: RepositoryServiceOptions): Reposit
       keyServers: opts.keyServers,
       ...(opts.mintLocation === undefined ? {} : { mintLocation: opts.mintLocation }),
       ...(opts.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: opts.requestTimeoutMs }),
+      ...(opts.stepOrder === undefined ? {} : { stepOrder: opts.stepOrder }),
     });
   } catch (e) {
     store.close();

@@ -11,6 +11,8 @@ export type EventType =
   | 'received'
   | 'rejected'
   | 'clef-accepted'
+  /** The AR took a SecApp triple from KServ2's answer (M6): the checks of the triple passed. */
+  | 'triple-accepted'
   | 'binding-created'
   | 'binding-revoked'
   | 'program-installed'

@@ -7,6 +7,12 @@ export { Party } from './core.js';
 export type { EventType, ProtocolEvent, Step } from './events.js';
 export type { AclEntry, KeyServerJob, KeyServerOptions } from './key-server.js';
 export { createKeyServer, KeyServer } from './key-server.js';
-export type { Deployment, DeploymentState, DeployRequest, RepositoryOptions } from './repository.js';
+export type {
+  Deployment,
+  DeploymentState,
+  DeployRequest,
+  RepositoryOptions,
+  StepOrder,
+} from './repository.js';
 export { createRepository, Repository } from './repository.js';
 export { createSecApp, SecApp } from './secapp.js';

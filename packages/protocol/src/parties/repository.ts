@@ -5,6 +5,12 @@
  * (M3, step 4), if the program needs a SecApp triple ask KServ2 for one (M5/M6), then send the
  * program sealed to the ANC (M7) and hand the triple over. The AR keeps no copy of the triple
  * once it is sent ([0132]) and forgets the program when the deployment ends.
+ *
+ * Step order: `published` asks for the triple only after step 4, as [0120]-[0126] read; `overlapped`
+ * sends M1 and M5 together and goes on with step 7 when both answers are in. The messages and
+ * every check are the same; a download waits for one key-server round trip instead of two. A
+ * deployment whose other half fails discards what the first half brought (a triple minted for it
+ * is dropped, never handed over: the binding stays at KServ2 unused, as it does when M7 is lost).
  */
 import { toHex, utf8 } from '../codec.js';
 import type { Envelope } from '../envelope.js';
@@ -21,7 +27,14 @@ export interface RepositoryOptions extends PartyOptions {
   readonly mintLocation?: string;
   /** At most this many deployments remembered (default 1024; finished ones are dropped first). */
   readonly maxDeployments?: number;
+  /**
+   * `published`: M5 after step 4; `overlapped`: M1 and M5 at once (see the module comment).
+   * Default `overlapped` under `hardened`, `published` under `patent` and custom profiles.
+   */
+  readonly stepOrder?: StepOrder;
 }
+
+export type StepOrder = 'published' | 'overlapped';
 
 export interface DeployRequest {
   readonly anc: Name;
@@ -31,6 +44,10 @@ export interface DeployRequest {
   readonly id?: string;
 }
 
+/**
+ * `resolving`: waiting for the ANC's Clef (and, overlapped, perhaps for the triple too);
+ * `minting`: the Clef is taken, the triple is still to come; then `sent` or `failed`.
+ */
 export type DeploymentState = 'resolving' | 'minting' | 'sent' | 'failed';
 
 export interface Deployment {
@@ -48,12 +65,14 @@ interface Working {
   program: Uint8Array | undefined;
   clef: Clef | undefined;
   triple: AuthorityTriple | undefined;
+  tripleAsked: boolean;
 }
 
 export class Repository extends Party {
   private readonly deployments = new Map<string, Working>();
   private readonly mintLocation: string;
   private readonly maxDeployments: number;
+  readonly stepOrder: StepOrder;
 
   constructor(opts: RepositoryOptions) {
     super(opts);
@@ -62,6 +81,10 @@ export class Repository extends Party {
       throw new ProtocolError('CONFIG_INVALID', `mintLocation over ${LIMITS.LOCATION_MAX_BYTES} bytes`);
     }
     this.maxDeployments = opts.maxDeployments ?? 1024;
+    this.stepOrder = opts.stepOrder ?? (this.profile.name === 'hardened' ? 'overlapped' : 'published');
+    if (this.stepOrder !== 'published' && this.stepOrder !== 'overlapped') {
+      throw new ProtocolError('CONFIG_INVALID', `unknown step order ${JSON.stringify(this.stepOrder)}`);
+    }
   }
 
   deployment(id: string): Deployment | undefined {
@@ -89,6 +112,7 @@ export class Repository extends Party {
         program: req.program,
         clef: undefined,
         triple: undefined,
+        tripleAsked: false,
       };
       this.deployments.set(id, d);
       this.event('deployment', { deployment: id, subject: req.anc, state: 'resolving' });
@@ -107,6 +131,7 @@ export class Repository extends Party {
         subject: req.anc,
         ctx: id,
       });
+      if (this.stepOrder === 'overlapped' && req.secApp !== undefined) this.askForTriple(d);
     });
   }
 
@@ -120,7 +145,12 @@ export class Repository extends Party {
 
   protected override onAnswer(p: Pending, answer: Payload, from: Name): void {
     const d = this.deployments.get(p.ctx as string);
-    if (d === undefined || (d.public.state !== 'resolving' && d.public.state !== 'minting')) {
+    if (d === undefined)
+      throw new ProtocolError('BAD_STATE', `no deployment waits for this answer from ${from}`);
+    // Overlapped, the other half failed first: the answer was asked for and verified, but the
+    // deployment is over; what it brings is dropped (a triple is never kept, [0132]).
+    if (d.public.state === 'failed') return;
+    if (d.public.state === 'sent') {
       throw new ProtocolError('BAD_STATE', `no deployment waits for this answer from ${from}`);
     }
     const body = answer.body;
@@ -132,7 +162,12 @@ export class Repository extends Party {
     } else if (body.type === 'triple') {
       checkTriple(this.backend, body.triple);
       d.triple = body.triple;
-      this.sendProgram(d);
+      this.event('triple-accepted', {
+        subject: body.triple.name,
+        deployment: d.public.id,
+        peer: from,
+      });
+      if (d.clef !== undefined) this.sendProgram(d);
     } else {
       throw new ProtocolError('BAD_STATE', `unexpected answer ${answer.tag}`);
     }
@@ -140,7 +175,7 @@ export class Repository extends Party {
 
   protected override onFailed(p: Pending, error: ProtocolError): void {
     const d = this.deployments.get(p.ctx as string);
-    if (d === undefined) return;
+    if (d === undefined || d.public.state === 'failed' || d.public.state === 'sent') return;
     this.finish(d, 'failed', error.code);
   }
 
@@ -154,8 +189,13 @@ export class Repository extends Party {
       deployment: d.public.id,
       ...(from === undefined ? {} : { peer: from }),
     });
-    if (d.public.secApp !== undefined) this.askForTriple(d);
-    else this.sendProgram(d);
+    if (d.public.secApp === undefined || d.triple !== undefined) {
+      this.sendProgram(d);
+      return;
+    }
+    d.public.state = 'minting';
+    this.event('deployment', { deployment: d.public.id, subject: d.public.anc, state: 'minting' });
+    if (!d.tripleAsked) this.askForTriple(d); // overlapped, M5 went out with M1
   }
 
   private mintServer(): KnownKeyServer {
@@ -163,10 +203,9 @@ export class Repository extends Party {
     throw new ProtocolError('CONFIG_INVALID', 'the repository knows no key server with scope mint');
   }
 
-  /** Step 5. */
+  /** Step 5 (after step 4, or overlapped with steps 1-4 right after M1). */
   private askForTriple(d: Working): void {
-    d.public.state = 'minting';
-    this.event('deployment', { deployment: d.public.id, subject: d.public.anc, state: 'minting' });
+    d.tripleAsked = true;
     const secApp = d.public.secApp!;
     this.ask({
       to: this.mintServer(),

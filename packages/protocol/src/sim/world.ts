@@ -15,7 +15,7 @@ import { AncMachine, AncVe } from '../parties/anc.js';
 import { Asd } from '../parties/asd.js';
 import type { KnownKeyServer } from '../parties/core.js';
 import { KeyServer } from '../parties/key-server.js';
-import { Repository } from '../parties/repository.js';
+import { Repository, type StepOrder } from '../parties/repository.js';
 import { SecApp } from '../parties/secapp.js';
 import { createProfile, type Profile, type ProfileName } from '../profile.js';
 import { createMemoryKeyServerStore } from '../stores.js';
@@ -69,6 +69,8 @@ export interface WorldOptions {
    * holds the AR's access pair and the VE KServ2's, so neither asks.
    */
   readonly provisioning?: 'minimal' | 'direct';
+  /** The AR's step order (RepositoryOptions.stepOrder; default by profile). */
+  readonly stepOrder?: StepOrder;
 }
 
 /** A record the ASD keeps per request (the billing data of [0113]). */
@@ -152,6 +154,7 @@ export class World {
     this.ar = new Repository({
       ...this.common('ar'),
       clefCache: opts.clefCache ?? false,
+      ...(opts.stepOrder === undefined ? {} : { stepOrder: opts.stepOrder }),
       keyServers: [pair(this.triples.ks1, ['clef']), pair(this.triples.ks2, ['mint'])],
       mintLocation: 'ws://127.0.0.1:0/ks2',
     });

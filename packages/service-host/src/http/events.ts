@@ -65,6 +65,11 @@ export function eventRoutes(app: FastifyInstance, hub: EventHub, token: string):
           dropped = 0;
         }
         res.write(`data: ${JSON.stringify(e)}\n\n`);
+        // Node's HTTP response corks its socket until the next tick, and an event can be emitted
+        // early in a long synchronous stretch (an ANC turn runs its VEs' slices): out now, so a
+        // viewer sees it when it happened, not when the service next yields.
+        const socket = res.socket;
+        if (socket !== null && socket.writableCorked > 0) socket.uncork();
       });
       const done = () => {
         off();
