@@ -5,6 +5,8 @@
  * periodic operations and the graceful stop. The stand-in party is not the protocol: it reads the
  * frame's `from` hint as the sender, which a real party never does (TB-15).
  */
+
+import { Worker } from 'node:worker_threads';
 import {
   decodeFrame,
   encodeFrame,
@@ -327,6 +329,32 @@ describe('event stream', () => {
     expect(await machine).toEqual([
       { type: 'machine', at: 2, event: { kind: 'console', ve: 'node', text: 'hi' } },
     ]);
+  });
+
+  it('an event leaves at once, even when the service does not yield after emitting it', async () => {
+    const s = await start({ eventsToken: TOKEN });
+    // A client on another thread follows the stream and raises a flag when the event arrives;
+    // this thread emits, then blocks (as an ANC turn does) until the flag is up or 5 s pass.
+    const flag = new Int32Array(new SharedArrayBuffer(4));
+    const worker = new Worker(
+      `const { workerData, parentPort } = require('node:worker_threads');
+       const net = require('node:net');
+       const flag = new Int32Array(workerData.flag);
+       const sock = net.connect(workerData.port, '127.0.0.1', () => sock.write(
+         'GET /admin/events HTTP/1.1\\r\\nhost: x\\r\\nauthorization: Bearer ' + workerData.token + '\\r\\n\\r\\n'));
+       let text = '';
+       sock.on('data', (d) => {
+         text += d.toString();
+         if (text.includes(': clefnet events')) parentPort.postMessage('open');
+         if (text.includes('"marker"')) { Atomics.store(flag, 0, 1); Atomics.notify(flag, 0); sock.destroy(); }
+       });`,
+      { eval: true, workerData: { flag: flag.buffer, port: s.address.port, token: TOKEN } },
+    );
+    cleanup.push(() => worker.terminate().then(() => {}));
+    await new Promise((resolve) => worker.once('message', resolve));
+    await new Promise((r) => setTimeout(r, 50)); // the stream's subscription is in place
+    s.host.emit({ type: 'machine', at: 1, event: { kind: 'marker' } });
+    expect(Atomics.wait(flag, 0, 0, 5000)).toBe('ok');
   });
 
   it('stop() ends open streams', async () => {
