@@ -451,6 +451,34 @@ describe('DTM delivery order', () => {
   });
 });
 
+describe('DTM transfers larger than a receive queue', () => {
+  it('one that could never fit is dropped with its reason; later transfers to that receiver still go', () => {
+    // The DTM takes transactions of up to 70 frames; a receiver's queue holds 64.
+    const w = world({ maxTransactionFrames: 70 });
+    // 65 fragments: more than the receiver's whole queue.
+    const frames = (m: { a: Uint8Array; b: Uint8Array }) => [
+      ...Array.from({ length: 65 }, (_, i) =>
+        ether(m.b, m.a, ETHERTYPE_TRANSACTION, fragment(11, i, i === 64, `part ${i};`)),
+      ),
+      ether(m.b, m.a, ETHERTYPE_DATAGRAM, 'after the big one'),
+    ];
+    const { a, b, macs } = trio(w, frames);
+    runAll(w, a.id);
+    runAll(w, b.id);
+    expect(received(b)).toEqual([ether(macs.b, macs.a, ETHERTYPE_DATAGRAM, 'after the big one')]);
+    expect(w.events.filter((e) => e.action === 'dropped')).toMatchObject([
+      {
+        action: 'dropped',
+        from: 'a',
+        to: 'b',
+        frames: 65,
+        reason: "65 frames never fit b's receive queue of 64",
+      },
+    ]);
+    expect(w.spool.count).toBe(0);
+  });
+});
+
 describe('DTM full spool', () => {
   it('a frame the spool cannot take is dropped with its reason; the sender and the DTM go on', () => {
     // Every transfer from a is held for confirmation, so each stays in a spool of 600 bytes.
