@@ -195,7 +195,8 @@ export class Repository extends Party {
     }
     d.public.state = 'minting';
     this.event('deployment', { deployment: d.public.id, subject: d.public.anc, state: 'minting' });
-    if (!d.tripleAsked) this.askForTriple(d); // overlapped, M5 went out with M1
+    // Step 5 now, unless M5 already left with M1 (overlapped).
+    if (!d.tripleAsked) this.askForTriple(d);
   }
 
   private mintServer(): KnownKeyServer {
