@@ -5,8 +5,9 @@
  * are delivered through the IDT, or stop the run when the vector is in `exitVectors`.
  *
  * Speed (issue 3): this loop runs for every instruction, so it allocates nothing and creates no
- * closures; the fetch reads a cached code window as dwords; every instruction is a case of one
- * switch, with its flags computed inline (branch-free); dword loads and stores through DS and SS
+ * closures; the fetch reads a cached code window as dwords; every ordinary instruction is a case of
+ * one switch, with its flags computed inline (branch-free), and the rest run out of line (`other`:
+ * a smaller loop function compiles sooner, so a run reaches optimised code sooner); dword loads and stores through DS and SS
  * (LD, ST, PUSH, POP, CALL, RET) check rights, limit and the TLB inline against values the
  * prologue caches, and take `Cpu.read32`/`write32` for anything else; far transfers and segment
  * loads try the specialised common cases of fast-transfers.ts first. Nothing here skips a check:
@@ -639,151 +640,21 @@ export function run(cpu: Cpu, budget: number): RunResult {
           case 0x01:
             if (((w0 & 0xffffff00) | imm) !== 0) throw fault(VEC.UD); // no operand
             break;
-          // ---- not ordinary: the next instruction takes the prologue, LIGHT or FULL ----
-          // far transfers: they set EIP themselves
-          case 0x70:
-          case 0x71:
-            checkEncoding(w0, imm);
-            slow |= 1;
-            farTransfer(cpu, op === 0x71, (w0 >>> 16) & 0xffff, imm, next >>> 0);
-            to = cpu.eip | 0;
-            break;
-          case 0x72:
-          case 0x73:
-            checkEncoding(w0, imm);
-            slow |= 1;
-            if (!farReturnFast(cpu, imm & 0xffff)) farReturn(cpu, imm & 0xffff); // imm: 0 for RETF
-            to = cpu.eip | 0;
-            break;
-          case 0x74: {
-            checkEncoding(w0, imm);
-            const wasIf = cpu.eflags & IF;
-            if (!interruptReturnFast(cpu)) interruptReturn(cpu);
-            // IF from 0 to 1: a pending interrupt is taken before the next instruction (FULL)
-            slow |= (cpu.eflags & IF & ~wasIf) !== 0 ? 3 : 1;
-            to = cpu.eip | 0;
-            break;
-          }
-          case 0x75:
-          case 0x76: {
-            checkEncoding(w0, imm);
-            slow |= 1;
-            const vector = op === 0x76 ? VEC.BP : imm & 0xff;
-            if (cpu.exitSoftware === true) {
-              // The VM manager sees every software interrupt (TB-3 rule 6), at the INT itself.
-              cpu.eip = eip >>> 0;
-              cpu.instructions += executed - counted;
-              return { reason: 'exit', vector, software: true, executed };
-            }
-            // A software interrupt is a trap: it returns after the INT (reference §3.5 for the DPL check).
-            if (!deliverFast(cpu, vector, -1, true, next >>> 0)) {
-              cpu.eip = next >>> 0;
-              try {
-                deliver(cpu, vector, undefined, true, 0, next >>> 0);
-              } catch (e) {
-                cpu.eip = eip >>> 0;
-                throw e;
-              }
-            }
-            to = cpu.eip | 0;
-            break;
-          }
-          // segment registers (byte 1: A = segment register, or a register number as the operand says)
-          case 0x80: {
-            checkEncoding(w0, imm);
-            const s = (w0 >>> 8) & 0xf;
-            if (s > 5) throw fault(VEC.UD);
-            slow |= s === SS ? 3 : 1; // SS: the interrupt shadow (FULL)
-            loadSegment(cpu, s, reg[b & 7]! & 0xffff);
-            break;
-          }
-          case 0x83: {
-            checkEncoding(w0, imm);
-            const s = (w0 >>> 8) & 0xf;
-            if (s > 5) throw fault(VEC.UD);
-            slow |= s === SS ? 3 : 1;
-            const v = cpu.read32(SS, cpu.esp);
-            loadSegment(cpu, s, v & 0xffff);
-            reg[4] = (cpu.esp + 4) | 0;
-            break;
-          }
-          case 0x84:
-          case 0x85:
-          case 0x86:
-          case 0x87:
-          case 0x90:
-          case 0x91:
-          case 0x92:
-          case 0x93:
-          case 0x94:
-          case 0x95:
-          case 0x96:
-          case 0x97:
-          case 0x98:
-          case 0x99:
-          case 0x9a:
-          case 0x9b:
-          case 0x9c:
-          case 0xa4:
-          case 0xa5:
-          case 0xa6:
-          case 0xa7:
-            checkEncoding(w0, imm);
-            // system registers, descriptor inspection, port I/O (a device may raise an interrupt)
-            slow = 3;
-            if (
-              op >= 0xa4 &&
-              (cpu.exitVectors >>> VEC.GP) & 1 &&
-              !ioAllowed(
-                cpu,
-                (op & 1) === 0 ? imm & 0xffff : reg[op === 0xa5 ? b & 7 : (w0 >>> 8) & 7]! & 0xffff,
-              )
-            ) {
-              // A denied IN/OUT the host takes as an exit (a VM manager's I/O trap): the #GP(0) the
-              // general path would throw, without the exception.
-              cpu.eip = start >>> 0;
-              cpu.instructions += executed - counted;
-              return { reason: 'exit', vector: VEC.GP, errorCode: 0, executed };
-            }
+          default: {
+            // Not ordinary (or undefined): out of line (`other`), so that this function stays small
+            // enough for V8 to compile quickly. It sets cpu.eip to the next instruction's EIP and
+            // says what the next one needs (LIGHT or FULL), or that the run stops (an exit).
             cpu.instructions += executed - counted;
             counted = executed;
-            systemOp(cpu, op, (w0 >>> 8) & 0xf, b, (w0 >>> 16) & 0xff, imm);
-            break;
-          case 0xa0:
-          case 0xa1:
-            checkEncoding(w0, imm);
-            slow = 3;
-            if (cpu.cpl > cpu.iopl) {
-              if ((cpu.exitVectors >>> VEC.GP) & 1) {
-                // The host takes this #GP(0) as an exit (a VM manager's CLI/STI trap): no exception.
-                cpu.eip = start >>> 0;
-                cpu.instructions += executed - counted;
-                return { reason: 'exit', vector: VEC.GP, errorCode: 0, executed };
-              }
-              throw fault(VEC.GP, 0);
+            const k = other(cpu, op, w0, imm, start, eip, next);
+            if (k < 0) {
+              // cpu.eip is at the instruction (other() left it there)
+              if (k === EXIT_GP) return { reason: 'exit', vector: VEC.GP, errorCode: 0, executed };
+              return { reason: 'exit', vector: EXIT_SOFTWARE - k, software: true, executed };
             }
-            if (op === 0xa0) cpu.eflags &= ~IF;
-            else {
-              if (!(cpu.eflags & IF)) cpu.interruptShadow = true;
-              cpu.eflags |= IF;
-            }
-            break;
-          case 0xa3: {
-            checkEncoding(w0, imm);
-            slow = 3;
-            const v = cpu.read32(SS, cpu.esp);
-            cpu.eflags = mergeFlags(cpu, v, cpu.cpl);
-            reg[4] = (cpu.esp + 4) | 0;
-            break;
+            slow |= k;
+            to = cpu.eip | 0;
           }
-          case 0x02:
-            checkEncoding(w0, imm);
-            slow = 3;
-            cpu.requireCpl0();
-            cpu.halted = true;
-            break;
-          default:
-            throw fault(VEC.UD);
         }
         eip = to;
         executed++;
@@ -820,6 +691,164 @@ export function run(cpu: Cpu, budget: number): RunResult {
   }
   cpu.instructions += executed - counted;
   return { reason: 'budget', executed };
+}
+
+/** `other`'s answers that stop the run (negative; 0, 1 and 3 are what the next instruction needs). */
+const EXIT_GP = -1;
+/** A software interrupt stopped by `exitSoftware`: EXIT_SOFTWARE - vector. */
+const EXIT_SOFTWARE = -2;
+
+/**
+ * The instructions that are not ordinary (and undefined opcodes: #UD), out of the run loop: far
+ * transfers, software interrupts, segment loads, system instructions, port I/O, CLI/STI, POPF,
+ * HLT. `start` is the EIP of the instruction before the beforeStep hook ran, `eip` its EIP, `next`
+ * the EIP after it. Sets cpu.eip to the EIP the run continues at and returns what the next
+ * instruction needs first (1: the segment part of the prologue, 3: all of it); or stops the run
+ * with cpu.eip at the instruction: EXIT_GP (a #GP(0) the host takes as an exit) or
+ * EXIT_SOFTWARE - vector (a software interrupt the host sees first). A fault is thrown, as in the
+ * run loop.
+ */
+function other(
+  cpu: Cpu,
+  op: number,
+  w0: number,
+  imm: number,
+  start: number,
+  eip: number,
+  next: number,
+): number {
+  const IF = 0x200;
+  const SS = 2;
+  const reg = cpu.reg;
+  const b = (w0 >>> 12) & 0xf;
+  switch (op) {
+    // far transfers: they set EIP themselves
+    case 0x70:
+    case 0x71:
+      checkEncoding(w0, imm);
+      farTransfer(cpu, op === 0x71, (w0 >>> 16) & 0xffff, imm, next >>> 0);
+      return 1;
+    case 0x72:
+    case 0x73:
+      checkEncoding(w0, imm);
+      if (!farReturnFast(cpu, imm & 0xffff)) farReturn(cpu, imm & 0xffff); // imm: 0 for RETF
+      return 1;
+    case 0x74: {
+      checkEncoding(w0, imm);
+      const wasIf = cpu.eflags & IF;
+      if (!interruptReturnFast(cpu)) interruptReturn(cpu);
+      // IF from 0 to 1: a pending interrupt is taken before the next instruction (FULL)
+      return (cpu.eflags & IF & ~wasIf) !== 0 ? 3 : 1;
+    }
+    case 0x75:
+    case 0x76: {
+      checkEncoding(w0, imm);
+      const vector = op === 0x76 ? VEC.BP : imm & 0xff;
+      if (cpu.exitSoftware === true) {
+        // The VM manager sees every software interrupt (TB-3 rule 6), at the INT itself.
+        cpu.eip = eip >>> 0;
+        return EXIT_SOFTWARE - vector;
+      }
+      // A software interrupt is a trap: it returns after the INT (reference §3.5 for the DPL check).
+      if (!deliverFast(cpu, vector, -1, true, next >>> 0)) {
+        cpu.eip = next >>> 0;
+        try {
+          deliver(cpu, vector, undefined, true, 0, next >>> 0);
+        } catch (e) {
+          cpu.eip = eip >>> 0;
+          throw e;
+        }
+      }
+      return 1;
+    }
+    // segment registers (byte 1: A = segment register, or a register number as the operand says)
+    case 0x80: {
+      checkEncoding(w0, imm);
+      const s = (w0 >>> 8) & 0xf;
+      if (s > 5) throw fault(VEC.UD);
+      loadSegment(cpu, s, reg[b & 7]! & 0xffff);
+      cpu.eip = next >>> 0;
+      return s === SS ? 3 : 1; // SS: the interrupt shadow (FULL)
+    }
+    case 0x83: {
+      checkEncoding(w0, imm);
+      const s = (w0 >>> 8) & 0xf;
+      if (s > 5) throw fault(VEC.UD);
+      const v = cpu.read32(SS, cpu.esp);
+      loadSegment(cpu, s, v & 0xffff);
+      reg[4] = (cpu.esp + 4) | 0;
+      cpu.eip = next >>> 0;
+      return s === SS ? 3 : 1;
+    }
+    case 0x84:
+    case 0x85:
+    case 0x86:
+    case 0x87:
+    case 0x90:
+    case 0x91:
+    case 0x92:
+    case 0x93:
+    case 0x94:
+    case 0x95:
+    case 0x96:
+    case 0x97:
+    case 0x98:
+    case 0x99:
+    case 0x9a:
+    case 0x9b:
+    case 0x9c:
+    case 0xa4:
+    case 0xa5:
+    case 0xa6:
+    case 0xa7:
+      checkEncoding(w0, imm);
+      // system registers, descriptor inspection, port I/O (a device may raise an interrupt)
+      if (
+        op >= 0xa4 &&
+        (cpu.exitVectors >>> VEC.GP) & 1 &&
+        !ioAllowed(cpu, (op & 1) === 0 ? imm & 0xffff : reg[op === 0xa5 ? b & 7 : (w0 >>> 8) & 7]! & 0xffff)
+      ) {
+        // A denied IN/OUT the host takes as an exit (a VM manager's I/O trap): the #GP(0) the
+        // general path would throw, without the exception.
+        cpu.eip = start >>> 0;
+        return EXIT_GP;
+      }
+      systemOp(cpu, op, (w0 >>> 8) & 0xf, b, (w0 >>> 16) & 0xff, imm);
+      break;
+    case 0xa0:
+    case 0xa1:
+      checkEncoding(w0, imm);
+      if (cpu.cpl > cpu.iopl) {
+        if ((cpu.exitVectors >>> VEC.GP) & 1) {
+          // The host takes this #GP(0) as an exit (a VM manager's CLI/STI trap): no exception.
+          cpu.eip = start >>> 0;
+          return EXIT_GP;
+        }
+        throw fault(VEC.GP, 0);
+      }
+      if (op === 0xa0) cpu.eflags &= ~IF;
+      else {
+        if (!(cpu.eflags & IF)) cpu.interruptShadow = true;
+        cpu.eflags |= IF;
+      }
+      break;
+    case 0xa3: {
+      checkEncoding(w0, imm);
+      const v = cpu.read32(SS, cpu.esp);
+      cpu.eflags = mergeFlags(cpu, v, cpu.cpl);
+      reg[4] = (cpu.esp + 4) | 0;
+      break;
+    }
+    case 0x02:
+      checkEncoding(w0, imm);
+      cpu.requireCpl0();
+      cpu.halted = true;
+      break;
+    default:
+      throw fault(VEC.UD);
+  }
+  cpu.eip = next >>> 0;
+  return 3;
 }
 
 interface RaiseOpts {

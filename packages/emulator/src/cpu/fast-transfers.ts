@@ -17,6 +17,7 @@
  * Descriptor dwords are signed 32-bit values as in segments.ts. In dword 1 (`hi`), `hi >>> 24`
  * holds the x86 type (bits 0-3), S (bit 4), DPL (bits 5-6) and P (bit 7).
  */
+import { TLB_SIZE } from '../memory/mmu.js';
 import type { Cpu } from './cpu.js';
 
 /**
@@ -31,12 +32,25 @@ const params = new Int32Array(32);
 /**
  * The `ram32` index of `bytes` (a multiple of 4) at linear address `lin` when they can be read, or
  * with `write` written, by `user` (CPL 3) code without a fault and lie in RAM; else -1. With paging
- * off that is an aligned address in RAM (said here without a call: this runs several times per
- * transfer); with paging on it is `Cpu.frameIndex` (a TLB hit that allows the access, in one page).
+ * off that is an aligned address in RAM; with paging on it is `Cpu.frameIndex` (a TLB hit that
+ * allows the access, in one page). Both written out here without a call: this runs several times
+ * per transfer, and a VM manager's guests run with paging on.
  */
 function ramIndex(cpu: Cpu, lin: number, bytes: number, write: boolean, user: boolean): number {
-  if (cpu.mmu.paging !== true) return (lin & 3) === 0 && lin + bytes <= cpu.ramBytes ? lin >>> 2 : -1;
-  return cpu.frameIndex(lin, bytes, write, user);
+  const mmu = cpu.mmu;
+  if ((lin & 3) !== 0) return -1;
+  let p = lin;
+  if (mmu.paging === true) {
+    if ((lin & 0xfff) + bytes > 0x1000) return -1;
+    const page = lin >>> 12;
+    const i = page & (TLB_SIZE - 1);
+    const e = mmu.tlbEntry[i]!;
+    if (mmu.tlbTag[i] !== page + 1 || (user && (e & 4) === 0)) return -1; // a miss; U for CPL 3
+    // a write: W (or supervisor without CR0.WP), and the dirty bit already set (Mmu.translate)
+    if (write && !(((e & 2) !== 0 || (!user && mmu.writeProtect !== true)) && (e & 0x40) !== 0)) return -1;
+    p = ((e & ~0xfff) | (lin & 0xfff)) >>> 0;
+  }
+  return p + bytes <= cpu.ramBytes ? p >>> 2 : -1;
 }
 
 /**
@@ -53,8 +67,7 @@ function descIndex(cpu: Cpu, selector: number): number {
     if (!cpu.ldtUsable || index + 7 > cpu.ldtLimit) return -1;
     at = (cpu.ldtBase + index) >>> 0;
   }
-  if (cpu.mmu.paging !== true) return (at & 3) === 0 && at + 8 <= cpu.ramBytes ? at >>> 2 : -1;
-  return cpu.frameIndex(at, 8, false, false);
+  return ramIndex(cpu, at, 8, false, false);
 }
 
 /**

@@ -270,6 +270,8 @@ export class VirtualEnvironment {
   /** trap(): the linear page of the last trapping instruction and its guest-physical page (-1: none). */
   private codePage = -1;
   private codeGpa = -1;
+  /** trap(): the opcode at the trapping EIP (0x100: its page is not mapped), for repairReturnFrame. */
+  private trapOp = 0x100;
   /** Guest-physical page of each page of the GDT (-1: not RAM), or undefined (see gdtUnchanged). */
   private gdtPages: Int32Array | undefined;
   /** Guest-physical address of the guest TSS's ESP0 (SS0 follows), or -1. */
@@ -589,11 +591,14 @@ export class VirtualEnvironment {
     if (this.vt !== undefined) return false;
     const vcpu = this.vcpu;
     const sp = (vcpu.segBase[2]! + vcpu.reg[4]!) >>> 0;
-    for (const at of [sp, (sp + 19) >>> 0]) {
-      const gpa = this.walk(at);
-      if (gpa < 0 || this.tracked.has(gpa >>> 12)) return false;
-    }
+    if (!this.untracked(sp) || !this.untracked((sp + 19) >>> 0)) return false;
     return this.descriptorAsCopied(vcpu.segSel[1]!) && this.descriptorAsCopied(vcpu.segSel[2]!);
+  }
+
+  /** Whether guest-linear `at` is mapped to a frame that holds none of the guest's tables. */
+  private untracked(at: number): boolean {
+    const gpa = this.walk(at);
+    return gpa >= 0 && !this.tracked.has(gpa >>> 12);
   }
 
   /** Whether the guest's descriptor for `sel` equals the copy of its table (VEDT-3 aside). */
@@ -606,8 +611,10 @@ export class VirtualEnvironment {
     if (i + 1 >= copy.length) return false;
     const at = ((ldt ? vcpu.ldtBase : vcpu.gdtBase) + (sel & ~7)) >>> 0;
     const lo = this.walk(at);
-    const hi = this.walk((at + 4) >>> 0);
-    if (lo < 0 || hi < 0 || lo + 4 > this.ramBytes || hi + 4 > this.ramBytes) return false;
+    if (lo < 0 || lo + 4 > this.ramBytes) return false;
+    // Dword 1 is in the same page as dword 0 unless the descriptor crosses a page: one walk then.
+    const hi = (at & 0xfff) <= 0xff8 ? lo + 4 : this.walk((at + 4) >>> 0);
+    if (hi < 0 || hi + 4 > this.ramBytes) return false;
     const phys = this.vm.phys;
     return (phys.read32(lo) | 0) === (copy[i]! | 0) && (phys.read32(hi) | 0) === (copy[i + 1]! | 0);
   }
@@ -717,12 +724,12 @@ export class VirtualEnvironment {
    * frames are the virtual CPU's own.
    */
   private repairReturnFrame(): void {
+    // The opcode `trap` read at the trapping EIP (0x100: not readable).
+    const op = this.trapOp;
+    if (op !== 0x72 && op !== 0x73 && op !== 0x74) return;
     const vcpu = this.vcpu;
     const cpu = this.cpu;
-    const gpaOp = this.codeGpa < 0 ? -1 : (this.codeGpa + ((cpu.segBase[1]! + cpu.eip) & 0xfff)) >>> 0;
-    if (gpaOp < 0 || (cpu.segBase[1]! + cpu.eip) >>> 12 !== this.codePage) return;
-    const op = this.vm.phys.read8(gpaOp);
-    if (op !== 0x72 && op !== 0x73 && op !== 0x74) return;
+    const gpaOp = (this.codeGpa + ((cpu.segBase[1]! + cpu.eip) & 0xfff)) >>> 0;
     const esp = vcpu.reg[4]! >>> 0;
     const stack = (vcpu.segBase[2]! + esp) >>> 0;
     const csAt = this.walk((stack + 4) >>> 0);
@@ -858,6 +865,7 @@ export class VirtualEnvironment {
       this.codeGpa = this.walk((linear & ~0xfff) >>> 0);
     }
     const op = this.codeGpa < 0 ? 0x100 : this.vm.phys.read8((this.codeGpa + (linear & 0xfff)) >>> 0);
+    this.trapOp = op;
     const key = software ? CAUSE_INT | vector : ((vector & 31) << 9) | op;
     this.trapCounts[key]!++;
     if (this.onEvent !== undefined) {
@@ -883,18 +891,29 @@ export class VirtualEnvironment {
   private capture(): void {
     const cpu = this.cpu;
     const vcpu = this.vcpu;
-    vcpu.reg.set(cpu.reg);
+    const reg = cpu.reg;
+    const vreg = vcpu.reg;
+    // Eight dwords: a loop is cheaper than TypedArray.prototype.set at every trap.
+    for (let i = 0; i < 8; i++) vreg[i] = reg[i]!;
     vcpu.eip = cpu.eip;
     vcpu.eflags = ((cpu.eflags & ~(IF | IOPL)) | (vcpu.eflags & (IF | IOPL))) >>> 0;
     vcpu.interruptShadow = cpu.interruptShadow;
-    const ring = (cpu.segSel[1]! & 3) === 2 ? 0 : this.sdtK;
+    const segSel = cpu.segSel;
+    const segBase = cpu.segBase;
+    const segLimit = cpu.segLimit;
+    const segHi = cpu.segHi;
+    const lastSel = this.lastSel;
+    const lastBase = this.lastBase;
+    const lastLimit = this.lastLimit;
+    const lastHi = this.lastHi;
+    const ring = (segSel[1]! & 3) === 2 ? 0 : this.sdtK;
     for (let s = 0; s < 6; s++) {
-      const sel = cpu.segSel[s]!;
+      const sel = segSel[s]!;
       if (
-        sel === this.lastSel[s] &&
-        cpu.segBase[s] === this.lastBase[s] &&
-        cpu.segLimit[s] === this.lastLimit[s] &&
-        cpu.segHi[s] === this.lastHi[s]
+        sel === lastSel[s] &&
+        segBase[s] === lastBase[s] &&
+        segLimit[s] === lastLimit[s] &&
+        segHi[s] === lastHi[s]
       ) {
         continue;
       }
@@ -933,29 +952,54 @@ export class VirtualEnvironment {
     else this.substitute();
     if (vcpu.ldtUsable) this.ldt.ensure(this.sdtK, false);
     const k = this.sdtK;
-    cpu.reg.set(vcpu.reg);
+    const reg = cpu.reg;
+    const vreg = vcpu.reg;
+    for (let i = 0; i < 8; i++) reg[i] = vreg[i]!;
     cpu.eip = vcpu.eip;
-    const iopl = Math.min((vcpu.eflags >>> 12) & 3, 1);
+    const iopl = (vcpu.eflags & IOPL) === 0 ? 0 : 1; // min(IOPL, 1)
     cpu.eflags = ((vcpu.eflags & ~IOPL) | (iopl << 12)) >>> 0;
     cpu.interruptShadow = vcpu.interruptShadow;
     const rpl = realCpl(ring);
+    // The real ring of each virtual DPL under SDT_k (R_k(v), rings.ts), as the bits 29-30 of dword 1.
+    const r0 = realRing(k, 0) << 29;
+    const r1 = realRing(k, 1) << 29;
+    const r2 = realRing(k, 2) << 29;
+    const r3 = realRing(k, 3) << 29;
+    const segSel = cpu.segSel;
+    const segBase = cpu.segBase;
+    const segLimit = cpu.segLimit;
+    const segHi = cpu.segHi;
+    const segFlags = cpu.segFlags;
+    const vSel = vcpu.segSel;
+    const vBase = vcpu.segBase;
+    const vLimit = vcpu.segLimit;
+    const vHi = vcpu.segHi;
+    const vFlags = vcpu.segFlags;
+    const lastSel = this.lastSel;
+    const lastBase = this.lastBase;
+    const lastLimit = this.lastLimit;
+    const lastHi = this.lastHi;
     for (let s = 0; s < 6; s++) {
-      const vsel = vcpu.segSel[s]!;
+      const vsel = vSel[s]!;
       const sel = s === 1 || s === 2 ? (vsel & ~3) | rpl : vsel;
-      const vhi = vcpu.segHi[s]!;
-      const hi =
-        vcpu.segFlags[s]! & SEG_USABLE
-          ? ((vhi & ~0x6000_0000) | (realRing(k, (vhi >>> 29) & 3) << 29)) >>> 0
-          : vhi;
-      cpu.segSel[s] = sel;
-      cpu.segBase[s] = vcpu.segBase[s]!;
-      cpu.segLimit[s] = vcpu.segLimit[s]!;
-      cpu.segHi[s] = hi;
-      cpu.segFlags[s] = vcpu.segFlags[s]!;
-      this.lastSel[s] = sel;
-      this.lastBase[s] = vcpu.segBase[s]!;
-      this.lastLimit[s] = vcpu.segLimit[s]!;
-      this.lastHi[s] = hi;
+      const vhi = vHi[s]! | 0;
+      const flags = vFlags[s]!;
+      let hi = vhi;
+      if (flags & SEG_USABLE) {
+        const v = (vhi >>> 29) & 3;
+        hi = (vhi & ~0x6000_0000) | (v === 0 ? r0 : v === 1 ? r1 : v === 2 ? r2 : r3);
+      }
+      const base = vBase[s]!;
+      const limit = vLimit[s]!;
+      segSel[s] = sel;
+      segBase[s] = base;
+      segLimit[s] = limit;
+      segHi[s] = hi;
+      segFlags[s] = flags;
+      lastSel[s] = sel;
+      lastBase[s] = base;
+      lastLimit[s] = limit;
+      lastHi[s] = hi;
     }
     cpu.gdtBase =
       (this.hole + (this.vt === undefined ? SDT_SLOT(k) : VEDT_ALIAS + (this.vt.base & 0xfff))) >>> 0;
