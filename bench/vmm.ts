@@ -128,13 +128,22 @@ interface Overhead {
 }
 
 /** `reps` pairs of `chunk` instructions, bare and VE, after `warm` instructions of each. */
+/** How long a guest's bare and VE runs alternate before the timed repetitions. */
+const WARM_MS = 300;
+
 function overhead(guest: Guest, chunk: number, reps: number, warm: number): Overhead {
   const bare = createMachine({ rom: guest.rom, clock, ramBytes: GUEST_RAM });
   const { vmm, ve } = newVe(guest);
   const runBare = (n: number) => timed(() => bare.run(n), `${guest.name} bare`);
   const runVe = (n: number) => timed(() => vmm.run(ve.id, n), `${guest.name} VE`);
+  // Warm-up: `warm` instructions of each, then both in turn for WARM_MS (V8 must have optimised
+  // the interpreter and the trap path for this guest before anything is timed).
   runBare(warm);
   runVe(warm);
+  for (const until = performance.now() + WARM_MS; performance.now() < until; ) {
+    runBare(chunk);
+    runVe(chunk);
+  }
   const before = ve.stats();
   const ratios: number[] = [];
   const trapUs: number[] = [];
