@@ -232,13 +232,14 @@ export class Agent implements NicLink {
       // Protocol frames come from the network through the firewall only: a node VE (its module is
       // untrusted) must not make the VE's party sign M9a or feed its application frames. The DTM
       // refuses forged source addresses, so the source is the sending port's.
+      const from = formatMac(src);
       if (!sameMac(src, this.opts.firewall)) {
-        this.drop(formatMac(src), 'a protocol transaction not from the firewall');
+        this.drop(from, 'a protocol transaction not from the firewall');
         return;
       }
-      const r = this.assembler.push(formatMac(src), payload);
-      if (r.dropped !== undefined) this.drop(formatMac(src), r.dropped);
-      if (r.content !== undefined) this.handleTransaction(formatMac(src), r.content);
+      const r = this.assembler.push(from, payload);
+      if (r.dropped !== undefined) this.drop(from, r.dropped);
+      if (r.content !== undefined) this.handleTransaction(from, r.content);
       return;
     }
     if (type === ETHERTYPE_DATAGRAM) {

@@ -53,11 +53,23 @@ function stepOfEvent(e: ProtocolEvent): StepRecord | undefined {
  * transaction of the operation or message that produced it.
  */
 export function recordOutcome(store: SqliteRepositoryStore, outcome: Outcome, at: number): void {
+  // Whether a deployment has a row, asked once per deployment and outcome (an outcome's dozen
+  // items belong to one or two deployments).
+  const known = new Map<string, boolean>();
+  const has = (id: string | undefined): id is string => {
+    if (id === undefined) return false;
+    let v = known.get(id);
+    if (v === undefined) {
+      v = store.hasDeployment(Number(id));
+      known.set(id, v);
+    }
+    return v;
+  };
   const events = outcome.events;
   const evOwners = owners(events, (e) => e.deployment);
   events.forEach((e, i) => {
     const id = evOwners[i];
-    if (id === undefined || !store.hasDeployment(Number(id))) return;
+    if (!has(id)) return;
     if (e.type === 'deployment' && e.state !== undefined) {
       const state = e.state as 'resolving' | 'minting' | 'sent' | 'failed';
       store.setState(Number(id), state, e.code ?? null, e.at);
@@ -70,7 +82,7 @@ export function recordOutcome(store: SqliteRepositoryStore, outcome: Outcome, at
   const dOwners = owners(deliveries, (d: Delivery) => (d.kind === 'deployment' ? d.id : undefined));
   deliveries.forEach((d, i) => {
     const id = dOwners[i];
-    if (d.kind !== 'request-failed' || id === undefined || !store.hasDeployment(Number(id))) return;
+    if (d.kind !== 'request-failed' || !has(id)) return;
     store.addStep(Number(id), {
       at,
       step: d.step,

@@ -150,6 +150,7 @@ export function openSqliteRepositoryStore(
   );
   const dcols = 'id, module, digest, anc, sec_app, state, code, created_at, updated_at';
   const deploymentStmt = db.prepare<[number], DeploymentRow>(`SELECT ${dcols} FROM deployments WHERE id = ?`);
+  const existsStmt = db.prepare<[number], { one: number }>('SELECT 1 AS one FROM deployments WHERE id = ?');
   const deploymentsStmt = db.prepare<[], DeploymentRow>(`SELECT ${dcols} FROM deployments ORDER BY id`);
   const stepsStmt = db.prepare<[number], StepRow>(
     'SELECT at, step, kind, peer, result, detail FROM deployment_steps WHERE deployment = ? ORDER BY seq',
@@ -197,7 +198,7 @@ export function openSqliteRepositoryStore(
       stepStmt.run(id, id, s.at, s.step, s.kind, s.peer, s.result, s.detail);
     },
     hasDeployment(id) {
-      return deploymentStmt.get(id) !== undefined;
+      return existsStmt.get(id) !== undefined;
     },
     deployment(id) {
       const row = deploymentStmt.get(id);

@@ -124,9 +124,13 @@ export function sameMac(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
-/** `02:c1:ef:00:00:07`. */
+const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'));
+
+/** `02:c1:ef:00:00:07` (the first 6 bytes). */
 export function formatMac(mac: Uint8Array): string {
-  return Array.from(mac.subarray(0, MAC_BYTES), (b) => b.toString(16).padStart(2, '0')).join(':');
+  const h = HEX;
+  if (mac.length < MAC_BYTES) return Array.from(mac, (b) => h[b]).join(':');
+  return `${h[mac[0]!]}:${h[mac[1]!]}:${h[mac[2]!]}:${h[mac[3]!]}:${h[mac[4]!]}:${h[mac[5]!]}`;
 }
 
 /**
