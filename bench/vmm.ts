@@ -127,10 +127,13 @@ interface Overhead {
   readonly same: boolean;
 }
 
-/** `reps` pairs of `chunk` instructions, bare and VE, after `warm` instructions of each. */
 /** How long a guest's bare and VE runs alternate before the timed repetitions. */
 const WARM_MS = 300;
 
+/**
+ * `reps` pairs of `chunk` instructions, bare and VE, after `warm` instructions of each and then
+ * {@link WARM_MS} of both in turn.
+ */
 function overhead(guest: Guest, chunk: number, reps: number, warm: number): Overhead {
   const bare = createMachine({ rom: guest.rom, clock, ramBytes: GUEST_RAM });
   const { vmm, ve } = newVe(guest);

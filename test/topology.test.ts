@@ -33,6 +33,7 @@ describe('topology files', () => {
       basePort: 9000,
       synchronous: 'full',
       logLevel: 'info',
+      stepOrder: 'overlapped',
       ancs: [
         {
           name: 'edge',
@@ -48,6 +49,7 @@ describe('topology files', () => {
       basePort: 9000,
       synchronous: 'full',
       logLevel: 'info',
+      stepOrder: 'overlapped',
       ancs: [
         {
           name: 'edge',
@@ -82,6 +84,7 @@ describe('topology files', () => {
     bad({ basePort: 80 }, 'basePort');
     bad({ synchronous: 'off' }, 'synchronous');
     bad({ logLevel: 'loud' }, 'logLevel');
+    bad({ stepOrder: 'sideways' }, 'stepOrder');
     bad({ domain: 'not a domain' }, 'domain');
     bad({ extra: 1 }, 'extra');
     bad({ ancs: [] }, 'ancs');

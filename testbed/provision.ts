@@ -180,6 +180,7 @@ export function provision(topology: Topology, dataDir: string): Provisioned {
       identity: tripleToJson(t(L.ar)),
       keyServers: [pair(L.ks1, ['clef']), pair(L.ks2, ['mint'])],
       mintLocation: url(L.ports.ks2).ws,
+      stepOrder: topology.stepOrder,
       ...store,
       directory: { [L.ks1]: url(L.ports.ks1).ws, [L.ks2]: url(L.ports.ks2).ws, ...veDirectory },
       dataDir: '.',

@@ -11,6 +11,8 @@
  * synchronous: normal        # the services' SQLite commits: normal (WAL; survives a killed process)
  *                            # or full (also survives power loss; an fsync per commit)
  * logLevel: info             # the services' pino level (debug adds every machine event)
+ * stepOrder: published       # the AR: M5 after step 4 (published) or with M1 (overlapped; see
+ *                            # docs/protocol.md: a failed step 1 then still mints at KServ2)
  * ancs:
  *   - name: anc1
  *     firewall: A            # Fig. 10 configuration: A, B or C
@@ -23,7 +25,7 @@
  * ```
  */
 import { readFileSync } from 'node:fs';
-import { ClefnetError, type Name, type ProfileName, parseName } from '@clefnet/protocol';
+import { ClefnetError, type Name, type ProfileName, parseName, type StepOrder } from '@clefnet/protocol';
 import { parse } from 'yaml';
 
 export interface NodeSpec {
@@ -58,6 +60,7 @@ export interface Topology {
   readonly basePort: number;
   readonly synchronous: 'full' | 'normal';
   readonly logLevel: LogLevel;
+  readonly stepOrder: StepOrder;
   readonly ancs: readonly AncSpec[];
 }
 
@@ -69,6 +72,7 @@ export const DEFAULT_TOPOLOGY: Topology = {
   basePort: 7100,
   synchronous: 'normal',
   logLevel: 'info',
+  stepOrder: 'published',
   ancs: [
     { name: 'anc1', firewall: 'A', confirmOutbound: false, nodes: [{ name: 've1', profile: {} }] },
     { name: 'anc2', firewall: 'A', confirmOutbound: false, nodes: [{ name: 've1', profile: {} }] },
@@ -108,6 +112,7 @@ export function parseTopology(doc: unknown): Topology {
     'basePort',
     'synchronous',
     'logLevel',
+    'stepOrder',
     'ancs',
   ]);
   const d = DEFAULT_TOPOLOGY;
@@ -131,6 +136,9 @@ export function parseTopology(doc: unknown): Topology {
   const logLevel = o.logLevel ?? d.logLevel;
   if (typeof logLevel !== 'string' || !(LOG_LEVELS as readonly string[]).includes(logLevel))
     throw invalid('logLevel', `must be one of ${LOG_LEVELS.join(', ')}`);
+  const stepOrder = o.stepOrder ?? d.stepOrder;
+  if (stepOrder !== 'published' && stepOrder !== 'overlapped')
+    throw invalid('stepOrder', 'must be published or overlapped');
   const rawAncs = o.ancs ?? d.ancs;
   if (!Array.isArray(rawAncs) || rawAncs.length === 0) throw invalid('ancs', 'must list at least one ANC');
   if (rawAncs.length > 64) throw invalid('ancs', 'may list at most 64 ANCs');
@@ -161,7 +169,16 @@ export function parseTopology(doc: unknown): Topology {
   for (const [i, a] of ancs.entries())
     if ((RESERVED as readonly string[]).includes(a.name))
       throw invalid(`ancs[${i}].name`, `is taken by the testbed (${RESERVED.join(', ')})`);
-  return { profile, domain, host, basePort, synchronous, logLevel: logLevel as LogLevel, ancs };
+  return {
+    profile,
+    domain,
+    host,
+    basePort,
+    synchronous,
+    logLevel: logLevel as LogLevel,
+    stepOrder,
+    ancs,
+  };
 }
 
 export function loadTopology(path: string): Topology {

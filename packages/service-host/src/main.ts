@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { ClefnetError } from '@clefnet/protocol';
-import { type DestinationStream, type Logger, pino } from 'pino';
+import { type Logger, pino } from 'pino';
 import type { LogLevel } from './config.js';
 import type { ListenAddress } from './host.js';
 
@@ -28,6 +28,12 @@ export function runServiceMain<
   C extends { readonly logLevel: LogLevel; readonly identity: { readonly name: string } },
 >(m: ServiceMain<C>, argv: readonly string[] = process.argv): void {
   start(m, argv).catch((e: unknown) => {
+    // The log lines before the failure first, so the error is the last line of the log.
+    try {
+      logDest?.flushSync();
+    } catch {
+      // stderr closed: nothing to keep in order.
+    }
     const out =
       e instanceof ClefnetError
         ? { error: e.code, message: e.message, ...e.meta }
@@ -68,16 +74,22 @@ async function start<C extends { readonly logLevel: LogLevel; readonly identity:
   process.once('SIGINT', () => stop('SIGINT'));
 }
 
+/** The pino destination of this process, once start() made it. */
+let logDest: LogDestination | undefined;
+
+type LogDestination = ReturnType<typeof pino.destination>;
+
 /**
- * Stderr, written off the event loop: lines gather in memory and go out in 4 KiB writes on the
- * thread pool (a service logs every frame and protocol event at `info`, a dozen lines per message;
- * a synchronous write each put a system call on every message's path). A line waits at most
- * {@link LOG_FLUSH_MS} before it is written; an exiting process writes what is left synchronously.
- * Only a process killed outright (SIGKILL) can lose up to that interval's lines; its stores never
- * depend on them.
+ * Stderr in batches: lines gather in memory and go out in one synchronous write per 4 KiB (a
+ * service logs every frame and protocol event at `info`, a dozen lines per message; a write each
+ * put a system call on every message's path). A line waits at most {@link LOG_FLUSH_MS}; an
+ * exiting process writes what is left (normal exit, process.exit, an uncaught exception). Only a
+ * process that dies without exiting (SIGKILL; SIGTERM or SIGINT before start() installed their
+ * handlers; running out of memory) can lose up to that interval's lines; its stores never depend
+ * on them.
  */
-function logDestination(): DestinationStream {
-  const dest = pino.destination({ dest: 2, sync: false, minLength: 4096 });
+function logDestination(): LogDestination {
+  const dest = pino.destination({ dest: 2, sync: true, minLength: 4096 });
   setInterval(() => dest.flush(), LOG_FLUSH_MS).unref();
   process.on('exit', () => {
     try {
@@ -86,6 +98,7 @@ function logDestination(): DestinationStream {
       // stderr already closed: nothing left to write to.
     }
   });
+  logDest = dest;
   return dest;
 }
 

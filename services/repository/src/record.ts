@@ -1,10 +1,11 @@
 /**
  * From the Repository party's outcomes to the deployment rows: which deployment each step belongs
  * to, and its result. The party tags only some events with their deployment (`deployment`,
- * `clef-accepted`, `triple-accepted`) and the `deployment` delivery; the `sent` and `received` events of a step and a
- * `request-failed` delivery carry the peer but not the deployment. Within one outcome (one call of
- * the party) every untagged item belongs to the next tagged one after it, or, if none follows, to
- * the last one before it: the party always tags a deployment's batch in one of those two places.
+ * `clef-accepted`, `triple-accepted`, `request-failed`) and deliveries (`deployment`,
+ * `request-failed`); the `sent` and `received` events of a step carry the peer but not the
+ * deployment. Within one outcome (one call of the party) every untagged item belongs to the next
+ * tagged one after it, or, if none follows, to the last one before it: the party always tags a
+ * deployment's batch in one of those two places.
  * Items of an outcome without any tag (a refused frame) belong to no deployment; the service's
  * event stream still has them.
  */
@@ -79,7 +80,10 @@ export function recordOutcome(store: SqliteRepositoryStore, outcome: Outcome, at
     if (step !== undefined) store.addStep(Number(id), step);
   });
   const deliveries = outcome.deliver;
-  const dOwners = owners(deliveries, (d: Delivery) => (d.kind === 'deployment' ? d.id : undefined));
+  // The party names the deployment of a failed request (two can fail in one timeout sweep).
+  const dOwners = owners(deliveries, (d: Delivery) =>
+    d.kind === 'deployment' ? d.id : d.kind === 'request-failed' ? d.deployment : undefined,
+  );
   deliveries.forEach((d, i) => {
     const id = dOwners[i];
     if (d.kind !== 'request-failed' || !has(id)) return;

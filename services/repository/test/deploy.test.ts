@@ -4,7 +4,7 @@
  * hand-over, and records each step's outcome in SQLite; the VE installs exactly the published
  * bytes and receives the SecApp triple. A restart keeps modules and deployments.
  */
-import { nodeBackend, seededRandom, toHex } from '@clefnet/protocol';
+import { nodeBackend, parseName, seededRandom, toHex } from '@clefnet/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   AUTH,
@@ -28,7 +28,11 @@ afterEach(async () => {
 const PROGRAM = new Uint8Array(Array.from({ length: 300 }, (_, i) => (i * 7 + 3) & 0xff));
 const DIGEST = toHex(nodeBackend.sha256(PROGRAM));
 
-describe.each(['patent', 'hardened'] as const)('deploying a module, %s', (profile) => {
+describe.each([
+  ['patent', 'published'],
+  ['hardened', 'published'],
+  ['hardened', 'overlapped'],
+] as const)('deploying a module, %s, %s step order', (profile, stepOrder) => {
   it('carries out steps 1-7 and the hand-over, records them, and the VE installs the program', async () => {
     const clock = manualClock();
     const dir = tempDir();
@@ -40,6 +44,7 @@ describe.each(['patent', 'hardened'] as const)('deploying a module, %s', (profil
       clock: clock.now,
       profile,
       directory: peers.directory,
+      ...(stepOrder === 'published' ? {} : { stepOrder }),
     });
     cleanup.push(() => ar.service.stop());
 
@@ -74,8 +79,8 @@ describe.each(['patent', 'hardened'] as const)('deploying a module, %s', (profil
       ok('M6', 'received', N.ks2),
       ok('M6', 'accepted', N.ks2),
     ];
-    if (profile === 'patent') {
-      // The published order: M5 only after step 4.
+    if (stepOrder === 'published') {
+      // The published order (the default): M5 only after step 4.
       expect(recorded).toEqual([
         ok('M1', 'sent', N.ks1),
         ...answers.slice(0, 2),
@@ -85,10 +90,12 @@ describe.each(['patent', 'hardened'] as const)('deploying a module, %s', (profil
         ok('HANDOVER', 'sent', N.ve),
       ]);
     } else {
-      // Overlapped: M1 and M5 together, the two answers in whichever order they arrive.
+      // Overlapped: M1 and M5 together, the two answers in whichever order they arrive (each
+      // received before it is accepted).
       expect(recorded.slice(0, 2)).toEqual([ok('M1', 'sent', N.ks1), ok('M5', 'sent', N.ks2)]);
-      expect(recorded.slice(2, 6)).toHaveLength(4);
-      expect(recorded.slice(2, 6)).toEqual(expect.arrayContaining(answers));
+      const middle = recorded.slice(2, 6);
+      expect(middle.filter((r) => r.step === 'M3')).toEqual(answers.slice(0, 2));
+      expect(middle.filter((r) => r.step === 'M6')).toEqual(answers.slice(2));
       expect(recorded.slice(6)).toEqual([ok('M7', 'sent', N.ve), ok('HANDOVER', 'sent', N.ve)]);
     }
 
@@ -178,5 +185,41 @@ describe.each(['patent', 'hardened'] as const)('deploying a module, %s', (profil
       { sender: N.ar, digest: DIGEST, bytes: PROGRAM.length, at: T0 },
       { sender: N.ar, digest: DIGEST, bytes: PROGRAM.length, at: T0 + 1000 },
     ]);
+  });
+});
+
+describe('overlapped deployments that time out together', () => {
+  it('each records its own M1 and M5 failures', async () => {
+    const clock = manualClock();
+    const dir = tempDir();
+    cleanup.push(dir.remove);
+    // Neither key server answers: their directory entries lead to a closed port.
+    const ar = await startRepository({
+      dataDir: dir.path,
+      clock: clock.now,
+      profile: 'hardened',
+      stepOrder: 'overlapped',
+      requestTimeoutMs: 5000,
+      directory: { [N.ks1]: 'ws://127.0.0.1:9/ws', [N.ks2]: 'ws://127.0.0.1:9/ws' },
+    });
+    cleanup.push(() => ar.service.stop());
+    ar.service.publish('billing', PROGRAM);
+    ar.service.deploy({ module: 'billing', anc: N.ve, secApp: N.secApp });
+    ar.service.deploy({ module: 'billing', anc: N.ve, secApp: parseName('other.ar.clefnet.test') });
+    clock.advance(5000); // the next expiry sweep (every second) fails all four requests at once
+    for (const id of [1, 2]) {
+      const done = (await finished(ar, id)) as unknown as {
+        state: string;
+        code: string;
+        steps: { step: string; kind: string; result: string }[];
+      };
+      expect([id, done.state, done.code]).toEqual([id, 'failed', 'TIMEOUT']);
+      expect(done.steps.map((s) => `${s.step} ${s.kind} ${s.result}`)).toEqual([
+        'M1 sent ok',
+        'M5 sent ok',
+        'M1 failed TIMEOUT',
+        'M5 failed TIMEOUT',
+      ]);
+    }
   });
 });

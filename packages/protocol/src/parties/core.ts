@@ -106,6 +106,8 @@ export type Delivery =
       readonly code: ErrorCode;
       /** The code the peer sent, for REMOTE_ERROR. */
       readonly remote: string | undefined;
+      /** The deployment the request belonged to (the AR's requests). */
+      readonly deployment?: string;
     }
   | {
       readonly kind: 'deployment';
@@ -247,6 +249,16 @@ export abstract class Party {
   protected onAnswer(_p: Pending, _answer: Payload, _from: Name): void {}
   /** A request of this party failed (error answer, timeout, resolution failure). */
   protected onFailed(_p: Pending, _error: ProtocolError): void {}
+  /** The deployment a request belongs to, named on its `request-failed` event and delivery. */
+  protected deploymentOf(_p: Pending): string | undefined {
+    return undefined;
+  }
+
+  /** Whether `n` more requests may be outstanding (timed-out ones are failed first, as ask() does). */
+  protected roomFor(n: number): boolean {
+    this.sweepPending(n);
+    return this.pending.size + n <= this.maxPending;
+  }
 
   /** Whether a sealed message from `sender` is taken as an answer (patent: by who sent it). */
   protected isAnswerFrom(sender: Name): boolean {
@@ -582,11 +594,14 @@ export abstract class Party {
 
   private failPending(p: Pending, error: ProtocolError): void {
     const resolution = (p.ctx as Partial<ResolveCtx> | null)?.[RESOLVE];
+    const deployment = this.deploymentOf(p);
+    const tag = deployment === undefined ? {} : { deployment };
     this.event('request-failed', {
       peer: p.peer,
       code: error.code,
       detail: error.message,
       ...subjectField(p.subject),
+      ...tag,
     });
     const remote = error.meta.remote;
     this.deliver({
@@ -596,6 +611,7 @@ export abstract class Party {
       subject: p.subject,
       code: error.code,
       remote: typeof remote === 'string' ? remote : undefined,
+      ...tag,
     });
     if (resolution !== undefined) {
       if (p.subject !== undefined) this.resolving.delete(p.subject);
@@ -613,8 +629,9 @@ export abstract class Party {
     this.onFailed(p, error);
   }
 
-  private sweepPending(): void {
-    if (this.pending.size < this.maxPending) return;
+  /** Fails the timed-out requests when `room` more would not fit. */
+  private sweepPending(room = 1): void {
+    if (this.pending.size + room <= this.maxPending) return;
     const now = this.clock();
     for (const p of [...this.pending.values()]) {
       if (now - p.createdAt >= this.requestTimeoutMs) {

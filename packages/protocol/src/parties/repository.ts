@@ -6,11 +6,14 @@
  * program sealed to the ANC (M7) and hand the triple over. The AR keeps no copy of the triple
  * once it is sent ([0132]) and forgets the program when the deployment ends.
  *
- * Step order: `published` asks for the triple only after step 4, as [0120]-[0126] read; `overlapped`
- * sends M1 and M5 together and goes on with step 7 when both answers are in. The messages and
- * every check are the same; a download waits for one key-server round trip instead of two. A
- * deployment whose other half fails discards what the first half brought (a triple minted for it
- * is dropped, never handed over: the binding stays at KServ2 unused, as it does when M7 is lost).
+ * Step order: `published` (the default) asks for the triple only after step 4, as [0120]-[0126]
+ * read; `overlapped` sends M1 and M5 together and goes on with step 7 when both answers are in.
+ * The messages and every check are the same; a download waits for one key-server round trip
+ * instead of two. The price: KServ2 mints before step 4 has shown that the ANC can be reached, so
+ * a deployment whose step 1 fails still leaves a fresh binding of the SecApp Name at KServ2 (the
+ * triple itself is dropped, never handed over): under `reject-if-exists` that Name is then taken,
+ * under `overwrite` or `owner-only` it replaces the binding an earlier deployment's application
+ * holds. A deployment whose other half fails discards what the first half brought.
  */
 import { toHex, utf8 } from '../codec.js';
 import type { Envelope } from '../envelope.js';
@@ -27,10 +30,7 @@ export interface RepositoryOptions extends PartyOptions {
   readonly mintLocation?: string;
   /** At most this many deployments remembered (default 1024; finished ones are dropped first). */
   readonly maxDeployments?: number;
-  /**
-   * `published`: M5 after step 4; `overlapped`: M1 and M5 at once (see the module comment).
-   * Default `overlapped` under `hardened`, `published` under `patent` and custom profiles.
-   */
+  /** `published` (default): M5 after step 4; `overlapped`: M1 and M5 at once (see the module comment). */
   readonly stepOrder?: StepOrder;
 }
 
@@ -81,7 +81,7 @@ export class Repository extends Party {
       throw new ProtocolError('CONFIG_INVALID', `mintLocation over ${LIMITS.LOCATION_MAX_BYTES} bytes`);
     }
     this.maxDeployments = opts.maxDeployments ?? 1024;
-    this.stepOrder = opts.stepOrder ?? (this.profile.name === 'hardened' ? 'overlapped' : 'published');
+    this.stepOrder = opts.stepOrder ?? 'published';
     if (this.stepOrder !== 'published' && this.stepOrder !== 'overlapped') {
       throw new ProtocolError('CONFIG_INVALID', `unknown step order ${JSON.stringify(this.stepOrder)}`);
     }
@@ -99,6 +99,13 @@ export class Repository extends Party {
       }
       const id = req.id ?? toHex(this.random(8));
       if (this.deployments.has(id)) throw new ProtocolError('CONFIG_INVALID', `deployment ${id} exists`);
+      // Everything that can refuse the deployment before its first request leaves: nothing is sent
+      // and nothing remembered for a deployment that cannot go on.
+      if (req.secApp !== undefined) this.mintServer();
+      const asks = req.secApp !== undefined && this.stepOrder === 'overlapped' ? 2 : 1;
+      if (!this.roomFor(asks)) {
+        throw new ProtocolError('LIMIT_EXCEEDED', `no room for ${asks} more outstanding request(s)`);
+      }
       this.makeRoom();
       const d: Working = {
         public: {
@@ -145,11 +152,10 @@ export class Repository extends Party {
 
   protected override onAnswer(p: Pending, answer: Payload, from: Name): void {
     const d = this.deployments.get(p.ctx as string);
-    if (d === undefined)
-      throw new ProtocolError('BAD_STATE', `no deployment waits for this answer from ${from}`);
-    // Overlapped, the other half failed first: the answer was asked for and verified, but the
-    // deployment is over; what it brings is dropped (a triple is never kept, [0132]).
-    if (d.public.state === 'failed') return;
+    // Overlapped, the other half failed first (the deployment may since have been forgotten): the
+    // answer was asked for and verified, but the deployment is over; what it brings is dropped (a
+    // triple is never kept, [0132]).
+    if (d === undefined || d.public.state === 'failed') return;
     if (d.public.state === 'sent') {
       throw new ProtocolError('BAD_STATE', `no deployment waits for this answer from ${from}`);
     }
@@ -171,6 +177,10 @@ export class Repository extends Party {
     } else {
       throw new ProtocolError('BAD_STATE', `unexpected answer ${answer.tag}`);
     }
+  }
+
+  protected override deploymentOf(p: Pending): string | undefined {
+    return typeof p.ctx === 'string' ? p.ctx : undefined;
   }
 
   protected override onFailed(p: Pending, error: ProtocolError): void {
@@ -206,7 +216,6 @@ export class Repository extends Party {
 
   /** Step 5 (after step 4, or overlapped with steps 1-4 right after M1). */
   private askForTriple(d: Working): void {
-    d.tripleAsked = true;
     const secApp = d.public.secApp!;
     this.ask({
       to: this.mintServer(),
@@ -218,6 +227,7 @@ export class Repository extends Party {
       subject: secApp,
       ctx: d.public.id,
     });
+    d.tripleAsked = true;
   }
 
   /** Step 7 and the hand-over of PROTO-23. */
