@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import { api, down, events, up } from '../testbed/commands.js';
 import { freePortBlock } from '../testbed/ports.js';
 
-const WARMUP = 200;
+const WARMUP = 1000;
 const ROUNDS = 5;
 const LATENCY_RUNS = 100;
 const IN_FLIGHT = 8;
