@@ -247,6 +247,30 @@ describe('the AR step order (RepositoryOptions.stepOrder)', () => {
     w.net.events
       .filter((e) => e.party === w.names.ar && (e.deployment === id || e.type === 'sent'))
       .map((e) => `${e.type} ${e.step ?? e.state ?? ''}`.trim());
+  /** An overlapped world with its VE key, whose first answer from `server` to the AR is held back. */
+  const holding = (seed: string, server: 'ks1' | 'ks2') => {
+    const world = createWorld({
+      profile: 'hardened',
+      backend: nodeBackend,
+      seed,
+      provisioning: 'direct',
+      stepOrder: 'overlapped',
+    });
+    world.issueVeKey();
+    let held: Uint8Array | undefined;
+    world.net.tap = (f) => {
+      if (f.from !== world.names[server] || f.to !== world.names.ar || held !== undefined) return 'pass';
+      held = f.bytes;
+      return 'drop';
+    };
+    /** Delivers the held answer now, and every frame from then on. */
+    const release = () => {
+      world.net.tap = () => 'pass';
+      world.net.inject(world.names[server], world.names.ar, held!);
+      world.net.run();
+    };
+    return { world, release };
+  };
 
   it('`overlapped` sends M5 right after M1 in either profile; the rest of the exchange is unchanged', () => {
     for (const profile of ['patent', 'hardened'] as const) {
@@ -266,29 +290,12 @@ describe('the AR step order (RepositoryOptions.stepOrder)', () => {
   });
 
   it('M6 before M3: the triple waits for the Clef, then M7 and the hand-over leave', () => {
-    const world = createWorld({
-      profile: 'hardened',
-      backend: nodeBackend,
-      seed: 'order',
-      provisioning: 'direct',
-      stepOrder: 'overlapped',
-    });
-    world.issueVeKey();
     // Hold KServ1's answer back until KServ2's is in.
-    let held: Uint8Array | undefined;
-    world.net.tap = (f) => {
-      if (f.from === world.names.ks1 && f.to === world.names.ar && held === undefined) {
-        held = f.bytes;
-        return 'drop';
-      }
-      return 'pass';
-    };
+    const { world, release } = holding('order', 'ks1');
     const id = world.deploy(PROGRAM);
     expect(world.ar.deployment(id)).toMatchObject({ state: 'resolving' });
     expect(arEvents(world, id)).toEqual(['deployment resolving', 'sent M1', 'sent M5', 'triple-accepted']);
-    world.net.tap = () => 'pass';
-    world.net.inject(world.names.ks1, world.names.ar, held!);
-    world.net.run();
+    release();
     expect(world.net.errors).toEqual([]);
     expect(world.ar.deployment(id)).toMatchObject({ state: 'sent' });
     expect(wire(world).slice(-5)).toEqual([
@@ -303,49 +310,17 @@ describe('the AR step order (RepositoryOptions.stepOrder)', () => {
   });
 
   it('M3 before M6: the deployment is `minting` until the triple is in', () => {
-    const world = createWorld({
-      profile: 'hardened',
-      backend: nodeBackend,
-      seed: 'order2',
-      provisioning: 'direct',
-      stepOrder: 'overlapped',
-    });
-    world.issueVeKey();
-    let held: Uint8Array | undefined;
-    world.net.tap = (f) => {
-      if (f.from === world.names.ks2 && f.to === world.names.ar && held === undefined) {
-        held = f.bytes;
-        return 'drop';
-      }
-      return 'pass';
-    };
+    const { world, release } = holding('order2', 'ks2');
     const id = world.deploy(PROGRAM);
     expect(world.ar.deployment(id)).toMatchObject({ state: 'minting' });
     expect(world.programs).toEqual([]);
-    world.net.tap = () => 'pass';
-    world.net.inject(world.names.ks2, world.names.ar, held!);
-    world.net.run();
+    release();
     expect(world.ar.deployment(id)).toMatchObject({ state: 'sent' });
     expect(world.programs.map((p) => toHex(p.program))).toEqual([toHex(PROGRAM)]);
   });
 
   it('a failed Clef query fails the deployment; the triple answering later is dropped, never handed over', () => {
-    const world = createWorld({
-      profile: 'hardened',
-      backend: nodeBackend,
-      seed: 'order3',
-      provisioning: 'direct',
-      stepOrder: 'overlapped',
-    });
-    world.issueVeKey();
-    let held: Uint8Array | undefined;
-    world.net.tap = (f) => {
-      if (f.from === world.names.ks2 && f.to === world.names.ar && held === undefined) {
-        held = f.bytes;
-        return 'drop';
-      }
-      return 'pass';
-    };
+    const { world, release } = holding('order3', 'ks2');
     // KServ1 does not know this Name: a signed error answers M1.
     const outcome = world.ar.deploy({
       anc: parseName('nobody.anc1.clefnet.test'),
@@ -356,9 +331,7 @@ describe('the AR step order (RepositoryOptions.stepOrder)', () => {
     world.net.post(world.names.ar, outcome);
     world.net.run();
     expect(world.ar.deployment('lost')).toMatchObject({ state: 'failed', code: 'REMOTE_ERROR' });
-    world.net.tap = () => 'pass';
-    world.net.inject(world.names.ks2, world.names.ar, held!);
-    world.net.run();
+    release();
     // KServ1's refusal is its own error; the AR takes the late triple without one.
     expect(world.net.errors.map((e) => `${e.party} ${e.error.code}`)).toEqual([
       `${world.names.ks1} UNKNOWN_NAME`,
