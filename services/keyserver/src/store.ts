@@ -4,6 +4,11 @@
  * (migrations.ts). Every method is synchronous, so the service runs one `receive()` inside one
  * {@link SqliteKeyServerStore.transaction}: a message's changes are stored whole or not at all.
  *
+ * Bindings read are kept in memory (at most {@link CACHE_SIZE} Names, present or absent; this
+ * process is the only writer): a message asks for its sender, its subject and every Name above
+ * both (revocation covers the subtree), about ten reads. A write drops the Name from the cache, and
+ * a transaction that rolls back drops everything, so the cache never holds what was not committed.
+ *
  * Rows read back are checked strictly: a row that is not a valid binding (a bad Name, a Clef that
  * is not 64 bytes, a time that is not a non-negative integer) is a {@link StoreError}, never a crash
  * and never a half-read binding handed to the party.
@@ -56,6 +61,8 @@ export function openSqliteKeyServerStore(path: string, opts: SqliteStoreOptions 
        created_at = excluded.created_at, revoked_at = excluded.revoked_at`,
   );
   const revokeStmt = db.prepare('UPDATE bindings SET revoked_at = ? WHERE name = ?');
+  /** Name -> its binding, or null for a Name without one. */
+  const cache = new Map<string, Binding | null>();
 
   return {
     path,
@@ -64,10 +71,16 @@ export function openSqliteKeyServerStore(path: string, opts: SqliteStoreOptions 
       return db.open;
     },
     get(name: Name): Binding | undefined {
+      const hit = cache.get(name);
+      if (hit !== undefined) return hit ?? undefined;
       const row = getStmt.get(name);
-      return row === undefined ? undefined : toBinding(row, path);
+      const b = row === undefined ? undefined : toBinding(row, path);
+      if (cache.size >= CACHE_SIZE) cache.clear();
+      cache.set(name, b ?? null);
+      return b;
     },
     put(b: Binding): void {
+      cache.delete(b.name);
       putStmt.run({
         name: b.name,
         clef: Buffer.from(encodeClef(b.clef)),
@@ -77,19 +90,29 @@ export function openSqliteKeyServerStore(path: string, opts: SqliteStoreOptions 
       });
     },
     revoke(name: Name, at: number): boolean {
+      cache.delete(name);
       return revokeStmt.run(at, name).changes > 0;
     },
     list(): Binding[] {
       return listStmt.all().map((r) => toBinding(r, path));
     },
     transaction<T>(fn: () => T): T {
-      return db.transaction(fn)();
+      try {
+        return db.transaction(fn)();
+      } catch (e) {
+        cache.clear(); // rolled back: what was read inside may not be what is stored
+        throw e;
+      }
     },
     close(): void {
+      cache.clear();
       if (db.open) db.close();
     },
   };
 }
+
+/** Names whose bindings (or absence) are kept in memory; the cache starts over when full. */
+const CACHE_SIZE = 4096;
 
 /** A stored row as a Binding, or a StoreError saying which column is wrong. */
 function toBinding(row: Row, path: string): Binding {

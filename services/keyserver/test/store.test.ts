@@ -144,6 +144,38 @@ describe('SQLite store: transactions', () => {
     ).toThrow('midway');
     expect(s.list().map((b) => [b.name, b.revokedAt])).toEqual([['keep.test', null]]);
   });
+
+  it('reads made inside a transaction that rolls back are not kept: get() answers what is stored', () => {
+    const s = open();
+    s.put(binding('keep.test'));
+    expect(s.get(parseName('keep.test'))?.revokedAt).toBeNull();
+    expect(s.get(parseName('a.test'))).toBeUndefined();
+    expect(() =>
+      s.transaction(() => {
+        s.put(binding('a.test'));
+        s.revoke(parseName('keep.test'), 5);
+        // Read back inside: the uncommitted rows.
+        expect(s.get(parseName('a.test'))?.name).toBe('a.test');
+        expect(s.get(parseName('keep.test'))?.revokedAt).toBe(5);
+        throw new Error('midway');
+      }),
+    ).toThrow('midway');
+    expect(s.get(parseName('a.test'))).toBeUndefined();
+    expect(s.get(parseName('keep.test'))?.revokedAt).toBeNull();
+  });
+
+  it('a Name read before a write is read again after it (put, revoke)', () => {
+    const s = open();
+    const name = parseName('a.test');
+    expect(s.get(name)).toBeUndefined();
+    s.put(binding('a.test', 'owner.test'));
+    expect(s.get(name)?.owner).toBe('owner.test');
+    s.revoke(name, 7);
+    expect(s.get(name)?.revokedAt).toBe(7);
+    s.put({ ...binding('a.test'), clef: decodeClef(fromHex('33'.repeat(64))) });
+    expect(toHex(s.get(name)!.clef.sign)).toBe('33'.repeat(32));
+    expect(s.get(name)?.revokedAt).toBeNull();
+  });
 });
 
 describe('SQLite store: a corrupt row is a typed error, never a crash', () => {
