@@ -426,7 +426,9 @@ export class AncNode {
   /** One turn: backlog into the real NIC, a slice per VE (the core and services after each). */
   private turn(): 'now' | 'soon' | 'sleep' {
     this.counts.turns++;
-    this.pump();
+    // Frames just put into the real NIC go through the gateway and the outside DTM now, so the
+    // firewall VE finds them in its queue in this turn's slice, not the next turn's.
+    if (this.pump()) this.vmm.serviceReal();
     let busy = false;
     let timed = false;
     let runnable = 0;
@@ -486,14 +488,17 @@ export class AncNode {
     this.backlogBytes += frame.length;
   }
 
-  /** Moves waiting frames into the real NIC while its queue has room. */
-  private pump(): void {
+  /** Moves waiting frames into the real NIC while its queue has room; whether any moved. */
+  private pump(): boolean {
     const nic = this.vmm.machine.nic;
+    let moved = false;
     while (this.backlog.length > 0 && nic.queued < nic.queueCapacity) {
       const f = this.backlog.shift()!;
       this.backlogBytes -= f.length;
       nic.receive(f);
+      moved = true;
     }
+    return moved;
   }
 
   private leaving(frame: Uint8Array): void {

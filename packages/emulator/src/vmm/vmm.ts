@@ -305,9 +305,19 @@ export class Vmm {
       ve.leave();
       // Real interrupts raised meanwhile (a real device's host side) reach their handlers now,
       // then the real environment's tasks have their turn.
-      this.core.dispatch();
-      for (const s of this.services) s();
+      this.serviceReal();
     }
+  }
+
+  /**
+   * The real environment's turn without a VE slice: pending real interrupts reach their handlers,
+   * then every task added with {@link addService} runs. A host that has just fed a real device (a
+   * frame into the real NIC) calls it before the VEs' slices, so what the device brought is in the
+   * VEs' queues when they run.
+   */
+  serviceReal(): void {
+    this.core.dispatch();
+    for (const s of this.services) s();
   }
 
   /**
