@@ -428,11 +428,18 @@ export class AncNode {
     this.counts.turns++;
     // Frames just put into the real NIC go through the gateway and the outside DTM now, so the
     // firewall VE finds them in its queue in this turn's slice, not the next turn's.
-    if (this.pump()) this.vmm.serviceReal();
     let busy = false;
     let timed = false;
     let runnable = 0;
     let failed = false;
+    if (this.pump()) {
+      try {
+        this.vmm.serviceReal();
+      } catch (e) {
+        this.hostError('pump', undefined, e);
+        failed = true;
+      }
+    }
     for (const v of this.vmm.list()) {
       if (this.stopped.has(v.id)) continue;
       runnable++;
@@ -443,13 +450,7 @@ export class AncNode {
         // Not the guest's doing (its faults are results, not exceptions): the real environment's
         // tasks run inside a slice (the DTMs, the gateway, the agent). The VE goes on; the loop
         // slows down so a failure that repeats cannot spin.
-        this.opts.onEvent({
-          kind: 'host-error',
-          where: 'turn',
-          ve: v.name,
-          message: e instanceof Error ? e.message : String(e),
-          ...(e instanceof ClefnetError ? { code: e.code } : {}),
-        });
+        this.hostError('turn', v.name, e);
         failed = true;
         continue;
       }
@@ -469,6 +470,17 @@ export class AncNode {
     if (failed) return 'soon';
     if (busy || this.backlog.length > 0 || this.agent.busy || this.interruptWaiting()) return 'now';
     return timed ? 'soon' : 'sleep';
+  }
+
+  /** A failure of the real environment's code (not the guest's), as a `host-error` machine event. */
+  private hostError(where: string, ve: string | undefined, e: unknown): void {
+    this.opts.onEvent({
+      kind: 'host-error',
+      where,
+      ...(ve === undefined ? {} : { ve }),
+      message: e instanceof Error ? e.message : String(e),
+      ...(e instanceof ClefnetError ? { code: e.code } : {}),
+    });
   }
 
   /**

@@ -109,6 +109,41 @@ describe('the management API', () => {
   });
 });
 
+describe('a failure of the real environment', () => {
+  it("is a host-error event, also in the real environment's turn before the slices; the machine keeps running", async () => {
+    const r = await start();
+    await until(keyIssued(r), 5000, 'the key');
+    // A real-environment task that throws once, in the turn the frame below reaches the gateway.
+    let thrown = false;
+    r.service.node.vmm.addService(() => {
+      if (thrown || r.service.node.stats().gateway.received === 0) return;
+      thrown = true;
+      throw new Error('task broke');
+    });
+    const frame = `${'02c1ef800001'}${'020000000001'}0800${'00'.repeat(30)}`;
+    expect(
+      (await httpJson('POST', `${r.address.http}/admin/traffic`, { frames: [frame] }, AUTH)).status,
+    ).toBe(202);
+    const errors = () =>
+      r.events.flatMap((e) => (e.type === 'machine' && e.event.kind === 'host-error' ? [e.event] : []));
+    await until(() => (errors().length > 0 ? true : undefined), 5000, 'the host error');
+    // The frame went into the real NIC at the start of a turn: the real environment's turn then
+    // came before any slice.
+    expect(errors()).toEqual([{ kind: 'host-error', where: 'pump', message: 'task broke' }]);
+    // The machine goes on: the next frame goes through.
+    expect(
+      (await httpJson('POST', `${r.address.http}/admin/traffic`, { frames: [frame] }, AUTH)).status,
+    ).toBe(202);
+    await until(
+      () => (r.service.node.stats().gateway.received === 2 ? true : undefined),
+      5000,
+      'the second frame',
+    );
+    expect(r.service.node.ves().map((v) => v.state)).not.toContain('stopped');
+    expect((await httpJson('GET', `${r.address.http}/health`)).status).toBe(200);
+  });
+});
+
 describe('bad input on the socket', () => {
   // The frames the wire takes enter the machine; what the agent does with them (a frame for a
   // Name with no party here, a forged program) is tested with the real firewall in test/anc.test.ts.
