@@ -8,7 +8,8 @@
  *
  * - latency: one download at a time, p50 and p99;
  * - throughput: several in flight, downloads completed per second;
- * - in rounds (each: latency, then throughput); the figures are the rounds' medians;
+ * - 1000 downloads of warm-up first (the services reach their steady speed only after about a
+ *   thousand), then rounds (each: latency, then throughput); the figures are the rounds' medians;
  * - where the time goes: each process's CPU time per download (/proc/<pid>/stat) in the
  *   throughput phase, and the client's own.
  *

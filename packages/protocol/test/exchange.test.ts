@@ -265,6 +265,7 @@ describe('the AR step order (RepositoryOptions.stepOrder)', () => {
     };
     /** Delivers the held answer now, and every frame from then on. */
     const release = () => {
+      expect(held, `an answer from ${server} held back`).toBeDefined();
       world.net.tap = () => 'pass';
       world.net.inject(world.names[server], world.names.ar, held!);
       world.net.run();

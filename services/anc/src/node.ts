@@ -16,9 +16,10 @@
  * Frames addressed to the machine's own Name are the key trap's answers: gateway 22's own traffic,
  * for the VMM's key service.
  *
- * The machine runs in turns on the event loop: each VE gets a slice, the core dispatches real
- * interrupts and the DTMs and the agent have their turn; when every VE is halted waiting for a
- * device and nothing is queued, the loop sleeps until a frame arrives.
+ * The machine runs in turns on the event loop: frames waiting for the real NIC go in and the real
+ * environment has its turn (the core dispatches real interrupts, the DTMs and the agent run), then
+ * each VE gets a slice with the real environment's turn after it; when every VE is halted waiting
+ * for a device and nothing is queued, the loop sleeps until a frame arrives.
  */
 import {
   type DtmEvent,
@@ -423,15 +424,18 @@ export class AncNode {
     this.housekeeping = undefined;
   }
 
-  /** One turn: backlog into the real NIC, a slice per VE (the core and services after each). */
+  /**
+   * One turn: backlog into the real NIC (then the core and services, if any frame went in), a
+   * slice per VE (the core and services after each).
+   */
   private turn(): 'now' | 'soon' | 'sleep' {
     this.counts.turns++;
-    // Frames just put into the real NIC go through the gateway and the outside DTM now, so the
-    // firewall VE finds them in its queue in this turn's slice, not the next turn's.
     let busy = false;
     let timed = false;
     let runnable = 0;
     let failed = false;
+    // Frames just put into the real NIC go through the gateway and the DTMs now, so the firewall
+    // VE finds them in its queue in this turn's slice, not the next turn's.
     if (this.pump()) {
       try {
         this.vmm.serviceReal();

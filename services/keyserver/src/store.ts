@@ -7,7 +7,9 @@
  * Bindings read are kept in memory (at most {@link CACHE_SIZE} Names, present or absent; this
  * process is the only writer): a message asks for its sender, its subject and every Name above
  * both (revocation covers the subtree), about ten reads. A write drops the Name from the cache, and
- * a transaction that rolls back drops everything, so the cache never holds what was not committed.
+ * a transaction that rolls back drops everything, so after a rollback no read answers what was
+ * rolled back. A binding returned is the same object on every call until its Name is written:
+ * callers treat it and its Clef bytes as immutable (the party does).
  *
  * Rows read back are checked strictly: a row that is not a valid binding (a bad Name, a Clef that
  * is not 64 bytes, a time that is not a non-negative integer) is a {@link StoreError}, never a crash

@@ -164,6 +164,32 @@ describe('SQLite store: transactions', () => {
     expect(s.get(parseName('keep.test'))?.revokedAt).toBeNull();
   });
 
+  it('an inner transaction that rolls back inside one that commits: reads answer what is stored', () => {
+    const s = open();
+    const name = parseName('a.test');
+    s.transaction(() => {
+      expect(() =>
+        s.transaction(() => {
+          s.put(binding('a.test'));
+          expect(s.get(name)?.name).toBe('a.test');
+          throw new Error('inner');
+        }),
+      ).toThrow('inner');
+      expect(s.get(name)).toBeUndefined();
+      s.put(binding('b.test'));
+    });
+    expect(s.get(name)).toBeUndefined();
+    expect(s.list().map((b) => b.name)).toEqual(['b.test']);
+  });
+
+  it('a closed store answers no read from memory', () => {
+    const s = open();
+    s.put(binding('a.test'));
+    expect(s.get(parseName('a.test'))?.name).toBe('a.test');
+    s.close();
+    expect(() => s.get(parseName('a.test'))).toThrow();
+  });
+
   it('a Name read before a write is read again after it (put, revoke)', () => {
     const s = open();
     const name = parseName('a.test');

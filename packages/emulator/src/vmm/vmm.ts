@@ -321,8 +321,9 @@ export class Vmm {
   }
 
   /**
-   * Gives a real-environment task (a DTM's `service`) a turn after every VE slice (CORE-9: the
-   * scheduler runs the ring-1 tasks too). Returns the function that removes it.
+   * Gives a real-environment task (a DTM's `service`) a turn after every VE slice and in every
+   * {@link serviceReal} (CORE-9: the scheduler runs the ring-1 tasks too). Returns the function that
+   * removes it.
    */
   addService(service: () => void): () => void {
     this.services.push(service);
