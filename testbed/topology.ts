@@ -25,7 +25,14 @@
  * ```
  */
 import { readFileSync } from 'node:fs';
-import { ClefnetError, type Name, type ProfileName, parseName, type StepOrder } from '@clefnet/protocol';
+import {
+  ClefnetError,
+  type Name,
+  type ProfileName,
+  parseName,
+  STEP_ORDERS,
+  type StepOrder,
+} from '@clefnet/protocol';
 import { parse } from 'yaml';
 
 export interface NodeSpec {
@@ -137,8 +144,8 @@ export function parseTopology(doc: unknown): Topology {
   if (typeof logLevel !== 'string' || !(LOG_LEVELS as readonly string[]).includes(logLevel))
     throw invalid('logLevel', `must be one of ${LOG_LEVELS.join(', ')}`);
   const stepOrder = o.stepOrder ?? d.stepOrder;
-  if (stepOrder !== 'published' && stepOrder !== 'overlapped')
-    throw invalid('stepOrder', 'must be published or overlapped');
+  if (!(STEP_ORDERS as readonly unknown[]).includes(stepOrder))
+    throw invalid('stepOrder', `must be ${STEP_ORDERS.join(' or ')}`);
   const rawAncs = o.ancs ?? d.ancs;
   if (!Array.isArray(rawAncs) || rawAncs.length === 0) throw invalid('ancs', 'must list at least one ANC');
   if (rawAncs.length > 64) throw invalid('ancs', 'may list at most 64 ANCs');
@@ -176,7 +183,7 @@ export function parseTopology(doc: unknown): Topology {
     basePort,
     synchronous,
     logLevel: logLevel as LogLevel,
-    stepOrder,
+    stepOrder: stepOrder as StepOrder,
     ancs,
   };
 }

@@ -19,6 +19,7 @@
  */
 import { isAbsolute, join } from 'node:path';
 
+import { STEP_ORDERS } from '@clefnet/protocol';
 import {
   configField,
   configObject,
@@ -65,9 +66,7 @@ export function parseConfig(json: unknown, baseDir: string): RepositoryConfig {
     ...(c.requestTimeoutMs === undefined
       ? {}
       : { requestTimeoutMs: positive(integer(c.requestTimeoutMs, 'requestTimeoutMs'), 'requestTimeoutMs') }),
-    ...(c.stepOrder === undefined
-      ? {}
-      : { stepOrder: oneOf(c.stepOrder, ['published', 'overlapped'] as const, 'stepOrder') }),
+    ...(c.stepOrder === undefined ? {} : { stepOrder: oneOf(c.stepOrder, STEP_ORDERS, 'stepOrder') }),
   };
 }
 

@@ -56,7 +56,7 @@ export interface RepositoryServiceOptions extends ServiceOptions {
   readonly dataDir: string;
   /** A request without an answer after this long fails with TIMEOUT (default 30 s). */
   readonly requestTimeoutMs?: number;
-  /** M5 after step 4 (`published`) or with M1 (`overlapped`); default by profile (RepositoryOptions). */
+  /** M5 after step 4 (`published`, the default) or with M1 (`overlapped`): RepositoryOptions.stepOrder. */
   readonly stepOrder?: StepOrder;
 }
 

@@ -690,9 +690,6 @@ export class Dtm {
         this.emit('handed-over', r, name, t.dtm.name, id);
         continue;
       }
-      // Per receiver, ready transfers go in the order they entered the DTM (their ids): one that
-      // waits for room holds back the later ones (a smaller one would otherwise overtake it, and a receiver that checks
-      // order, like the hardened profile's push order, would refuse the older one).
       // More frames than the receiver's whole queue: it would never fit, and waiting for room
       // would hold back every later transfer to that receiver for good.
       if (t.gateway === undefined && t.nic !== undefined && r.frames.length > t.nic.queueCapacity) {
@@ -706,6 +703,9 @@ export class Dtm {
         );
         continue;
       }
+      // Per receiver, ready transfers go in the order they entered the DTM (their ids): one that
+      // waits for room holds back the later ones (a smaller one would otherwise overtake it, and a receiver that checks
+      // order, like the hardened profile's push order, would refuse the older one).
       if (this.waitingBefore(id, name)) {
         left.push(name);
         continue;

@@ -14,5 +14,5 @@ export type {
   RepositoryOptions,
   StepOrder,
 } from './repository.js';
-export { createRepository, Repository } from './repository.js';
+export { createRepository, Repository, STEP_ORDERS } from './repository.js';
 export { createSecApp, SecApp } from './secapp.js';

@@ -34,7 +34,9 @@ export interface RepositoryOptions extends PartyOptions {
   readonly stepOrder?: StepOrder;
 }
 
-export type StepOrder = 'published' | 'overlapped';
+/** The AR's step orders (see the module comment). */
+export const STEP_ORDERS = ['published', 'overlapped'] as const;
+export type StepOrder = (typeof STEP_ORDERS)[number];
 
 export interface DeployRequest {
   readonly anc: Name;
@@ -82,7 +84,7 @@ export class Repository extends Party {
     }
     this.maxDeployments = opts.maxDeployments ?? 1024;
     this.stepOrder = opts.stepOrder ?? 'published';
-    if (this.stepOrder !== 'published' && this.stepOrder !== 'overlapped') {
+    if (!STEP_ORDERS.includes(this.stepOrder)) {
       throw new ProtocolError('CONFIG_INVALID', `unknown step order ${JSON.stringify(this.stepOrder)}`);
     }
   }
