@@ -225,7 +225,7 @@ interface Row {
   readonly policySwitches: number;
   /** CPU ms: the sum of each chunk's median over the rounds (see tradeoff). */
   readonly ms: number;
-  /** ms / the best fixed policy's ms. */
+  /** Time over the best fixed policy's, paired chunk by chunk (see `tradeoff`). */
   readonly vsBest: number;
   /** The best fixed policy (least median time). */
   readonly best: boolean;
@@ -239,7 +239,10 @@ interface Row {
  * round runs the same instructions chunk by chunk (the guests are deterministic), so a run's time
  * is the sum over its chunks of each chunk's median over the rounds: a pause (the garbage
  * collector, another process) in one chunk of one round does not count, the adaptive policy's
- * learning in the first chunks does. Counters are those of the last round.
+ * learning in the first chunks does. A runner's ratio to the best fixed policy is paired chunk by
+ * chunk (see `vsBest` below), not the ratio of the two sums: the sums' medians come from different
+ * rounds, and the host's speed changes between them moved that ratio by up to 15% from one run of
+ * the bench to the next. Counters are those of the last round.
  */
 function tradeoff(
   guest: Guest,
@@ -273,6 +276,21 @@ function tradeoff(
   }
   const ms = times.map((perChunk) => perChunk.reduce((sum, t) => sum + median(t), 0));
   const bestIndex = [1, 2, 3].reduce((b, i) => (ms[i]! < ms[b]! ? i : b));
+  // A runner's time against the best's, paired chunk by chunk: the runners take each chunk in turn
+  // within a few milliseconds, so a change of the host's speed (it has two, bench/cpu.ts) between
+  // chunks or rounds hits both sides of a pair. Per chunk, the median over the rounds of the paired
+  // ratios; the chunks weighted by the best policy's median time on them.
+  const vsBest = (i: number) => {
+    let num = 0;
+    let den = 0;
+    for (let c = 0; c < chunks; c++) {
+      const b = times[bestIndex]![c]!;
+      const w = median(b);
+      num += w * median(times[i]![c]!.map((t, r) => t / b[r]!));
+      den += w;
+    }
+    return num / den;
+  };
   const rows = last.map(({ policy, ve }, p): Row => {
     const s = ve.stats();
     return {
@@ -286,7 +304,7 @@ function tradeoff(
       traps: s.traps,
       policySwitches: s.policySwitches,
       ms: ms[p + 1]!,
-      vsBest: ms[p + 1]! / ms[bestIndex]!,
+      vsBest: vsBest(p + 1),
       best: p + 1 === bestIndex,
     };
   });
@@ -303,7 +321,7 @@ function printTable(
 ): number {
   console.log(`${guest.name}: ${guest.what}`);
   console.log(
-    `  from reset, ${total} instructions in chunks of ${chunk} run in turn; ${rounds} rounds; run ms: the sum of each chunk's median CPU ms`,
+    `  from reset, ${total} instructions in chunks of ${chunk} run in turn; ${rounds} rounds; run ms: the sum of each chunk's median CPU ms; vs best fixed: per chunk the median over the rounds of its time over the best policy's in the same round, weighted by the best's chunk times`,
   );
   const head = [
     'policy',
@@ -377,7 +395,7 @@ export function main(): void {
     [rareRingGuest(), 200_000],
     [frequentRingGuest(), 120_000],
   ] as const) {
-    const rounds = 9;
+    const rounds = 15;
     const chunk = 10_000;
     const { rows, bareMs } = tradeoff(guest, total, chunk, rounds);
     const r = printTable(guest, total, chunk, rounds, rows, bareMs);
