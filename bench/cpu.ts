@@ -20,6 +20,8 @@
  *     handler with OUT EOI, IRET).
  *     Before issue 3's rebalancing, (b) was 6 far transfers or segment loads in 8 instructions,
  *     denser than any real kernel/user mix; its figure is not comparable with this one.
+ * What limits (b) is printed after it: each kind of transition it makes, timed in a loop of its own
+ * against the same loop with NOPs (`transitionNs`), and their share of one iteration of (b).
  */
 import {
   createMachine,
@@ -115,7 +117,7 @@ function enter(m: Machine, ring: 0 | 3, eip: number): void {
  * `instructions` are timed in three equal parts and the median part's rate is the figure (this
  * host's speed drifts).
  */
-function mips(m: Machine, instructions: number): number {
+function mips(m: Machine, instructions: number, warmMs = WARM_MS): number {
   const step = (n: number) => {
     let executed = 0;
     while (executed < n) {
@@ -125,7 +127,7 @@ function mips(m: Machine, instructions: number): number {
     }
     return executed;
   };
-  const warmUntil = performance.now() + WARM_MS;
+  const warmUntil = performance.now() + warmMs;
   while (performance.now() < warmUntil) step(1_000_000);
   const rates: number[] = [];
   for (let part = 0; part < 3; part++) {
@@ -216,6 +218,38 @@ function mixed(): number {
   return mips(m, 20_000_000);
 }
 
+/**
+ * What limits (b): the cost of each kind of transition it makes, in ns, each measured in a loop of
+ * its own (ring 3, interrupts off, no timer): `body` then JMP back, against the same loop with two
+ * NOPs in its place. `callf`: CALLF through the call gate into ring 0, whose target is RETF (two
+ * ring changes, a TSS stack switch and its return); `int`: INT 0x80 through the trap gate, whose
+ * handler is IRET; `ds`: MOV DS and a NOP.
+ */
+function transitionNs(): { callf: number; int: number; ds: number; nop: number } {
+  const body: Record<string, number[]> = {
+    nop: [...ins('nop'), ...ins('nop')],
+    callf: [...ins('callf far', { sel: GATE, imm: 0 })],
+    int: [...ins('int vec', { imm: 0x80 })],
+    ds: [...ins('mov sreg,reg', { a: S.DS, b: R.EAX }), ...ins('nop')],
+  };
+  const loopNs = (kind: string): number => {
+    const m = machine();
+    // mov eax, UDATA once; then the body and a JMP back to it: 3 instructions per iteration
+    const user = [
+      ...ins('mov reg,imm', { a: R.EAX, imm: UDATA }),
+      ...body[kind]!,
+      ...ins('jmp imm', { imm: USER + 8 }),
+    ];
+    m.phys.writeBytes(USER, Uint8Array.from(user));
+    m.phys.writeBytes(KERNEL + 0x100, Uint8Array.from(ins('retf')));
+    m.phys.writeBytes(KERNEL + 0x300, Uint8Array.from(ins('iret')));
+    enter(m, 3, USER);
+    return 3000 / mips(m, 3_000_000, 200);
+  };
+  const nop = loopNs('nop');
+  return { callf: loopNs('callf') - nop, int: loopNs('int') - nop, ds: loopNs('ds') - nop, nop: nop / 3 };
+}
+
 /** The reference: a bare switch-dispatch loop over the compute loop's operations, no checks. */
 function bareRun(prog: Int32Array, reg: Int32Array, mem: Int32Array, n: number): number {
   let pc = 0;
@@ -281,6 +315,16 @@ export function main(): void {
   console.log(`compute loop: ${a.toFixed(1)} MIPS`);
   const b = mixed();
   console.log(`mixed (segment loads, gate calls, INT syscalls, timer interrupts): ${b.toFixed(1)} MIPS`);
+  const t = transitionNs();
+  // One iteration of (b) is 46 ordinary instructions, a MOV DS, a CALLF/RETF and an INT/IRET pair.
+  const iterationNs = 51_000 / b;
+  const transitions = t.callf + t.int + t.ds;
+  console.log(
+    `what limits (b): a CALLF through a gate to ring 0 and its RETF cost ${t.callf.toFixed(0)} ns, ` +
+      `an INT 0x80 and its IRET ${t.int.toFixed(0)} ns, a MOV DS ${t.ds.toFixed(0)} ns (an ordinary ` +
+      `instruction ${t.nop.toFixed(1)} ns); one iteration of (b) takes ${iterationNs.toFixed(0)} ns ` +
+      `and those 5 of its 51 instructions, priced as measured alone, account for ${((100 * transitions) / iterationNs).toFixed(0)}% of it`,
+  );
   const c = bareLoop();
   console.log(`reference, a bare switch-dispatch loop without checks: ${c.toFixed(1)} MIPS`);
   console.log(
