@@ -9,7 +9,9 @@
  * one switch, with its flags computed inline (branch-free), and the rest run out of line (`other`:
  * a smaller loop function compiles sooner, so a run reaches optimised code sooner); dword loads and stores through DS and SS
  * (LD, ST, PUSH, POP, CALL, RET) check rights, limit and the TLB inline against values the
- * prologue caches, and take `Cpu.read32`/`write32` for anything else; far transfers and segment
+ * prologue caches (with paging on, the page of the last such read and write is kept until the next
+ * prologue, so a loop over one page looks the TLB up once), and take `Cpu.read32`/`write32` for
+ * anything else; far transfers and segment
  * loads try the specialised common cases of fast-transfers.ts first. Nothing here skips a check:
  * the fast paths are the general rules specialised to the common case, and anything else takes the
  * general path, which checks in the architectural order. Decoding is strict (isa.ts): each case
@@ -91,6 +93,15 @@ export function run(cpu: Cpu, budget: number): RunResult {
   let ssBase = 0;
   let ssRdEnd = 0;
   let ssWrEnd = 0;
+  // With paging on, the last page a dword was read from and written to through the inline paths,
+  // and its frame (-1: none), from a TLB hit that allowed the access. Reset by every prologue: only
+  // an instruction that is not ordinary (or the host between runs) can flush or invalidate the
+  // TLB, and a hit replaced in it by a walk stays the page's translation until then, as it would
+  // in a larger TLB.
+  let rdPage = -1;
+  let rdFrame = 0;
+  let wrPage = -1;
+  let wrFrame = 0;
   cpu.endRun = false;
   while (executed < budget) {
     // The inner loop ends only after an instruction that is not ordinary (or with the budget spent,
@@ -173,6 +184,8 @@ export function run(cpu: Cpu, budget: number): RunResult {
       ssBase = segBase[2]!;
       ssRdEnd = (ss & 3) === 3 && ssLimit >= 3 ? (ssLimit - 2) >>> 0 : 0;
       ssWrEnd = (ss & 5) === 5 && ssLimit >= 3 ? (ssLimit - 2) >>> 0 : 0;
+      rdPage = -1;
+      wrPage = -1;
       const irq = cpu.irq;
       slow =
         full &&
@@ -399,11 +412,15 @@ export function run(cpu: Cpu, budget: number): RunResult {
               const lin = ((seg === 3 ? dsBase : ssBase) + off) >>> 0;
               if ((lin & 3) === 0) {
                 if (pgNeed < 0) p = lin;
+                else if (lin >>> 12 === rdPage) p = (rdFrame | (lin & 0xfff)) >>> 0;
                 else {
                   const i = (lin >>> 12) & 1023;
                   const e = cpu.mmu.tlbEntry[i]!;
-                  if (cpu.mmu.tlbTag[i] === (lin >>> 12) + 1 && (e & pgNeed & 0xff) === (pgNeed & 0xff))
-                    p = ((e & ~0xfff) | (lin & 0xfff)) >>> 0;
+                  if (cpu.mmu.tlbTag[i] === (lin >>> 12) + 1 && (e & pgNeed & 0xff) === (pgNeed & 0xff)) {
+                    rdPage = lin >>> 12;
+                    rdFrame = e & ~0xfff;
+                    p = (rdFrame | (lin & 0xfff)) >>> 0;
+                  }
                 }
               }
             }
@@ -420,11 +437,15 @@ export function run(cpu: Cpu, budget: number): RunResult {
               const lin = ((seg === 3 ? dsBase : ssBase) + off) >>> 0;
               if ((lin & 3) === 0) {
                 if (pgNeed < 0) p = lin;
+                else if (lin >>> 12 === wrPage) p = (wrFrame | (lin & 0xfff)) >>> 0;
                 else {
                   const i = (lin >>> 12) & 1023;
                   const e = cpu.mmu.tlbEntry[i]!;
-                  if (cpu.mmu.tlbTag[i] === (lin >>> 12) + 1 && (e & (pgNeed >>> 8)) === pgNeed >>> 8)
-                    p = ((e & ~0xfff) | (lin & 0xfff)) >>> 0;
+                  if (cpu.mmu.tlbTag[i] === (lin >>> 12) + 1 && (e & (pgNeed >>> 8)) === pgNeed >>> 8) {
+                    wrPage = lin >>> 12;
+                    wrFrame = e & ~0xfff;
+                    p = (wrFrame | (lin & 0xfff)) >>> 0;
+                  }
                 }
               }
             }
@@ -468,11 +489,15 @@ export function run(cpu: Cpu, budget: number): RunResult {
               const lin = (ssBase + esp) >>> 0;
               if ((lin & 3) === 0) {
                 if (pgNeed < 0) p = lin;
+                else if (lin >>> 12 === wrPage) p = (wrFrame | (lin & 0xfff)) >>> 0;
                 else {
                   const i = (lin >>> 12) & 1023;
                   const e = cpu.mmu.tlbEntry[i]!;
-                  if (cpu.mmu.tlbTag[i] === (lin >>> 12) + 1 && (e & (pgNeed >>> 8)) === pgNeed >>> 8)
-                    p = ((e & ~0xfff) | (lin & 0xfff)) >>> 0;
+                  if (cpu.mmu.tlbTag[i] === (lin >>> 12) + 1 && (e & (pgNeed >>> 8)) === pgNeed >>> 8) {
+                    wrPage = lin >>> 12;
+                    wrFrame = e & ~0xfff;
+                    p = (wrFrame | (lin & 0xfff)) >>> 0;
+                  }
                 }
               }
             }
@@ -499,11 +524,15 @@ export function run(cpu: Cpu, budget: number): RunResult {
               const lin = (ssBase + esp) >>> 0;
               if ((lin & 3) === 0) {
                 if (pgNeed < 0) p = lin;
+                else if (lin >>> 12 === rdPage) p = (rdFrame | (lin & 0xfff)) >>> 0;
                 else {
                   const i = (lin >>> 12) & 1023;
                   const e = cpu.mmu.tlbEntry[i]!;
-                  if (cpu.mmu.tlbTag[i] === (lin >>> 12) + 1 && (e & pgNeed & 0xff) === (pgNeed & 0xff))
-                    p = ((e & ~0xfff) | (lin & 0xfff)) >>> 0;
+                  if (cpu.mmu.tlbTag[i] === (lin >>> 12) + 1 && (e & pgNeed & 0xff) === (pgNeed & 0xff)) {
+                    rdPage = lin >>> 12;
+                    rdFrame = e & ~0xfff;
+                    p = (rdFrame | (lin & 0xfff)) >>> 0;
+                  }
                 }
               }
             }

@@ -375,6 +375,48 @@ describe('the TLB: a stale translation is used until INVLPG or a CR3 write (SDM 
     expect([m.cpu.reg[R.EAX], m.cpu.reg[R.EBX], m.cpu.reg[R.ECX]], name).toEqual([0xaaaa, 0xaaaa, after]);
   });
 
+  // The guest itself rewrites the PTE (PT1 lies in the identity-mapped first MiB) between accesses of
+  // one run: the run loop's last-page translations, kept between ordinary instructions, end at the
+  // INVLPG (not ordinary) as the TLB entry does.
+  it('in one run: reads through a stale translation until INVLPG, then the new frame', () => {
+    const m = tlbMachine();
+    m.cpu.reg[R.EDX] = NEW | PTE.UW;
+    program(
+      m,
+      read(R.EAX),
+      enc('st mem,reg', { a: R.EDX, ...mem(PT1) }),
+      read(R.EBX),
+      enc('invlpg mem', mem(0x400000)),
+      read(R.ECX),
+    );
+    expect(stepExit(m, 5)).toEqual({ reason: 'budget', executed: 5 });
+    expect([m.cpu.reg[R.EAX], m.cpu.reg[R.EBX], m.cpu.reg[R.ECX]]).toEqual([0xaaaa, 0xaaaa, 0xbbbb]);
+  });
+
+  it('in one run: writes through a stale translation until INVLPG, then #PF (page made read-only, CR0.WP)', () => {
+    const m = machine(0, FLAT);
+    enablePaging(m, { wp: true });
+    m.phys.write32(PT1, OLD | PTE.UW | PG.D);
+    const write = (v: number) => enc('st mem,reg', { a: v, ...mem(0x400010) });
+    m.cpu.reg[R.EAX] = 1;
+    m.cpu.reg[R.EBX] = 2;
+    m.cpu.reg[R.ECX] = 3;
+    m.cpu.reg[R.EDX] = OLD | PTE.UR | PG.D;
+    program(
+      m,
+      write(R.EAX),
+      enc('st mem,reg', { a: R.EDX, ...mem(PT1) }),
+      write(R.EBX),
+      enc('invlpg mem', mem(0x400000)),
+      write(R.ECX),
+    );
+    expect([stepExit(m, 5), m.cpu.mmu.cr2, m.phys.read32(OLD + 0x10)]).toEqual([
+      exitFault(VEC.PF, 3, 4),
+      0x400010,
+      2,
+    ]);
+  });
+
   it('a page made not present is still reachable through the TLB until INVLPG, then #PF', () => {
     const m = tlbMachine();
     program(m, read(R.EAX), read(R.EBX), enc('invlpg mem', mem(0x400000)), read(R.ECX));
