@@ -93,11 +93,13 @@ export function run(cpu: Cpu, budget: number): RunResult {
   let ssBase = 0;
   let ssRdEnd = 0;
   let ssWrEnd = 0;
-  // With paging on, the last page a dword was read from and written to through the inline paths,
-  // and its frame (-1: none), from a TLB hit that allowed the access. Reset by every prologue: only
-  // an instruction that is not ordinary (or the host between runs) can flush or invalidate the
-  // TLB, and a hit replaced in it by a walk stays the page's translation until then, as it would
-  // in a larger TLB.
+  // With paging on, the page (-1: none) a dword was last read from and written to through the
+  // inline paths, and its frame, from a TLB hit that allowed the access: so both are entries the TLB
+  // holds. They are dropped by every prologue (only an instruction that is not ordinary, or the
+  // host between runs, can flush or invalidate the TLB, change CPL or CR0.WP) and before every
+  // access that may walk the page tables (the general paths Cpu.read32 and the like, a code fetch
+  // outside the window), which can replace an entry: so a load always sees the frame the last
+  // store to its address went to, as one TLB would give.
   let rdPage = -1;
   let rdFrame = 0;
   let wrPage = -1;
@@ -220,6 +222,8 @@ export function run(cpu: Cpu, budget: number): RunResult {
             imm = cpu.mmu.phys.ramView.getUint32((p >>> 0) + 4, true) >>> 0;
           }
         } else {
+          rdPage = -1; // the fetch may walk (see rdPage)
+          wrPage = -1;
           const mmu = cpu.mmu;
           const ueip = eip >>> 0;
           const limit = cpu.segLimit[1]!;
@@ -424,7 +428,12 @@ export function run(cpu: Cpu, budget: number): RunResult {
                 }
               }
             }
-            reg[a] = p >>> 2 < ram32.length ? ram32[p >>> 2]! : cpu.read32(seg, off);
+            if (p >>> 2 < ram32.length) reg[a] = ram32[p >>> 2]!;
+            else {
+              rdPage = -1; // the general path may walk (see rdPage)
+              wrPage = -1;
+              reg[a] = cpu.read32(seg, off);
+            }
             break;
           }
           case 0x13: {
@@ -450,15 +459,23 @@ export function run(cpu: Cpu, budget: number): RunResult {
               }
             }
             if (p >>> 2 < ram32.length) ram32[p >>> 2] = reg[a]!;
-            else cpu.write32(seg, off, reg[a]!);
+            else {
+              rdPage = -1; // the general path may walk (see rdPage)
+              wrPage = -1;
+              cpu.write32(seg, off, reg[a]!);
+            }
             break;
           }
           case 0x14:
             if ((w0 & 0xfff00800) !== 0) throw fault(VEC.UD); // reg, mem
+            rdPage = -1; // the general path may walk (see rdPage)
+            wrPage = -1;
             reg[a] = cpu.read8(memSeg(w0), memEa(reg, b, imm));
             break;
           case 0x15:
             if ((w0 & 0xfff00800) !== 0) throw fault(VEC.UD); // reg, mem
+            rdPage = -1; // the general path may walk (see rdPage)
+            wrPage = -1;
             cpu.write8(memSeg(w0), memEa(reg, b, imm), reg[a]!);
             break;
           case 0x16:
@@ -502,7 +519,11 @@ export function run(cpu: Cpu, budget: number): RunResult {
               }
             }
             if (p >>> 2 < ram32.length) ram32[p >>> 2] = value;
-            else cpu.write32(SS, esp, value);
+            else {
+              rdPage = -1; // the general path may walk (see rdPage)
+              wrPage = -1;
+              cpu.write32(SS, esp, value);
+            }
             reg[4] = esp;
             break;
           }
@@ -536,7 +557,13 @@ export function run(cpu: Cpu, budget: number): RunResult {
                 }
               }
             }
-            const v = p >>> 2 < ram32.length ? ram32[p >>> 2]! : cpu.read32(SS, esp) | 0;
+            let v: number;
+            if (p >>> 2 < ram32.length) v = ram32[p >>> 2]!;
+            else {
+              rdPage = -1; // the general path may walk (see rdPage)
+              wrPage = -1;
+              v = cpu.read32(SS, esp) | 0;
+            }
             if (op === 0x19) {
               reg[4] = (esp + 4) | 0;
               reg[a] = v;
@@ -659,11 +686,15 @@ export function run(cpu: Cpu, budget: number): RunResult {
             if (((w0 & 0xfffff800) | imm) !== 0) throw fault(VEC.UD); // reg
             const s = (w0 >>> 8) & 0xf;
             if (s > 5) throw fault(VEC.UD);
+            rdPage = -1; // the general path may walk (see rdPage)
+            wrPage = -1;
             cpu.push32(cpu.segSel[s]!);
             break;
           }
           case 0xa2:
             if (((w0 & 0xffffff00) | imm) !== 0) throw fault(VEC.UD); // no operand
+            rdPage = -1; // the general path may walk (see rdPage)
+            wrPage = -1;
             cpu.push32(cpu.eflags);
             break;
           case 0x01:

@@ -6,6 +6,7 @@
  */
 
 import { describe, expect, it } from 'vitest';
+import { TYPE } from '../../src/cpu/descriptor.js';
 import { VEC } from '../../src/cpu/faults.js';
 import { R, S } from '../../src/cpu/isa.js';
 import {
@@ -414,6 +415,129 @@ describe('the TLB: a stale translation is used until INVLPG or a CR3 write (SDM 
       exitFault(VEC.PF, 3, 4),
       0x400010,
       2,
+    ]);
+  });
+
+  // Loads and stores of one run use the same translation of a page as the TLB holds, even when the
+  // guest rewrote the PTE without INVLPG and a walk then replaced the entry: a load sees the frame
+  // the last store to its address went to (the run loop's last-page translations are dropped
+  // before every access that may walk).
+  it('a page read through the old frame, its PTE rewritten, then written (the write walks to set D): reads see the write', () => {
+    const m = tlbMachine();
+    m.phys.write32(PT1, OLD | PTE.UW); // D clear: the first write walks
+    m.phys.write32(OLD + 4, 0xaaaa);
+    m.phys.write32(NEW + 4, 0xbbbb);
+    m.cpu.reg[R.EDX] = NEW | PTE.UW;
+    m.cpu.reg[R.EBX] = 0x1234;
+    const at = mem(0x400004);
+    program(
+      m,
+      enc('ld reg,mem', { a: R.EAX, ...at }),
+      enc('ld reg,mem', { a: R.EAX, ...at }),
+      enc('st mem,reg', { a: R.EDX, ...mem(PT1) }),
+      enc('st mem,reg', { a: R.EBX, ...at }),
+      enc('ld reg,mem', { a: R.ECX, ...at }),
+      enc('ldb reg,mem', { a: R.ESI, ...at }),
+    );
+    expect(stepExit(m, 6)).toEqual({ reason: 'budget', executed: 6 });
+    expect([m.cpu.reg[R.EAX], m.cpu.reg[R.ECX], m.cpu.reg[R.ESI], m.phys.read32(NEW + 4)]).toEqual([
+      0xaaaa, 0x1234, 0x34, 0x1234,
+    ]);
+  });
+
+  it('a page written through the old frame, its PTE rewritten, its TLB entry evicted: reads see the write', () => {
+    const m = tlbMachine();
+    const PT2 = 0xc3000; // PDE 2: 0x800000, the same TLB slot as 0x400000
+    m.phys.write32(PD + 8, PT2 | PG.P | PG.W | PG.U);
+    m.phys.write32(PT2, 0x62000 | PTE.UW | PG.D);
+    m.phys.write32(PT1, OLD | PTE.UW | PG.D);
+    m.cpu.reg[R.EDX] = NEW | PTE.UW | PG.D;
+    m.cpu.reg[R.EAX] = 0x9999;
+    m.cpu.reg[R.EBX] = 0x1234;
+    const at = mem(0x400004);
+    program(
+      m,
+      enc('st mem,reg', { a: R.EAX, ...at }),
+      enc('st mem,reg', { a: R.EAX, ...at }),
+      enc('st mem,reg', { a: R.EDX, ...mem(PT1) }), // no INVLPG
+      enc('ld reg,mem', { a: R.ESI, ...mem(0x800000) }), // walks, and replaces 0x400000's entry
+      enc('st mem,reg', { a: R.EBX, ...at }),
+      enc('ld reg,mem', { a: R.ECX, ...at }),
+    );
+    expect(stepExit(m, 6)).toEqual({ reason: 'budget', executed: 6 });
+    expect([m.cpu.reg[R.ECX], m.phys.read32(OLD + 4), m.phys.read32(NEW + 4)]).toEqual([
+      0x1234, 0x9999, 0x1234,
+    ]);
+  });
+
+  it('PUSH and POP: a stack page popped through the old frame, its PTE rewritten, pushed (D clear): POP sees the push', () => {
+    const m = tlbMachine();
+    m.phys.write32(PT1, OLD | PTE.UW); // D clear
+    m.phys.write32(OLD + 0x100, 0xaaaa);
+    m.phys.write32(OLD + 0x104, 0xaaab);
+    loadCache(m.cpu, S.SS, SEL.data(0));
+    m.cpu.reg[R.ESP] = 0x400100;
+    m.cpu.reg[R.EDX] = NEW | PTE.UW;
+    m.cpu.reg[R.EBX] = 0x1234;
+    program(
+      m,
+      enc('pop reg', { a: R.EAX }),
+      enc('pop reg', { a: R.EAX }),
+      enc('st mem,reg', { a: R.EDX, ...mem(PT1) }),
+      enc('push reg', { a: R.EBX }),
+      enc('pop reg', { a: R.ECX }),
+    );
+    expect(stepExit(m, 5)).toEqual({ reason: 'budget', executed: 5 });
+    expect([m.cpu.reg[R.EAX], m.cpu.reg[R.ECX], m.phys.read32(NEW + 0x104), m.cpu.reg[R.ESP]]).toEqual([
+      0xaaab, 0x1234, 0x1234, 0x400108,
+    ]);
+  });
+
+  // A ring change ends the run loop's inner loop; the prologue after it (the light one) drops the
+  // last-page translations, which were checked for the old CPL. The guest starts at CPL 3 so that
+  // the fetch after the IRET finds its code window (a fetch that walks drops them anyway).
+  const HANDLER = CODE_AT + 0x100;
+  const viaInt = (m: Machine, handler: Uint8Array[], after: Uint8Array) => {
+    idtGate(m.cpu, 0x80, { type: TYPE.TRAP_GATE, selector: SEL.code(0), offset: HANDLER, dpl: 3 });
+    program(m, enc('nop'), enc('int vec', { imm: 0x80 }), after);
+    let at = HANDLER;
+    for (const c of [...handler, enc('iret')]) {
+      m.phys.writeBytes(at, c);
+      at += c.length;
+    }
+  };
+  // through SS: at CPL 0 the ring-0 stack segment, back at CPL 3 the ring-3 one (both flat)
+  const at = mem(0x400000, S.SS);
+
+  it('a supervisor page read twice at CPL 0 is not readable at CPL 3 after the IRET: #PF(5)', () => {
+    const m = machine(3, FLAT);
+    enablePaging(m);
+    m.phys.write32(PT1, OLD | PG.P | PG.W | PG.D); // supervisor only
+    m.phys.write32(OLD, 0x5ec7e7);
+    const read = (r: number) => enc('ld reg,mem', { a: r, ...at });
+    viaInt(m, [read(R.EAX), read(R.EAX)], read(R.EBX));
+    expect([stepExit(m, 6), m.cpu.cpl, m.cpu.mmu.cr2, m.cpu.reg[R.EAX], m.cpu.reg[R.EBX]]).toEqual([
+      exitFault(VEC.PF, 5, 5),
+      3,
+      0x400000,
+      0x5ec7e7,
+      0,
+    ]);
+  });
+
+  it('a supervisor page written twice at CPL 0 is not writable at CPL 3 after the IRET: #PF(7)', () => {
+    const m = machine(3, FLAT);
+    enablePaging(m);
+    m.phys.write32(PT1, OLD | PG.P | PG.W | PG.D); // supervisor only
+    m.cpu.reg[R.EAX] = 1;
+    m.cpu.reg[R.EBX] = 2;
+    const write = (r: number) => enc('st mem,reg', { a: r, ...at });
+    viaInt(m, [write(R.EAX), write(R.EAX)], write(R.EBX));
+    expect([stepExit(m, 6), m.cpu.cpl, m.cpu.mmu.cr2, m.phys.read32(OLD)]).toEqual([
+      exitFault(VEC.PF, 7, 5),
+      3,
+      0x400000,
+      1,
     ]);
   });
 
