@@ -221,7 +221,7 @@ function mixed(): number {
 /**
  * What limits (b): the cost of each kind of transition it makes, in ns, each measured in a loop of
  * its own (ring 3, interrupts off, no timer): `body` then JMP back, against the same loop with two
- * NOPs in its place. `callf`: CALLF through the call gate into ring 0, whose target is RETF (two
+ * NOPs in its place (the NOPs' own time added back). `callf`: CALLF through the call gate into ring 0, whose target is RETF (two
  * ring changes, a TSS stack switch and its return); `int`: INT 0x80 through the trap gate, whose
  * handler is IRET; `ds`: MOV DS and a NOP.
  */
@@ -246,8 +246,16 @@ function transitionNs(): { callf: number; int: number; ds: number; nop: number }
     enter(m, 3, USER);
     return 3000 / mips(m, 3_000_000, 200);
   };
+  // Each loop has 3 instructions per iteration; what a body adds over the two NOPs, plus those NOPs'
+  // own time, is what its instructions cost (the MOV DS loop keeps one of its NOPs).
   const nop = loopNs('nop');
-  return { callf: loopNs('callf') - nop, int: loopNs('int') - nop, ds: loopNs('ds') - nop, nop: nop / 3 };
+  const one = nop / 3;
+  return {
+    callf: loopNs('callf') - nop + 2 * one,
+    int: loopNs('int') - nop + 2 * one,
+    ds: loopNs('ds') - nop + one,
+    nop: one,
+  };
 }
 
 /** The reference: a bare switch-dispatch loop over the compute loop's operations, no checks. */
