@@ -132,6 +132,35 @@ interface Overhead {
 /** How long a guest's bare and VE runs alternate before the timed repetitions. */
 const WARM_MS = 300;
 
+type Runner = (instructions: number) => number;
+
+/** Both runners in turn, `chunk` instructions each, for {@link WARM_MS}. */
+function warmTogether(a: Runner, b: Runner, chunk: number): void {
+  for (const until = performance.now() + WARM_MS; performance.now() < until; ) {
+    a(chunk);
+    b(chunk);
+  }
+}
+
+/**
+ * `reps` pairs of `chunk` instructions of `a` and `b`, alternating which goes first; each pair's
+ * [a ms, b ms]. `after` runs after each pair.
+ */
+function pairs(a: Runner, b: Runner, chunk: number, reps: number, after?: () => void): [number, number][] {
+  const out: [number, number][] = [];
+  for (let i = 0; i < reps; i++) {
+    if (i % 2 === 0) {
+      const x = a(chunk);
+      out.push([x, b(chunk)]);
+    } else {
+      const y = b(chunk);
+      out.push([a(chunk), y]);
+    }
+    after?.();
+  }
+  return out;
+}
+
 /**
  * `reps` pairs of `chunk` instructions, bare and VE, after `warm` instructions of each and then
  * {@link WARM_MS} of both in turn.
@@ -145,34 +174,23 @@ function overhead(guest: Guest, chunk: number, reps: number, warm: number): Over
   // the interpreter and the trap path for this guest before anything is timed).
   runBare(warm);
   runVe(warm);
-  for (const until = performance.now() + WARM_MS; performance.now() < until; ) {
-    runBare(chunk);
-    runVe(chunk);
-  }
+  warmTogether(runBare, runVe, chunk);
   const before = ve.stats();
-  const ratios: number[] = [];
-  const trapUs: number[] = [];
-  const bareMs: number[] = [];
-  const veMs: number[] = [];
-  let traps = 0;
-  for (let i = 0; i < reps; i++) {
-    const t0 = ve.stats().traps;
-    let b: number;
-    let v: number;
-    if (i % 2 === 0) {
-      b = runBare(chunk);
-      v = runVe(chunk);
-    } else {
-      v = runVe(chunk);
-      b = runBare(chunk);
-    }
-    const n = ve.stats().traps - t0;
-    traps += n;
-    ratios.push(v / b);
-    if (n > 0) trapUs.push(((v - b) * 1000) / n);
-    bareMs.push(b);
-    veMs.push(v);
-  }
+  // Traps of each pair's VE run.
+  const pairTraps: number[] = [];
+  let seen = before.traps;
+  const timedPairs = pairs(runBare, runVe, chunk, reps, () => {
+    const now = ve.stats().traps;
+    pairTraps.push(now - seen);
+    seen = now;
+  });
+  const ratios = timedPairs.map(([b, v]) => v / b);
+  const trapUs = timedPairs.flatMap(([b, v], i) =>
+    pairTraps[i]! > 0 ? [((v - b) * 1000) / pairTraps[i]!] : [],
+  );
+  const bareMs = timedPairs.map(([b]) => b);
+  const veMs = timedPairs.map(([, v]) => v);
+  const traps = seen - before.traps;
   const after = ve.stats();
   const byCause: Record<string, number> = {};
   for (const [cause, n] of Object.entries(after.trapsByCause)) {
@@ -216,21 +234,8 @@ function pagedOverBare(guest: Guest, chunk: number, reps: number, warm: number):
   cpu.cr0 = (cpu.cr0 | CR0.PG) >>> 0;
   cpu.mmu.paging = true;
   cpu.mmu.flush();
-  for (const until = performance.now() + WARM_MS; performance.now() < until; ) {
-    runBare(chunk);
-    runPaged(chunk);
-  }
-  const ratios: number[] = [];
-  for (let i = 0; i < reps; i++) {
-    if (i % 2 === 0) {
-      const b = runBare(chunk);
-      ratios.push(runPaged(chunk) / b);
-    } else {
-      const p = runPaged(chunk);
-      ratios.push(p / runBare(chunk));
-    }
-  }
-  return median(ratios);
+  warmTogether(runBare, runPaged, chunk);
+  return median(pairs(runBare, runPaged, chunk, reps).map(([b, p]) => p / b));
 }
 
 function causes(c: Readonly<Record<string, number>>): string {
@@ -271,7 +276,7 @@ interface Row {
   readonly ms: number;
   /** Time over the best fixed policy's, paired chunk by chunk (see `tradeoff`). */
   readonly vsBest: number;
-  /** The best fixed policy (least median time). */
+  /** The best fixed policy (the one the adaptive policy trails most, paired chunk by chunk). */
   readonly best: boolean;
 }
 
@@ -338,7 +343,8 @@ function tradeoff(
   // (runner 4) trails most (picking it by the sums of medians could leave a fixed policy the
   // adaptive one trails further, and the figure would flatter it).
   const ADAPTIVE = POLICIES.indexOf('adaptive') + 1;
-  const bestIndex = [1, 2, 3].reduce((b, i) => (paired(ADAPTIVE, i) > paired(ADAPTIVE, b) ? i : b));
+  const trails = [1, 2, 3].map((i) => paired(ADAPTIVE, i));
+  const bestIndex = 1 + trails.indexOf(Math.max(...trails));
   const rows = last.map(({ policy, ve }, p): Row => {
     const s = ve.stats();
     return {
