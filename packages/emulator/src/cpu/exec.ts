@@ -61,6 +61,8 @@ export function run(cpu: Cpu, budget: number): RunResult {
   const IF = 0x200;
   const OF = 0x800;
   const SS = 2;
+  /** The most instructions the inner loop runs before it ends for a LIGHT prologue (`stop`). */
+  const CHUNK = 1024;
   let executed = 0;
   // cpu.instructions is not counted per instruction: `executed - counted` instructions are added
   // before anything outside this loop can look at it (the prologue's hooks and interrupt source,
@@ -104,12 +106,25 @@ export function run(cpu: Cpu, budget: number): RunResult {
   let rdFrame = 0;
   let wrPage = -1;
   let wrFrame = 0;
+  /**
+   * The inner loop also ends after CHUNK instructions (then a LIGHT prologue runs, which costs
+   * about as much as one instruction). This is for V8, not the machine: it changes nothing the
+   * guest or the host sees. When V8 first optimises this function while its first call is still in
+   * the inner loop, the prologue has no type feedback yet, so that code is dropped at its next call
+   * (a deopt), and every later call could enter only the loop's on-stack-replacement code. With
+   * that code in use, V8 counts so little time in the unoptimised function that it may not optimise
+   * it again for seconds, and the OSR code ran the compute loop of bench/cpu.ts about 30% slower
+   * (9 of 30 processes, 0.42 of the bare loop's speed instead of 0.56-0.64). An inner loop that ends
+   * now and then lets V8 optimise the whole function: 0 of 30 processes stayed in OSR code.
+   */
+  let stop = 0;
   cpu.endRun = false;
   while (executed < budget) {
-    // The inner loop ends only after an instruction that is not ordinary (or with the budget spent,
-    // and then so does this loop), and a fault is not ordinary: so the prologue runs at every turn
-    // of this loop. Unconditional, it is where every cached value below is set, and V8 sees that
-    // none of them lives across a turn or a caught fault, so none needs boxing.
+    // The inner loop ends only after an instruction that is not ordinary or at `stop` (the budget
+    // spent, and then so does this loop, or CHUNK instructions run), and a fault is not ordinary:
+    // so the prologue runs at every turn of this loop. Unconditional, it is where every cached
+    // value below is set, and V8 sees that none of them lives across a turn or a caught fault, so
+    // none needs boxing.
     {
       const full = slow === 3;
       // IF = 1 and a source with hasPending() that has nothing pending: no need to ask it again
@@ -188,6 +203,7 @@ export function run(cpu: Cpu, budget: number): RunResult {
       ssWrEnd = (ss & 5) === 5 && ssLimit >= 3 ? (ssLimit - 2) >>> 0 : 0;
       rdPage = -1;
       wrPage = -1;
+      stop = budget - executed > CHUNK ? executed + CHUNK : budget;
       const irq = cpu.irq;
       slow =
         full &&
@@ -719,7 +735,7 @@ export function run(cpu: Cpu, budget: number): RunResult {
         eip = to;
         executed++;
         // cpu.eip is stored when the inner loop ends: ordinary instructions do not read it.
-        if (slow !== 0 || executed >= budget) {
+        if (slow !== 0 || executed >= stop) {
           cpu.eip = to >>> 0;
           break;
         }
