@@ -10,7 +10,7 @@
  * a smaller loop function compiles sooner, so a run reaches optimised code sooner); dword loads and stores through DS and SS
  * (LD, ST, PUSH, POP, CALL, RET) check rights, limit and the TLB inline against values the
  * prologue caches (with paging on, the page of the last such read and write is kept until the next
- * prologue, so a loop over one page looks the TLB up once), and take `Cpu.read32`/`write32` for
+ * prologue, so a loop over one page looks the TLB up once per prologue), and take `Cpu.read32`/`write32` for
  * anything else; far transfers and segment
  * loads try the specialised common cases of fast-transfers.ts first. Nothing here skips a check:
  * the fast paths are the general rules specialised to the common case, and anything else takes the
@@ -40,15 +40,16 @@ import { deliver, farReturn, farTransfer, interruptReturn, mergeFlags } from './
  * `hasPending` (bus.ts) is polled. Ordinary instructions (data movement, ALU, near branches, PUSH
  * and POP of data) change none of it and reach no device, so between two prologues the answers
  * cannot change. After a far transfer or a data segment load only the segment part of it runs
- * (LIGHT, see `slow`). The prologue also caches what ordinary instructions need (the CS limit,
+ * (LIGHT, see `slow`), and so it does every CHUNK (1024) ordinary instructions (see `stop`). The prologue also caches what ordinary instructions need (the CS limit,
  * CPL, the DS and SS rights and limits, paging) and checks the *code window*: the EIPs whose 8
  * bytes lie in one RAM page inside the CS limit, fetched without translation while the CS base,
  * limit, CPL, paging and MMU generation it was built for stay the same. Every check still runs for
  * every instruction, against these cached values.
  *
  * V8 notes: everything before the loop is a constant, and the typed arrays are loaded from `cpu`
- * inside it, so the loop compiles to much the same code whether V8 optimises the function or only
- * the running loop (on-stack replacement). EIP, the next EIP and the code window are int32 in the
+ * inside it, so that the loop's on-stack-replacement code, which V8 runs before it optimises the
+ * whole function, knows them; that code was still measured about 30% slower, and the inner loop
+ * ends every CHUNK instructions so that V8 does optimise the whole function (see `stop`). EIP, the next EIP and the code window are int32 in the
  * loop (`| 0`; stored back as `>>> 0`): an unsigned EIP of 2^31 or more would make V8 keep them as
  * boxed or tagged values with checks at every use. The prologue runs at every turn of the outer
  * loop, so V8 sees that no cached value lives across a turn or a caught fault and keeps them
@@ -70,8 +71,8 @@ export function run(cpu: Cpu, budget: number): RunResult {
   let counted = 0;
   /**
    * What the next instruction needs first: 0 nothing (ordinary instructions), 1 the segment part of
-   * the prologue (LIGHT: a segment register or CS changed, nothing else the prologue looks at),
-   * 3 the full prologue (FULL; `slow |= 1` keeps a FULL).
+   * the prologue (LIGHT: a segment register or CS changed, or CHUNK ordinary instructions ran,
+   * nothing else the prologue looks at), 3 the full prologue (FULL; `slow |= 1` keeps a FULL).
    */
   let slow = 3;
   /** EIP of the instruction being executed (before the beforeStep hook ran). */
@@ -109,13 +110,14 @@ export function run(cpu: Cpu, budget: number): RunResult {
   /**
    * The inner loop also ends after CHUNK instructions (then a LIGHT prologue runs, which costs
    * about as much as one instruction). This is for V8, not the machine: it changes nothing the
-   * guest or the host sees. When V8 first optimises this function while its first call is still in
-   * the inner loop, the prologue has no type feedback yet, so that code is dropped at its next call
-   * (a deopt), and every later call could enter only the loop's on-stack-replacement code. With
-   * that code in use, V8 counts so little time in the unoptimised function that it may not optimise
-   * it again for seconds, and the OSR code ran the compute loop of bench/cpu.ts about 30% slower
-   * (9 of 30 processes, 0.42 of the bare loop's speed instead of 0.56-0.64). An inner loop that ends
-   * now and then lets V8 optimise the whole function: 0 of 30 processes stayed in OSR code.
+   * guest or the host sees. Observed (--trace-opt, --trace-deopt, %GetOptimizationStatus): V8
+   * optimised this function while its first call was still in the inner loop, before the store to
+   * `cpu.endRun` above had type feedback, so that code was dropped at the next call (a deopt), and
+   * later calls entered the inner loop's on-stack-replacement code from baseline code. In 9 of 30
+   * processes V8 had not optimised the function again seconds later, and the compute loop of
+   * bench/cpu.ts ran at 0.42 of the bare loop's speed instead of 0.56-0.64. With the inner loop
+   * ending every CHUNK instructions, 0 of 30 processes stayed there: a measured fact about V8's
+   * tiering heuristics, which may change with V8 (bench/cpu.ts shows it: the compute figure).
    */
   let stop = 0;
   cpu.endRun = false;
@@ -131,7 +133,8 @@ export function run(cpu: Cpu, budget: number): RunResult {
       // below, since nothing can have run in between (the beforeStep hook makes `slow` anyway).
       let quiet = false;
       if (!full) {
-        // LIGHT, after a far transfer or a data segment load: nothing but the segment registers
+        // LIGHT, after a far transfer or a data segment load, or at `stop` after CHUNK ordinary
+        // instructions (which changed none of it): nothing but the segment registers
         // (and ESP, EIP, EFLAGS but IF going from 0 to 1) changed, so the answers of the full part
         // are as before: no host hook or breakpoint (else it would be FULL), no interrupt to take
         // (else the last prologue had made it FULL), no shadow (only SS loads and STI set one, and
@@ -218,7 +221,8 @@ export function run(cpu: Cpu, budget: number): RunResult {
           : 0;
     }
     try {
-      // Ordinary instructions run in this inner loop; it ends after one that is not (`slow`).
+      // Ordinary instructions run in this inner loop; it ends after one that is not (`slow`), or
+      // at `stop`.
       for (;;) {
         // Loaded here, not before the loops: V8 may optimise just this loop (on-stack replacement),
         // and then knows nothing of values from before it.

@@ -8,6 +8,7 @@ import {
   cpuState,
   enablePaging,
   enc,
+  firstDiff,
   idtGate,
   machine,
   program,
@@ -101,11 +102,44 @@ describe('cpu smoke', () => {
       expect(run(once.cpu, 5000)).toEqual({ reason: 'budget', executed: 5000 });
       for (let i = 0; i < 5000; i++) expect(run(steps.cpu, 1).executed).toBe(1);
       expect(cpuState(once.cpu)).toEqual(cpuState(steps.cpu));
-      expect(once.cpu.instructions).toBe(5000);
+      expect([once.cpu.instructions, steps.cpu.instructions]).toEqual([5000, 5000]);
       // a MOV, 714 turns of 7 and the LD of the next: the store wrote 3 x 714 at DS:0x40000
       expect(once.cpu.reg[R.ECX]).toBe(714);
       expect(once.phys.read32(0x40000)).toBe(3 * 714);
-      expect(once.phys.read32(0x40000)).toBe(steps.phys.read32(0x40000));
+      expect(firstDiff(once.phys.ram, steps.phys.ram)).toBe(-1); // the stack slot and everything
+    });
+  }
+
+  for (const movDs of [false, true]) {
+    it(`${movDs ? 'a MOV DS' : 'a NOP'} as instruction 1024 and a faulting load as 1025: one run stops where single steps do`, () => {
+      // 3 instructions, 340 turns of 3, then a NOP (1024th: the inner loop ends at `stop`) or a MOV DS
+      // (1024th: a LIGHT prologue for two reasons at once), then a load beyond the DS limit (1025th:
+      // #GP(0), stopped by exitVectors, EIP at the load).
+      const load = (): ReturnType<typeof machine> => {
+        const m = machine(3);
+        program(
+          m,
+          enc('mov reg,imm', { a: R.ECX, imm: 340 }),
+          enc('mov reg,imm', { a: R.EAX, imm: SEL.data(3) }),
+          enc('nop'),
+          enc('nop'),
+          enc('dec reg', { a: R.ECX }),
+          enc('jnz imm', { imm: CODE_AT + 24 }),
+          movDs ? enc('mov sreg,reg', { a: S.DS, b: R.EAX }) : enc('nop'),
+          enc('ld reg,mem', { a: R.EAX, b: R.EBX, imm: 0x200000 }),
+        );
+        m.cpu.exitVectors = 0xffffffff;
+        return m;
+      };
+      const fault = { reason: 'exit', vector: VEC.GP, errorCode: 0 };
+      const once = load();
+      const steps = load();
+      expect(run(once.cpu, 5000)).toEqual({ ...fault, executed: 1024 });
+      for (let i = 0; i < 1024; i++) expect(run(steps.cpu, 1)).toEqual({ reason: 'budget', executed: 1 });
+      expect(run(steps.cpu, 1)).toEqual({ ...fault, executed: 0 });
+      expect(once.cpu.eip).toBe(CODE_AT + 7 * 8); // at the load
+      expect(cpuState(once.cpu)).toEqual(cpuState(steps.cpu));
+      expect([once.cpu.instructions, steps.cpu.instructions]).toEqual([1024, 1024]);
     });
   }
 });
