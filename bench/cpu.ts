@@ -139,7 +139,9 @@ interface Rates {
  * chosen for the same reason). It also leaves out the emulator's own occasional costs, a garbage
  * collection or a recompilation inside a window. So the medians of both loops are printed and in
  * the RESULT line, and so is the median of each window's rate over the bare loop's right after it,
- * which does not depend on the host's speed. `bareWindows` false skips the bare windows.
+ * which depends less on the host's speed (not nothing: the compute loop's was 0.56-0.57 with the
+ * host fast and 0.66 with it slow, the bare loop slowing more). `bareWindows` false skips the bare
+ * windows.
  */
 function mips(m: Machine, instructions: number, warmMs = WARM_MS, bareWindows = true): Rates {
   const step = (n: number) => {
