@@ -7,15 +7,15 @@
  * Speed (issue 3): this loop runs for every instruction, so it allocates nothing and creates no
  * closures; the fetch reads a cached code window as dwords; every ordinary instruction is a case of
  * one switch, with its flags computed inline (branch-free), and the rest run out of line (`other`:
- * a smaller loop function compiles sooner, so a run reaches optimised code sooner); dword loads and stores through DS and SS
- * (LD, ST, PUSH, POP, CALL, RET) check rights, limit and the TLB inline against values the
- * prologue caches (with paging on, the page of the last such read and write is kept until the next
- * prologue, so a loop over one page looks the TLB up once per prologue), and take `Cpu.read32`/`write32` for
- * anything else; far transfers and segment
- * loads try the specialised common cases of fast-transfers.ts first. Nothing here skips a check:
- * the fast paths are the general rules specialised to the common case, and anything else takes the
- * general path, which checks in the architectural order. Decoding is strict (isa.ts): each case
- * first tests its instruction's must-be-zero bits.
+ * a smaller loop function compiles sooner, so a run reaches optimised code sooner); dword loads and
+ * stores through DS and SS (LD, ST, PUSH, POP, CALL, RET) check rights, limit and the TLB inline
+ * against values the prologue caches (with paging on, the page of the last such read and write is
+ * kept until the next prologue, so a loop over one page looks the TLB up once per prologue), and
+ * take `Cpu.read32`/`write32` for anything else; far transfers and segment loads try the
+ * specialised common cases of fast-transfers.ts first. Nothing here skips a check: the fast paths
+ * are the general rules specialised to the common case, and anything else takes the general path,
+ * which checks in the architectural order. Decoding is strict (isa.ts): each case first tests its
+ * instruction's must-be-zero bits.
  */
 import type { Cpu, RunResult } from './cpu.js';
 import { deliverFast, farReturnFast, interruptReturnFast } from './fast-transfers.js';
@@ -40,20 +40,19 @@ import { deliver, farReturn, farTransfer, interruptReturn, mergeFlags } from './
  * `hasPending` (bus.ts) is polled. Ordinary instructions (data movement, ALU, near branches, PUSH
  * and POP of data) change none of it and reach no device, so between two prologues the answers
  * cannot change. After a far transfer or a data segment load only the segment part of it runs
- * (LIGHT, see `slow`), and so it does every CHUNK (1024) ordinary instructions (see `stop`). The prologue also caches what ordinary instructions need (the CS limit,
- * CPL, the DS and SS rights and limits, paging) and checks the *code window*: the EIPs whose 8
- * bytes lie in one RAM page inside the CS limit, fetched without translation while the CS base,
- * limit, CPL, paging and MMU generation it was built for stay the same. Every check still runs for
- * every instruction, against these cached values.
+ * (LIGHT, see `slow`), as it does every CHUNK ordinary instructions (see `stop`). The prologue also
+ * caches what ordinary instructions need (the CS limit, CPL, the DS and SS rights and limits,
+ * paging) and checks the *code window*: the EIPs whose 8 bytes lie in one RAM page inside the CS
+ * limit, fetched without translation while the CS base, limit, CPL, paging and MMU generation it
+ * was built for stay the same. Every check still runs for every instruction, against these cached
+ * values.
  *
  * V8 notes: everything before the loop is a constant, and the typed arrays are loaded from `cpu`
- * inside it, so that the loop's on-stack-replacement code, which V8 runs before it optimises the
- * whole function, knows them; that code was still measured about 30% slower, and the inner loop
- * ends every CHUNK instructions so that V8 does optimise the whole function (see `stop`). EIP, the next EIP and the code window are int32 in the
- * loop (`| 0`; stored back as `>>> 0`): an unsigned EIP of 2^31 or more would make V8 keep them as
- * boxed or tagged values with checks at every use. The prologue runs at every turn of the outer
- * loop, so V8 sees that no cached value lives across a turn or a caught fault and keeps them
- * unboxed.
+ * inside it, so that the loop's on-stack-replacement code knows them (why the whole function must
+ * still be optimised: `stop`). EIP, the next EIP and the code window are int32 in the loop (`| 0`;
+ * stored back as `>>> 0`): an unsigned EIP of 2^31 or more would make V8 keep them as boxed or
+ * tagged values with checks at every use. The prologue runs at every turn of the outer loop, so V8
+ * sees that no cached value lives across a turn or a caught fault and keeps them unboxed.
  */
 export function run(cpu: Cpu, budget: number): RunResult {
   const CF = 0x1;

@@ -114,7 +114,7 @@ describe('cpu smoke', () => {
     it(`${movDs ? 'a MOV DS' : 'a NOP'} as instruction 1024 and a faulting load as 1025: one run stops where single steps do`, () => {
       // 3 instructions, 340 turns of 3, then a NOP (1024th: the inner loop ends at `stop`) or a MOV DS
       // (1024th: a LIGHT prologue for two reasons at once), then a load beyond the DS limit (1025th:
-      // #GP(0), stopped by exitVectors, EIP at the load).
+      // #GP(0), stopped by stepExit's exitVectors, EIP at the load).
       const load = (): ReturnType<typeof machine> => {
         const m = machine(3);
         program(
@@ -128,15 +128,14 @@ describe('cpu smoke', () => {
           movDs ? enc('mov sreg,reg', { a: S.DS, b: R.EAX }) : enc('nop'),
           enc('ld reg,mem', { a: R.EAX, b: R.EBX, imm: 0x200000 }),
         );
-        m.cpu.exitVectors = 0xffffffff;
         return m;
       };
       const fault = { reason: 'exit', vector: VEC.GP, errorCode: 0 };
       const once = load();
       const steps = load();
-      expect(run(once.cpu, 5000)).toEqual({ ...fault, executed: 1024 });
-      for (let i = 0; i < 1024; i++) expect(run(steps.cpu, 1)).toEqual({ reason: 'budget', executed: 1 });
-      expect(run(steps.cpu, 1)).toEqual({ ...fault, executed: 0 });
+      expect(stepExit(once, 5000)).toEqual({ ...fault, executed: 1024 });
+      for (let i = 0; i < 1024; i++) expect(stepExit(steps)).toEqual({ reason: 'budget', executed: 1 });
+      expect(stepExit(steps)).toEqual({ ...fault, executed: 0 });
       expect(once.cpu.eip).toBe(CODE_AT + 7 * 8); // at the load
       expect(cpuState(once.cpu)).toEqual(cpuState(steps.cpu));
       expect([once.cpu.instructions, steps.cpu.instructions]).toEqual([1024, 1024]);
