@@ -35,6 +35,7 @@
  */
 import { type Cpu, type RunResult, SEG_USABLE } from '../cpu/cpu.js';
 import { raise, run } from '../cpu/exec.js';
+import { deliverFast } from '../cpu/fast-transfers.js';
 import { VEC, VECTOR_NAMES } from '../cpu/faults.js';
 import { CR0, CR4 } from '../cpu/flags.js';
 import { BY_OPCODE } from '../cpu/isa.js';
@@ -63,6 +64,9 @@ const IOPL = 0x3000;
 
 /** Trap cause keys: (exception vector << 9) | opcode (0x100: unknown), or CAUSE_INT | INT n's vector. */
 const CAUSE_INT = 32 << 9;
+/** INT n's opcode (isa.ts), and what `run(vcpu, 1)` returns after one that completed (`intDirect`). */
+const OP_INT = 0x75;
+const INT_DONE: RunResult = { reason: 'budget', executed: 1 };
 
 /** The name of a trap cause key (see `VirtualEnvironment.trap`): "#GP out", "INT 0x80". */
 function causeName(key: number): string {
@@ -799,7 +803,7 @@ export class VirtualEnvironment {
     let r: RunResult;
     let reflected = false;
     try {
-      r = run(vcpu, 1);
+      r = software && this.intDirect(vector) ? INT_DONE : run(vcpu, 1);
       if (r.reason === 'exit') {
         // The bare machine faults here: deliver it through the guest's IDT (the run loop's own path).
         reflected = true;
@@ -813,6 +817,9 @@ export class VirtualEnvironment {
         vcpu.exitVectors = 0;
         try {
           const d = raise(vcpu, r.vector!, r.errorCode, { software: false, ext: 1, returnEip: vcpu.eip });
+          // As the bare run loop: a fault delivered completes the instruction's step, and the
+          // devices' clock (cpu.instructions) counts it.
+          if (d === undefined) vcpu.instructions++;
           r = d === undefined ? { reason: 'budget', executed: 1 } : { ...d, executed: 0 };
         } finally {
           vcpu.exitVectors = ALL_VECTORS;
@@ -851,6 +858,35 @@ export class VirtualEnvironment {
     }
     this.realize();
     return r;
+  }
+
+  /**
+   * The system-call path: `run(vcpu, 1)` for the INT n the real CPU stopped at (TB-3 rule 6), when
+   * its prologue would do nothing (no interrupt to take first, no hook, breakpoint or trace, not
+   * halted or asked to end the run) and the delivery takes the common case (`deliverFast`: it
+   * decides no fault and changes nothing when it declines). The real CPU read the same bytes and
+   * checked their encoding and the CS limit before it stopped; `trap` read the opcode.
+   */
+  private intDirect(vector: number): boolean {
+    const vcpu = this.vcpu;
+    if (this.trapOp !== OP_INT || vcpu.halted || vcpu.shutdown || vcpu.endRun) return false;
+    if (vcpu.beforeStep !== undefined || vcpu.trace !== undefined || vcpu.breakpoints.size > 0) return false;
+    const irq = vcpu.irq;
+    if (
+      (vcpu.eflags & IF) !== 0 &&
+      irq !== undefined &&
+      !vcpu.interruptShadow &&
+      (irq.hasPending === undefined || irq.hasPending()) &&
+      irq.pending() >= 0
+    ) {
+      return false;
+    }
+    const eip = vcpu.eip;
+    if (!deliverFast(vcpu, vector, -1, true, (eip + 8) >>> 0)) return false;
+    // What the prologue and the loop do around the instruction (exec.ts `run`).
+    vcpu.interruptShadow = false;
+    vcpu.instructions++;
+    return true;
   }
 
   private trap(vector: number, errorCode: number | undefined, software: boolean): void {

@@ -1,7 +1,8 @@
 /**
  * Runs a fuzz program on the bare machine and in a VE and compares what the guest can see: the
  * console transcript, the run result, the CPU state (general registers, EIP, EFLAGS, selectors and
- * hidden segment caches, descriptor-table and task registers, control registers) and guest RAM.
+ * hidden segment caches, descriptor-table and task registers, control registers, instructions
+ * retired) and guest RAM.
  * Differences are checked against the known differences of ring compression (known.ts), each by
  * its own predicate.
  */
@@ -28,7 +29,10 @@ export function buildRom(p: FuzzProgram): Rom {
   return { bytes: r.bytes, labels: r.labels };
 }
 
-/** Everything of a CPU the guest can see (host configuration, caches and counters left out). */
+/**
+ * Everything of a CPU the guest can see (host configuration and caches left out), with the count
+ * of instructions retired: the devices' clock, so a guest sees it in the time it reads.
+ */
 export interface CpuState {
   readonly reg: number[];
   eip: number;
@@ -59,6 +63,8 @@ export interface CpuState {
   readonly halted: boolean;
   interruptShadow: boolean;
   readonly shutdown: boolean;
+  /** Instructions retired: the devices' clock (machine.ts), so what the guest reads of time. */
+  instructions: number;
 }
 
 export function cpuState(cpu: Cpu): CpuState {
@@ -92,6 +98,7 @@ export function cpuState(cpu: Cpu): CpuState {
     halted: cpu.halted,
     interruptShadow: cpu.interruptShadow,
     shutdown: cpu.shutdown,
+    instructions: cpu.instructions,
   };
 }
 

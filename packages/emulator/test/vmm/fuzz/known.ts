@@ -174,6 +174,7 @@ export function expectVe(c: WitnessContext): Expectation {
       cpu.segHi[s] = seg.segHi[s]!;
       cpu.segFlags[s] = seg.segFlags[s]!;
       cpu.eip = (pre.eip + 8) >>> 0;
+      cpu.instructions = pre.instructions + 1;
       cpu.interruptShadow = s === 2;
       return { ok: true, ve: { ...c.preVe, cpu, result: { reason: 'budget', executed: 1, idle: 0 } } };
     }
@@ -189,6 +190,7 @@ export function expectVe(c: WitnessContext): Expectation {
         const cpu = cloneCpu(pre);
         cpu.reg[a] = v >>> 0;
         cpu.eip = (pre.eip + 8) >>> 0;
+        cpu.instructions = pre.instructions + 1;
         cpu.interruptShadow = false;
         return { ok: true, ve: { ...c.preVe, cpu, result: { reason: 'budget', executed: 1, idle: 0 } } };
       }
