@@ -41,6 +41,7 @@ import { CR0, CR4 } from '../cpu/flags.js';
 import { BY_OPCODE } from '../cpu/isa.js';
 import { setNull, setSegment } from '../cpu/segments.js';
 import type { Machine } from '../machine.js';
+import { TLB_SIZE } from '../memory/mmu.js';
 import { VmmError } from './errors.js';
 import type { PagePool } from './pages.js';
 import { realCpl, realRing } from './rings.js';
@@ -303,6 +304,9 @@ export class VirtualEnvironment {
   private readonly user: Space;
   private readonly sup: Space;
   private readonly tracked = new Set<number>();
+  /** The lowest and highest frame in `tracked` (none: lo > hi), a filter before the Set. */
+  private trackedLo = 0x100000;
+  private trackedHi = -1;
   // What `realize` last wrote into the real segment registers (to see the guest's native loads).
   private readonly lastSel = new Uint16Array(6);
   private readonly lastBase = new Uint32Array(6);
@@ -601,8 +605,25 @@ export class VirtualEnvironment {
 
   /** Whether guest-linear `at` is mapped to a frame that holds none of the guest's tables. */
   private untracked(at: number): boolean {
-    const gpa = this.walk(at);
-    return gpa >= 0 && !this.tracked.has(gpa >>> 12);
+    const gpa = this.used(at);
+    if (gpa < 0) return false;
+    const f = gpa >>> 12;
+    return f < this.trackedLo || f > this.trackedHi || !this.tracked.has(f);
+  }
+
+  /**
+   * The guest-physical address the virtual CPU reaches linear `at` by: its TLB's translation when it
+   * holds one (what the access it just made used, even if the guest changed the entry since without
+   * INVLPG, as the bare CPU would have), else the guest's page tables (`walk`).
+   */
+  private used(at: number): number {
+    const m = this.vcpu.mmu;
+    if (m.paging) {
+      const page = at >>> 12;
+      const i = page & (TLB_SIZE - 1);
+      if (m.tlbTag[i] === page + 1) return ((m.tlbEntry[i]! & ~0xfff) | (at & 0xfff)) >>> 0;
+    }
+    return this.walk(at);
   }
 
   /** Whether the guest's descriptor for `sel` equals the copy of its table (VEDT-3 aside). */
@@ -614,10 +635,10 @@ export class VirtualEnvironment {
     const i = (sel >>> 3) * 2;
     if (i + 1 >= copy.length) return false;
     const at = ((ldt ? vcpu.ldtBase : vcpu.gdtBase) + (sel & ~7)) >>> 0;
-    const lo = this.walk(at);
+    const lo = this.used(at);
     if (lo < 0 || lo + 4 > this.ramBytes) return false;
-    // Dword 1 is in the same page as dword 0 unless the descriptor crosses a page: one walk then.
-    const hi = (at & 0xfff) <= 0xff8 ? lo + 4 : this.walk((at + 4) >>> 0);
+    // Dword 1 is in the same page as dword 0 unless the descriptor crosses a page.
+    const hi = (at & 0xfff) <= 0xff8 ? lo + 4 : this.used((at + 4) >>> 0);
     if (hi < 0 || hi + 4 > this.ramBytes) return false;
     const phys = this.vm.phys;
     return (phys.read32(lo) | 0) === (copy[i]! | 0) && (phys.read32(hi) | 0) === (copy[i + 1]! | 0);
@@ -1208,6 +1229,8 @@ export class VirtualEnvironment {
     if (!same) {
       this.tracked.clear();
       for (const f of frames) this.tracked.add(f);
+      this.trackedLo = Math.min(0x100000, ...frames);
+      this.trackedHi = Math.max(-1, ...frames);
       this.flushShadows(); // resolves the tables' pages too
     } else {
       this.mapTables();

@@ -80,6 +80,45 @@ newgdtr: .word 16 * 8 - 1
   });
 });
 
+describe('a system call whose frame lands on the guest’s tables', () => {
+  it('an INT frame pushed over GDT entries reaches the SDT before native code loads them', () => {
+    // Vector 20: a DPL-3 trap gate to \`sys\`; the ring-0 stack ends at 0x1090, inside the GDT, so
+    // the frame (EIP, CS, EFLAGS, ESP, SS) covers 0x107C..0x108F: dword 1 of entry 0x78 becomes
+    // the return EIP (0xFFFF....: a present, DPL-3, conforming readable code segment). The VMM
+    // must compare the tables after the INT (its frame lies in a tracked page; nothing else traps
+    // before the load) for the second MOV DS to load that code segment, whose store faults, as on
+    // the bare machine.
+    const { transcript } = both(
+      {
+        gdt: ['FLAT 0x2, 3', 'FLAT 0x2, 3', 'FLAT 0x2, 3'].map((l) => `        ${l}`).join('\n'),
+        main: `
+main:   mov eax, sys
+        st [0x2000 + 20 * 8], eax
+        mov eax, 0x08 | (0xF << 24) | (3 << 29) | (1 << 31)
+        st [0x2000 + 20 * 8 + 4], eax
+        mov eax, 0x1090
+        st [0x3004], eax
+        ld ebx, [0x1080]            ; the GDT page mapped for reads: the IRET from it stays native
+        TO_RING3 ring3
+ring3:  mov eax, 0x7B
+        mov ds, eax
+        int 20
+        mov eax, 0x7B
+        mov ds, eax
+        st [0x5000], eax
+        int 20
+        mov eax, 0
+        divu eax, eax
+sys:    iret
+`,
+      },
+      { sdtPolicy: 'P2' },
+    );
+    // A VMM that ran native code on the SDT as it was would store, and fault on the DIV (!00).
+    expect(transcript).toBe('!0D\n');
+  });
+});
+
 describe('the LDT is shadowed like the GDT (SDT-5)', () => {
   it('ring 3 loads a ring-3 segment of its LDT, and faults on a ring-1 one, as on the bare machine', () => {
     // GDT entry 15: an LDT at 0x7000 with two entries: 0 ring-3 data over 0x20000, 1 ring-1 data.
