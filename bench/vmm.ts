@@ -3,9 +3,10 @@
  * bare machine and in a virtual environment (VE) of a VM manager, in one process: warm-up first,
  * then bare and VE repetitions interleaved (alternating which goes first), medians.
  * The warm-up alternates bare and VE runs of equal length: for 300 ms and, for a guest whose VE
- * traps in that time, until the VE has taken 6 000 traps (two per timer tick of the compute guest;
- * at most 10 s more CPU time). V8 optimises the VM manager's trap path only after some 2 500 timer
- * ticks, so the figures are steady-state ones: they leave out that warm-up.
+ * enters the VM manager in that time, until the VE has made 3 000 entries (traps and virtual
+ * interrupts: one per timer tick of the compute guest; at most 10 s more CPU time). V8 optimises
+ * the VM manager's trap path only after some 2 500 timer ticks, so the figures are steady-state
+ * ones: they leave out that warm-up.
  *
  * - overhead_compute: VE time / bare time, a compute-bound ring-3 guest with a timer interrupt
  *   every 100 000 instructions (1 kHz at this machine's speed) (target <= 1.05); printed beside
@@ -131,25 +132,34 @@ interface Overhead {
   readonly policy: string;
   readonly trapsByCause: Readonly<Record<string, number>>;
   readonly same: boolean;
-  /** Traps the VE took before the timed pairs (its boot and warm-up). */
-  readonly warmTraps: number;
+  /** Virtual interrupts the VM manager delivered in the timed pairs (entries, not traps). */
+  readonly interrupts: number;
+  /** Entries into the VM manager (traps and interrupts) before the timed pairs (boot and warm-up). */
+  readonly warmEntries: number;
 }
 
 /** How long a guest's bare and VE runs alternate, at least, before the timed repetitions. */
 const WARM_MS = 300;
 
 /**
- * Traps (since its creation) a VE's warm-up aims at, for a guest whose VE traps during WARM_MS.
- * V8 optimises a function only after it has run for a while: the VM manager's trap path (runSlice,
- * step, trap, reloadTables, repairReturnFrame) reached optimised code after about 2 500 timer ticks
- * of the compute guest, two or three seconds of the VE's own run at 1 kHz (checked with
- * %GetOptimizationStatus), and until then a trap cost several times more. WARM_MS alone left it
- * unoptimised for that guest. A tick is two traps (the handler's OUT and IRET; the interrupt's
- * delivery is not counted as a trap), so this is 3 000 ticks.
+ * Entries into the VM manager (traps and virtual interrupts, since the VE's creation) a VE's
+ * warm-up aims at, for a guest whose VE enters it during WARM_MS. V8 optimises a function only
+ * after it has run for a while: the VM manager's trap path (runSlice, step, trap, reloadTables,
+ * repairReturnFrame) reached optimised code after about 2 500 timer ticks of the compute guest,
+ * two or three seconds of the VE's own run at 1 kHz (checked with %GetOptimizationStatus), and
+ * until then an entry cost several times more. WARM_MS alone left it unoptimised for that guest.
+ * A tick is one entry (the interrupt's delivery, the handler run with it: `interruptLookahead`),
+ * so this is 3 000 ticks.
  */
-const WARM_TRAPS = 6_000;
-/** The most CPU time (ms, both runners) the warm-up spends on reaching {@link WARM_TRAPS}. */
-const WARM_TRAPS_CPU_MS = 10_000;
+const WARM_ENTRIES = 3_000;
+/** The most CPU time (ms, both runners) the warm-up spends on reaching {@link WARM_ENTRIES}. */
+const WARM_ENTRIES_CPU_MS = 10_000;
+
+/** A VE's entries into the VM manager so far: its traps and the virtual interrupts it delivered. */
+function entries(ve: VirtualEnvironment): number {
+  const s = ve.stats();
+  return s.traps + s.interrupts;
+}
 
 type Runner = (instructions: number) => number;
 
@@ -182,8 +192,8 @@ function pairs(a: Runner, b: Runner, chunk: number, reps: number, after?: () => 
 
 /**
  * `reps` pairs of `chunk` instructions, bare and VE, after `warm` instructions of each, then
- * {@link WARM_MS} of both in turn and, if the VE trapped in that time, both in turn until it has
- * taken {@link WARM_TRAPS} traps (at most {@link WARM_TRAPS_CPU_MS} more).
+ * {@link WARM_MS} of both in turn and, if the VE entered the VM manager in that time, both in
+ * turn until it has made {@link WARM_ENTRIES} entries (at most {@link WARM_ENTRIES_CPU_MS} more).
  */
 function overhead(guest: Guest, chunk: number, reps: number, warm: number): Overhead {
   const bare = createMachine({ rom: guest.rom, clock, ramBytes: GUEST_RAM });
@@ -192,14 +202,15 @@ function overhead(guest: Guest, chunk: number, reps: number, warm: number): Over
   const runVe = (n: number) => timed(() => vmm.run(ve.id, n), `${guest.name} VE`);
   // Warm-up (V8 must have optimised the interpreter and the trap path for this guest before
   // anything is timed): `warm` instructions of each, then both in turn for WARM_MS; if the VE
-  // trapped in that time (its loop traps, not only its boot), both in turn until it has taken
-  // WARM_TRAPS traps since its creation. The timer-off compute guest has no trap path to warm.
+  // entered the VM manager in that time (its loop traps or takes interrupts, not only its boot),
+  // both in turn until it has made WARM_ENTRIES entries since its creation. The timer-off compute
+  // guest has no trap path to warm.
   runBare(warm);
   runVe(warm);
-  const bootTraps = ve.stats().traps;
+  const bootEntries = entries(ve);
   warmTogether(runBare, runVe, chunk);
-  if (ve.stats().traps > bootTraps) {
-    for (let spent = 0; ve.stats().traps < WARM_TRAPS && spent < WARM_TRAPS_CPU_MS; ) {
+  if (entries(ve) > bootEntries) {
+    for (let spent = 0; entries(ve) < WARM_ENTRIES && spent < WARM_ENTRIES_CPU_MS; ) {
       spent += runBare(chunk) + runVe(chunk);
     }
   }
@@ -234,7 +245,8 @@ function overhead(guest: Guest, chunk: number, reps: number, warm: number): Over
     policy: `${after.policy}${after.adaptive ? ' (adaptive)' : ''}${after.qpt ? ' QPT' : ''}`,
     trapsByCause: byCause,
     same: sameState(bare, ve),
-    warmTraps: before.traps,
+    interrupts: after.interrupts - before.interrupts,
+    warmEntries: before.traps + before.interrupts,
   };
 }
 
@@ -284,10 +296,11 @@ function printOverhead(label: string, guest: Guest, o: Overhead): void {
     `  bare ${o.bareMips.toFixed(1)} MIPS, VE ${o.veMips.toFixed(1)} MIPS (policy ${o.policy}), ` +
       `${o.trapsPerK.toFixed(2)} traps per 1000 instructions${perTrap}`,
   );
-  const warmed =
-    o.warmTraps >= WARM_TRAPS || o.trapsPerK === 0 ? '' : `, short of the ${WARM_TRAPS} aimed at`;
+  const entered = o.trapsPerK > 0 || o.interrupts > 0;
+  const warmed = o.warmEntries >= WARM_ENTRIES || !entered ? '' : `, short of the ${WARM_ENTRIES} aimed at`;
   console.log(
-    `  traps in the measured runs: ${causes(o.trapsByCause)}; ${o.warmTraps} before them (boot and warm-up${warmed})`,
+    `  traps in the measured runs: ${causes(o.trapsByCause)}; virtual interrupts: ${o.interrupts}; ` +
+      `${o.warmEntries} entries (traps and interrupts) before them (boot and warm-up${warmed})`,
   );
   console.log(`  guest-visible state equal to the bare machine's after the runs: ${o.same ? 'yes' : 'NO'}`);
 }

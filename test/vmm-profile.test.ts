@@ -25,6 +25,7 @@ const GOOD = {
   qpt: true,
   vedt_mode: 'off',
   outward_guard: true,
+  interrupt_lookahead: 16,
 };
 
 describe('guest profiles', () => {
@@ -46,6 +47,11 @@ describe('guest profiles', () => {
     ['a missing ROM file', { ...GOOD, boot_rom_image: 'nope.rom' }, /boot_rom_image cannot be read/],
     ['an unknown policy', { ...GOOD, sdt_policy: 'P4' }, /sdt_policy must be one of P1, P2, P3, adaptive/],
     ['a string for a flag', { ...GOOD, qpt: 'yes' }, /qpt must be true or false/],
+    [
+      'a lookahead past its range',
+      { ...GOOD, interrupt_lookahead: 5000 },
+      /interrupt_lookahead must be an integer in 0..4096/,
+    ],
     ['a write method without substitution', { ...GOOD, vedt_write: 'trap' }, /need vedt_mode/],
     ['encryption without a key file', { ...GOOD, encryption: {} }, /encryption.key_file is required/],
     [

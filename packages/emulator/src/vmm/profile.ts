@@ -58,6 +58,7 @@ const KEYS = new Set([
   'vedt_write',
   'vedt_guard',
   'outward_guard',
+  'interrupt_lookahead',
   'dtm_config',
   'encryption',
   'allow_removable_boot',
@@ -153,6 +154,7 @@ export function parseProfile(doc: unknown, dir: string | ProfileFiles): VeProfil
   const policy = oneOf<PolicyChoice>(o, 'sdt_policy', ['P1', 'P2', 'P3', 'adaptive']);
   const qpt = bool(o, 'qpt');
   const outwardGuard = bool(o, 'outward_guard');
+  const interruptLookahead = int(o, 'interrupt_lookahead', 0, 4096);
   const mode = oneOf(o, 'vedt_mode', ['off', 'current-ring', 'static'] as const);
   const method = oneOf(o, 'vedt_write', ['trap', 'overwrite', 'auto'] as const);
   const guard = bool(o, 'vedt_guard');
@@ -277,6 +279,7 @@ export function parseProfile(doc: unknown, dir: string | ProfileFiles): VeProfil
     ...(policy === undefined ? {} : { sdtPolicy: policy }),
     ...(qpt === undefined ? {} : { qpt }),
     ...(outwardGuard === undefined ? {} : { outwardGuard }),
+    ...(interruptLookahead === undefined ? {} : { interruptLookahead }),
     ...(vedt === undefined ? {} : { vedt }),
   };
 }

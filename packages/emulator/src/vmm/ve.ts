@@ -67,6 +67,8 @@ const IOPL = 0x3000;
 const CAUSE_INT = 32 << 9;
 /** INT n's opcode (isa.ts), and what `run(vcpu, 1)` returns after one that completed (`intDirect`). */
 const OP_INT = 0x75;
+/** Interrupt-handler instructions run on the virtual CPU after an interrupt by default (`step`). */
+const DEFAULT_LOOKAHEAD = 16;
 const INT_DONE: RunResult = { reason: 'budget', executed: 1 };
 
 /** The name of a trap cause key (see `VirtualEnvironment.trap`): "#GP out", "INT 0x80". */
@@ -159,6 +161,14 @@ export interface VeStats {
   readonly trapsByCause: Readonly<Record<string, number>>;
   /** Faults the virtual CPU delivered to the guest's own handlers. */
   readonly reflected: number;
+  /**
+   * Instructions of interrupt handlers the virtual CPU ran right after delivering the interrupt
+   * (`interruptLookahead`), in `instructions` too: instructions that would otherwise have run
+   * natively or trapped one by one.
+   */
+  readonly lookahead: number;
+  /** Virtual interrupts the VM manager delivered (each an entry into it, not counted as a trap). */
+  readonly interrupts: number;
   /** Calls of the key address (KEY-6). */
   readonly keyCalls: number;
   readonly policy: SdtPolicy;
@@ -200,6 +210,8 @@ export interface VeInit {
   readonly outwardGuard: boolean;
   /** VEDT substitution instead of SDTs for the GDT (VEDT-1). */
   readonly vedt?: VedtOptions;
+  /** Interrupt-handler instructions the virtual CPU runs after an interrupt (default 16; 0: none). */
+  readonly interruptLookahead?: number;
   readonly onEvent: ((e: VmmEvent) => void) | undefined;
   /** The key trap (KEY-6..8): the predetermined address and the real environment's answer. */
   readonly keyTrap?: KeyTrapHook;
@@ -326,6 +338,9 @@ export class VirtualEnvironment {
   /** Traps by cause key (see `trap`). */
   private readonly trapCounts = new Uint32Array(CAUSE_INT + 256);
   private reflected = 0;
+  private lookahead = 0;
+  private interrupts = 0;
+  private readonly interruptLookahead: number;
   /** Ring changes seen, [from * 4 + to]. */
   private readonly ringChanges = new Uint32Array(16);
   private shadowFills = 0;
@@ -354,6 +369,7 @@ export class VirtualEnvironment {
     this.gdt = new ShadowSet(first, init.outwardGuard);
     this.ldt = new ShadowSet(first, init.outwardGuard);
     this.outwardGuard = init.outwardGuard;
+    this.interruptLookahead = init.interruptLookahead ?? DEFAULT_LOOKAHEAD;
     this.vedtOpts = init.vedt;
     if (init.vedt !== undefined) this.vedtMethod = init.vedt.method === 'overwrite' ? 'overwrite' : 'trap';
     this.holePt = this.pool.alloc();
@@ -404,6 +420,8 @@ export class VirtualEnvironment {
       traps: this.traps,
       trapsByCause: this.causes(),
       reflected: this.reflected,
+      lookahead: this.lookahead,
+      interrupts: this.interrupts,
       keyCalls: this.keyCalls,
       policy: this.gdt.policy,
       adaptive: this.adaptive,
@@ -528,7 +546,14 @@ export class VirtualEnvironment {
         ((cpu.eflags & IF) !== 0 && !cpu.interruptShadow && this.vm.pic.pending() >= 0)
       ) {
         // The virtual CPU takes the interrupt (or stays halted) exactly as the bare run loop does.
-        const r = this.step(-1);
+        const r = this.step(
+          -1,
+          undefined,
+          false,
+          false,
+          Math.min(this.interruptLookahead, budget - executed - 1),
+        );
+        if (r.reason === 'budget' && r.executed > 0) this.interrupts++;
         executed += r.executed;
         if (r.reason !== 'budget') return { ...r, executed };
         if (this.endRun()) return { reason: 'budget', executed };
@@ -748,13 +773,9 @@ export class VirtualEnvironment {
    * machine pushed it (so its memory matches too). Conforming code always traps (sdt.ts), so its
    * frames are the virtual CPU's own.
    */
-  private repairReturnFrame(): void {
-    // The opcode `trap` read at the trapping EIP (0x100: not readable).
-    const op = this.trapOp;
+  private repairReturnFrame(op: number, gpaOp: number): void {
     if (op !== 0x72 && op !== 0x73 && op !== 0x74) return;
     const vcpu = this.vcpu;
-    const cpu = this.cpu;
-    const gpaOp = (this.codeGpa + ((cpu.segBase[1]! + cpu.eip) & 0xfff)) >>> 0;
     const esp = vcpu.reg[4]! >>> 0;
     const stack = (vcpu.segBase[2]! + esp) >>> 0;
     const csAt = this.walk((stack + 4) >>> 0);
@@ -808,42 +829,60 @@ export class VirtualEnvironment {
    * `vector` and `errorCode` are the trap that led here (-1: none). A fault it raises is delivered
    * to the guest.
    */
-  private step(vector: number, errorCode?: number, captured = false, software = false): RunResult {
+  private step(vector: number, errorCode?: number, captured = false, software = false, more = 0): RunResult {
     const vcpu = this.vcpu;
     if (!captured) this.capture();
+    // The interrupted instruction: an interrupt handler that returns there has finished (lookahead).
+    const eip0 = vcpu.eip;
+    const cs0 = vcpu.segSel[1]!;
     const trBefore = vcpu.trSel;
     const ringBefore = vcpu.cpl;
     // The virtual CPU keeps its TLB between steps, as a bare CPU does between instructions; the
     // guest's INVLPG and CR3 writes flush it, and the shadow tables with it.
     const vmmu = vcpu.mmu;
     const gen = vmmu.generation;
-    if (vector >= 0) this.repairReturnFrame();
+    // The opcode `trap` read at the trapping EIP (0x100: not readable).
+    if (vector >= 0) {
+      const gpaOp = (this.codeGpa + ((this.cpu.segBase[1]! + this.cpu.eip) & 0xfff)) >>> 0;
+      this.repairReturnFrame(this.trapOp, gpaOp);
+    }
     // VEDT substitution: the virtual CPU sees the guest view in the VEDT's memory (VEDT-3, -7).
     const vt = this.vt;
     if (vt !== undefined) this.swapIn(vt);
     let r: RunResult;
     let reflected = false;
+    let ring = ringBefore;
     try {
       r = software && this.intDirect(vector) ? INT_DONE : run(vcpu, 1);
       if (r.reason === 'exit') {
-        // The bare machine faults here: deliver it through the guest's IDT (the run loop's own path).
         reflected = true;
-        this.reflected++;
-        this.emit({
-          kind: 'reflect',
-          ve: this.id,
-          vector: r.vector!,
-          ...(r.errorCode === undefined ? {} : { errorCode: r.errorCode }),
-        });
-        vcpu.exitVectors = 0;
-        try {
-          const d = raise(vcpu, r.vector!, r.errorCode, { software: false, ext: 1, returnEip: vcpu.eip });
-          // As the bare run loop: a fault delivered completes the instruction's step, and the
-          // devices' clock (cpu.instructions) counts it.
-          if (d === undefined) vcpu.instructions++;
-          r = d === undefined ? { reason: 'budget', executed: 1 } : { ...d, executed: 0 };
-        } finally {
-          vcpu.exitVectors = ALL_VECTORS;
+        r = this.reflect(r);
+      }
+      // Lookahead: after an interrupt the virtual CPU also runs its handler, up to `more`
+      // instructions, until it returns to the interrupted instruction, halts, faults, stops or a
+      // device asks to end the slice: the handler's OUT and IRET, which would trap one by one
+      // natively, cost no entry of their own (`interruptLookahead`).
+      if (vector < 0 && more > 0 && r.reason === 'budget' && !reflected) {
+        let executed = r.executed;
+        for (let n = 0; n < more; n++) {
+          ring = this.countRing(ring);
+          if (vcpu.endRun || vcpu.halted || (vcpu.eip === eip0 && vcpu.segSel[1] === cs0)) break;
+          const lin = (vcpu.segBase[1]! + vcpu.eip) >>> 0;
+          const gpaOp = this.used(lin);
+          if (gpaOp < 0) break;
+          this.repairReturnFrame(this.vm.phys.read8(gpaOp), gpaOp);
+          let s = run(vcpu, 1);
+          this.lookahead += s.executed;
+          if (s.reason === 'exit') {
+            reflected = true;
+            s = this.reflect(s);
+          }
+          executed += s.executed;
+          if (s.reason !== 'budget' || reflected) {
+            r = { ...s, executed };
+            break;
+          }
+          r = { reason: 'budget', executed };
         }
       }
     } finally {
@@ -872,13 +911,41 @@ export class VirtualEnvironment {
     ) {
       this.switchSdt(0);
     }
-    if (vcpu.cpl !== ringBefore) {
-      this.ringChanges[ringBefore * 4 + vcpu.cpl]!++;
-      if (this.onEvent !== undefined)
-        this.emit({ kind: 'ring-change', ve: this.id, from: ringBefore, to: vcpu.cpl });
-    }
+    this.countRing(ring);
     this.realize();
     return r;
+  }
+
+  /** A ring change of the virtual CPU since it was at `ring`, counted and told; its ring now. */
+  private countRing(ring: number): number {
+    const now = this.vcpu.cpl;
+    if (now !== ring) {
+      this.ringChanges[ring * 4 + now]!++;
+      if (this.onEvent !== undefined) this.emit({ kind: 'ring-change', ve: this.id, from: ring, to: now });
+    }
+    return now;
+  }
+
+  /** The virtual CPU faults where the bare machine does: its run loop's own delivery, through the guest's IDT. */
+  private reflect(r: RunResult): RunResult {
+    const vcpu = this.vcpu;
+    this.reflected++;
+    this.emit({
+      kind: 'reflect',
+      ve: this.id,
+      vector: r.vector!,
+      ...(r.errorCode === undefined ? {} : { errorCode: r.errorCode }),
+    });
+    vcpu.exitVectors = 0;
+    try {
+      const d = raise(vcpu, r.vector!, r.errorCode, { software: false, ext: 1, returnEip: vcpu.eip });
+      // As the bare run loop: a fault delivered completes the instruction's step, and the devices'
+      // clock (cpu.instructions) counts it.
+      if (d === undefined) vcpu.instructions++;
+      return d === undefined ? { reason: 'budget', executed: 1 } : { ...d, executed: 0 };
+    } finally {
+      vcpu.exitVectors = ALL_VECTORS;
+    }
   }
 
   /**

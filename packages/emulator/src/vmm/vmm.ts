@@ -85,6 +85,12 @@ export interface VeProfile {
   readonly qpt?: boolean;
   /** SDT-16's outward guard (default true; false shows ATK-19). */
   readonly outwardGuard?: boolean;
+  /**
+   * After delivering an interrupt, the VM manager lets the virtual CPU run up to this many
+   * instructions of the handler until it returns (default 16; 0: none), so that a short handler's
+   * OUT and IRET, which trap natively, cost no entry each (docs/vmm.md).
+   */
+  readonly interruptLookahead?: number;
   /** VEDT substitution (the third embodiment) instead of SDTs for the GDT (TB-8 `vedt_mode`). */
   readonly vedt?: VedtOptions;
   /** Device quantum of the VE's machine (see MachineOptions). */
@@ -200,6 +206,13 @@ export class Vmm {
     if (!Number.isInteger(bytes) || bytes <= 0 || bytes % 4096 !== 0) {
       throw new VmmError('CONFIG_INVALID', `memoryBytes must be a positive multiple of 4096, not ${bytes}`);
     }
+    const lookahead = profile.interruptLookahead;
+    if (lookahead !== undefined && !(Number.isInteger(lookahead) && lookahead >= 0 && lookahead <= 4096)) {
+      throw new VmmError(
+        'CONFIG_INVALID',
+        `interruptLookahead must be an integer from 0 to 4096, not ${lookahead}`,
+      );
+    }
     const base = this.allocPortion(bytes);
     const id = this.nextId++;
     const ram = this.machine.phys.ram.subarray(base, base + bytes);
@@ -277,6 +290,7 @@ export class Vmm {
       policy: profile.sdtPolicy ?? recognise(profile.rom)?.policy ?? 'adaptive',
       ...(profile.qpt === undefined ? {} : { qpt: profile.qpt }),
       outwardGuard: profile.outwardGuard ?? true,
+      ...(profile.interruptLookahead === undefined ? {} : { interruptLookahead: profile.interruptLookahead }),
       ...(profile.vedt === undefined ? {} : { vedt: profile.vedt }),
       onEvent: this.opts.onEvent,
       ...(keyTrap === undefined ? {} : { keyTrap }),

@@ -1,0 +1,155 @@
+/**
+ * Interrupt lookahead (ve.ts `step`, VeProfile.interruptLookahead): after delivering a virtual
+ * interrupt the VM manager lets the virtual CPU run the handler until it returns, up to the limit,
+ * so a short handler's OUT (EOI) and IRET, which trap one by one natively, cost no entry each. The
+ * guest must not see it: every run below ends with the bare machine's CPU state, RAM, transcript
+ * and instructions retired, with the lookahead on, off and shorter than the handler.
+ */
+import { createHash } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { createMachine } from '../../src/machine.js';
+import { VmmError } from '../../src/vmm/errors.js';
+import { Vmm } from '../../src/vmm/vmm.js';
+import { cpuState } from './fuzz/harness.js';
+import { guestRom } from './guest.js';
+
+const RAM = 1 << 20;
+const BUDGET = 200_000;
+/** Ticks counted by the handler. */
+const COUNT = 0x7000;
+
+/**
+ * Ring 3 loops with IF = 1; the timer (IRQ 0, vector 0x20) fires every 997 instructions; its
+ * handler (interrupt gate, ring 0) runs `pad` extra instructions, counts the tick, ends it (EOI)
+ * and returns: 8 + pad instructions.
+ */
+function timerGuest(pad: number): Uint8Array {
+  return guestRom({
+    main: `
+main:   mov eax, (0x2000 << 16) | (0x21 * 8 - 1)   ; an IDT of 0x21 gates at 0x2000
+        st [0x6000], eax
+        mov eax, 0
+        st [0x6004], eax
+        lidt [0x6000]
+        mov eax, tick
+        st [0x2000 + 0x20 * 8], eax
+        mov eax, 0x08 | (0xE << 24) | (1 << 31)
+        st [0x2000 + 0x20 * 8 + 4], eax
+        mov eax, 0xFFFE
+        out 0x21, eax               ; PIC mask: line 0 only
+        mov eax, 997
+        out 0x40, eax               ; timer reload
+        mov eax, 1 | 2 | 4          ; enable, periodic, IRQ
+        out 0x41, eax
+        push 0x43
+        push 0xB000
+        push 0x202
+        push 0x3B
+        push ring3
+        iret
+ring3:  mov eax, 0x43
+        mov ds, eax
+        mov ecx, 0
+.loop:  add ecx, 1
+        add edx, ecx
+        jmp .loop
+tick:   push eax
+${'        add ebx, 1\n'.repeat(pad)}        ld eax, [${COUNT}]
+        inc eax
+        st [${COUNT}], eax
+        mov eax, 0
+        out 0x24, eax               ; EOI
+        pop eax
+        iret
+`,
+  });
+}
+
+function bare(rom: Uint8Array) {
+  const m = createMachine({ rom, clock: () => 0, ramBytes: RAM });
+  const r = m.run(BUDGET);
+  return { r, cpu: cpuState(m.cpu), ram: m.phys.ram.slice(), transcript: m.console.transcript() };
+}
+
+/** RAM compared by digest (a deep comparison of 1 MiB is slow). */
+function digest(ram: Uint8Array): string {
+  return createHash('sha256').update(ram).digest('hex');
+}
+
+function virtual(rom: Uint8Array, interruptLookahead?: number) {
+  const vmm = new Vmm({ clock: () => 0, ramBytes: 8 << 20 });
+  const ve = vmm.createVe({
+    name: 't',
+    memoryBytes: RAM,
+    rom,
+    ...(interruptLookahead === undefined ? {} : { interruptLookahead }),
+  });
+  const r = vmm.run(ve.id, BUDGET);
+  return {
+    r,
+    cpu: cpuState(ve.vcpu),
+    ram: ve.guestRam(),
+    transcript: ve.vm.console.transcript(),
+    stats: ve.stats(),
+  };
+}
+
+function ticks(ram: Uint8Array): number {
+  return new DataView(ram.buffer, ram.byteOffset).getUint32(COUNT, true);
+}
+
+describe('interrupt lookahead', () => {
+  it('a short handler runs whole on the virtual CPU: one entry per tick, the bare machine’s state', () => {
+    const rom = timerGuest(0);
+    const b = bare(rom);
+    const n = ticks(b.ram);
+    expect(n).toBe(199); // BUDGET / 997 (less the setup's instructions)
+    const on = virtual(rom);
+    const off = virtual(rom, 0);
+    for (const v of [on, off]) {
+      expect(v.r).toEqual(b.r);
+      expect(v.cpu).toEqual(b.cpu);
+      expect(digest(v.ram)).toBe(digest(b.ram));
+      expect(v.transcript).toBe(b.transcript);
+      expect(v.stats.interrupts).toBe(n);
+      expect(v.stats.ringChanges).toEqual({ '0->3': n + 1, '3->0': n });
+    }
+    // Off: the handler's OUT and IRET trap at every tick (and three OUTs and the IRET of the setup).
+    expect([
+      off.stats.trapsByCause['#GP out'],
+      off.stats.trapsByCause['#GP iret'],
+      off.stats.lookahead,
+    ]).toEqual([3 + n, 1 + n, 0]);
+    // On (the default, 16): the 7 instructions after the delivery's first run with it.
+    expect([on.stats.trapsByCause['#GP out'], on.stats.trapsByCause['#GP iret'], on.stats.lookahead]).toEqual(
+      [3, 1, 7 * n],
+    );
+    expect(on.stats.traps).toBe(off.stats.traps - 2 * n);
+  });
+
+  it('a handler longer than the lookahead runs the rest natively: its OUT and IRET trap again', () => {
+    const rom = timerGuest(20);
+    const b = bare(rom);
+    const n = ticks(b.ram);
+    const v = virtual(rom, 16);
+    expect(v.r).toEqual(b.r);
+    expect(v.cpu).toEqual(b.cpu);
+    expect(digest(v.ram)).toBe(digest(b.ram));
+    expect([v.stats.trapsByCause['#GP out'], v.stats.trapsByCause['#GP iret'], v.stats.lookahead]).toEqual([
+      3 + n,
+      1 + n,
+      16 * n,
+    ]);
+  });
+
+  it('a lookahead that is not an integer from 0 to 4096 is refused before the VE exists', () => {
+    const vmm = new Vmm({ clock: () => 0, ramBytes: 8 << 20 });
+    for (const bad of [-1, 1.5, 4097, Number.NaN]) {
+      const create = () =>
+        vmm.createVe({ name: 't', memoryBytes: RAM, rom: timerGuest(0), interruptLookahead: bad });
+      expect(create).toThrow(VmmError);
+      expect(create).toThrow(/interruptLookahead must be an integer from 0 to 4096/);
+    }
+    expect(vmm.list()).toEqual([]);
+  });
+});
