@@ -57,6 +57,7 @@ export const NODE_PROFILE_KEYS = [
   'vedt_write',
   'vedt_guard',
   'outward_guard',
+  'interrupt_lookahead',
   'crypto_device',
 ] as const;
 

@@ -13,8 +13,9 @@
  *   its own boot ROM, its own devices (timer, console, NVRAM, disk region, NIC) and the guest's own
  *   GDT/LDT/IDT/TSS and page tables. At a trap the VM manager copies the real state into it
  *   (`capture`), lets it execute the one instruction the real CPU stopped at (or take a pending
- *   interrupt) under the virtual rules — the bare machine's own rules on the guest's own tables —
- *   and copies the result back (`realize`), choosing the SDT of the new virtual ring. A fault the
+ *   interrupt, and run its handler until it returns, up to `interruptLookahead` instructions) under
+ *   the virtual rules — the bare machine's own rules on the guest's own tables — and copies the
+ *   result back (`realize`), choosing the SDT of the new virtual ring. A fault the
  *   virtual CPU raises is the fault the bare machine would raise; it delivers it through the guest's
  *   IDT itself (reflection).
  *
@@ -167,7 +168,7 @@ export interface VeStats {
    * natively or trapped one by one.
    */
   readonly lookahead: number;
-  /** Virtual interrupts the VM manager delivered (each an entry into it, not counted as a trap). */
+  /** Entries into the VM manager for a virtual interrupt (not traps; none for one taken in the lookahead). */
   readonly interrupts: number;
   /** Calls of the key address (KEY-6). */
   readonly keyCalls: number;
@@ -560,7 +561,12 @@ export class VirtualEnvironment {
         continue;
       }
       this.syncTables();
-      const r = run(cpu, budget - executed);
+      // The interrupt shadow of a trapped STI (or a lookahead that ended on one) with an interrupt
+      // pending: one instruction natively, then the check above takes it, as the bare CPU does
+      // after the instruction that follows STI (the real CPU has no interrupt source in a VE).
+      const pendingBehindShadow =
+        cpu.interruptShadow && (cpu.eflags & IF) !== 0 && this.vm.pic.pending() >= 0;
+      const r = run(cpu, pendingBehindShadow ? 1 : budget - executed);
       executed += r.executed;
       this.instructions += r.executed;
       // The VE's machine counts time in its CPU's instructions (exact device time, machine.ts).
@@ -827,14 +833,18 @@ export class VirtualEnvironment {
   /**
    * The virtual CPU executes one instruction (or takes a pending interrupt) on the guest's state;
    * `vector` and `errorCode` are the trap that led here (-1: none). A fault it raises is delivered
-   * to the guest.
+   * to the guest. After an interrupt it goes on with the handler for up to `more` instructions
+   * (the lookahead, below).
    */
   private step(vector: number, errorCode?: number, captured = false, software = false, more = 0): RunResult {
     const vcpu = this.vcpu;
     if (!captured) this.capture();
-    // The interrupted instruction: an interrupt handler that returns there has finished (lookahead).
+    // The interrupted instruction: an interrupt handler that returns there has finished (lookahead);
+    // with the stack, what shows that an interrupt's delivery faulted before it changed anything.
     const eip0 = vcpu.eip;
     const cs0 = vcpu.segSel[1]!;
+    const esp0 = vcpu.reg[4]!;
+    const ss0 = vcpu.segSel[2]!;
     const trBefore = vcpu.trSel;
     const ringBefore = vcpu.cpl;
     // The virtual CPU keeps its TLB between steps, as a bare CPU does between instructions; the
@@ -856,7 +866,12 @@ export class VirtualEnvironment {
       r = software && this.intDirect(vector) ? INT_DONE : run(vcpu, 1);
       if (r.reason === 'exit') {
         reflected = true;
-        r = this.reflect(r);
+        // A fault while delivering the interrupt (run's prologue) completes no instruction: the
+        // bare loop then runs the fault handler's first one in the same step, which here runs
+        // after this step and counts there. Any other fault is its instruction's step.
+        const unmoved =
+          vcpu.eip === eip0 && vcpu.segSel[1] === cs0 && vcpu.reg[4] === esp0 && vcpu.segSel[2] === ss0;
+        r = this.reflect(r, !(vector < 0 && unmoved));
       }
       // Lookahead: after an interrupt the virtual CPU also runs its handler, up to `more`
       // instructions, until it returns to the interrupted instruction, halts, faults, stops or a
@@ -869,14 +884,16 @@ export class VirtualEnvironment {
           if (vcpu.endRun || vcpu.halted || (vcpu.eip === eip0 && vcpu.segSel[1] === cs0)) break;
           const lin = (vcpu.segBase[1]! + vcpu.eip) >>> 0;
           const gpaOp = this.used(lin);
-          if (gpaOp < 0) break;
+          // Code on the empty bus is for native execution: the key address lies there (KEY-6),
+          // and the fetch that page-faults natively is the key trap.
+          if (gpaOp < 0 || (gpaOp >= this.ramBytes && gpaOp < this.romFirst)) break;
           this.repairReturnFrame(this.vm.phys.read8(gpaOp), gpaOp);
           let s = run(vcpu, 1);
-          this.lookahead += s.executed;
           if (s.reason === 'exit') {
             reflected = true;
-            s = this.reflect(s);
+            s = this.reflect(s, true);
           }
+          this.lookahead += s.executed;
           executed += s.executed;
           if (s.reason !== 'budget' || reflected) {
             r = { ...s, executed };
@@ -927,7 +944,7 @@ export class VirtualEnvironment {
   }
 
   /** The virtual CPU faults where the bare machine does: its run loop's own delivery, through the guest's IDT. */
-  private reflect(r: RunResult): RunResult {
+  private reflect(r: RunResult, completes: boolean): RunResult {
     const vcpu = this.vcpu;
     this.reflected++;
     this.emit({
@@ -940,9 +957,11 @@ export class VirtualEnvironment {
     try {
       const d = raise(vcpu, r.vector!, r.errorCode, { software: false, ext: 1, returnEip: vcpu.eip });
       // As the bare run loop: a fault delivered completes the instruction's step, and the devices'
-      // clock (cpu.instructions) counts it.
-      if (d === undefined) vcpu.instructions++;
-      return d === undefined ? { reason: 'budget', executed: 1 } : { ...d, executed: 0 };
+      // clock (cpu.instructions) counts it (`completes`: not a fault of an interrupt's delivery).
+      if (d !== undefined) return { ...d, executed: 0 };
+      if (!completes) return { reason: 'budget', executed: 0 };
+      vcpu.instructions++;
+      return { reason: 'budget', executed: 1 };
     } finally {
       vcpu.exitVectors = ALL_VECTORS;
     }
@@ -952,8 +971,10 @@ export class VirtualEnvironment {
    * The system-call path: `run(vcpu, 1)` for the INT n the real CPU stopped at (TB-3 rule 6), when
    * its prologue would do nothing (no interrupt to take first, no hook, breakpoint or trace, not
    * halted or asked to end the run) and the delivery takes the common case (`deliverFast`: it
-   * decides no fault and changes nothing when it declines). The real CPU read the same bytes and
-   * checked their encoding and the CS limit before it stopped; `trap` read the opcode.
+   * decides no fault and changes nothing when it declines). The same but for the fetch: the real
+   * CPU read the same bytes through the shadow tables (filled after the virtual CPU's own access,
+   * which set the guest's accessed bits) and checked their encoding and the CS limit before it
+   * stopped; `trap` read the opcode. So the virtual CPU's fetch is left out.
    */
   private intDirect(vector: number): boolean {
     const vcpu = this.vcpu;

@@ -367,6 +367,52 @@ describe('the key trap (KEY-6..9, TB-12)', () => {
     expect(handed(b, 0).key).toEqual(new Uint8Array(64));
   });
 
+  it('a call from an interrupt handler is the key trap too, with the interrupt lookahead on or off', () => {
+    // The timer's handler calls the key address; the VMM runs the handler on the virtual CPU after
+    // delivering the interrupt (interruptLookahead) and must stop at the fetch from the empty bus,
+    // which natively is the key trap. KServ1 refuses this machine: status 2.
+    const rom = guestRom({
+      main: `
+main:   mov eax, (0x2000 << 16) | (0x21 * 8 - 1)
+        st [0x6000], eax
+        mov eax, 0
+        st [0x6004], eax
+        lidt [0x6000]
+        mov eax, tick
+        st [0x2000 + 0x20 * 8], eax
+        mov eax, 0x08 | (0xE << 24) | (1 << 31)
+        st [0x2000 + 0x20 * 8 + 4], eax
+        mov eax, 0xFFFE
+        out 0x21, eax
+        mov eax, 50
+        out 0x40, eax
+        mov eax, 1 | 4              ; enable, one shot, IRQ
+        out 0x41, eax
+        sti
+.spin:  jmp .spin
+tick:   mov edi, 0x30000
+        mov ecx, 256
+        mov eax, ${KEY_ADDRESS}
+        call eax
+        add eax, '0'
+        out 0x3F8, eax
+        cli
+        hlt`,
+    });
+    for (const interruptLookahead of [16, 0]) {
+      const w = keyWorld({ registerMachine: false });
+      const ve = w.vmm.createVe({
+        name: 'a',
+        memoryBytes: 1 << 20,
+        rom,
+        interruptLookahead,
+        keyTrap: { name: 've-a.anc1.example' as Name },
+      });
+      w.vmm.run(ve.id, 100_000);
+      expect([ve.vm.console.transcript(), ve.stats().keyCalls, w.service.requests]).toEqual(['2', 1, 1]);
+    }
+  });
+
   it('the key address must be on the empty bus of the VE', () => {
     const w = keyWorld();
     expect(() =>

@@ -65,9 +65,14 @@ ${'        add ebx, 1\n'.repeat(pad)}        ld eax, [${COUNT}]
   });
 }
 
-function bare(rom: Uint8Array) {
-  const m = createMachine({ rom, clock: () => 0, ramBytes: RAM });
-  const r = m.run(BUDGET);
+function bare(rom: Uint8Array, quantum?: number, budget = BUDGET) {
+  const m = createMachine({
+    rom,
+    clock: () => 0,
+    ramBytes: RAM,
+    ...(quantum === undefined ? {} : { quantum }),
+  });
+  const r = m.run(budget);
   return { r, cpu: cpuState(m.cpu), ram: m.phys.ram.slice(), transcript: m.console.transcript() };
 }
 
@@ -76,15 +81,16 @@ function digest(ram: Uint8Array): string {
   return createHash('sha256').update(ram).digest('hex');
 }
 
-function virtual(rom: Uint8Array, interruptLookahead?: number) {
+function virtual(rom: Uint8Array, interruptLookahead?: number, quantum?: number, budget = BUDGET) {
   const vmm = new Vmm({ clock: () => 0, ramBytes: 8 << 20 });
   const ve = vmm.createVe({
     name: 't',
     memoryBytes: RAM,
     rom,
     ...(interruptLookahead === undefined ? {} : { interruptLookahead }),
+    ...(quantum === undefined ? {} : { quantum }),
   });
-  const r = vmm.run(ve.id, BUDGET);
+  const r = vmm.run(ve.id, budget);
   return {
     r,
     cpu: cpuState(ve.vcpu),
@@ -140,6 +146,113 @@ describe('interrupt lookahead', () => {
       1 + n,
       16 * n,
     ]);
+  });
+
+  it('slices of 5 instructions cut the lookahead short where they end, and the devices keep the bare time', () => {
+    const rom = timerGuest(0);
+    const b = bare(rom, 5);
+    for (const v of [virtual(rom, 16, 5), virtual(rom, 3, 5)]) {
+      expect(v.r).toEqual(b.r);
+      expect(v.cpu).toEqual(b.cpu);
+      expect(digest(v.ram)).toBe(digest(b.ram));
+      expect(v.stats.interrupts).toBe(ticks(b.ram));
+    }
+  });
+
+  it('a run that ends inside a handler ends where the bare machine’s does', () => {
+    const rom = timerGuest(0);
+    // The instruction that starts the first tick's handler (ring 0 after ring 3), one by one.
+    const m = createMachine({ rom, clock: () => 0, ramBytes: RAM });
+    let n = 0;
+    for (let ring3 = false; ; ) {
+      m.run(1);
+      n++;
+      if ((m.cpu.segSel[1]! & 3) === 3) ring3 = true;
+      else if (ring3) break;
+    }
+    for (const k of [n - 1, n, n + 1, n + 3, n + 7, n + 8]) {
+      const b = bare(rom, undefined, k);
+      const v = virtual(rom, 16, undefined, k);
+      expect([k, v.r, v.cpu]).toEqual([k, b.r, b.cpu]);
+    }
+  });
+
+  it('an interrupt pending behind STI is taken after the next instruction, as on the bare machine', () => {
+    // Ring 0 with IF = 0 lets the timer (every 50 instructions) raise its line, then STI: the bare
+    // CPU runs the one instruction after STI (ESI = 100) and takes the interrupt; the handler
+    // keeps ESI. Before the fix the VE ran on natively until its next trap.
+    const rom = guestRom({
+      main: `
+main:   mov eax, (0x2000 << 16) | (0x21 * 8 - 1)
+        st [0x6000], eax
+        mov eax, 0
+        st [0x6004], eax
+        lidt [0x6000]
+        mov eax, tick
+        st [0x2000 + 0x20 * 8], eax
+        mov eax, 0x08 | (0xE << 24) | (1 << 31)
+        st [0x2000 + 0x20 * 8 + 4], eax
+        mov eax, 0xFFFE
+        out 0x21, eax
+        mov eax, 50
+        out 0x40, eax
+        mov eax, 1 | 4              ; enable, one shot, IRQ
+        out 0x41, eax
+        mov ecx, 100
+.wait:  dec ecx
+        jnz .wait
+        sti
+        mov esi, 100
+        mov esi, 200
+        mov esi, 300
+.spin:  jmp .spin
+tick:   st [${COUNT}], esi
+        cli
+        hlt
+`,
+    });
+    const b = bare(rom);
+    expect(ticks(b.ram)).toBe(100);
+    for (const v of [virtual(rom), virtual(rom, 0)]) {
+      expect(v.r).toEqual(b.r);
+      expect(v.cpu).toEqual(b.cpu);
+      expect(digest(v.ram)).toBe(digest(b.ram));
+    }
+  });
+
+  it('an interrupt whose delivery faults counts the instructions the bare machine counts', () => {
+    // The timer's gate is not present: the delivery raises #NP, whose handler prints "!0B".
+    const rom = guestRom({
+      main: `
+main:   mov eax, (0x2000 << 16) | (0x21 * 8 - 1)
+        st [0x6000], eax
+        mov eax, 0
+        st [0x6004], eax
+        lidt [0x6000]
+        mov eax, tick
+        st [0x2000 + 0x20 * 8], eax
+        mov eax, 0x08 | (0xE << 24)  ; not present
+        st [0x2000 + 0x20 * 8 + 4], eax
+        mov eax, 0xFFFE
+        out 0x21, eax
+        mov eax, 50
+        out 0x40, eax
+        mov eax, 1 | 4
+        out 0x41, eax
+        sti
+.spin:  add esi, 1
+        jmp .spin
+tick:   hlt
+`,
+    });
+    const b = bare(rom);
+    expect(b.transcript).toBe('!0B\n');
+    for (const v of [virtual(rom), virtual(rom, 0)]) {
+      expect(v.transcript).toBe(b.transcript);
+      expect(v.r).toEqual(b.r);
+      expect(v.cpu).toEqual(b.cpu);
+      expect(digest(v.ram)).toBe(digest(b.ram));
+    }
   });
 
   it('a lookahead that is not an integer from 0 to 4096 is refused before the VE exists', () => {
