@@ -943,7 +943,10 @@ export class VirtualEnvironment {
     return now;
   }
 
-  /** The virtual CPU faults where the bare machine does: its run loop's own delivery, through the guest's IDT. */
+  /**
+   * The virtual CPU faults where the bare machine does: the run loop's own delivery, through the
+   * guest's IDT.
+   */
   private reflect(r: RunResult, completes: boolean): RunResult {
     const vcpu = this.vcpu;
     this.reflected++;

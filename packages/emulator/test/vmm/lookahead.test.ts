@@ -148,7 +148,7 @@ describe('interrupt lookahead', () => {
     ]);
   });
 
-  it('slices of 5 instructions cut the lookahead short where they end, and the devices keep the bare time', () => {
+  it('slices of 5 instructions cut the lookahead short where they end; the devices keep the bare time', () => {
     const rom = timerGuest(0);
     const b = bare(rom, 5);
     for (const v of [virtual(rom, 16, 5), virtual(rom, 3, 5)]) {
