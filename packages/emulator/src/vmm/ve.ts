@@ -609,6 +609,10 @@ export class VirtualEnvironment {
       }
       if (!this.writeTrap) this.burstEnd(); // any other trap ends a burst of trapped VEDT writes
       this.trap(vector, r.errorCode, r.software === true);
+      if (r.software === true && this.systemCall(vector)) {
+        executed++;
+        continue;
+      }
       const s = this.step(vector, r.errorCode, true, r.software === true);
       executed += s.executed;
       if (vector === VEC.PF && r.software !== true) this.fill(cr2);
@@ -971,6 +975,36 @@ export class VirtualEnvironment {
   }
 
   /**
+   * A system call's trap in the common case, `step` cut to what an INT n through an interrupt or
+   * trap gate can change: the virtual CPU delivers it (`intDirect`, else false: nothing changed,
+   * `step` goes on), the tables are compared again unless it provably left them alone, and only
+   * ESP, EIP, EFLAGS, the shadow, CS and SS go back to the real CPU (the rest of it is as `capture`
+   * left it, and the delivery changes neither the descriptor-table registers nor paging), unless
+   * the new ring needs another SDT (then all of it: `realize`). Not under VEDT substitution.
+   */
+  private systemCall(vector: number): boolean {
+    if (this.vt !== undefined) return false;
+    const vcpu = this.vcpu;
+    const ringBefore = vcpu.cpl;
+    const trBefore = vcpu.trSel;
+    if (!this.intDirect(vector)) return false;
+    this.instructions++;
+    if (!(vcpu.trSel === trBefore && this.intLeftTablesAlone())) this.tablesDirty = true;
+    const ring = this.countRing(ringBefore);
+    if (ring !== 0 && ring !== this.sdtK) {
+      this.realize();
+      return true;
+    }
+    this.cpu.reg[4] = vcpu.reg[4]!;
+    this.cpu.eip = vcpu.eip;
+    this.realizeFlags();
+    const rpl = realCpl(ring);
+    this.realizeSegment(1, rpl, this.sdtK);
+    this.realizeSegment(2, rpl, this.sdtK);
+    return true;
+  }
+
+  /**
    * The system-call path: `run(vcpu, 1)` for the INT n the real CPU stopped at (TB-3 rule 6), when
    * its prologue would do nothing (no interrupt to take first, no hook, breakpoint or trace, not
    * halted or asked to end the run) and the delivery takes the common case (`deliverFast`: it
@@ -1104,51 +1138,9 @@ export class VirtualEnvironment {
     const vreg = vcpu.reg;
     for (let i = 0; i < 8; i++) reg[i] = vreg[i]!;
     cpu.eip = vcpu.eip;
-    const iopl = (vcpu.eflags & IOPL) === 0 ? 0 : 1; // min(IOPL, 1)
-    cpu.eflags = ((vcpu.eflags & ~IOPL) | (iopl << 12)) >>> 0;
-    cpu.interruptShadow = vcpu.interruptShadow;
+    this.realizeFlags();
     const rpl = realCpl(ring);
-    // The real ring of each virtual DPL under SDT_k (R_k(v), rings.ts), as the bits 29-30 of dword 1.
-    const r0 = realRing(k, 0) << 29;
-    const r1 = realRing(k, 1) << 29;
-    const r2 = realRing(k, 2) << 29;
-    const r3 = realRing(k, 3) << 29;
-    const segSel = cpu.segSel;
-    const segBase = cpu.segBase;
-    const segLimit = cpu.segLimit;
-    const segHi = cpu.segHi;
-    const segFlags = cpu.segFlags;
-    const vSel = vcpu.segSel;
-    const vBase = vcpu.segBase;
-    const vLimit = vcpu.segLimit;
-    const vHi = vcpu.segHi;
-    const vFlags = vcpu.segFlags;
-    const lastSel = this.lastSel;
-    const lastBase = this.lastBase;
-    const lastLimit = this.lastLimit;
-    const lastHi = this.lastHi;
-    for (let s = 0; s < 6; s++) {
-      const vsel = vSel[s]!;
-      const sel = s === 1 || s === 2 ? (vsel & ~3) | rpl : vsel;
-      const vhi = vHi[s]! | 0;
-      const flags = vFlags[s]!;
-      let hi = vhi;
-      if (flags & SEG_USABLE) {
-        const v = (vhi >>> 29) & 3;
-        hi = (vhi & ~0x6000_0000) | (v === 0 ? r0 : v === 1 ? r1 : v === 2 ? r2 : r3);
-      }
-      const base = vBase[s]!;
-      const limit = vLimit[s]!;
-      segSel[s] = sel;
-      segBase[s] = base;
-      segLimit[s] = limit;
-      segHi[s] = hi;
-      segFlags[s] = flags;
-      lastSel[s] = sel;
-      lastBase[s] = base;
-      lastLimit[s] = limit;
-      lastHi[s] = hi;
-    }
+    for (let s = 0; s < 6; s++) this.realizeSegment(s, rpl, k);
     cpu.gdtBase =
       (this.hole + (this.vt === undefined ? SDT_SLOT(k) : VEDT_ALIAS + (this.vt.base & 0xfff))) >>> 0;
     cpu.gdtLimit = vcpu.gdtLimit;
@@ -1172,6 +1164,40 @@ export class VirtualEnvironment {
       cpu.mmu.cr3 = pd;
       cpu.mmu.flush();
     }
+  }
+
+  /** EFLAGS and the interrupt shadow into the real CPU: the real IOPL is min(virtual IOPL, 1). */
+  private realizeFlags(): void {
+    const vcpu = this.vcpu;
+    const iopl = (vcpu.eflags & IOPL) === 0 ? 0 : 1;
+    this.cpu.eflags = ((vcpu.eflags & ~IOPL) | (iopl << 12)) >>> 0;
+    this.cpu.interruptShadow = vcpu.interruptShadow;
+  }
+
+  /**
+   * Segment register `s` of the virtual CPU into the real one under SDT_k: CS and SS with the real
+   * RPL `rpl` of the ring, a usable descriptor with the real ring of its virtual DPL (R_k(v),
+   * rings.ts) in bits 29-30 of dword 1; remembered for `capture`.
+   */
+  private realizeSegment(s: number, rpl: number, k: number): void {
+    const cpu = this.cpu;
+    const vcpu = this.vcpu;
+    const vsel = vcpu.segSel[s]!;
+    const sel = s === 1 || s === 2 ? (vsel & ~3) | rpl : vsel;
+    const vhi = vcpu.segHi[s]! | 0;
+    const flags = vcpu.segFlags[s]!;
+    const hi = flags & SEG_USABLE ? (vhi & ~0x6000_0000) | (realRing(k, (vhi >>> 29) & 3) << 29) : vhi;
+    const base = vcpu.segBase[s]!;
+    const limit = vcpu.segLimit[s]!;
+    cpu.segSel[s] = sel;
+    cpu.segBase[s] = base;
+    cpu.segLimit[s] = limit;
+    cpu.segHi[s] = hi;
+    cpu.segFlags[s] = flags;
+    this.lastSel[s] = sel;
+    this.lastBase[s] = base;
+    this.lastLimit[s] = limit;
+    this.lastHi[s] = hi;
   }
 
   private switchSdt(k: number): void {

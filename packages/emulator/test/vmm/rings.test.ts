@@ -134,6 +134,41 @@ r2_entry:
   });
 });
 
+describe('a system call into a compressed ring', () => {
+  // Ring 3 raises INT 20 through a DPL-3 trap gate to ring-1 code; the handler loads the ring-1
+  // data segment and halts (#GP at ring 1, "!0D"). Every INT traps (TB-3 rule 6); the VMM must
+  // switch to SDT1 before the handler runs natively, else its MOV DS meets ring-1 data at real
+  // ring 0 (SDT3) and traps too.
+  const src: GuestSource = {
+    main: `
+main:   mov eax, r1_int
+        st [0x2000 + 20 * 8], eax
+        mov eax, 0x18 | (0xF << 24) | (3 << 29) | (1 << 31)
+        st [0x2000 + 20 * 8 + 4], eax
+        TO_RING3 ring3
+ring3:  int 20
+        hlt
+r1_int: mov eax, 0x21
+        mov ds, eax
+        hlt
+`,
+  };
+
+  it('runs the handler under SDT1 from the INT on, with the bare transcript', () => {
+    const b = bare(src);
+    expect(b.transcript).toBe('!0D\n');
+    const { ve, r, events, transcript } = virtual(src, { sdtPolicy: 'P2' });
+    expect([transcript, r.executed]).toEqual([b.transcript, b.executed]);
+    expect(switches(events)).toEqual(['0->3', '3->1']);
+    // After the INT: the fill of the handler's page (its first fetch), then its HLT: the MOV DS
+    // ran natively.
+    const traps = events.flatMap((e) => (e.kind === 'trap' ? [e.cause] : []));
+    const at = traps.indexOf('INT 0x14');
+    expect(traps.slice(at, at + 3)).toEqual(['INT 0x14', '#PF mov', '#GP hlt']);
+    expect(ve.stats().trapsByCause['INT 0x14']).toBe(1);
+  });
+});
+
 describe('the lazy switch to SDT0 (SDT-15)', () => {
   // Ring 3 -> ring 2 (gate 0x58, traps: ring 2 is compressed) -> ring 0 (gate 0x68, native: a real
   // 3 -> 2 call). Ring 0, still under SDT2, loads the ring-1 data segment (real ring 0 in SDT2):
