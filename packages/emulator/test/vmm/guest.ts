@@ -103,3 +103,28 @@ ${ptes.map((p, i) => `        mov eax, 0x${p.toString(16)} | 3\n        st [0x${
         or eax, 0x80000000
         mov cr0, eax`;
 }
+
+/**
+ * Assembly for the start of `main` (ring 0) that gives the guest an IDT of 0x21 gates at 0x2000
+ * (the scaffold's has 32; IDTR image at 0x6000), points vector 0x20 (the timer's IRQ 0) at the
+ * label `tick` through an interrupt gate (not present with `present: false`), unmasks line 0 only
+ * and starts the timer: every `period` instructions (`periodic`), or once.
+ */
+export function timerSetup(period: number, opts: { periodic?: boolean; present?: boolean } = {}): string {
+  const present = opts.present ?? true;
+  return `        mov eax, (0x2000 << 16) | (0x21 * 8 - 1)
+        st [0x6000], eax
+        mov eax, 0
+        st [0x6004], eax
+        lidt [0x6000]
+        mov eax, tick
+        st [0x2000 + 0x20 * 8], eax
+        mov eax, 0x08 | (0xE << 24)${present ? ' | (1 << 31)' : '  ; not present'}
+        st [0x2000 + 0x20 * 8 + 4], eax
+        mov eax, 0xFFFE
+        out 0x21, eax               ; PIC mask: line 0 only
+        mov eax, ${period}
+        out 0x40, eax               ; timer reload
+        mov eax, 1 | ${opts.periodic ? '2 | ' : ''}4          ; enable, ${opts.periodic ? 'periodic' : 'one shot'}, IRQ
+        out 0x41, eax`;
+}

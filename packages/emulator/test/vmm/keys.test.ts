@@ -20,7 +20,7 @@ import { KEY_ADDRESS } from '../../src/vmm/keytrap.js';
 import { installMachineKey, MACHINE_KEY_AT } from '../../src/vmm/machinekey.js';
 import type { VirtualEnvironment, VmmEvent } from '../../src/vmm/ve.js';
 import { Vmm } from '../../src/vmm/vmm.js';
-import { guestRom } from './guest.js';
+import { guestRom, timerSetup } from './guest.js';
 
 const T0 = Date.UTC(2026, 10, 27);
 const backend = nodeBackend;
@@ -373,21 +373,8 @@ describe('the key trap (KEY-6..9, TB-12)', () => {
     // which natively is the key trap. KServ1 refuses this machine: status 2.
     const rom = guestRom({
       main: `
-main:   mov eax, (0x2000 << 16) | (0x21 * 8 - 1)
-        st [0x6000], eax
-        mov eax, 0
-        st [0x6004], eax
-        lidt [0x6000]
-        mov eax, tick
-        st [0x2000 + 0x20 * 8], eax
-        mov eax, 0x08 | (0xE << 24) | (1 << 31)
-        st [0x2000 + 0x20 * 8 + 4], eax
-        mov eax, 0xFFFE
-        out 0x21, eax
-        mov eax, 50
-        out 0x40, eax
-        mov eax, 1 | 4              ; enable, one shot, IRQ
-        out 0x41, eax
+main:
+${timerSetup(50)}
         sti
 .spin:  jmp .spin
 tick:   mov edi, 0x30000

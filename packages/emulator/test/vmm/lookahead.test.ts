@@ -11,7 +11,7 @@ import { createMachine } from '../../src/machine.js';
 import { VmmError } from '../../src/vmm/errors.js';
 import { Vmm } from '../../src/vmm/vmm.js';
 import { cpuState } from './fuzz/harness.js';
-import { guestRom } from './guest.js';
+import { guestRom, timerSetup } from './guest.js';
 
 const RAM = 1 << 20;
 const BUDGET = 200_000;
@@ -26,21 +26,8 @@ const COUNT = 0x7000;
 function timerGuest(pad: number): Uint8Array {
   return guestRom({
     main: `
-main:   mov eax, (0x2000 << 16) | (0x21 * 8 - 1)   ; an IDT of 0x21 gates at 0x2000
-        st [0x6000], eax
-        mov eax, 0
-        st [0x6004], eax
-        lidt [0x6000]
-        mov eax, tick
-        st [0x2000 + 0x20 * 8], eax
-        mov eax, 0x08 | (0xE << 24) | (1 << 31)
-        st [0x2000 + 0x20 * 8 + 4], eax
-        mov eax, 0xFFFE
-        out 0x21, eax               ; PIC mask: line 0 only
-        mov eax, 997
-        out 0x40, eax               ; timer reload
-        mov eax, 1 | 2 | 4          ; enable, periodic, IRQ
-        out 0x41, eax
+main:
+${timerSetup(997, { periodic: true })}
         push 0x43
         push 0xB000
         push 0x202
@@ -183,21 +170,8 @@ describe('interrupt lookahead', () => {
     // keeps ESI. Before the fix the VE ran on natively until its next trap.
     const rom = guestRom({
       main: `
-main:   mov eax, (0x2000 << 16) | (0x21 * 8 - 1)
-        st [0x6000], eax
-        mov eax, 0
-        st [0x6004], eax
-        lidt [0x6000]
-        mov eax, tick
-        st [0x2000 + 0x20 * 8], eax
-        mov eax, 0x08 | (0xE << 24) | (1 << 31)
-        st [0x2000 + 0x20 * 8 + 4], eax
-        mov eax, 0xFFFE
-        out 0x21, eax
-        mov eax, 50
-        out 0x40, eax
-        mov eax, 1 | 4              ; enable, one shot, IRQ
-        out 0x41, eax
+main:
+${timerSetup(50)}
         mov ecx, 100
 .wait:  dec ecx
         jnz .wait
@@ -224,21 +198,8 @@ tick:   st [${COUNT}], esi
     // The timer's gate is not present: the delivery raises #NP, whose handler prints "!0B".
     const rom = guestRom({
       main: `
-main:   mov eax, (0x2000 << 16) | (0x21 * 8 - 1)
-        st [0x6000], eax
-        mov eax, 0
-        st [0x6004], eax
-        lidt [0x6000]
-        mov eax, tick
-        st [0x2000 + 0x20 * 8], eax
-        mov eax, 0x08 | (0xE << 24)  ; not present
-        st [0x2000 + 0x20 * 8 + 4], eax
-        mov eax, 0xFFFE
-        out 0x21, eax
-        mov eax, 50
-        out 0x40, eax
-        mov eax, 1 | 4
-        out 0x41, eax
+main:
+${timerSetup(50, { present: false })}
         sti
 .spin:  add esi, 1
         jmp .spin
