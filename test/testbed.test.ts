@@ -17,8 +17,9 @@ import type { TestbedState } from '../testbed/supervisor.js';
 const quiet = () => {};
 const dirs: string[] = [];
 afterAll(async () => {
+  // Each testbed's processes stop (its data folder says which) before its folder goes.
   for (const d of dirs) {
-    await down(d, quiet);
+    await down(join(d, 'data'), quiet);
     rmSync(d, { recursive: true, force: true });
   }
 });
