@@ -867,7 +867,8 @@ export class VirtualEnvironment {
     let reflected = false;
     let ring = ringBefore;
     try {
-      r = software && this.intDirect(vector) ? INT_DONE : run(vcpu, 1);
+      // Without VEDT substitution `systemCall` already tried intDirect, which declined.
+      r = software && vt !== undefined && this.intDirect(vector) ? INT_DONE : run(vcpu, 1);
       if (r.reason === 'exit') {
         reflected = true;
         // A fault while delivering the interrupt (run's prologue) completes no instruction: the
@@ -986,12 +987,12 @@ export class VirtualEnvironment {
     if (this.vt !== undefined) return false;
     const vcpu = this.vcpu;
     const ringBefore = vcpu.cpl;
-    const trBefore = vcpu.trSel;
     if (!this.intDirect(vector)) return false;
     this.instructions++;
-    if (!(vcpu.trSel === trBefore && this.intLeftTablesAlone())) this.tablesDirty = true;
+    // deliverFast switches no task: the frame and the descriptors are all there is to check.
+    if (!this.intLeftTablesAlone()) this.tablesDirty = true;
     const ring = this.countRing(ringBefore);
-    if (ring !== 0 && ring !== this.sdtK) {
+    if (this.needsSdt(ring)) {
       this.realize();
       return true;
     }
@@ -1129,7 +1130,7 @@ export class VirtualEnvironment {
     const cpu = this.cpu;
     const vcpu = this.vcpu;
     const ring = vcpu.cpl;
-    if (ring !== 0 && ring !== this.sdtK) this.switchSdt(ring);
+    if (this.needsSdt(ring)) this.switchSdt(ring);
     if (this.vt === undefined) this.gdt.ensure(this.sdtK, false);
     else this.substitute();
     if (vcpu.ldtUsable) this.ldt.ensure(this.sdtK, false);
@@ -1164,6 +1165,15 @@ export class VirtualEnvironment {
       cpu.mmu.cr3 = pd;
       cpu.mmu.flush();
     }
+  }
+
+  /**
+   * Virtual ring `ring` runs under another SDT than the one in force: every ring but 0, which keeps
+   * the SDT it was entered under (SDT-15), has its own. `realize` switches then, and `systemCall`
+   * leaves it to `realize`.
+   */
+  private needsSdt(ring: number): boolean {
+    return ring !== 0 && ring !== this.sdtK;
   }
 
   /** EFLAGS and the interrupt shadow into the real CPU: the real IOPL is min(virtual IOPL, 1). */

@@ -18,7 +18,7 @@
 import { describe, expect, it } from 'vitest';
 import { createMachine } from '../../src/machine.js';
 import { BUG_IDS, FIXED_BUGS, OPEN_BUGS, type OpenBug } from './fuzz/bugs.js';
-import { newVmm, type VeConfig, VeRun } from './fuzz/harness.js';
+import { newVmm, systemCallCheck, type VeConfig, VeRun } from './fuzz/harness.js';
 import { type KnownId, WITNESS_OF } from './fuzz/known.js';
 import { programSeed } from './fuzz/prng.js';
 import { describeFailure, type Explained, runProgram } from './fuzz/run.js';
@@ -106,6 +106,9 @@ describe('differential fuzzing: bare machine against a VE', () => {
         executed += r.executed;
       }
       expect(failures).toEqual([]);
+      // Every system call that took the short path left the real CPU as a full realize would.
+      expect(systemCallCheck.differences).toEqual([]);
+      expect(systemCallCheck.shortPaths).toBeGreaterThan(RUNS);
       // The programs run: about four thousand instructions each, native far calls among them.
       expect(executed / RUNS).toBeGreaterThan(2000);
       expect(explained['stack-selector-rpl'] ?? 0).toBeGreaterThan(0);

@@ -159,6 +159,7 @@ export class VeRun {
     config: VeConfig,
   ) {
     this.ve = vmm.createVe({ name: 'fuzz', memoryBytes: RAM_BYTES, rom: rom.bytes, ...profileOf(config) });
+    checkSystemCalls(this.ve, vmm.machine.cpu);
   }
 
   run(budget: number, stopAt?: number): Outcome {
@@ -178,6 +179,43 @@ export class VeRun {
   delete(): void {
     this.vmm.deleteVe(this.ve.id);
   }
+}
+
+/**
+ * The system-call short path (ve.ts `systemCall`) writes back to the real CPU only what an INT's
+ * delivery changes; a full `realize` after it must change nothing. Checked at every system call the
+ * fuzz programs make: the counts and the first differences found are here.
+ */
+export const systemCallCheck = { shortPaths: 0, differences: [] as string[] };
+
+interface VeInternals {
+  systemCall(vector: number): boolean;
+  realize(): void;
+  readonly lastSel: Uint16Array;
+  readonly lastBase: Uint32Array;
+  readonly lastLimit: Uint32Array;
+  readonly lastHi: Uint32Array;
+}
+
+function checkSystemCalls(ve: VirtualEnvironment, cpu: Cpu): void {
+  const v = ve as unknown as VeInternals;
+  const shortPath = v.systemCall.bind(v);
+  const real = () =>
+    JSON.stringify({
+      ...cpuState(cpu),
+      last: [v.lastSel, v.lastBase, v.lastLimit, v.lastHi].map((a) => Array.from(a)),
+    });
+  v.systemCall = (vector: number) => {
+    if (!shortPath(vector)) return false;
+    systemCallCheck.shortPaths++;
+    const left = real();
+    v.realize();
+    const full = real();
+    if (left !== full && systemCallCheck.differences.length < 5) {
+      systemCallCheck.differences.push(`INT 0x${vector.toString(16)}: ${left} / realize: ${full}`);
+    }
+    return true;
+  };
 }
 
 export function newVmm(): Vmm {
