@@ -15,9 +15,9 @@
  *   (`capture`), lets it execute the one instruction the real CPU stopped at (or take a pending
  *   interrupt, and run its handler until it returns, up to `interruptLookahead` instructions) under
  *   the virtual rules — the bare machine's own rules on the guest's own tables — and copies the
- *   result back (`realize`), choosing the SDT of the new virtual ring. A fault the
- *   virtual CPU raises is the fault the bare machine would raise; it delivers it through the guest's
- *   IDT itself (reflection).
+ *   result back (`realize`), choosing the SDT of the new virtual ring. A fault the virtual CPU
+ *   raises is the fault the bare machine would raise; it delivers it through the guest's IDT itself
+ *   (reflection). A system call's trap writes back only what the INT changed (`systemCall`).
  *
  * So the guest sees exactly the bare machine, apart from what native execution shows of the real
  * state (docs/vmm.md lists it: CS/SS RPL, LAR/LSL/VERR/VERW, PUSHF's IOPL above 1, RPL checks
