@@ -40,7 +40,7 @@ import { isName, type Name } from '@clefnet/protocol';
 import { type BlockBackend, fileBlockBackend } from '../devices/disk.js';
 import { fileNvramBackend, type NvramBackend } from '../devices/nvram.js';
 import { VmmError } from './errors.js';
-import type { PolicyChoice, VedtOptions } from './ve.js';
+import { MAX_INTERRUPT_LOOKAHEAD, type PolicyChoice, type VedtOptions } from './ve.js';
 import type { VeProfile } from './vmm.js';
 
 const KEYS = new Set([
@@ -154,7 +154,7 @@ export function parseProfile(doc: unknown, dir: string | ProfileFiles): VeProfil
   const policy = oneOf<PolicyChoice>(o, 'sdt_policy', ['P1', 'P2', 'P3', 'adaptive']);
   const qpt = bool(o, 'qpt');
   const outwardGuard = bool(o, 'outward_guard');
-  const interruptLookahead = int(o, 'interrupt_lookahead', 0, 4096);
+  const interruptLookahead = int(o, 'interrupt_lookahead', 0, MAX_INTERRUPT_LOOKAHEAD);
   const mode = oneOf(o, 'vedt_mode', ['off', 'current-ring', 'static'] as const);
   const method = oneOf(o, 'vedt_write', ['trap', 'overwrite', 'auto'] as const);
   const guard = bool(o, 'vedt_guard');

@@ -66,11 +66,12 @@ const IOPL = 0x3000;
 
 /** Trap cause keys: (exception vector << 9) | opcode (0x100: unknown), or CAUSE_INT | INT n's vector. */
 const CAUSE_INT = 32 << 9;
-/** INT n's opcode (isa.ts), and what `run(vcpu, 1)` returns after one that completed (`intDirect`). */
+/** INT n's opcode (isa.ts; `intDirect`). */
 const OP_INT = 0x75;
 /** Interrupt-handler instructions run on the virtual CPU after an interrupt by default (`step`). */
 const DEFAULT_LOOKAHEAD = 16;
-const INT_DONE: RunResult = { reason: 'budget', executed: 1 };
+/** The most a VE's profile may ask for (VeProfile.interruptLookahead, profile `interrupt_lookahead`). */
+export const MAX_INTERRUPT_LOOKAHEAD = 4096;
 
 /** The name of a trap cause key (see `VirtualEnvironment.trap`): "#GP out", "INT 0x80". */
 function causeName(key: number): string {
@@ -317,9 +318,6 @@ export class VirtualEnvironment {
   private readonly user: Space;
   private readonly sup: Space;
   private readonly tracked = new Set<number>();
-  /** The lowest and highest frame in `tracked` (none: lo > hi), a filter before the Set. */
-  private trackedLo = 0x100000;
-  private trackedHi = -1;
   // What `realize` last wrote into the real segment registers (to see the guest's native loads).
   private readonly lastSel = new Uint16Array(6);
   private readonly lastBase = new Uint32Array(6);
@@ -641,9 +639,7 @@ export class VirtualEnvironment {
   /** Whether guest-linear `at` is mapped to a frame that holds none of the guest's tables. */
   private untracked(at: number): boolean {
     const gpa = this.used(at);
-    if (gpa < 0) return false;
-    const f = gpa >>> 12;
-    return f < this.trackedLo || f > this.trackedHi || !this.tracked.has(f);
+    return gpa >= 0 && !this.tracked.has(gpa >>> 12);
   }
 
   /**
@@ -867,8 +863,7 @@ export class VirtualEnvironment {
     let reflected = false;
     let ring = ringBefore;
     try {
-      // Without VEDT substitution `systemCall` already tried intDirect, which declined.
-      r = software && vt !== undefined && this.intDirect(vector) ? INT_DONE : run(vcpu, 1);
+      r = run(vcpu, 1);
       if (r.reason === 'exit') {
         reflected = true;
         // A fault while delivering the interrupt (run's prologue) completes no instruction: the
@@ -1356,8 +1351,6 @@ export class VirtualEnvironment {
     if (!same) {
       this.tracked.clear();
       for (const f of frames) this.tracked.add(f);
-      this.trackedLo = Math.min(0x100000, ...frames);
-      this.trackedHi = Math.max(-1, ...frames);
       this.flushShadows(); // resolves the tables' pages too
     } else {
       this.mapTables();

@@ -25,6 +25,7 @@ import type { SdtPolicy } from './sdt.js';
 import {
   KEY_STATUS,
   type KeyTrapHook,
+  MAX_INTERRUPT_LOOKAHEAD,
   type PolicyChoice,
   type VedtOptions,
   VirtualEnvironment,
@@ -207,10 +208,13 @@ export class Vmm {
       throw new VmmError('CONFIG_INVALID', `memoryBytes must be a positive multiple of 4096, not ${bytes}`);
     }
     const lookahead = profile.interruptLookahead;
-    if (lookahead !== undefined && !(Number.isInteger(lookahead) && lookahead >= 0 && lookahead <= 4096)) {
+    if (
+      lookahead !== undefined &&
+      !(Number.isInteger(lookahead) && lookahead >= 0 && lookahead <= MAX_INTERRUPT_LOOKAHEAD)
+    ) {
       throw new VmmError(
         'CONFIG_INVALID',
-        `interruptLookahead must be an integer from 0 to 4096, not ${lookahead}`,
+        `interruptLookahead must be an integer from 0 to ${MAX_INTERRUPT_LOOKAHEAD}, not ${lookahead}`,
       );
     }
     const base = this.allocPortion(bytes);
@@ -290,7 +294,7 @@ export class Vmm {
       policy: profile.sdtPolicy ?? recognise(profile.rom)?.policy ?? 'adaptive',
       ...(profile.qpt === undefined ? {} : { qpt: profile.qpt }),
       outwardGuard: profile.outwardGuard ?? true,
-      ...(profile.interruptLookahead === undefined ? {} : { interruptLookahead: profile.interruptLookahead }),
+      ...(lookahead === undefined ? {} : { interruptLookahead: lookahead }),
       ...(profile.vedt === undefined ? {} : { vedt: profile.vedt }),
       onEvent: this.opts.onEvent,
       ...(keyTrap === undefined ? {} : { keyTrap }),
