@@ -179,6 +179,62 @@ describe('SS loads', () => {
   );
 });
 
+describe('accesses right after a segment load, in the same run', () => {
+  // The run loop loads DS, ES, FS and GS without leaving its inner loop and sets the bounds it
+  // checks DS accesses against there (exec.ts): each access below must see the segment just loaded.
+  const RW = 21;
+  const RO = 22;
+  const setup = (): Machine => {
+    const m = machine(0);
+    setGdt(m.cpu, RW, segmentDescriptor({ base: 0x50000, limit: 0x1fff, type: 0x2, dpl: 0 }));
+    setGdt(m.cpu, RO, segmentDescriptor({ base: 0x60000, limit: 0xfff, type: 0x0, dpl: 0 }));
+    m.phys.write32(0x50000 + 0x1ffc, 0x11223344);
+    m.phys.write32(0x60000 + 0x10, 0x55667788);
+    m.cpu.reg[R.EAX] = RW << 3;
+    m.cpu.reg[R.EBX] = RO << 3;
+    m.cpu.reg[R.EDX] = 0xcafe;
+    return m;
+  };
+
+  it("DS's base and limit: a store and loads through the new DS, up to its last dword", () => {
+    const m = setup();
+    program(
+      m,
+      enc('mov sreg,reg', { a: S.DS, b: R.EAX }),
+      enc('st mem,reg', { a: R.EDX, ...mem(0x20) }),
+      enc('ld reg,mem', { a: R.ECX, ...mem(0x1ffc) }),
+      enc('mov sreg,reg', { a: S.DS, b: R.EBX }),
+      enc('ld reg,mem', { a: R.ESI, ...mem(0x10) }),
+      enc('ld reg,mem', { a: R.EDI, ...mem(0xffd) }),
+    );
+    // the last load crosses the new limit (0xFFF): #GP(0) at it, with everything before done
+    expect(stepExit(m, 6)).toEqual(exitFault(VEC.GP, 0, 5));
+    expect(m.phys.read32(0x50020)).toBe(0xcafe);
+    expect(m.cpu.reg[R.ECX]).toBe(0x11223344);
+    expect(m.cpu.reg[R.ESI]).toBe(0x55667788);
+    expect(m.cpu.reg[R.EDI]).toBe(0);
+    expect([m.cpu.segSel[S.DS], m.cpu.eip]).toEqual([RO << 3, CODE_AT + 40]);
+  });
+
+  it('a store through a DS just loaded read-only is #GP(0); ES loads the same way', () => {
+    const m = setup();
+    program(
+      m,
+      enc('mov sreg,reg', { a: S.DS, b: R.EAX }),
+      enc('st mem,reg', { a: R.EDX, ...mem(0x30) }),
+      enc('mov sreg,reg', { a: S.ES, b: R.EBX }),
+      enc('ld reg,mem', { a: R.ECX, ...mem(0x10, S.ES) }),
+      enc('mov sreg,reg', { a: S.DS, b: R.EBX }),
+      enc('st mem,reg', { a: R.EDX, ...mem(0x30) }),
+    );
+    expect(stepExit(m, 6)).toEqual(exitFault(VEC.GP, 0, 5));
+    expect(m.phys.read32(0x50030)).toBe(0xcafe);
+    expect(m.phys.read32(0x60030)).toBe(0);
+    expect(m.cpu.reg[R.ECX]).toBe(0x55667788);
+    expect([m.cpu.segSel[S.ES], m.cpu.segSel[S.DS], m.cpu.eip]).toEqual([RO << 3, RO << 3, CODE_AT + 40]);
+  });
+});
+
 describe('null, out-of-table and system selectors', () => {
   const dataRegs = [S.ES, S.DS, S.FS, S.GS];
   const nullRows = [0, 1, 2, 3].flatMap((rpl) =>
