@@ -397,6 +397,35 @@ regs    equ 0x8000`;
     expect(w.counters()).toEqual(counts({ received: frames.length, loaded: 1, reports: 1, exits: 1 }));
   });
 
+  it("a new module's segment holds nothing of the module it replaced: all of it is zero but its body", () => {
+    const w = booted();
+    // Fills every dword of its segment from 0x100 up with a pattern (its own code below 0x100 is
+    // left alone), then waits in RECV until it is replaced.
+    const filler = mod(`start:  mov edi, 0x100
+        mov eax, 0xA5A5A5A5
+fill:   st [edi], eax
+        add edi, 4
+        cmp edi, USER_SIZE
+        jnz fill
+wait:   RECV 0x1000, 64, 0
+        jmp wait`);
+    w.deliver(filler);
+    w.settle();
+    const seg = () => w.ram().slice(NODEOS.userBase, NODEOS.userBase + NODEOS.userSize);
+    expect(seg().slice(0x100, 0x104)).toEqual(Uint8Array.of(0xa5, 0xa5, 0xa5, 0xa5));
+    expect(seg().slice(NODEOS.userSize - 4)).toEqual(Uint8Array.of(0xa5, 0xa5, 0xa5, 0xa5));
+    expect(w.since()).toBe(loadedLines(filler));
+    const next = hello('next');
+    w.deliver(next);
+    w.settle();
+    expect(w.since()).toBe(`nodeos: module replaced\n${loadedLines(next)}next\nnodeos: module exited (code 0)\n${WAITING}`);
+    const body = decodeImage(next).bytes;
+    const after = seg();
+    expect(after.slice(0, body.length)).toEqual(body);
+    // Every byte past the body, up to the segment's last one, is 0.
+    expect(after.slice(body.length).findIndex((b) => b !== 0)).toBe(-1);
+  });
+
   it('a transfer in many fragments, then another module after the first exits', () => {
     const w = booted();
     const first = hello('first', 300);
