@@ -418,7 +418,9 @@ wait:   RECV 0x1000, 64, 0
     const next = hello('next');
     w.deliver(next);
     w.settle();
-    expect(w.since()).toBe(`nodeos: module replaced\n${loadedLines(next)}next\nnodeos: module exited (code 0)\n${WAITING}`);
+    expect(w.since()).toBe(
+      `nodeos: module replaced\n${loadedLines(next)}next\nnodeos: module exited (code 0)\n${WAITING}`,
+    );
     const body = decodeImage(next).bytes;
     const after = seg();
     expect(after.slice(0, body.length)).toEqual(body);
