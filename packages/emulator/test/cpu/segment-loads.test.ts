@@ -205,15 +205,29 @@ describe('accesses right after a segment load, in the same run', () => {
       enc('ld reg,mem', { a: R.ECX, ...mem(0x1ffc) }),
       enc('mov sreg,reg', { a: S.DS, b: R.EBX }),
       enc('ld reg,mem', { a: R.ESI, ...mem(0x10) }),
-      enc('ld reg,mem', { a: R.EDI, ...mem(0xffd) }),
+      enc('ld reg,mem', { a: R.EDI, ...mem(0x1000) }),
     );
-    // the last load crosses the new limit (0xFFF): #GP(0) at it, with everything before done
+    // the last load (aligned, so the run loop's own path would take it) lies past the new limit
+    // (0xFFF), though within the old one: #GP(0) at it, with everything before done
     expect(stepExit(m, 6)).toEqual(exitFault(VEC.GP, 0, 5));
     expect(m.phys.read32(0x50020)).toBe(0xcafe);
     expect(m.cpu.reg[R.ECX]).toBe(0x11223344);
     expect(m.cpu.reg[R.ESI]).toBe(0x55667788);
     expect(m.cpu.reg[R.EDI]).toBe(0);
     expect([m.cpu.segSel[S.DS], m.cpu.eip]).toEqual([RO << 3, CODE_AT + 40]);
+  });
+
+  it.each([
+    { name: 'imm', f: { imm: 1 } },
+    { name: 'byte 2', f: { c: 1 } },
+    { name: 'the source register field past 7', f: { b: 8 } },
+  ])('MOV DS with a valid selector and a must-be-zero field set ($name) is #UD', ({ f }) => {
+    const m = setup();
+    m.cpu.reg[R.EAX] = RW << 3;
+    program(m, enc('mov sreg,reg', { a: S.DS, b: 0, ...f }));
+    const before = snapshot(m);
+    expect(stepExit(m)).toEqual(exitFault(VEC.UD));
+    expectUnchanged(m, before, 'a MOV DS that is #UD');
   });
 
   it('a store through a DS just loaded read-only is #GP(0); ES loads the same way', () => {
