@@ -18,7 +18,13 @@
  * instruction's must-be-zero bits.
  */
 import type { Cpu, RunResult } from './cpu.js';
-import { deliverFast, farReturnFast, interruptReturnFast, loadDataSegmentFast } from './fast-transfers.js';
+import {
+  callGateFast,
+  deliverFast,
+  farReturnFast,
+  interruptReturnFast,
+  loadDataSegmentFast,
+} from './fast-transfers.js';
 import { CpuFault, fault, isContributory, VEC } from './faults.js';
 import { FL } from './flags.js';
 import { MBZ, MEM_SEGMENT, NO_BASE } from './isa.js';
@@ -838,16 +844,17 @@ function other(
     // far transfers: they set EIP themselves
     case 0x70:
     case 0x71:
-      checkEncoding(w0, imm);
+      if ((w0 & 0xff00) !== 0) throw fault(VEC.UD); // sel16 and imm32 (ENCODING)
+      if (op === 0x71 && callGateFast(cpu, (w0 >>> 16) & 0xffff, next >>> 0)) return 1;
       farTransfer(cpu, op === 0x71, (w0 >>> 16) & 0xffff, imm, next >>> 0);
       return 1;
     case 0x72:
     case 0x73:
-      checkEncoding(w0, imm);
+      if (((w0 & 0xffffff00) | (imm & (op === 0x72 ? -1 : 0xffff0000))) !== 0) throw fault(VEC.UD);
       if (!farReturnFast(cpu, imm & 0xffff)) farReturn(cpu, imm & 0xffff); // imm: 0 for RETF
       return 1;
     case 0x74: {
-      checkEncoding(w0, imm);
+      if (((w0 & 0xffffff00) | imm) !== 0) throw fault(VEC.UD); // no operand (ENCODING)
       const wasIf = cpu.eflags & IF;
       if (!interruptReturnFast(cpu)) interruptReturn(cpu);
       // IF from 0 to 1: a pending interrupt is taken before the next instruction (FULL)
@@ -855,7 +862,7 @@ function other(
     }
     case 0x75:
     case 0x76: {
-      checkEncoding(w0, imm);
+      if (((w0 & 0xffffff00) | (imm & (op === 0x75 ? 0xffffff00 : -1))) !== 0) throw fault(VEC.UD);
       const vector = op === 0x76 ? VEC.BP : imm & 0xff;
       if (cpu.exitSoftware === true) {
         // The VM manager sees every software interrupt (TB-3 rule 6), at the INT itself.
@@ -1099,8 +1106,10 @@ const ENCODING: readonly (readonly [number, number, readonly number[]])[] = [
     0,
     [0x18, 0x50, 0x52, 0x58, 0x59, 0x5a, 0x5b, 0x5c, 0x5d, 0x5e, 0x5f, 0x60, 0x61, 0x62, 0x63, 0x64, 0x65],
   ],
-  [0xffffff00 | 0, -1, [0x01, 0x54, 0xa2]],
-  [0xffffff00 | 0, 0xffff0000 | 0, [0x55]],
+  [0xffffff00 | 0, -1, [0x01, 0x54, 0xa2, 0x72, 0x74, 0x76]],
+  [0xffffff00 | 0, 0xffff0000 | 0, [0x55, 0x73]],
+  [0xffffff00 | 0, 0xffffff00 | 0, [0x75]],
+  [0xff00, 0, [0x70, 0x71]],
   [0xfff00800 | 0, 0, [0x12, 0x13, 0x14, 0x15, 0x16]],
   [0xffff8800 | 0, -1, [0x80]],
 ];

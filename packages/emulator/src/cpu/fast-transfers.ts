@@ -110,23 +110,32 @@ function load(cpu: Cpu, seg: number, selector: number, lo: number, hi: number): 
 
 /**
  * After a return to an outer ring: DS, ES, FS, GS holding data or non-conforming code of a DPL
- * below the new CPL are loaded with the null selector (segments.ts clearOuterSegments, one loop).
+ * below the new CPL are loaded with the null selector (segments.ts clearOuterSegments).
  */
 function clearOuter(cpu: Cpu, cpl: number): void {
-  const segFlags = cpu.segFlags;
-  const segHi = cpu.segHi;
-  for (let seg = 0; seg < 6; seg++) {
-    if (seg === 1 || seg === 2 || (segFlags[seg]! & 1) === 0) continue; // CS, SS; not usable
-    const hi = segHi[seg]! | 0;
-    const kind = (hi >>> 25) & 0xe; // S, code, conforming
-    if (kind !== 0xe && cpl > ((hi >>> 29) & 3)) {
-      cpu.segSel[seg] = 0;
-      cpu.segBase[seg] = 0;
-      cpu.segLimit[seg] = 0;
-      segHi[seg] = 0;
-      segFlags[seg] = 0;
-    }
-  }
+  // ES 0, DS 3, FS 4, GS 5 (CS and SS are the return's), written out: two returns an iteration of
+  // a system-call loop run this
+  if (mustClear(cpu, 0, cpl)) setNull(cpu, 0);
+  if (mustClear(cpu, 3, cpl)) setNull(cpu, 3);
+  if (mustClear(cpu, 4, cpl)) setNull(cpu, 4);
+  if (mustClear(cpu, 5, cpl)) setNull(cpu, 5);
+}
+
+/** A usable data segment register holding data or non-conforming code of a DPL below `cpl`. */
+function mustClear(cpu: Cpu, seg: number, cpl: number): boolean {
+  if ((cpu.segFlags[seg]! & 1) === 0) return false; // not usable
+  const hi = cpu.segHi[seg]! | 0;
+  // S, code, conforming: 0xe is conforming code, which stays
+  return ((hi >>> 25) & 0xe) !== 0xe && cpl > ((hi >>> 29) & 3);
+}
+
+/** The null selector (0) in a data segment register (segments.ts setNull). */
+function setNull(cpu: Cpu, seg: number): void {
+  cpu.segSel[seg] = 0;
+  cpu.segBase[seg] = 0;
+  cpu.segLimit[seg] = 0;
+  cpu.segHi[seg] = 0;
+  cpu.segFlags[seg] = 0;
 }
 
 /** ESP fits a frame of `bytes` below it on an expand-up stack of this limit (transfers.ts checkRoom). */
