@@ -245,7 +245,10 @@ export function farReturnFast(cpu: Cpu, release: number): boolean {
   if (!fastPaths.enabled) return false;
   const ram32 = cpu.ram32;
   const esp = cpu.reg[4]! >>> 0;
-  const f = stackIndex(cpu, esp, 8);
+  // The whole frame of a return to an outer ring without a release (EIP, CS, ESP, SS) at once when
+  // it can be read (see `outer` below), else the EIP and CS a return to the same ring needs.
+  const whole = release === 0 ? stackIndex(cpu, esp, 16) : -1;
+  const f = whole >= 0 ? whole : stackIndex(cpu, esp, 8);
   if (f < 0) return false;
   const eip = ram32[f]! >>> 0;
   const cs = ram32[f + 1]! & 0xffff;
@@ -262,7 +265,7 @@ export function farReturnFast(cpu: Cpu, release: number): boolean {
     cpu.reg[4] = (esp + 8 + release) | 0;
     return true;
   }
-  const g = stackIndex(cpu, (esp + 8 + release) >>> 0, 8);
+  const g = whole >= 0 ? whole + 2 : stackIndex(cpu, (esp + 8 + release) >>> 0, 8);
   if (g < 0) return false;
   const newEsp = ram32[g]!;
   const ss = ram32[g + 1]! & 0xffff;
@@ -282,7 +285,10 @@ export function interruptReturnFast(cpu: Cpu): boolean {
   if ((flags0 & 0x4000) !== 0 || !fastPaths.enabled) return false; // NT: no task return
   const ram32 = cpu.ram32;
   const esp = cpu.reg[4]! >>> 0;
-  const f = stackIndex(cpu, esp, 12);
+  // The whole frame of a return to an outer ring (EIP, CS, EFLAGS, ESP, SS) at once when it can be
+  // read, else the three dwords a return to the same ring needs (as in farReturnFast).
+  const whole = stackIndex(cpu, esp, 20);
+  const f = whole >= 0 ? whole : stackIndex(cpu, esp, 12);
   if (f < 0) return false;
   const eip = ram32[f]! >>> 0;
   const cs = ram32[f + 1]! & 0xffff;
@@ -307,7 +313,7 @@ export function interruptReturnFast(cpu: Cpu): boolean {
     cpu.eflags = newFlags;
     return true;
   }
-  const g = stackIndex(cpu, (esp + 12) >>> 0, 8);
+  const g = whole >= 0 ? whole + 3 : stackIndex(cpu, (esp + 12) >>> 0, 8);
   if (g < 0) return false;
   const newEsp = ram32[g]!;
   const ss = ram32[g + 1]! & 0xffff;
