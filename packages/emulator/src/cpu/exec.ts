@@ -279,8 +279,8 @@ export function run(cpu: Cpu, budget: number): RunResult {
         // Strict decoding (isa.ts, MBZ): every case first checks that the fields its instruction
         // does not use, and the bits past its operands' ranges, are 0, else #UD before anything
         // changes. Ordinary instructions test a literal mask of their operand layout (ENCODING
-        // below, checked against the table when this module loads): a table lookup here would cost
-        // a fifth of the loop. The rest of the rule (segment and control registers, a memory
+        // below lists them, checked against the table when this module loads; decode.test.ts
+        // checks the cases themselves): a table lookup here would cost a fifth of the loop. The rest of the rule (segment and control registers, a memory
         // operand's base and segment) is checked where those operands are decoded.
         const a = (w0 >>> 8) & 7; // register operands: 0..7 (bit 3 is must-be-zero)
         const b = (w0 >>> 12) & 0xf;
@@ -1081,7 +1081,8 @@ function rareAlu(cpu: Cpu, k: number, a: number, b: number): number {
 
 /**
  * Strict decoding of an instruction that is not ordinary, from the table (isa.ts, MBZ): #UD when a
- * must-be-zero bit is set. (Ordinary instructions test literal masks: ENCODING.)
+ * must-be-zero bit is set. (Ordinary instructions, MOV of a data segment register in the run loop,
+ * and the far transfers and INT n in `other` test literal masks: ENCODING.)
  */
 function checkEncoding(w0: number, imm: number): void {
   const op = w0 & 0xff;
@@ -1089,9 +1090,10 @@ function checkEncoding(w0: number, imm: number): void {
 }
 
 /**
- * The literal must-be-zero masks of the ordinary instructions' cases, by operand layout: dword 0,
- * imm (-1: imm unused, 0: all of it used, 0xFFFF0000: an imm16), and the opcodes that test them.
- * Checked against the table when this module loads, so the cases cannot drift from isa.ts.
+ * The literal must-be-zero masks the run loop's cases and `other`'s far transfers and INT n test,
+ * by operand layout: dword 0, imm (-1: imm unused, 0: all of it used, 0xFFFF0000: an imm16, and
+ * so on), and the opcodes that test them. Checked against the table when this module loads, so
+ * the masks cannot drift from isa.ts; decode.test.ts checks that each case tests its mask.
  */
 const ENCODING: readonly (readonly [number, number, readonly number[]])[] = [
   [

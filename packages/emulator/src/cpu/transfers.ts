@@ -7,7 +7,7 @@
  * transfer raises #GP, as the emulator documents.
  */
 import type { Cpu } from './cpu.js';
-import { callGateFast, deliverFast, farReturnFast, interruptReturnFast } from './fast-transfers.js';
+import { deliverFast, farReturnFast, interruptReturnFast } from './fast-transfers.js';
 import { fault, selErr, VEC } from './faults.js';
 import {
   checkStackSegment,
@@ -103,9 +103,12 @@ function writeFrame(cpu: Cpu, base: number, sp: number, n: number, user: boolean
   return at;
 }
 
-/** JMPF / CALLF sel:off (SDM §5.8.1, §5.8.4). `next` is the EIP after the instruction. */
+/**
+ * JMPF / CALLF sel:off (SDM §5.8.1, §5.8.4), the general path: the run loop tries a CALLF's common
+ * case first (callGateFast), as it does farReturnFast before farReturn. `next` is the EIP after
+ * the instruction.
+ */
 export function farTransfer(cpu: Cpu, call: boolean, selector: number, offset: number, next: number): void {
-  if (call && callGateFast(cpu, selector, next)) return; // the common case (fast-transfers.ts)
   const cpl = cpu.cpl;
   if ((selector & 0xfffc) === 0) throw fault(VEC.GP, 0);
   const hi = readDescriptor(cpu, selector, 0, VEC.GP);
