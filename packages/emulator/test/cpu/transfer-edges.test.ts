@@ -10,8 +10,8 @@
 
 import { describe, expect, it } from 'vitest';
 import { gateDescriptor, segmentDescriptor, TYPE } from '../../src/cpu/descriptor.js';
-import { VEC } from '../../src/cpu/faults.js';
 import { fastPaths } from '../../src/cpu/fast-transfers.js';
+import { VEC } from '../../src/cpu/faults.js';
 import { S } from '../../src/cpu/isa.js';
 import {
   cpuState,
@@ -51,7 +51,7 @@ function both(build: () => Machine) {
 
 /** Writes dwords at `at` upwards (a stack frame from its lowest address). */
 function frame(m: Machine, at: number, dwords: number[]): void {
-  dwords.forEach((v, i) => m.phys.write32(at + 4 * i, v));
+  for (const [i, v] of dwords.entries()) m.phys.write32(at + 4 * i, v);
 }
 
 describe('a return to an outer ring whose frame the fast path cannot read at once', () => {
