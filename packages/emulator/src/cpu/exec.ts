@@ -49,11 +49,10 @@ import { deliver, farReturn, farTransfer, interruptReturn, mergeFlags } from './
  * (LIGHT, see `slow`), as it does every CHUNK ordinary instructions (see `stop`); a MOV of DS, ES,
  * FS or GS that the fast path takes needs not even that: the inner loop sets DS's cached bounds
  * itself and goes on (the mixed workload of bench/cpu.ts, one MOV DS in 51 instructions, ran about
- * 2% faster for it in paired runs). The prologue also
- * caches what ordinary instructions need (the CS limit, CPL, the DS and SS rights and limits,
- * paging) and checks the *code window*: the EIPs whose 8 bytes lie in one RAM page inside the CS
- * limit, fetched without translation while the CS base, limit, CPL, paging and MMU generation it
- * was built for stay the same. Every check still runs for every instruction, against these cached
+ * 2% faster for it in paired runs). The prologue also caches what ordinary instructions need (the
+ * CS limit, CPL, the DS and SS rights and limits, paging) and checks the *code window*: the EIPs
+ * whose 8 bytes lie in one RAM page inside the CS limit, fetched without translation while the CS
+ * base, limit, CPL, paging and MMU generation it was built for stay the same. Every check still runs for every instruction, against these cached
  * values.
  *
  * V8 notes: everything before the loop is a constant, and the typed arrays are loaded from `cpu`
@@ -280,8 +279,9 @@ export function run(cpu: Cpu, budget: number): RunResult {
         // does not use, and the bits past its operands' ranges, are 0, else #UD before anything
         // changes. Ordinary instructions test a literal mask of their operand layout (ENCODING
         // below lists them, checked against the table when this module loads; decode.test.ts
-        // checks the cases themselves): a table lookup here would cost a fifth of the loop. The rest of the rule (segment and control registers, a memory
-        // operand's base and segment) is checked where those operands are decoded.
+        // checks the cases themselves): a table lookup here would cost a fifth of the loop. The
+        // rest of the rule (segment and control registers, a memory operand's base and segment)
+        // is checked where those operands are decoded.
         const a = (w0 >>> 8) & 7; // register operands: 0..7 (bit 3 is must-be-zero)
         const b = (w0 >>> 12) & 0xf;
         const next = (eip + 8) | 0;

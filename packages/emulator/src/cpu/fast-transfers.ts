@@ -113,8 +113,8 @@ function load(cpu: Cpu, seg: number, selector: number, lo: number, hi: number): 
  * below the new CPL are loaded with the null selector (segments.ts clearOuterSegments).
  */
 function clearOuter(cpu: Cpu, cpl: number): void {
-  // ES 0, DS 3, FS 4, GS 5 (CS and SS are the return's), written out: two returns an iteration of
-  // a system-call loop run this
+  // ES 0, DS 3, FS 4, GS 5 (CS and SS are the return's), written out rather than a loop: every
+  // return to an outer ring runs this
   if (mustClear(cpu, 0, cpl)) setNull(cpu, 0);
   if (mustClear(cpu, 3, cpl)) setNull(cpu, 3);
   if (mustClear(cpu, 4, cpl)) setNull(cpu, 4);
@@ -246,7 +246,8 @@ export function farReturnFast(cpu: Cpu, release: number): boolean {
   const ram32 = cpu.ram32;
   const esp = cpu.reg[4]! >>> 0;
   // The whole frame of a return to an outer ring without a release (EIP, CS, ESP, SS) at once when
-  // it can be read (see `outer` below), else the EIP and CS a return to the same ring needs.
+  // it can be read, else the EIP and CS a return to the same ring needs (and the outer-ring case
+  // below checks its ESP and SS on their own).
   const whole = release === 0 ? stackIndex(cpu, esp, 16) : -1;
   const f = whole >= 0 ? whole : stackIndex(cpu, esp, 8);
   if (f < 0) return false;
