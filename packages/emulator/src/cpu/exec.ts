@@ -843,11 +843,13 @@ function other(
   switch (op) {
     // far transfers: they set EIP themselves
     case 0x70:
-    case 0x71:
+    case 0x71: {
       if ((w0 & 0xff00) !== 0) throw fault(VEC.UD); // sel16 and imm32 (ENCODING)
-      if (op === 0x71 && callGateFast(cpu, (w0 >>> 16) & 0xffff, next >>> 0)) return 1;
-      farTransfer(cpu, op === 0x71, (w0 >>> 16) & 0xffff, imm, next >>> 0);
+      const selector = (w0 >>> 16) & 0xffff;
+      if (op === 0x71 && callGateFast(cpu, selector, next >>> 0)) return 1;
+      farTransfer(cpu, op === 0x71, selector, imm, next >>> 0);
       return 1;
+    }
     case 0x72:
     case 0x73:
       if (((w0 & 0xffffff00) | (imm & (op === 0x72 ? -1 : 0xffff0000))) !== 0) throw fault(VEC.UD);

@@ -17,6 +17,7 @@ import {
   TYPE,
 } from '../../src/cpu/descriptor.js';
 import { run } from '../../src/cpu/exec.js';
+import { fastPaths } from '../../src/cpu/fast-transfers.js';
 import { CR0, FL, IOPL_SHIFT } from '../../src/cpu/flags.js';
 import { BY_OPCODE, NO_BASE, NO_SEG, OP, S } from '../../src/cpu/isa.js';
 import { type InterruptSource, IoBus, type PortDevice } from '../../src/devices/bus.js';
@@ -339,3 +340,26 @@ export const isWritableKind = (k: Kind): boolean => k === 'data rw';
 export const errSel = (selector: number, ext = 0): number => (selector & 0xfffc) | ext;
 /** The error code of a fault that names an IDT vector (IDT bit set). */
 export const errIdt = (vector: number, ext = 0): number => (vector << 3) | 2 | ext;
+
+/**
+ * Builds a machine and runs `step` on it twice, with the fast paths of fast-transfers.ts and
+ * without; both runs must agree exactly (run result, CPU state with CR2 and shutdown, RAM). Returns
+ * the run without them, the general path's.
+ */
+export function bothWays<R>(build: () => Machine, step: (m: Machine) => R): { m: Machine; r: R } {
+  const results = [true, false].map((fast) => {
+    fastPaths.enabled = fast;
+    try {
+      const m = build();
+      const r = step(m);
+      return { m, r, state: { ...cpuState(m.cpu), cr2: m.cpu.mmu.cr2, shutdown: m.cpu.shutdown } };
+    } finally {
+      fastPaths.enabled = true;
+    }
+  });
+  const [f, g] = results as [(typeof results)[0], (typeof results)[0]];
+  expect(f.r, 'run result').toEqual(g.r);
+  expect(stateDiff(g.state, f.state), 'CPU state').toEqual([]);
+  expect(firstDiff(f.m.phys.ram, g.m.phys.ram), 'first RAM byte that differs').toBe(-1);
+  return { m: g.m, r: g.r };
+}

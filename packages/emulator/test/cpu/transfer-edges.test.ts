@@ -10,11 +10,10 @@
 
 import { describe, expect, it } from 'vitest';
 import { gateDescriptor, segmentDescriptor, TYPE } from '../../src/cpu/descriptor.js';
-import { fastPaths } from '../../src/cpu/fast-transfers.js';
 import { VEC } from '../../src/cpu/faults.js';
 import { S } from '../../src/cpu/isa.js';
 import {
-  cpuState,
+  bothWays,
   enablePaging,
   enc,
   exitFault,
@@ -26,28 +25,13 @@ import {
   SEL,
   setGdt,
   stackTop,
-  stateDiff,
   stepExit,
 } from './harness.js';
 
 const ENTRY = 0x20000;
 
 /** Builds the machine and runs one instruction with the fast paths on and off; both must agree. */
-function both(build: () => Machine) {
-  const out = [true, false].map((fast) => {
-    fastPaths.enabled = fast;
-    try {
-      const m = build();
-      const r = stepExit(m);
-      return { m, r, s: cpuState(m.cpu) };
-    } finally {
-      fastPaths.enabled = true;
-    }
-  });
-  expect(out[0]!.r).toEqual(out[1]!.r);
-  expect(stateDiff(out[1]!.s, out[0]!.s)).toEqual([]);
-  return out[1]!;
-}
+const both = (build: () => Machine) => bothWays(build, (m) => stepExit(m));
 
 /** Writes dwords at `at` upwards (a stack frame from its lowest address). */
 function frame(m: Machine, at: number, dwords: number[]): void {
