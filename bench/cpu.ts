@@ -27,6 +27,7 @@
  */
 import {
   createMachine,
+  engineSettings,
   gateDescriptor,
   type Machine,
   OP,
@@ -375,6 +376,10 @@ function bareWindow(): number {
 }
 
 export function main(): void {
+  console.log(
+    `V8 inlining budget: ${engineSettings.inlineBudget} bytes of bytecode, set by the ${engineSettings.setBy} ` +
+      '(packages/emulator/src/cpu/engine.ts says why)',
+  );
   bareWindow(); // warm up
   const a = compute();
   const show = (r: Rates) =>
