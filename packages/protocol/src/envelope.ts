@@ -10,8 +10,8 @@
  *   outside the signature, exactly as the patent writes it.
  */
 import { encodeFields, FieldReader, utf8, utf8Shared } from './codec.js';
-import type { CryptoBackend, RandomSource } from './crypto/backend.js';
-import { type Ephemeral, hpkeOpen, hpkeSeal } from './crypto/hpke.js';
+import type { CryptoBackend } from './crypto/backend.js';
+import { type EphemeralSource, hpkeOpen, hpkeSeal } from './crypto/hpke.js';
 import { ProtocolError } from './errors.js';
 import type { Clef, Key } from './identity.js';
 import { LIMITS } from './limits.js';
@@ -132,12 +132,12 @@ export function decodeSignedBlock(bytes: Uint8Array): SignedBlock {
   return { payload, signature };
 }
 
-/** Seals `plaintext` to `clef`; the ephemeral key comes from `ephemeral` (random or fixed for vectors). */
+/** Seals `plaintext` to `clef`; the ephemeral key comes from `ephemeral` (random, a pool, or fixed for vectors). */
 export function seal(
   backend: CryptoBackend,
   clef: Clef,
   plaintext: Uint8Array,
-  ephemeral: RandomSource | Ephemeral,
+  ephemeral: EphemeralSource,
 ): Uint8Array {
   const { enc, ciphertext } = hpkeSeal(backend, clef.seal, SEAL_INFO, NO_AAD, plaintext, ephemeral);
   const out = new Uint8Array(enc.length + ciphertext.length);
@@ -200,7 +200,7 @@ export function sealEnvelope(
   backend: CryptoBackend,
   env: Envelope,
   receiver: Clef,
-  ephemeral: RandomSource | Ephemeral,
+  ephemeral: EphemeralSource,
 ): Uint8Array {
   // The plaintext only lives while it is sealed: in the sealing scratch, wiped afterwards.
   const plaintext = writeEnvelope(env, toSeal);

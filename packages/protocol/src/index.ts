@@ -9,6 +9,8 @@ export type {
   Clock,
   CryptoBackend,
   Ephemeral,
+  EphemeralPoolOptions,
+  EphemeralSource,
   NodeBackendOptions,
   RandomSource,
 } from './crypto/index.js';
@@ -16,6 +18,7 @@ export {
   BACKEND_NAMES,
   backendByName,
   createNodeBackend,
+  EphemeralPool,
   hpkeOpen,
   hpkeSeal,
   nobleBackend,

@@ -15,6 +15,7 @@ export {
   type LogLevel,
   parseHostConfig,
 } from './config.js';
+export { idleEphemeralKeys } from './ephemeral.js';
 export {
   createEventHub,
   type EventHub,

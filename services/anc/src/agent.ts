@@ -33,6 +33,7 @@ import {
   ClefnetError,
   type CryptoBackend,
   decodeFrame,
+  type EphemeralPool,
   type KnownKeyServer,
   LIMITS,
   type Name,
@@ -68,6 +69,8 @@ export interface InstalledModule {
 export interface AgentOptions {
   readonly backend: CryptoBackend;
   readonly random: RandomSource;
+  /** Ephemeral keys for the parties' sealed messages (PartyOptions.ephemeral). */
+  readonly ephemeral?: EphemeralPool;
   readonly clock: () => number;
   readonly profile: ProfileName;
   /** KServ1 (scope `clef`), for step 9; the others the node VEs are provisioned with (KEY-12). */
@@ -171,6 +174,7 @@ export class Agent implements NicLink {
         triple,
         backend: this.opts.backend,
         random: this.opts.random,
+        ...(this.opts.ephemeral === undefined ? {} : { ephemeral: this.opts.ephemeral }),
         clock: this.opts.clock,
         profile: this.opts.profile,
         keyServers: this.opts.keyServers,
@@ -314,6 +318,7 @@ export class Agent implements NicLink {
           triple: d.triple,
           backend: this.opts.backend,
           random: this.opts.random,
+          ...(this.opts.ephemeral === undefined ? {} : { ephemeral: this.opts.ephemeral }),
           clock: this.opts.clock,
           profile: this.opts.profile,
           keyServers: [{ name: d.keyServer.name, clef: d.keyServer.clef, scopes: ['relay'] }],

@@ -47,6 +47,7 @@ import {
   ClefnetError,
   type CryptoBackend,
   decodeFrame,
+  type EphemeralPool,
   type KnownKeyServer,
   type Name,
   type Outbound,
@@ -81,6 +82,8 @@ export interface AncNodeOptions {
   readonly firewall: { readonly config: FirewallConfig; readonly confirmOutbound?: boolean };
   readonly backend: CryptoBackend;
   readonly random: RandomSource;
+  /** Ephemeral keys for the agent's sealed messages, made in idle time (PartyOptions.ephemeral). */
+  readonly ephemeral?: EphemeralPool;
   readonly clock: () => number;
   readonly profile: ProfileName;
   /** Where node VEs' reports go. */
@@ -205,6 +208,7 @@ export class AncNode {
     this.agent = new Agent({
       backend: opts.backend,
       random: opts.random,
+      ...(opts.ephemeral === undefined ? {} : { ephemeral: opts.ephemeral }),
       clock: opts.clock,
       profile: opts.profile,
       keyServers: [{ ...opts.keyServer, scopes: ['clef'] }, ...(opts.otherKeyServers ?? [])],

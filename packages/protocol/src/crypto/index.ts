@@ -14,6 +14,8 @@ export {
   decap,
   deriveKeyPair,
   type Ephemeral,
+  EphemeralPool,
+  type EphemeralPoolOptions,
   type EphemeralSource,
   encap,
   generateKeyPair,

@@ -10,6 +10,7 @@
  */
 import { toHex } from '../codec.js';
 import type { Clock, CryptoBackend, RandomSource } from '../crypto/backend.js';
+import type { EphemeralPool, EphemeralSource } from '../crypto/hpke.js';
 import {
   decodeEnvelope,
   type Envelope,
@@ -54,6 +55,11 @@ export interface PartyOptions {
   readonly triple: AuthorityTriple;
   readonly backend: CryptoBackend;
   readonly random: RandomSource;
+  /**
+   * Where sealed messages' ephemeral keys come from: a pool made in idle time (services, over
+   * `systemRandom`), else `random` as each message is sealed (the default; replayable runs).
+   */
+  readonly ephemeral?: EphemeralPool;
   readonly clock: Clock;
   /** `patent` (default) or `hardened`, or a custom profile from createProfile(). */
   readonly profile?: Profile | ProfileName;
@@ -167,6 +173,7 @@ export abstract class Party {
   protected triple: AuthorityTriple;
   protected readonly backend: CryptoBackend;
   protected readonly random: RandomSource;
+  protected readonly ephemeral: EphemeralSource;
   protected readonly clock: Clock;
   protected readonly keyServers: ReadonlyMap<Name, KnownKeyServer>;
   protected readonly replay: ReplayCache;
@@ -185,6 +192,7 @@ export abstract class Party {
     this.name = opts.triple.name;
     this.backend = opts.backend;
     this.random = opts.random;
+    this.ephemeral = opts.ephemeral ?? opts.random;
     this.clock = opts.clock;
     this.profile = typeof opts.profile === 'object' ? opts.profile : createProfile(opts.profile ?? 'patent');
     this.keyServers = new Map((opts.keyServers ?? []).map((k) => [k.name, k]));
@@ -315,7 +323,7 @@ export abstract class Party {
       ...(opts.validityMs === undefined ? {} : { validityMs: opts.validityMs }),
     });
     const signed = sign(this.backend, sender.key, encodePayload(rules, payload(body, header)));
-    const sealed = sealEnvelope(this.backend, { sender: sender.name, signed }, to.clef, this.random);
+    const sealed = sealEnvelope(this.backend, { sender: sender.name, signed }, to.clef, this.ephemeral);
     // `from` stays empty: PROTO-12 puts Name-S inside the seal, so the frame does not show it.
     const bytes = encodeFrame({ kind: 'SEALED', to: to.name, from: '', corr: opts.corr ?? '', body: sealed });
     this.batch.send.push({ to: to.name, bytes, step });

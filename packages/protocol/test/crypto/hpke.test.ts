@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   decap,
   deriveKeyPair,
+  EphemeralPool,
   encap,
   generateKeyPair,
   HPKE_MODE,
@@ -282,5 +283,88 @@ describe.each(BACKENDS)('HPKE on the %s backend', (_name, backend) => {
     const b = hpkeSeal(backend, recipient.publicKey, info, EMPTY, utf8('hi'), seededRandom('replay'));
     expect(b).toEqual(a);
     expect(a.enc).toEqual(backend.x25519PublicKey(seededRandom('replay')(32)));
+  });
+
+  describe('EphemeralPool', () => {
+    /** A source that keeps every array it hands out (to see them wiped). */
+    const recording = (seed: string) => {
+      const inner = seededRandom(seed);
+      const handed: Uint8Array[] = [];
+      const random: RandomSource = (n) => {
+        const b = inner(n);
+        handed.push(b);
+        return b;
+      };
+      return { random, handed };
+    };
+    /** A scheduler that runs nothing until the test says so. */
+    const manual = () => {
+      const tasks: (() => void)[] = [];
+      return { tasks, schedule: (t: () => void) => void tasks.push(t) };
+    };
+
+    it('seals with the pairs in the order they were made, each once, wiping each secret after use', () => {
+      const { random, handed } = recording('pool');
+      const pool = new EphemeralPool(backend, random, { size: 3 });
+      pool.fill();
+      expect(pool.ready).toBe(3);
+      expect(handed.map((b) => b.length)).toEqual([32, 32, 32]);
+      const expected = (() => {
+        const again = seededRandom('pool');
+        return [0, 1, 2].map(() => backend.x25519PublicKey(again(32)));
+      })();
+      const sealed = [0, 1, 2].map((i) =>
+        hpkeSeal(backend, recipient.publicKey, info, EMPTY, utf8(`m${i}`), pool),
+      );
+      expect(sealed.map((x) => toHex(x.enc))).toEqual(expected.map(toHex));
+      expect(handed).toEqual([new Uint8Array(32), new Uint8Array(32), new Uint8Array(32)]);
+      expect(pool.ready).toBe(0);
+      sealed.forEach((x, i) => {
+        expect(hpkeOpen(backend, recipient.secret, x.enc, info, EMPTY, x.ciphertext)).toEqual(utf8(`m${i}`));
+      });
+      // Empty and without a scheduler: the next pair is made as the message is sealed.
+      const next = hpkeSeal(backend, recipient.publicKey, info, EMPTY, utf8('m3'), pool);
+      expect(handed).toHaveLength(4);
+      expect(handed[3]).toEqual(new Uint8Array(32));
+      expect(next.enc).toEqual(backend.x25519PublicKey(seededRandom('pool')(32 * 4).subarray(96)));
+      expect(pool.ready).toBe(0);
+    });
+
+    it('a take schedules one refill task at a time, each making one pair, until the pool is full', () => {
+      const { random, handed } = recording('refill');
+      const { tasks, schedule } = manual();
+      const pool = new EphemeralPool(backend, random, { size: 2, schedule });
+      pool.take();
+      pool.take();
+      expect(handed).toHaveLength(2);
+      expect(tasks).toHaveLength(1); // the second take found a refill already scheduled
+      tasks.shift()!();
+      expect([pool.ready, handed.length, tasks.length]).toEqual([1, 3, 1]);
+      tasks.shift()!();
+      expect([pool.ready, handed.length, tasks.length]).toEqual([2, 4, 0]);
+      const pair = pool.take();
+      expect(pair.publicKey).toEqual(backend.x25519PublicKey(handed[2]!));
+      expect(pair.secret).toBe(handed[2]);
+      expect(tasks).toHaveLength(1);
+    });
+
+    it('a refill task that fails stops refilling; the next take fails in its caller', () => {
+      let fail = false;
+      const random: RandomSource = (n) => (fail ? new Uint8Array(n - 1) : systemRandom(n));
+      const { tasks, schedule } = manual();
+      const pool = new EphemeralPool(backend, random, { size: 2, schedule });
+      pool.take();
+      fail = true;
+      tasks.shift()!();
+      expect([pool.ready, tasks.length]).toEqual([0, 0]);
+      expect(codeOf(() => hpkeSeal(backend, recipient.publicKey, info, EMPTY, utf8('x'), pool))).toBe(
+        'CRYPTO_INPUT',
+      );
+    });
+
+    it('refuses a size below 1 (CONFIG_INVALID)', () => {
+      expect(codeOf(() => new EphemeralPool(backend, systemRandom, { size: 0 }))).toBe('CONFIG_INVALID');
+      expect(codeOf(() => new EphemeralPool(backend, systemRandom, { size: 1.5 }))).toBe('CONFIG_INVALID');
+    });
   });
 });
