@@ -376,9 +376,10 @@ function bareWindow(): number {
 }
 
 export function main(): void {
+  const engine = engineSettings();
   console.log(
-    `V8 inlining budget: ${engineSettings.inlineBudget} bytes of bytecode, set by the ${engineSettings.setBy} ` +
-      '(packages/emulator/src/cpu/engine.ts says why)',
+    `V8 inlining budget: ${engine.inlineBudget} bytes of bytecode (${engine.setBy}; ` +
+      'packages/emulator/src/cpu/engine.ts says why)',
   );
   bareWindow(); // warm up
   const a = compute();

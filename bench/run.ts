@@ -4,6 +4,10 @@
  */
 import { readdirSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { raiseInliningBudget } from '@clefnet/emulator';
+
+// Before any machine runs (packages/emulator/src/cpu/engine.ts says why).
+raiseInliningBudget();
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const all = readdirSync(here)

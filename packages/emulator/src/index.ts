@@ -7,7 +7,13 @@ export * from './asm/index.js';
 export type { CpuOptions, RunResult, StopReason } from './cpu/cpu.js';
 export { Cpu, SEG_EXEC, SEG_READ, SEG_USABLE, SEG_WRITE } from './cpu/cpu.js';
 export * from './cpu/descriptor.js';
-export { engineSettings } from './cpu/engine.js';
+export {
+  commandLineBudget,
+  type EngineSettings,
+  engineSettings,
+  INLINE_BUDGET,
+  raiseInliningBudget,
+} from './cpu/engine.js';
 export { raise, run } from './cpu/exec.js';
 export { CpuFault, fault, hasErrorCode, selErr, VEC, VECTOR_NAMES } from './cpu/faults.js';
 export { CR0, CR4, FL } from './cpu/flags.js';

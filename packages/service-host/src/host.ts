@@ -10,6 +10,7 @@ import {
   ClefnetError,
   type Clock,
   type CryptoBackend,
+  type EphemeralPool,
   type Name,
   type Outcome,
   type ProfileName,
@@ -205,6 +206,12 @@ export interface ServiceOptions {
   readonly clock?: Clock;
   /** Default the system CSPRNG. */
   readonly random?: RandomSource;
+  /**
+   * Where the party's sealed messages take their ephemeral keys. Default: a pool filled in idle
+   * time over the system CSPRNG (idleEphemeralKeys), or, when `random` is given, that source as each
+   * message is sealed. The service closes the pool when it stops.
+   */
+  readonly ephemeral?: EphemeralPool;
   /** Default pino at `info` on stdout. */
   readonly logger?: Logger;
   /** WebSocket ping interval; a socket that missed a ping is dropped (default 30 s; 0 = off). */

@@ -13,9 +13,9 @@ const turn = () => new Promise<void>((r) => setImmediate(r));
 
 describe('idleEphemeralKeys', () => {
   it('gives a pool over the system CSPRNG, filled one key per setImmediate turn up to 4', async () => {
-    const { ephemeral } = idleEphemeralKeys(nodeBackend, undefined);
+    const { ephemeral } = idleEphemeralKeys(nodeBackend, {});
     expect(ephemeral).toBeInstanceOf(EphemeralPool);
-    expect(idleEphemeralKeys(nodeBackend, systemRandom).ephemeral).toBeInstanceOf(EphemeralPool);
+    expect(idleEphemeralKeys(nodeBackend, { random: systemRandom }).ephemeral).toBeInstanceOf(EphemeralPool);
     const pool = ephemeral!;
     expect(pool.ready).toBe(0); // nothing made before it is first used
     const recipient = { secret: systemRandom(32) };
@@ -33,7 +33,15 @@ describe('idleEphemeralKeys', () => {
     expect(seen).toEqual([1, 2, 3, 4, 4, 4]);
   });
 
+  it('gives the pool the service was given, whatever its random source', () => {
+    const given = new EphemeralPool(nodeBackend, systemRandom);
+    expect(idleEphemeralKeys(nodeBackend, { ephemeral: given }).ephemeral).toBe(given);
+    expect(idleEphemeralKeys(nodeBackend, { ephemeral: given, random: seededRandom('x') }).ephemeral).toBe(
+      given,
+    );
+  });
+
   it('gives none for a source of the caller (a seeded run draws each secret as it seals)', () => {
-    expect(idleEphemeralKeys(nodeBackend, seededRandom('x'))).toEqual({});
+    expect(idleEphemeralKeys(nodeBackend, { random: seededRandom('x') })).toEqual({});
   });
 });

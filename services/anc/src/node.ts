@@ -82,7 +82,7 @@ export interface AncNodeOptions {
   readonly firewall: { readonly config: FirewallConfig; readonly confirmOutbound?: boolean };
   readonly backend: CryptoBackend;
   readonly random: RandomSource;
-  /** Ephemeral keys for the agent's sealed messages, made in idle time (PartyOptions.ephemeral). */
+  /** Ephemeral keys for the agent's and the key service's sealed messages (PartyOptions.ephemeral). */
   readonly ephemeral?: EphemeralPool;
   readonly clock: () => number;
   readonly profile: ProfileName;
@@ -246,6 +246,7 @@ export class AncNode {
       transport: opts.toNetwork,
       backend: opts.backend,
       random: opts.random,
+      ...(opts.ephemeral === undefined ? {} : { ephemeral: opts.ephemeral }),
       clock: opts.clock,
       profile: opts.profile,
       onEvent: opts.onProtocolEvent,

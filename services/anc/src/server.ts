@@ -77,6 +77,8 @@ export function createAncService(opts: AncServiceOptions): AncService {
   const logger = opts.logger ?? pino({ level: 'info' });
   const backend = opts.backend ?? nodeBackend;
   const random = opts.random ?? systemRandom;
+  // Ephemeral keys made in idle time (closed by stop()).
+  const keys = idleEphemeralKeys(backend, opts);
   const keyServer = opts.keyServers.find((k) => k.scopes.includes('mint'))!;
   const traffic = new TrafficLog(TRAFFIC_KEEP, clock);
   let nvram: NvramBackend | undefined;
@@ -94,7 +96,7 @@ export function createAncService(opts: AncServiceOptions): AncService {
     firewall: opts.firewall,
     backend,
     random,
-    ...idleEphemeralKeys(backend, opts.random),
+    ...keys,
     clock,
     profile: opts.profile ?? 'patent',
     ...(opts.asd === undefined ? {} : { asd: opts.asd }),
@@ -123,7 +125,10 @@ export function createAncService(opts: AncServiceOptions): AncService {
     bodyLimit: 4 << 20,
     storeOpen: () => true,
     routes: (app) => adminRoutes(app, { token: opts.adminToken, node, traffic }),
-    onStopped: () => node.stop(),
+    onStopped: () => {
+      keys.ephemeral?.close();
+      node.stop();
+    },
   });
   const h = host;
 

@@ -5,7 +5,15 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { accessPairToJson, encodeFrame, LIMITS, tripleToJson } from '@clefnet/protocol';
+import {
+  accessPairToJson,
+  EphemeralPool,
+  encodeFrame,
+  LIMITS,
+  nodeBackend,
+  seededRandom,
+  tripleToJson,
+} from '@clefnet/protocol';
 import { binaryFrameHead, rawWsClient, tempDir } from '@clefnet/service-host/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
@@ -39,6 +47,31 @@ describe.each(['patent', 'hardened'] as const)('the ANC service (%s)', (profile)
     const steps = r.events.flatMap((e) => (e.type === 'frame' ? [`${e.dir}:${e.step ?? '-'}`] : []));
     expect(steps).toEqual(['out:VEKEY-REQ', 'in:-']);
     expect(r.service.node.stats().keyRequests).toBe(1);
+  });
+});
+
+describe('ephemeral keys', () => {
+  it('the key service seals its request with a key of the pool the service was given; stop() closes the pool', async () => {
+    const handed: Uint8Array[] = [];
+    const draw = seededRandom('anc-service-tests/pool');
+    const pool = new EphemeralPool(
+      nodeBackend,
+      (n) => {
+        const b = draw(n);
+        handed.push(b);
+        return b;
+      },
+      { size: 2 },
+    );
+    pool.fill();
+    const r = await start('hardened', { ephemeral: pool });
+    await until(keyIssued(r), 5000, 'the key');
+    expect([pool.ready, handed.length]).toEqual([1, 2]);
+    expect(handed[0]).toEqual(new Uint8Array(32));
+    expect(r.service.node.vmm.keys.get('node')).toMatchObject({ name: N.ve, version: 1 });
+    await r.stop();
+    expect(pool.ready).toBe(0);
+    expect(handed[1]).toEqual(new Uint8Array(32));
   });
 });
 

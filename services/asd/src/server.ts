@@ -60,6 +60,8 @@ export interface AsdService {
 export function createAsdService(opts: AsdServiceOptions): AsdService {
   checkOptions(opts);
   const clock = opts.clock ?? Date.now;
+  // Ephemeral keys made in idle time (closed by stop()).
+  const keys = idleEphemeralKeys(opts.backend ?? nodeBackend, opts);
   const logger = opts.logger ?? pino({ level: 'info' });
   const store =
     opts.store ??
@@ -72,7 +74,7 @@ export function createAsdService(opts: AsdServiceOptions): AsdService {
       triple: opts.identity,
       backend: opts.backend ?? nodeBackend,
       random: opts.random ?? systemRandom,
-      ...idleEphemeralKeys(opts.backend ?? nodeBackend, opts.random),
+      ...keys,
       clock,
       profile: opts.profile ?? 'patent',
       keyServers: opts.keyServers,
@@ -112,7 +114,10 @@ export function createAsdService(opts: AsdServiceOptions): AsdService {
         },
         revocations: () => store.revocations(),
       }),
-    onStopped: () => store.close(),
+    onStopped: () => {
+      keys.ephemeral?.close();
+      store.close();
+    },
   });
 
   return {

@@ -70,6 +70,8 @@ export interface KeyServerService {
 export function createKeyServerService(opts: KeyServerServiceOptions): KeyServerService {
   checkOptions(opts);
   const clock = opts.clock ?? Date.now;
+  // Ephemeral keys made in idle time (closed by stop()).
+  const keys = idleEphemeralKeys(opts.backend ?? nodeBackend, opts);
   const logger = opts.logger ?? pino({ level: 'info' });
   const store =
     opts.store ??
@@ -82,7 +84,7 @@ export function createKeyServerService(opts: KeyServerServiceOptions): KeyServer
       triple: opts.identity,
       backend: opts.backend ?? nodeBackend,
       random: opts.random ?? systemRandom,
-      ...idleEphemeralKeys(opts.backend ?? nodeBackend, opts.random),
+      ...keys,
       clock,
       profile: opts.profile ?? 'patent',
       keyServers: opts.keyServers ?? [],
@@ -127,7 +129,10 @@ export function createKeyServerService(opts: KeyServerServiceOptions): KeyServer
         list: () => store.list(),
       }),
     periodic: [{ where: 'expire', everyMs: opts.expireEveryMs ?? 1000, run: () => party.expire() }],
-    onStopped: () => store.close(),
+    onStopped: () => {
+      keys.ephemeral?.close();
+      store.close();
+    },
   });
 
   return {

@@ -7,6 +7,7 @@ import {
   accessPairToJson,
   createProfile,
   decodeFrame,
+  EphemeralPool,
   encodeClef,
   type Name,
   nodeBackend,
@@ -113,6 +114,48 @@ describe.each(['patent', 'hardened'] as const)('KServ1 over WebSocket, %s', (pro
       'sent CLEF-ANS',
     ]);
     expect(client.errors).toEqual([]);
+  });
+
+  it('seals with the ephemeral keys it is given (each once, then zeroed) and closes the pool when it stops', async () => {
+    const clock = manualClock();
+    const handed: Uint8Array[] = [];
+    const draw = seededRandom('keyserver-tests/pool');
+    const pool = new EphemeralPool(
+      nodeBackend,
+      (n) => {
+        const b = draw(n);
+        handed.push(b);
+        return b;
+      },
+      { size: 2 },
+    );
+    pool.fill();
+    const serverEnc = nodeBackend.x25519PublicKey(handed[0]!.slice());
+    const ks1 = await start(profile, clock, { ephemeral: pool });
+    await register(ks1, TRIPLES.ar, TRIPLES.ve);
+    // The requester's party takes its ephemeral key from a pool too (PartyOptions.ephemeral).
+    const clientPool = new EphemeralPool(nodeBackend, seededRandom('keyserver-tests/client-pool'), {
+      size: 1,
+    });
+    clientPool.fill();
+    const clientEnc = nodeBackend.x25519PublicKey(seededRandom('keyserver-tests/client-pool')(32));
+    const probe = probeAs(TRIPLES.ar, [known(TRIPLES.ks1, ['clef', 'mint'])], clock.now, profile, {
+      ephemeral: clientPool,
+    });
+    const client = link(probe);
+    await client.connect(N.ks1, ks1.address.ws);
+    const sent = client.post(probe.clefQuery(known(TRIPLES.ks1, ['clef']), N.ve));
+    const answer = await until(() => probe.answers[0], 5000, 'the Clef answer');
+    expect(answer.body).toEqual({ type: 'clef-answer', subject: N.ve, clef: TRIPLES.ve.clef });
+    expect(decodeFrame(sent.send[0]!.bytes).body.subarray(0, 32)).toEqual(clientEnc);
+    expect(clientPool.ready).toBe(0);
+    expect(decodeFrame(client.received[0]!).body.subarray(0, 32)).toEqual(serverEnc);
+    expect(handed[0]).toEqual(new Uint8Array(32));
+    expect([pool.ready, handed.length]).toEqual([1, 2]);
+    expect(handed[1]).not.toEqual(new Uint8Array(32));
+    await ks1.service.stop();
+    expect([pool.ready, handed.length]).toEqual([0, 2]);
+    expect(handed[1]).toEqual(new Uint8Array(32));
   });
 
   it('refuses a query about an unknown Name with UNKNOWN_NAME (patent: ERROR frame; hardened: sealed)', async () => {

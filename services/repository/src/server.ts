@@ -89,6 +89,8 @@ export function createRepositoryService(opts: RepositoryServiceOptions): Reposit
   const logger = opts.logger ?? pino({ level: 'info' });
   const backend = opts.backend ?? nodeBackend;
   const random = opts.random ?? systemRandom;
+  // Ephemeral keys made in idle time (closed by stop()).
+  const keys = idleEphemeralKeys(backend, opts);
   const blobs = openBlobStore(join(opts.dataDir, MODULES_DIR), backend, random);
   const store = openSqliteRepositoryStore(join(opts.dataDir, DB_FILE), {
     ...(opts.synchronous === undefined ? {} : { synchronous: opts.synchronous }),
@@ -101,7 +103,7 @@ export function createRepositoryService(opts: RepositoryServiceOptions): Reposit
       triple: opts.identity,
       backend,
       random,
-      ...idleEphemeralKeys(backend, opts.random),
+      ...keys,
       clock,
       profile: opts.profile ?? 'patent',
       keyServers: opts.keyServers,
@@ -150,7 +152,10 @@ export function createRepositoryService(opts: RepositoryServiceOptions): Reposit
         deployment: (id) => store.deployment(id),
         deployments: () => store.deployments(),
       }),
-    onStopped: () => store.close(),
+    onStopped: () => {
+      keys.ephemeral?.close();
+      store.close();
+    },
   });
 
   function publish(name: string, program: Uint8Array): ModuleRecord {

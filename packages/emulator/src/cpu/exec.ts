@@ -17,7 +17,6 @@
  * which checks in the architectural order. Decoding is strict (isa.ts): each case first tests its
  * instruction's must-be-zero bits.
  */
-import './engine.js'; // a V8 setting, before anything here is optimised
 import type { Cpu, RunResult } from './cpu.js';
 import {
   callGateFast,

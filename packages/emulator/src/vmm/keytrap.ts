@@ -16,6 +16,7 @@
 import {
   AncMachine,
   type CryptoBackend,
+  type EphemeralPool,
   type KnownKeyServer,
   type Name,
   type Outbound,
@@ -40,6 +41,8 @@ export interface KeyServiceOptions {
   readonly keys: VeKeys;
   readonly backend: CryptoBackend;
   readonly random: RandomSource;
+  /** Ephemeral keys for the party's sealed requests (PartyOptions.ephemeral); default `random`. */
+  readonly ephemeral?: EphemeralPool;
   readonly clock: () => number;
   readonly profile?: Profile | ProfileName;
   readonly policy?: 'reuse' | 'fresh';
@@ -69,6 +72,7 @@ export class KeyService {
       triple: { name: opts.machine.name, clef: opts.machine.clef, key: opts.machine.key },
       backend: opts.backend,
       random: opts.random,
+      ...(opts.ephemeral === undefined ? {} : { ephemeral: opts.ephemeral }),
       clock: opts.clock,
       keyServers: [opts.keyServer],
       ...(opts.profile === undefined ? {} : { profile: opts.profile }),

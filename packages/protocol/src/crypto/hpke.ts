@@ -207,6 +207,7 @@ export class EphemeralPool {
   readonly #schedule: ((task: () => void) => void) | undefined;
   readonly #ready: HpkeKeyPair[] = [];
   #scheduled = false;
+  #closed = false;
 
   constructor(backend: CryptoBackend, random: RandomSource, options: EphemeralPoolOptions = {}) {
     const size = options.size ?? 4;
@@ -224,9 +225,20 @@ export class EphemeralPool {
     return this.#ready.length;
   }
 
-  /** Makes key pairs until the pool is full. */
+  /** Makes key pairs until the pool is full (none once closed). */
   fill(): void {
-    while (this.#ready.length < this.#size) this.#ready.push(generateKeyPair(this.#backend, this.#random));
+    while (!this.#closed && this.#ready.length < this.#size) {
+      this.#ready.push(generateKeyPair(this.#backend, this.#random));
+    }
+  }
+
+  /**
+   * Zeroes the secrets of the pairs not taken and stops refilling (a refill already scheduled makes
+   * nothing). take() still works, making each pair as it is asked for. Idempotent.
+   */
+  close(): void {
+    this.#closed = true;
+    for (const pair of this.#ready.splice(0)) pair.secret.fill(0);
   }
 
   /** The next key pair, made now when none is ready; a refill is scheduled. Used once. */
@@ -237,10 +249,13 @@ export class EphemeralPool {
   }
 
   #refill(): void {
-    if (this.#scheduled || this.#schedule === undefined || this.#ready.length >= this.#size) return;
+    if (this.#closed || this.#scheduled || this.#schedule === undefined || this.#ready.length >= this.#size) {
+      return;
+    }
     this.#scheduled = true;
     this.#schedule(() => {
       this.#scheduled = false;
+      if (this.#closed) return;
       try {
         this.#ready.push(generateKeyPair(this.#backend, this.#random));
       } catch {

@@ -362,6 +362,49 @@ describe.each(BACKENDS)('HPKE on the %s backend', (_name, backend) => {
       );
     });
 
+    it('zeroes the secret of a pair also when the seal fails, and in auth mode', () => {
+      const { random, handed } = recording('pool-edges');
+      const pool = new EphemeralPool(backend, random, { size: 2 });
+      pool.fill();
+      expect(codeOf(() => hpkeSeal(backend, new Uint8Array(32), info, EMPTY, utf8('x'), pool))).toBe(
+        'CRYPTO_DH',
+      );
+      expect(handed[0]).toEqual(new Uint8Array(32));
+      const sender = generateKeyPair(backend, seededRandom('pool-sender'));
+      const sealed = hpkeSeal(backend, recipient.publicKey, info, EMPTY, utf8('auth'), pool, {
+        senderSecret: sender.secret,
+      });
+      expect(handed[1]).toEqual(new Uint8Array(32));
+      expect(
+        hpkeOpen(backend, recipient.secret, sealed.enc, info, EMPTY, sealed.ciphertext, {
+          senderPublicKey: sender.publicKey,
+        }),
+      ).toEqual(utf8('auth'));
+      expect(sender.secret).not.toEqual(new Uint8Array(32)); // the sender's static key is not the pool's
+    });
+
+    it('close() zeroes the pairs not taken and stops refilling; take() then makes each pair itself', () => {
+      const { random, handed } = recording('pool-close');
+      const { tasks, schedule } = manual();
+      const pool = new EphemeralPool(backend, random, { size: 3, schedule });
+      pool.fill();
+      pool.take(); // schedules a refill
+      expect([pool.ready, tasks.length]).toEqual([2, 1]);
+      pool.close();
+      expect(pool.ready).toBe(0);
+      expect(handed.slice(1)).toEqual([new Uint8Array(32), new Uint8Array(32)]);
+      tasks.shift()!(); // the refill scheduled before close makes nothing
+      pool.fill();
+      expect([pool.ready, handed.length, tasks.length]).toEqual([0, 3, 0]);
+      const sealed = hpkeSeal(backend, recipient.publicKey, info, EMPTY, utf8('late'), pool);
+      expect([handed.length, tasks.length]).toEqual([4, 0]);
+      expect(handed[3]).toEqual(new Uint8Array(32));
+      expect(hpkeOpen(backend, recipient.secret, sealed.enc, info, EMPTY, sealed.ciphertext)).toEqual(
+        utf8('late'),
+      );
+      pool.close(); // idempotent
+    });
+
     it('refuses a size below 1 (CONFIG_INVALID)', () => {
       expect(codeOf(() => new EphemeralPool(backend, systemRandom, { size: 0 }))).toBe('CONFIG_INVALID');
       expect(codeOf(() => new EphemeralPool(backend, systemRandom, { size: 1.5 }))).toBe('CONFIG_INVALID');
