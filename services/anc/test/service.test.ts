@@ -5,16 +5,8 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  accessPairToJson,
-  EphemeralPool,
-  encodeFrame,
-  LIMITS,
-  nodeBackend,
-  seededRandom,
-  tripleToJson,
-} from '@clefnet/protocol';
-import { binaryFrameHead, rawWsClient, tempDir } from '@clefnet/service-host/testing';
+import { accessPairToJson, encodeFrame, LIMITS, tripleToJson } from '@clefnet/protocol';
+import { binaryFrameHead, rawWsClient, recordingPool, tempDir } from '@clefnet/service-host/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { parseConfig } from '../src/index.js';
@@ -52,18 +44,7 @@ describe.each(['patent', 'hardened'] as const)('the ANC service (%s)', (profile)
 
 describe('ephemeral keys', () => {
   it('the key service seals its request with a key of the pool the service was given; stop() closes the pool', async () => {
-    const handed: Uint8Array[] = [];
-    const draw = seededRandom('anc-service-tests/pool');
-    const pool = new EphemeralPool(
-      nodeBackend,
-      (n) => {
-        const b = draw(n);
-        handed.push(b);
-        return b;
-      },
-      { size: 2 },
-    );
-    pool.fill();
+    const { pool, handed } = recordingPool('anc-service-tests/pool', 2);
     const r = await start('hardened', { ephemeral: pool });
     await until(keyIssued(r), 5000, 'the key');
     expect([pool.ready, handed.length]).toEqual([1, 2]);

@@ -20,7 +20,7 @@ import {
   toHex,
   utf8,
 } from '@clefnet/protocol';
-import { startRecordingProxy } from '@clefnet/service-host/testing';
+import { recordingPool, startRecordingProxy } from '@clefnet/service-host/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import type { ServiceEvent } from '../src/index.js';
@@ -118,18 +118,7 @@ describe.each(['patent', 'hardened'] as const)('KServ1 over WebSocket, %s', (pro
 
   it('seals with the ephemeral keys it is given (each once, then zeroed) and closes the pool when it stops', async () => {
     const clock = manualClock();
-    const handed: Uint8Array[] = [];
-    const draw = seededRandom('keyserver-tests/pool');
-    const pool = new EphemeralPool(
-      nodeBackend,
-      (n) => {
-        const b = draw(n);
-        handed.push(b);
-        return b;
-      },
-      { size: 2 },
-    );
-    pool.fill();
+    const { pool, handed } = recordingPool('keyserver-tests/pool', 2);
     const serverEnc = nodeBackend.x25519PublicKey(handed[0]!.slice());
     const ks1 = await start(profile, clock, { ephemeral: pool });
     await register(ks1, TRIPLES.ar, TRIPLES.ve);

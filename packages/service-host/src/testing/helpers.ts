@@ -1,12 +1,23 @@
 /**
  * Test fixtures every service needs: a manual clock, temp folders, a silent logger, polling, JSON
- * over HTTP, and a protocol party connected over real WebSockets.
+ * over HTTP, a protocol party connected over real WebSockets, and a pool of ephemeral keys that
+ * shows which it handed out.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Delivery, Name, Outbound, Outcome, Party, ProtocolError } from '@clefnet/protocol';
+import {
+  type Delivery,
+  EphemeralPool,
+  type Name,
+  nodeBackend,
+  type Outbound,
+  type Outcome,
+  type Party,
+  type ProtocolError,
+  seededRandom,
+} from '@clefnet/protocol';
 import { pino } from 'pino';
 import { WebSocket } from 'ws';
 
@@ -134,4 +145,24 @@ export async function rawWsClient(wsUrl: string): Promise<Socket> {
 /** The head of a masked binary WebSocket frame announcing `length` (126..65535) payload bytes. */
 export function binaryFrameHead(length: number): Uint8Array {
   return Uint8Array.from([0x82, 0x80 | 126, length >> 8, length & 0xff, 1, 2, 3, 4]);
+}
+
+/**
+ * A full pool of `size` ephemeral key pairs drawn from `seededRandom(seed)`, and every secret it
+ * drew, in order (to see which were used, and that each was zeroed).
+ */
+export function recordingPool(seed: string, size: number): { pool: EphemeralPool; handed: Uint8Array[] } {
+  const draw = seededRandom(seed);
+  const handed: Uint8Array[] = [];
+  const pool = new EphemeralPool(
+    nodeBackend,
+    (n) => {
+      const b = draw(n);
+      handed.push(b);
+      return b;
+    },
+    { size },
+  );
+  pool.fill();
+  return { pool, handed };
 }

@@ -1,7 +1,7 @@
 /**
  * @clefnet/service-host/testing: fixtures for the tests of any service: a manual clock, temp
- * folders, a silent logger, polling, JSON over HTTP, a client party on real WebSockets, and a
- * recording proxy for the `connect` hook. Not for production code.
+ * folders, a silent logger, polling, JSON over HTTP, a client party on real WebSockets, a recording
+ * pool of ephemeral keys, and a recording proxy for the `connect` hook. Not for production code.
  */
 export {
   binaryFrameHead,
@@ -9,6 +9,7 @@ export {
   manualClock,
   PartyLink,
   rawWsClient,
+  recordingPool,
   silent,
   T0,
   tempDir,
