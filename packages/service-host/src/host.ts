@@ -209,7 +209,7 @@ export interface ServiceOptions {
   /**
    * Where the party's sealed messages take their ephemeral keys. Default: a pool filled in idle
    * time over the system CSPRNG (idleEphemeralKeys), or, when `random` is given, that source as each
-   * message is sealed. The service closes the pool when it stops.
+   * message is sealed. The service closes the pool when it stops: give each service its own.
    */
   readonly ephemeral?: EphemeralPool;
   /** Default pino at `info` on stdout. */

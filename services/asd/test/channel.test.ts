@@ -6,6 +6,7 @@
  * next request with REVOKED and stores nothing; a restart keeps records and revocations.
  */
 import { utf8 } from '@clefnet/protocol';
+import { recordingPool } from '@clefnet/service-host/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   AUTH,
@@ -27,11 +28,11 @@ afterEach(async () => {
 
 const hex = (s: string) => Buffer.from(s, 'utf8').toString('hex');
 
-async function setUp(profile: 'patent' | 'hardened') {
+async function setUp(profile: 'patent' | 'hardened', extra: Parameters<typeof startAsd>[0] = {}) {
   const clock = manualClock();
   const dir = tempDir();
   cleanup.push(dir.remove);
-  const asd = await startAsd({ dataDir: dir.path, clock: clock.now, profile });
+  const asd = await startAsd({ dataDir: dir.path, clock: clock.now, profile, ...extra });
   cleanup.push(() => asd.service.stop());
   const channel = new Channel(profile, clock.now);
   cleanup.push(() => channel.close());
@@ -64,6 +65,18 @@ describe.each(['patent', 'hardened'] as const)('the ASD behind KServ2, %s', (pro
       e.type === 'protocol' && e.event.type === 'channel-served' ? [e.event] : [],
     );
     expect(served).toHaveLength(1);
+  });
+
+  it('seals its answer with the ephemeral keys it is given and closes the pool when it stops', async () => {
+    const { pool, handed } = recordingPool('asd-tests/pool', 2);
+    const { asd, channel } = await setUp(profile, { ephemeral: pool });
+    const reply = await channel.request(N.billing, utf8('packets=1 bytes=60'));
+    expect(reply).toEqual({ kind: 'channel-data', peer: N.asd, data: utf8('ok 1') });
+    expect([pool.ready, handed.length]).toEqual([1, 2]);
+    expect(handed[0]).toEqual(new Uint8Array(32));
+    await asd.service.stop();
+    expect(pool.ready).toBe(0);
+    expect(handed[1]).toEqual(new Uint8Array(32));
   });
 
   it('N requests give count N, counted per application', async () => {

@@ -5,6 +5,7 @@
  * bytes and receives the SecApp triple. A restart keeps modules and deployments.
  */
 import { nodeBackend, parseName, seededRandom, toHex } from '@clefnet/protocol';
+import { recordingPool } from '@clefnet/service-host/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   AUTH,
@@ -185,6 +186,37 @@ describe.each([
       { sender: N.ar, digest: DIGEST, bytes: PROGRAM.length, at: T0 },
       { sender: N.ar, digest: DIGEST, bytes: PROGRAM.length, at: T0 + 1000 },
     ]);
+  });
+});
+
+describe('ephemeral keys', () => {
+  it('a deployment seals M1, M5, M7 and the hand-over with keys of the pool it is given; stop() closes it', async () => {
+    const clock = manualClock();
+    const dir = tempDir();
+    cleanup.push(dir.remove);
+    const peers = await startPeers('hardened', clock.now);
+    cleanup.push(() => peers.stop());
+    const { pool, handed } = recordingPool('repository-tests/pool', 6);
+    const ar = await startRepository({
+      dataDir: dir.path,
+      clock: clock.now,
+      profile: 'hardened',
+      directory: peers.directory,
+      ephemeral: pool,
+    });
+    cleanup.push(() => ar.service.stop());
+    const body = { name: 'billing', program: Buffer.from(PROGRAM).toString('base64') };
+    expect((await httpJson('POST', `${ar.address.http}/admin/modules`, body, AUTH)).status).toBe(201);
+    const deploy = { module: 'billing', anc: N.ve, secApp: N.secApp };
+    expect((await httpJson('POST', `${ar.address.http}/admin/deploy`, deploy, AUTH)).status).toBe(202);
+    expect(await finished(ar, 1)).toMatchObject({ state: 'sent' });
+    const zero = new Uint8Array(32);
+    expect([pool.ready, handed.length]).toEqual([2, 6]);
+    expect(handed.slice(0, 4)).toEqual([zero, zero, zero, zero]);
+    expect(handed.slice(4).every((b) => b.some((x) => x !== 0))).toBe(true);
+    await ar.service.stop();
+    expect(pool.ready).toBe(0);
+    expect(handed.slice(4)).toEqual([zero, zero]);
   });
 });
 

@@ -41,13 +41,15 @@ export interface EngineSettings {
 
 /**
  * The budget a process's command line (`process.execArgv`) gives, if any. V8 reads `-` and `_`
- * alike in a flag's name; the last one given counts.
+ * alike in a flag's name, and one leading dash as well as two; the last one given counts.
  */
 export function commandLineBudget(execArgv: readonly string[]): number | undefined {
   let budget: number | undefined;
   for (const arg of execArgv) {
     const eq = arg.indexOf('=');
-    if (eq < 0 || arg.slice(0, eq).replaceAll('_', '-') !== FLAG) continue;
+    if (eq < 0) continue;
+    const name = arg.slice(0, eq).replaceAll('_', '-');
+    if (name !== FLAG && name !== FLAG.slice(1)) continue;
     const n = Number(arg.slice(eq + 1));
     if (Number.isSafeInteger(n)) budget = n;
   }
