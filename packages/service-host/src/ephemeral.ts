@@ -1,7 +1,10 @@
 import { type CryptoBackend, EphemeralPool, systemRandom } from '@clefnet/protocol';
 import type { ServiceOptions } from './host.js';
 
-/** Key pairs a service keeps ready: a download seals at most three messages in one party. */
+/**
+ * Key pairs a service keeps ready: a download seals at most four messages in one party (the AR's
+ * M1, M5, M7 and the hand-over).
+ */
 const POOL_SIZE = 4;
 
 /**
