@@ -172,10 +172,18 @@ export function createServiceHost(opts: ServiceHostOptions): ServiceHost {
         state = 'stopping';
         for (const t of timers.splice(0)) clearInterval(t);
         streams?.closeAll();
-        await gateway.close(opts.closeGraceMs ?? 2000);
-        await app.close();
-        await opts.onStopped?.();
-        state = 'stopped';
+        try {
+          await gateway.close(opts.closeGraceMs ?? 2000);
+          await app.close();
+        } finally {
+          // The service's own resources (its store, its ephemeral keys) are released even when
+          // closing the server failed; stop() then rejects with that failure.
+          try {
+            await opts.onStopped?.();
+          } finally {
+            state = 'stopped';
+          }
+        }
       })();
       return stopping;
     },

@@ -456,4 +456,22 @@ describe('lifecycle', () => {
     expect(order).toEqual(['onStopped']);
     await expect(s.host.start()).rejects.toMatchObject({ code: 'BAD_STATE' });
   });
+
+  it('stop() still calls onStopped when closing the HTTP server fails, and rejects with that failure', async () => {
+    const order: string[] = [];
+    const s = await start({
+      onStopped: () => void order.push('onStopped'),
+      routes: (app) => {
+        app.addHook('onClose', async () => {
+          order.push('onClose');
+          throw new Error('the server would not close');
+        });
+      },
+    });
+    cleanup.pop(); // start()'s stop: this test stops the host itself, and expects it to fail
+    await expect(s.host.stop()).rejects.toThrow('the server would not close');
+    expect(order).toEqual(['onClose', 'onStopped']);
+    await expect(s.host.stop()).rejects.toThrow('the server would not close'); // the same stop
+    expect(order).toEqual(['onClose', 'onStopped']);
+  });
 });
