@@ -231,8 +231,8 @@ export function run(cpu: Cpu, budget: number): RunResult {
       if (slow !== 0) stop = executed + 1; // one instruction, then the prologue again
     }
     try {
-      // Ordinary instructions run in this inner loop; it ends after one that is not (`slow`), or
-      // at `stop`.
+      // Ordinary instructions run in this inner loop; it ends at `stop`, which an instruction that
+      // is not ordinary sets to 0.
       for (;;) {
         // Loaded here, not before the loops: V8 may optimise just this loop (on-stack replacement),
         // and then knows nothing of values from before it.
