@@ -61,7 +61,8 @@ export function createAsdService(opts: AsdServiceOptions): AsdService {
   checkOptions(opts);
   const clock = opts.clock ?? Date.now;
   // Ephemeral keys made in idle time (closed by stop()).
-  const keys = idleEphemeralKeys(opts.backend ?? nodeBackend, opts);
+  const backend = opts.backend ?? nodeBackend;
+  const keys = idleEphemeralKeys(backend, opts);
   const logger = opts.logger ?? pino({ level: 'info' });
   const store =
     opts.store ??
@@ -72,7 +73,7 @@ export function createAsdService(opts: AsdServiceOptions): AsdService {
   try {
     party = new Asd({
       triple: opts.identity,
-      backend: opts.backend ?? nodeBackend,
+      backend,
       random: opts.random ?? systemRandom,
       ...keys,
       clock,

@@ -71,7 +71,8 @@ export function createKeyServerService(opts: KeyServerServiceOptions): KeyServer
   checkOptions(opts);
   const clock = opts.clock ?? Date.now;
   // Ephemeral keys made in idle time (closed by stop()).
-  const keys = idleEphemeralKeys(opts.backend ?? nodeBackend, opts);
+  const backend = opts.backend ?? nodeBackend;
+  const keys = idleEphemeralKeys(backend, opts);
   const logger = opts.logger ?? pino({ level: 'info' });
   const store =
     opts.store ??
@@ -82,7 +83,7 @@ export function createKeyServerService(opts: KeyServerServiceOptions): KeyServer
   try {
     party = new KeyServer({
       triple: opts.identity,
-      backend: opts.backend ?? nodeBackend,
+      backend,
       random: opts.random ?? systemRandom,
       ...keys,
       clock,
