@@ -22,9 +22,14 @@
  *     handler with OUT EOI, IRET).
  *     Before issue 3's rebalancing, (b) was 6 far transfers or segment loads in 8 instructions,
  *     denser than any real kernel/user mix; its figure is not comparable with this one.
+ * Each workload runs in a child process of its own (bench/_cpu-workload.ts; `inFreshProcess` says
+ * why), as do the transition timings.
  * What limits (b) is printed after it: each kind of transition it makes, timed in a loop of its own
  * against the same loop with NOPs (`transitionNs`), and their share of one iteration of (b).
  */
+
+import { fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import {
   createMachine,
   engineSettings,
@@ -375,22 +380,81 @@ function bareWindow(): number {
   return 3_000_000 / ((performance.now() - start) * 1000);
 }
 
-export function main(): void {
+/** What the child process for one workload sends back (see {@link inFreshProcess}). */
+export type WorkloadResult =
+  | { workload: 'compute' | 'mixed'; rates: Rates }
+  | { workload: 'transitions'; ns: ReturnType<typeof transitionNs> };
+
+/** Runs one workload in this process: what bench/_cpu-workload.ts does in each child. */
+export function runWorkload(workload: string): WorkloadResult {
+  bareWindow(); // warm up
+  switch (workload) {
+    case 'compute':
+      return { workload, rates: compute() };
+    case 'mixed':
+      return { workload, rates: mixed() };
+    case 'transitions':
+      return { workload, ns: transitionNs() };
+    default:
+      throw new Error(`no workload ${workload}: compute, mixed or transitions`);
+  }
+}
+
+/**
+ * Runs `workload` in a child process of its own (this process's Node options, so the same loader
+ * and conditions) and returns what it sends back.
+ *
+ * Each workload gets a fresh V8, as JMH forks a JVM for each benchmark: V8 optimises the run loop
+ * for the instructions it has seen, and code optimised for one workload runs another slower. Run
+ * after the compute loop in one process, the mixed workload was about 10% slower than in a
+ * process of its own (59.7-60.3 against 66.8-67.4 MIPS, alternating, issue 3): a cost of the
+ * benchmark's order, not of the emulator (a machine in an ANC runs its guest's mix from the start).
+ */
+function inFreshProcess(workload: 'compute' | 'mixed' | 'transitions'): Promise<WorkloadResult> {
+  return new Promise((resolve, reject) => {
+    const child = fork(fileURLToPath(new URL('./_cpu-workload.ts', import.meta.url)), [workload], {
+      execArgv: process.execArgv,
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    let result: WorkloadResult | undefined;
+    child.on('message', (m) => {
+      result = m as WorkloadResult;
+    });
+    child.on('error', reject);
+    child.on('exit', (code, signal) => {
+      if (result !== undefined && code === 0) resolve(result);
+      else
+        reject(
+          new Error(
+            `the ${workload} workload's process ended (${signal ?? `exit code ${code}`}) without a result`,
+          ),
+        );
+    });
+  });
+}
+
+export async function main(): Promise<void> {
   const engine = engineSettings();
   console.log(
     `V8 inlining budget: ${engine.inlineBudget} bytes of bytecode (${engine.setBy}; ` +
-      'packages/emulator/src/cpu/engine.ts says why)',
+      'packages/emulator/src/cpu/engine.ts says why); each workload runs in a process of its own',
   );
-  bareWindow(); // warm up
-  const a = compute();
+  const rates = async (w: 'compute' | 'mixed'): Promise<Rates> => {
+    const r = await inFreshProcess(w);
+    if (r.workload !== w) throw new Error(`asked for ${w}, got ${r.workload}`);
+    return r.rates;
+  };
+  const a = await rates('compute');
   const show = (r: Rates) =>
     `${r.best.toFixed(1)} MIPS (median window ${r.median.toFixed(1)}; the bare loop between its ` +
     `windows: best ${r.bareBest.toFixed(1)}, median ${r.bareMedian.toFixed(1)}; median per-window ` +
     `ratio to it ${r.ratio.toFixed(3)})`;
   console.log(`compute loop: ${show(a)}`);
-  const b = mixed();
+  const b = await rates('mixed');
   console.log(`mixed (segment loads, gate calls, INT syscalls, timer interrupts): ${show(b)}`);
-  const t = transitionNs();
+  const tr = await inFreshProcess('transitions');
+  if (tr.workload !== 'transitions') throw new Error(`asked for transitions, got ${tr.workload}`);
+  const t = tr.ns;
   // One iteration of (b) is 46 ordinary instructions, a MOV DS, a CALLF/RETF and an INT/IRET pair.
   const iterationNs = 51_000 / b.best;
   const transitions = t.callf + t.int + t.ds;
