@@ -23,9 +23,13 @@
  *     Before issue 3's rebalancing, (b) was 6 far transfers or segment loads in 8 instructions,
  *     denser than any real kernel/user mix; its figure is not comparable with this one.
  * Each workload runs in a child process of its own (bench/_cpu-workload.ts; `inFreshProcess` says
- * why), as do the transition timings.
+ * why), as do the transition timings. Machines run as `createMachine` makes them: with the block
+ * compiler (src/cpu/jit.ts), which runs (a) as one block that loops in itself, and (b)'s ordinary
+ * instructions in blocks of 2 to 11 (the run loop interprets the segment load, the far transfers,
+ * the instructions between them and the timer handler). `jit_share` in the RESULT line is the
+ * share of (b)'s instructions that ran in blocks.
  * What limits (b) is printed after it: each kind of transition it makes, timed in a loop of its own
- * against the same loop with NOPs (`transitionNs`), and their share of one iteration of (b).
+ * against the same loop without it (`transitionNs`), and their share of one iteration of (b).
  */
 
 import { fork } from 'node:child_process';
@@ -133,6 +137,8 @@ interface Rates {
   bareMedian: number;
   /** Median over the windows of the workload's rate / the bare loop's right after it. */
   ratio: number;
+  /** The share of the instructions that ran in compiled blocks (src/cpu/jit.ts). */
+  jitShare: number;
 }
 
 /**
@@ -191,6 +197,7 @@ function mips(m: Machine, instructions: number): Rates {
     bareBest: Math.max(...bare),
     bareMedian: median(bare),
     ratio: median(rates.map((r, i) => r / bare[i]!)),
+    jitShare: m.cpu.jit === null ? 0 : m.cpu.jit.ran / m.cpu.instructions,
   };
 }
 
@@ -279,21 +286,22 @@ function mixed(): Rates {
 
 /**
  * What limits (b): the cost of each kind of transition it makes, in ns, each measured in a loop of
- * its own (ring 3, interrupts off, no timer): `body` then JMP back, against the same loop with two
- * NOPs in its place (the NOPs' own time added back). `callf`: CALLF through the call gate into ring 0, whose target is RETF (two
- * ring changes, a TSS stack switch and its return); `int`: INT 0x80 through the trap gate, whose
- * handler is IRET; `ds`: MOV DS and a NOP.
+ * its own (ring 3, interrupts off, no timer): `body` then a JMP back, less the same loop with no
+ * body (a JMP to itself, which the run loop interprets: a block needs two instructions). `callf`:
+ * CALLF through the call gate into ring 0, whose target is RETF (two ring changes, a TSS stack
+ * switch and its return); `int`: INT 0x80 through the trap gate, whose handler is IRET; `ds`: MOV
+ * DS. `jmp` is that interpreted JMP.
  */
-function transitionNs(): { callf: number; int: number; ds: number; nop: number } {
+function transitionNs(): { callf: number; int: number; ds: number; jmp: number } {
   const body: Record<string, number[]> = {
-    nop: [...ins('nop'), ...ins('nop')],
+    jmp: [],
     callf: [...ins('callf far', { sel: GATE, imm: 0 })],
     int: [...ins('int vec', { imm: 0x80 })],
-    ds: [...ins('mov sreg,reg', { a: S.DS, b: R.EAX }), ...ins('nop')],
+    ds: [...ins('mov sreg,reg', { a: S.DS, b: R.EAX })],
   };
   const loopNs = (kind: string): number => {
     const m = machine();
-    // mov eax, UDATA once; then the body and a JMP back to it: 3 instructions per iteration
+    // mov eax, UDATA once; then the body and a JMP back to it
     const user = [
       ...ins('mov reg,imm', { a: R.EAX, imm: UDATA }),
       ...body[kind]!,
@@ -303,18 +311,11 @@ function transitionNs(): { callf: number; int: number; ds: number; nop: number }
     m.phys.writeBytes(KERNEL + 0x100, Uint8Array.from(ins('retf')));
     m.phys.writeBytes(KERNEL + 0x300, Uint8Array.from(ins('iret')));
     enter(m, 3, USER);
-    return 3000 / Math.max(...windows(m, 6_000_000, 200, false).rates);
+    const perIteration = kind === 'jmp' ? 1 : kind === 'ds' ? 2 : 3;
+    return (perIteration * 1000) / Math.max(...windows(m, 6_000_000, 200, false).rates);
   };
-  // Each loop has 3 instructions per iteration; what a body adds over the two NOPs, plus those NOPs'
-  // own time, is what its instructions cost (the MOV DS loop keeps one of its NOPs).
-  const nop = loopNs('nop');
-  const one = nop / 3;
-  return {
-    callf: loopNs('callf') - nop + 2 * one,
-    int: loopNs('int') - nop + 2 * one,
-    ds: loopNs('ds') - nop + one,
-    nop: one,
-  };
+  const jmp = loopNs('jmp');
+  return { callf: loopNs('callf') - jmp, int: loopNs('int') - jmp, ds: loopNs('ds') - jmp, jmp };
 }
 
 /** The reference: a bare switch-dispatch loop over the compute loop's operations, no checks. */
@@ -460,8 +461,8 @@ export async function main(): Promise<void> {
   const transitions = t.callf + t.int + t.ds;
   console.log(
     `what limits (b): a CALLF through a gate to ring 0 and its RETF cost ${t.callf.toFixed(0)} ns, ` +
-      `an INT 0x80 and its IRET ${t.int.toFixed(0)} ns, a MOV DS ${t.ds.toFixed(0)} ns (an ordinary ` +
-      `instruction ${t.nop.toFixed(1)} ns); one iteration of (b) takes ${iterationNs.toFixed(0)} ns ` +
+      `an INT 0x80 and its IRET ${t.int.toFixed(0)} ns, a MOV DS ${t.ds.toFixed(0)} ns (a JMP the run loop ` +
+      `interprets ${t.jmp.toFixed(1)} ns); one iteration of (b) takes ${iterationNs.toFixed(0)} ns ` +
       `and those 5 of its 51 instructions, priced as measured alone, account for ${((100 * transitions) / iterationNs).toFixed(0)}% of it`,
   );
   // The bare loop's figures are those of the compute loop's 30 windows (as many as each figure's).
@@ -473,6 +474,6 @@ export async function main(): Promise<void> {
       `mips_bare_loop=${a.bareBest.toFixed(1)} ` +
       `mips_compute_median=${a.median.toFixed(1)} mips_mixed_median=${b.median.toFixed(1)} ` +
       `mips_bare_loop_median=${a.bareMedian.toFixed(1)} compute_over_bare=${a.ratio.toFixed(3)} ` +
-      `mixed_over_bare=${b.ratio.toFixed(3)}`,
+      `mixed_over_bare=${b.ratio.toFixed(3)} jit_share=${b.jitShare.toFixed(3)}`,
   );
 }

@@ -16,9 +16,11 @@
  * | NIC 2   | 0x310-0x31B  | 4 -> 0x24 (only with `nics: 2`: a firewall's outside port) |
  * | crypto  | 0x320-0x326  | - (only with `crypto`: claim 39's VE-key device, devices/cryptodev.ts) |
  */
+
 import { Cpu, type RunResult, type StopReason } from './cpu/cpu.js';
 import { run } from './cpu/exec.js';
 import { FL } from './cpu/flags.js';
+import type { JitOptions } from './cpu/jit.js';
 import { restoreCpu, saveCpu } from './cpu/snapshot.js';
 import { IoBus, type PortDevice } from './devices/bus.js';
 import { ConsoleDevice } from './devices/console.js';
@@ -56,6 +58,11 @@ export interface MachineOptions {
   readonly nic2Mac?: Uint8Array;
   /** A crypto device (claim 39) at 0x320 whose key slots only the host loads (default none). */
   readonly crypto?: Omit<CryptoDeviceOptions, 'dma'>;
+  /**
+   * The CPU's block compiler (src/cpu/jit.ts): on by default; false runs every instruction in the
+   * run loop. It changes how fast the machine runs, never what it does.
+   */
+  readonly jit?: boolean | JitOptions;
 }
 
 export interface MachineRunResult {
@@ -131,7 +138,12 @@ export class Machine {
     }
     for (const d of [this.timer, this.disk]) this.io.attach(d.ports[0], d.ports[1], this.timed(d));
     if (opts.crypto !== undefined) this.attachCrypto(opts.crypto);
-    this.cpu = new Cpu({ mmu: this.mmu, io: this.io, irq: this.pic });
+    this.cpu = new Cpu({
+      mmu: this.mmu,
+      io: this.io,
+      irq: this.pic,
+      ...(opts.jit === undefined ? {} : { jit: opts.jit }),
+    });
     this.quantum = opts.quantum ?? 1000;
   }
 

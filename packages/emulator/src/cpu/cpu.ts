@@ -15,6 +15,7 @@ import { type Mmu, TLB_SIZE } from '../memory/mmu.js';
 import { CpuFault, fault, VEC } from './faults.js';
 import { CR0, CR4, FL } from './flags.js';
 import { MEM_SEGMENT, S } from './isa.js';
+import { CTX_SIZE, Jit, type JitOptions, type JitPage } from './jit.js';
 
 /** Why `run()` returned. */
 export type StopReason =
@@ -49,6 +50,8 @@ export interface CpuOptions {
   readonly mmu: Mmu;
   readonly io: IoBus;
   readonly irq?: InterruptSource;
+  /** The block compiler (jit.ts): on by default; false runs every instruction in the run loop. */
+  readonly jit?: boolean | JitOptions;
 }
 
 /**
@@ -65,6 +68,8 @@ export class CodeWindow {
   user = false;
   paging = false;
   gen = -1;
+  /** The compiled blocks of the window's RAM page (jit.ts), or null. */
+  jit: JitPage | null = null;
 
   fits(base: number, limit: number, user: boolean, paging: boolean, gen: number): boolean {
     return (
@@ -168,6 +173,14 @@ export class Cpu {
   readonly winA = new CodeWindow();
   readonly winB = new CodeWindow();
   winCur = 0;
+  /** The block compiler (jit.ts), or null when it is off. */
+  readonly jit: Jit | null;
+  /** The current code window's page of blocks (CodeWindow.jit), or null. */
+  jitPage: JitPage | null = null;
+  /** What the run loop's prologue caches for blocks (jit.ts, CTX). */
+  readonly jitCtx = new Uint32Array(CTX_SIZE);
+  /** Set by a block that throws: the index of the instruction that faulted (-1: none). */
+  jitAt = -1;
 
   constructor(opts: CpuOptions) {
     this.mmu = opts.mmu;
@@ -177,6 +190,7 @@ export class Cpu {
     this.ramBytes = opts.mmu.phys.ram.length;
     this.tlbTag = opts.mmu.tlbTag;
     this.tlbEntry = opts.mmu.tlbEntry;
+    this.jit = opts.jit === false ? null : new Jit(opts.jit === true ? {} : opts.jit);
     this.reset();
   }
 

@@ -28,6 +28,7 @@ import {
 import { CpuFault, fault, isContributory, VEC } from './faults.js';
 import { FL } from './flags.js';
 import { MBZ, MEM_SEGMENT, NO_BASE } from './isa.js';
+import { NONE } from './jit.js';
 import { loadSegment } from './segments.js';
 import { ioAllowed, systemOp } from './system.js';
 import { deliver, farReturn, farTransfer, interruptReturn, mergeFlags } from './transfers.js';
@@ -215,6 +216,17 @@ export function run(cpu: Cpu, budget: number): RunResult {
       ssWrEnd = writeEnd(segFlags[2]!, segLimit[2]!);
       rdPage = -1;
       wrPage = -1;
+      // What blocks (jit.ts) check against: as cached here.
+      cpu.jitPage = win.len > 0 ? win.jit : null;
+      const ctx = cpu.jitCtx;
+      ctx[0] = csLimit;
+      ctx[1] = pgNeed;
+      ctx[2] = dsBase;
+      ctx[3] = dsRdEnd;
+      ctx[4] = dsWrEnd;
+      ctx[5] = ssBase;
+      ctx[6] = ssRdEnd;
+      ctx[7] = ssWrEnd;
       stop = budget - executed > CHUNK ? executed + CHUNK : budget;
       const irq = cpu.irq;
       slow =
@@ -245,6 +257,35 @@ export function run(cpu: Cpu, budget: number): RunResult {
         if (d >= 0 && d < codeLen) {
           const p = (eip + codeDelta) | 0;
           if ((p & 3) === 0) {
+            // A compiled block (jit.ts) starts here: run it if the budget and the window hold all of
+            // it; else count the visit, and compile one when the offset is hot.
+            const jp = cpu.jitPage;
+            if (jp !== null && (p & 7) === 0 && stop - executed > 1) {
+              const k = (p & 0xfff) >>> 3;
+              const blk = jp.blocks[k]!;
+              if (blk.len <= stop - executed && d + 8 * (blk.len - 1) < codeLen) {
+                const ctx = cpu.jitCtx;
+                const to = blk.fn(cpu, ctx, eip, stop - executed);
+                const ran = ctx[8]!;
+                if (ran !== 0) {
+                  executed += ran;
+                  cpu.jit!.ran += ran;
+                  eip = to;
+                  rdPage = -1; // the block's general paths may have walked (see rdPage)
+                  wrPage = -1;
+                  if (executed >= stop) {
+                    cpu.eip = to >>> 0;
+                    break;
+                  }
+                  start = eip;
+                  continue;
+                }
+                cpu.jit!.drop(jp, p); // its code changed: this instruction runs here
+              } else if (blk === NONE) {
+                const jit = cpu.jit!;
+                if (++jp.hits[k]! >= jit.hot) jit.compile(jp, ram32, p, (codeLen - d + 7) >>> 3);
+              }
+            }
             w0 = ram32[p >>> 2]!;
             imm = ram32[(p >>> 2) + 1]! >>> 0;
           } else {
@@ -274,9 +315,13 @@ export function run(cpu: Cpu, budget: number): RunResult {
             codeLen = (hi - lo + 1) | 0;
             codeDelta = (page + off - ueip) | 0;
             win.set(lo >>> 0, codeLen, codeDelta, base, limit, u, mmu.paging === true, mmu.generation);
+            win.jit = cpu.jit === null ? null : cpu.jit.page(page);
+            cpu.jitPage = win.jit;
           } else {
             codeLen = 0; // ROM or the empty bus: no window
             win.len = 0;
+            win.jit = null;
+            cpu.jitPage = null;
           }
         }
         // ---- decode and execute ----
@@ -748,6 +793,10 @@ export function run(cpu: Cpu, budget: number): RunResult {
                   dsBase = cpu.segBase[3]!;
                   dsRdEnd = readEnd(cpu.segFlags[3]!, cpu.segLimit[3]!);
                   dsWrEnd = writeEnd(cpu.segFlags[3]!, cpu.segLimit[3]!);
+                  const ctx = cpu.jitCtx;
+                  ctx[2] = dsBase;
+                  ctx[3] = dsRdEnd;
+                  ctx[4] = dsWrEnd;
                 }
                 break;
               }
@@ -780,6 +829,17 @@ export function run(cpu: Cpu, budget: number): RunResult {
         start = eip;
       }
     } catch (e) {
+      const at = cpu.jitAt;
+      if (at >= 0) {
+        // Thrown by a block: its instruction `at` faulted, after jitCtx[RAN] instructions of its
+        // earlier turns and `at` of this one ran.
+        cpu.jitAt = -1;
+        start = (start + 8 * at) | 0;
+        eip = start;
+        const ran = cpu.jitCtx[8]! + at;
+        executed += ran;
+        cpu.jit!.ran += ran;
+      }
       if (!(e instanceof CpuFault)) {
         cpu.eip = eip >>> 0; // as a fault leaves it: at the instruction
         cpu.instructions += executed - counted;

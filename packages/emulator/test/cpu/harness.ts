@@ -20,6 +20,7 @@ import { run } from '../../src/cpu/exec.js';
 import { fastPaths } from '../../src/cpu/fast-transfers.js';
 import { CR0, FL, IOPL_SHIFT } from '../../src/cpu/flags.js';
 import { BY_OPCODE, NO_BASE, NO_SEG, OP, S } from '../../src/cpu/isa.js';
+import type { JitOptions } from '../../src/cpu/jit.js';
 import { type InterruptSource, IoBus, type PortDevice } from '../../src/devices/bus.js';
 import { Mmu } from '../../src/memory/mmu.js';
 import { PhysicalMemory } from '../../src/memory/physical.js';
@@ -70,13 +71,16 @@ const NO_DEVICES = new IoBus();
  * A CPU at CPL `ring`, flat 1 MiB segments (or `limit`), a TSS with SSn:ESPn for every ring, an
  * empty IDT.
  */
-export function machine(ring = 0, opts: { limit?: number; io?: IoBus } = {}): Machine {
+export function machine(
+  ring = 0,
+  opts: { limit?: number; io?: IoBus; jit?: boolean | JitOptions } = {},
+): Machine {
   const phys = RAM_POOL[ramNext]!;
   ramNext = (ramNext + 1) % RAM_POOL.length;
   phys.ram.fill(0);
   const mmu = new Mmu(phys);
   const io = opts.io ?? NO_DEVICES;
-  const cpu = new Cpu({ mmu, io });
+  const cpu = new Cpu({ mmu, io, ...(opts.jit === undefined ? {} : { jit: opts.jit }) });
   const limit = opts.limit ?? (1 << 20) - 1;
   for (let r = 0; r < 4; r++) {
     setGdt(cpu, 1 + r, segmentDescriptor({ base: 0, limit, type: 0xa, dpl: r })); // code exec/read

@@ -1,0 +1,577 @@
+/**
+ * The block compiler (issue 3): straight-line runs of ordinary instructions (the run loop's own
+ * switch, exec.ts) that the run loop reaches often are translated into JavaScript functions, one
+ * per *block*, which V8 then compiles to machine code. A block does what the run loop would do for
+ * its instructions, check for check, and nothing else:
+ *
+ * - Decoding and strict decoding (isa.ts, MBZ and MEM_SEGMENT) happen once, when the block is
+ *   compiled: an instruction that would raise #UD, or that is not ordinary, ends the block before
+ *   it, and the run loop executes it (and raises the fault) as before.
+ * - Every other check runs each time, against the values the run loop's prologue cached (the CS
+ *   limit, DS's and SS's base and access bounds, paging: `ctx`, see CTX): near branch targets
+ *   against the CS limit, data and stack dwords against DS's and SS's rights and limit, the TLB
+ *   with paging on; anything else takes the same general paths (`Cpu.read32` and the rest), which
+ *   raise the faults.
+ * - The code is checked too: a block starts by comparing the instruction words it was compiled from
+ *   with RAM, and does nothing (`ctx[RAN]` 0) if they differ, so code written since (by the guest,
+ *   a device, the host or a restore) runs as written. A store inside a block that may have written
+ *   the block's own code ends the block after that instruction.
+ * - A fault leaves the machine as the run loop would: the registers and flags the block keeps in
+ *   locals are written back, `cpu.jitAt` says which instruction faulted, and the run loop delivers
+ *   the fault at that instruction's EIP with the instructions before it counted.
+ *
+ * Flags that the next instruction overwrites entirely before anything can read them (no branch on
+ * them, no fault in between) are not computed (`flagsLive`). Blocks are kept per 4 KiB physical
+ * page (`JitPage`), keyed by the offset of their first instruction, and compiled when the run loop
+ * has reached that offset `hot` times without one. A block never runs past the run loop's budget
+ * (`stop`), nor outside the current code window (so never past the CS limit), nor while a hook,
+ * breakpoint or pending interrupt makes the run loop go one instruction at a time.
+ */
+import { fault, VEC } from './faults.js';
+import { MBZ, MEM_SEGMENT, NO_BASE } from './isa.js';
+
+/**
+ * Where the run loop's prologue leaves what blocks need (a Uint32Array: `Cpu.jitCtx`), and where a
+ * block says how many instructions it ran (RAN; 0: none, its code changed).
+ */
+export const CTX = {
+  CS_LIMIT: 0,
+  /** pgNeed of exec.ts as a uint32: 0xFFFFFFFF paging off. */
+  PG_NEED: 1,
+  DS_BASE: 2,
+  DS_RD_END: 3,
+  DS_WR_END: 4,
+  SS_BASE: 5,
+  SS_RD_END: 6,
+  SS_WR_END: 7,
+  RAN: 8,
+} as const;
+export const CTX_SIZE = 9;
+
+/**
+ * A compiled block: `fn(cpu, ctx, eip)` runs it with its first instruction at `eip` (int32) and
+ * returns the EIP to go on at (int32); `ctx[RAN]` says how many of its instructions ran (0: none;
+ * at most `len`). It throws a CpuFault as an instruction does, with `cpu.jitAt` set.
+ */
+export interface Block {
+  readonly fn: (cpu: unknown, ctx: Uint32Array, eip: number, room: number) => number;
+  readonly len: number;
+}
+
+/** No block at an offset yet (its `len` is more than any budget, so the run loop never runs it). */
+export const NONE: Block = { fn: () => 0, len: 0x3fffffff };
+/** No block can start at an offset (fewer than two instructions a block may hold start there). */
+export const NEVER: Block = { fn: () => 0, len: 0x3fffffff };
+
+/** The blocks of one physical page, by the offset of their first instruction / 8. */
+export class JitPage {
+  /** A block, or NONE or NEVER (never a hole, so the run loop's load needs no check). */
+  readonly blocks: Block[] = new Array<Block>(512).fill(NONE);
+  readonly hits = new Uint8Array(512);
+}
+
+export interface JitOptions {
+  /** Times the run loop reaches an offset before it compiles a block there (1..255; default 32). */
+  readonly hot?: number;
+  /** Most instructions in a block (2..64; default 32). */
+  readonly maxLength?: number;
+}
+
+/** The process-wide defaults; `CLEFNET_JIT_HOT` sets `hot` (tests run every block path with 1). */
+function defaultHot(): number {
+  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
+  const v = Number(env?.CLEFNET_JIT_HOT);
+  return Number.isInteger(v) && v >= 1 && v <= 255 ? v : 32;
+}
+
+export class Jit {
+  readonly hot: number;
+  readonly maxLength: number;
+  /** Blocks compiled; blocks dropped because their code had changed; instructions run in blocks. */
+  compiled = 0;
+  stale = 0;
+  ran = 0;
+  private readonly pages = new Map<number, JitPage>();
+
+  constructor(opts: JitOptions = {}) {
+    const hot = opts.hot ?? defaultHot();
+    const max = opts.maxLength ?? 32;
+    if (!(Number.isInteger(hot) && hot >= 1 && hot <= 255))
+      throw new RangeError(`jit: hot ${hot} not in 1..255`);
+    if (!(Number.isInteger(max) && max >= 2 && max <= 64))
+      throw new RangeError(`jit: maxLength ${max} not in 2..64`);
+    this.hot = hot;
+    this.maxLength = max;
+  }
+
+  /** The blocks of the physical page at `frame` (a multiple of 4096). */
+  page(frame: number): JitPage {
+    let p = this.pages.get(frame);
+    if (p === undefined) {
+      p = new JitPage();
+      this.pages.set(frame, p);
+    }
+    return p;
+  }
+
+  /**
+   * Compiles the block at physical byte address `at` (8-aligned), of at most `room` instructions
+   * (those left in the code window), into `page`; null if fewer than two instructions qualify.
+   */
+  compile(page: JitPage, ram32: Int32Array, at: number, room: number): Block | null {
+    const block = compileBlock(ram32, at, Math.min(room, this.maxLength, (0x1000 - (at & 0xfff)) >>> 3));
+    page.blocks[(at & 0xfff) >>> 3] = block ?? NEVER;
+    if (block !== null) this.compiled++;
+    return block;
+  }
+
+  /** A block whose code changed: dropped, and counted again from 0. */
+  drop(page: JitPage, at: number): void {
+    const k = (at & 0xfff) >>> 3;
+    page.blocks[k] = NONE;
+    page.hits[k] = 0;
+    this.stale++;
+  }
+}
+
+// ---- the compiler ----
+
+/** What an instruction does with the arithmetic flags (CF, ZF, SF, OF). */
+enum F {
+  /** neither reads nor writes them */
+  NONE = 0,
+  /** reads them (or writes only some: INC, DEC, a shift by a register that may be 0) */
+  READ = 1,
+  /** writes all four and reads none */
+  WRITE = 2,
+}
+
+interface Decoded {
+  readonly op: number;
+  readonly a: number;
+  readonly b: number;
+  readonly imm: number;
+  readonly w0: number;
+  readonly flags: F;
+  /** It may raise a fault (the flags before it must be exact). */
+  readonly faults: boolean;
+  /** A near branch, CALL or RET: the block ends with it. */
+  readonly ends: boolean;
+  /** The memory operand's segment (LD, ST, LDB, STB), from MEM_SEGMENT. */
+  readonly seg: number;
+}
+
+/** The instruction at `w0`/`imm` if a block may hold it, else undefined. */
+function decode(w0: number, imm: number): Decoded | undefined {
+  const op = w0 & 0xff;
+  // Strict decoding (isa.ts): a must-be-zero bit set is #UD, which the run loop raises.
+  if (((w0 & MBZ[op << 1]!) | (imm & MBZ[(op << 1) | 1]!)) !== 0) return undefined;
+  const a = (w0 >>> 8) & 7;
+  const b = (w0 >>> 12) & 0xf;
+  const d = (flags: F, faults: boolean, ends: boolean, seg = -1): Decoded => ({
+    op,
+    a,
+    b,
+    imm,
+    w0,
+    flags,
+    faults,
+    ends,
+    seg,
+  });
+  switch (op) {
+    case 0x01:
+    case 0x10:
+    case 0x11:
+    case 0x41:
+      return d(F.NONE, false, false);
+    case 0x20:
+    case 0x21:
+    case 0x22:
+    case 0x23:
+    case 0x24:
+    case 0x25:
+    case 0x26:
+    case 0x30:
+    case 0x31:
+    case 0x32:
+    case 0x33:
+    case 0x34:
+    case 0x35:
+    case 0x36:
+    case 0x40:
+    case 0x2a: // MUL reg, reg
+    case 0x3a: // MUL reg, imm
+      return d(F.WRITE, false, false);
+    case 0x37:
+    case 0x38:
+    case 0x39:
+      // SHL, SHR, SAR by an immediate: a count of 0 changes nothing
+      return d((imm & 31) === 0 ? F.NONE : F.WRITE, false, false);
+    case 0x27:
+    case 0x28:
+    case 0x29:
+    case 0x42:
+    case 0x43:
+      return d(F.READ, false, false);
+    case 0x2b:
+    case 0x2c:
+    case 0x3b:
+    case 0x3c:
+      return d(F.NONE, true, false); // DIVU, REMU: #DE
+    case 0x12:
+    case 0x13:
+    case 0x14:
+    case 0x15:
+    case 0x16: {
+      const seg = MEM_SEGMENT[(w0 >>> 12) & 0xff]!;
+      if (seg > 5) return undefined; // #UD
+      return d(F.NONE, op !== 0x16, false, seg);
+    }
+    case 0x17:
+    case 0x18:
+    case 0x19:
+      return d(F.NONE, true, false);
+    case 0x50:
+    case 0x51:
+    case 0x52:
+    case 0x53:
+    case 0x54:
+    case 0x55:
+      return d(F.NONE, true, true);
+    default:
+      if (op >= 0x58 && op <= 0x65) return d(F.READ, true, true);
+      return undefined; // not ordinary (or not in blocks: MOV reg, sreg; PUSH sreg; PUSHF)
+  }
+}
+
+/** The condition of Jcc `op` on the flags in `f` (exec.ts's cases). */
+function condition(op: number): string {
+  const snf = '((((f >>> 7) ^ (f >>> 11)) & 1) !== 0)'; // SF != OF
+  switch (op) {
+    case 0x58:
+      return '(f & 0x40) !== 0';
+    case 0x59:
+      return '(f & 0x40) === 0';
+    case 0x5a:
+      return '(f & 0x1) !== 0';
+    case 0x5b:
+      return '(f & 0x1) === 0';
+    case 0x5c:
+      return '(f & 0x80) !== 0';
+    case 0x5d:
+      return '(f & 0x80) === 0';
+    case 0x5e:
+      return '(f & 0x800) !== 0';
+    case 0x5f:
+      return '(f & 0x800) === 0';
+    case 0x60:
+      return snf;
+    case 0x61:
+      return `!${snf}`;
+    case 0x62:
+      return `((f & 0x40) !== 0 || ${snf})`;
+    case 0x63:
+      return `!((f & 0x40) !== 0 || ${snf})`;
+    case 0x64:
+      return '(f & 0x41) !== 0';
+    default:
+      return '(f & 0x41) === 0';
+  }
+}
+
+// The flag expressions of exec.ts (addFlags, subFlags, logicFlags), on the local `f`.
+const logic = (r: string) => `f = (f & ~0x8c1) | (${r} === 0 ? 0x40 : 0) | ((${r} >>> 24) & 0x80);`;
+const add = (x: string, y: string, r: string) =>
+  `f = (f & ~0x8c1) | (${r} === 0 ? 0x40 : 0) | ((${r} >>> 24) & 0x80) | (${r} >>> 0 < ${x} >>> 0 ? 1 : 0) | (((~(${x} ^ ${y}) & (${x} ^ ${r})) >>> 20) & 0x800);`;
+const sub = (x: string, y: string, r: string) =>
+  `f = (f & ~0x8c1) | (${r} === 0 ? 0x40 : 0) | ((${r} >>> 24) & 0x80) | (${x} >>> 0 < ${y} >>> 0 ? 1 : 0) | ((((${x} ^ ${y}) & (${x} ^ ${r})) >>> 20) & 0x800);`;
+
+const hex = (n: number) => `0x${(n >>> 0).toString(16)}`;
+
+/**
+ * The physical address of a dword at `off` in DS (seg 3) or SS (seg 2) if the inline path allows
+ * the access (exec.ts's LD/ST cases, without their one-page cache), into `p`; else p stays
+ * 0xFFFFFFFF and the general path follows.
+ */
+function inlineAddress(seg: number, off: string, write: boolean): string {
+  const base = seg === 3 ? 'ctx[2]' : 'ctx[5]';
+  const end = seg === 3 ? (write ? 'ctx[4]' : 'ctx[3]') : write ? 'ctx[7]' : 'ctx[6]';
+  const need = write ? '(pg >>> 8)' : '(pg & 0xff)';
+  return (
+    `let p = 0xffffffff; if (${off} < ${end}) { const lin = (${base} + ${off}) >>> 0; if ((lin & 3) === 0) {` +
+    ` if (pg < 0) p = lin; else { const t = (lin >>> 12) & 1023; const e = tlbEntry[t];` +
+    ` if (tlbTag[t] === (lin >>> 12) + 1 && (e & ${need}) === ${need}) p = ((e & ~0xfff) | (lin & 0xfff)) >>> 0; } } }`
+  );
+}
+
+/** Compiles at most `max` instructions at physical `at`; null below two. */
+function compileBlock(ram32: Int32Array, at: number, max: number): Block | null {
+  const insns: Decoded[] = [];
+  const w = at >>> 2;
+  for (let k = 0; k < max; k++) {
+    const d = decode(ram32[w + 2 * k]! | 0, ram32[w + 2 * k + 1]! >>> 0);
+    if (d === undefined) break;
+    insns.push(d);
+    if (d.ends) break;
+  }
+  const n = insns.length;
+  if (n < 2) return null;
+
+  // Flag liveness, backwards: live at the end, before a reader, before anything that may fault.
+  const flagsLive: boolean[] = new Array(n);
+  let live = true;
+  for (let k = n - 1; k >= 0; k--) {
+    flagsLive[k] = live;
+    const d = insns[k]!;
+    if (d.flags === F.WRITE) live = false;
+    if (d.flags === F.READ || d.faults) live = true;
+  }
+  const usesFlags = insns.some((d) => d.flags !== F.NONE);
+  const usesMemory =
+    insns.some((d) => d.seg >= 0 && d.op !== 0x16) ||
+    insns.some((d) => [0x17, 0x18, 0x19, 0x52, 0x53, 0x54, 0x55].includes(d.op));
+
+  // Registers: every one the block reads or writes lives in a local (rN) from entry to exit.
+  const used = new Set<number>();
+  const written = new Set<number>();
+  const r = (x: number) => {
+    used.add(x);
+    return `r${x}`;
+  };
+  const wr = (x: number) => {
+    used.add(x);
+    written.add(x);
+    return `r${x}`;
+  };
+
+  const body: string[] = [];
+  // An exit after instruction k (ran k + 1) to EIP `to`: the write-back is filled in below.
+  const exit = (k: number, to: string) => `{ WB ctx[8] = ran + ${k + 1}; return ${to}; }`;
+  // A branch back to the block's first instruction (its EIP is `eip`) loops inside the block while
+  // the budget (`room`) holds another turn: the registers and flags stay in locals.
+  const again = (target: string) =>
+    `if (${target} === eip && ran + ${2 * n} <= room) { ran += ${n}; continue; }`;
+  for (let k = 0; k < n; k++) {
+    const d = insns[k]!;
+    const { op, a, b, imm } = d;
+    const next = `(eip + ${8 * (k + 1)}) | 0`;
+    const fl = flagsLive[k]!;
+    if (d.faults) body.push(`i = ${k};`);
+    const offOf = () => (b === NO_BASE ? `${hex(imm)}` : `((${r(b & 7)} + ${imm | 0}) >>> 0)`);
+    switch (op) {
+      case 0x01:
+        break;
+      case 0x10:
+        body.push(`${wr(a)} = ${r(b & 7)};`);
+        break;
+      case 0x11:
+        body.push(`${wr(a)} = ${imm | 0};`);
+        break;
+      case 0x20:
+      case 0x30: {
+        const y = op === 0x20 ? r(b & 7) : `${imm | 0}`;
+        body.push(
+          `{ const x = ${r(a)}, y = ${y}, s = (x + y) | 0; ${wr(a)} = s; ${fl ? add('x', 'y', 's') : ''} }`,
+        );
+        break;
+      }
+      case 0x21:
+      case 0x31:
+      case 0x25:
+      case 0x35: {
+        const y = op === 0x21 || op === 0x25 ? r(b & 7) : `${imm | 0}`;
+        const store = op === 0x21 || op === 0x31 ? `${wr(a)} = s;` : '';
+        body.push(
+          `{ const x = ${r(a)}, y = ${y}, s = (x - y) | 0; ${store} ${fl ? sub('x', 'y', 's') : ''} }`,
+        );
+        break;
+      }
+      case 0x22:
+      case 0x23:
+      case 0x24:
+      case 0x26:
+      case 0x32:
+      case 0x33:
+      case 0x34:
+      case 0x36: {
+        const y = op < 0x30 ? r(b & 7) : `${imm | 0}`;
+        const o = (op & 0xf) === 2 || (op & 0xf) === 6 ? '&' : (op & 0xf) === 3 ? '|' : '^';
+        const store = (op & 0xf) === 6 ? '' : `${wr(a)} = s;`;
+        body.push(`{ const s = ${r(a)} ${o} ${y}; ${store} ${fl ? logic('s') : ''} }`);
+        break;
+      }
+      case 0x27:
+      case 0x28:
+      case 0x29:
+      case 0x37:
+      case 0x38:
+      case 0x39: {
+        // SHL, SHR, SAR: CF = the last bit shifted out; a count of 0 changes nothing
+        const kind = (op & 0xf) - 7; // 0 SHL, 1 SHR, 2 SAR
+        const o = ['<<', '>>>', '>>'][kind]!;
+        const out = kind === 0 ? '(x >>> (32 - c)) & 1' : '(x >>> (c - 1)) & 1';
+        const count = op < 0x30 ? `(${r(b & 7)} & 31)` : `${imm & 31}`;
+        if (op >= 0x30 && (imm & 31) === 0) break;
+        body.push(
+          `{ const x = ${r(a)}, c = ${count}; if (c !== 0) { const s = (x ${o} c) | 0; ${wr(a)} = s; ` +
+            `${fl ? `${logic('s')} f |= ${out};` : ''} } }`,
+        );
+        break;
+      }
+      case 0x2a:
+      case 0x3a: {
+        const y = op === 0x2a ? r(b & 7) : `${imm | 0}`;
+        body.push(
+          `{ const x = ${r(a)}, y = ${y}, s = Math.imul(x, y); ${wr(a)} = s; ` +
+            `${fl ? `${logic('s')} f |= (x >>> 0) * (y >>> 0) > 0xffffffff ? 0x801 : 0;` : ''} }`,
+        );
+        break;
+      }
+      case 0x2b:
+      case 0x2c:
+      case 0x3b:
+      case 0x3c: {
+        const y = op < 0x30 ? r(b & 7) : `${imm | 0}`;
+        const o = (op & 0xf) === 0xb ? '/' : '%';
+        body.push(
+          `{ const x = ${r(a)}, y = ${y}; if (y === 0) throw fault(${VEC.DE}); ${wr(a)} = ((x >>> 0) ${o} (y >>> 0)) | 0; }`,
+        );
+        break;
+      }
+      case 0x40:
+        body.push(`{ const v = ${r(a)}, s = -v | 0; ${wr(a)} = s; ${fl ? sub('0', 'v', 's') : ''} }`);
+        break;
+      case 0x41:
+        body.push(`${wr(a)} = ~${r(a)};`);
+        break;
+      case 0x42:
+      case 0x43: {
+        const o = op === 0x42 ? '+' : '-';
+        const flags = op === 0x42 ? add('v', '1', 's') : sub('v', '1', 's');
+        body.push(
+          `{ const v = ${r(a)}, s = (v ${o} 1) | 0; ${wr(a)} = s; ${fl ? `const c = f & 1; ${flags} f = (f & ~1) | c;` : ''} }`,
+        );
+        break;
+      }
+      case 0x12:
+      case 0x13: {
+        const write = op === 0x13;
+        const seg = d.seg;
+        const inline = seg === 3 || seg === 2 ? inlineAddress(seg, 'off', write) : 'const p = 0xffffffff;';
+        if (!write) {
+          body.push(
+            `{ const off = ${offOf()}; ${inline} if (p >>> 2 < ram32.length) ${wr(a)} = ram32[p >>> 2]; ` +
+              `else ${wr(a)} = cpu.read32(${seg}, off) | 0; }`,
+          );
+        } else {
+          // A store to this block's own code ends the block after it; so does one through the
+          // general path (which does not say where it wrote).
+          body.push(
+            `{ const off = ${offOf()}; ${inline} if (p >>> 2 < ram32.length) { ram32[p >>> 2] = ${r(a)}; ` +
+              `if (((p - ${hex(at)}) >>> 0) < ${8 * n}) ${exit(k, next)} } ` +
+              `else { cpu.write32(${seg}, off, ${r(a)}); ${exit(k, next)} } }`,
+          );
+        }
+        break;
+      }
+      case 0x14:
+        body.push(`${wr(a)} = cpu.read8(${d.seg}, ${offOf()}) | 0;`);
+        break;
+      case 0x15:
+        body.push(`{ cpu.write8(${d.seg}, ${offOf()}, ${r(a)}); ${exit(k, next)} }`);
+        break;
+      case 0x16:
+        body.push(`${wr(a)} = ${offOf()} | 0;`);
+        break;
+      case 0x17:
+      case 0x18:
+      case 0x52:
+      case 0x53: {
+        // PUSH reg, PUSH imm, CALL imm, CALL reg: CALL checks its target first
+        let value: string;
+        let target = '';
+        if (op === 0x52 || op === 0x53) {
+          target = op === 0x52 ? hex(imm) : `(${r(a)} >>> 0)`;
+          body.push(`const t${k} = ${target}; if (t${k} > ctx[0]) throw fault(${VEC.GP}, 0);`);
+          value = next;
+        } else value = op === 0x17 ? r(a) : `${imm | 0}`;
+        body.push(
+          `{ const v = ${value}; const off = (${r(4)} - 4) >>> 0; ${inlineAddress(2, 'off', true)} ` +
+            `if (p >>> 2 < ram32.length) { ram32[p >>> 2] = v; ${wr(4)} = off | 0; ` +
+            `if (((p - ${hex(at)}) >>> 0) < ${8 * n}) ${exit(k, op >= 0x52 ? `t${k} | 0` : next)} } ` +
+            `else { cpu.write32(2, off, v); ${wr(4)} = off | 0; ${exit(k, op >= 0x52 ? `t${k} | 0` : next)} } }`,
+        );
+        if (op >= 0x52) body.push(`${exit(k, `t${k} | 0`)}`);
+        break;
+      }
+      case 0x19:
+      case 0x54:
+      case 0x55: {
+        // POP reg (ESP updated before the register: POP ESP loads the popped value), RET, RET imm
+        body.push(
+          `{ const off = ${r(4)} >>> 0; ${inlineAddress(2, 'off', false)} ` +
+            `const v = p >>> 2 < ram32.length ? ram32[p >>> 2] : cpu.read32(2, off) | 0;`,
+        );
+        if (op === 0x19) body.push(`${wr(4)} = (off + 4) | 0; ${wr(a)} = v; }`);
+        else {
+          body.push(
+            `const t = v >>> 0; if (t > ctx[0]) throw fault(${VEC.GP}, 0); ` +
+              `${wr(4)} = (off + ${4 + (op === 0x55 ? imm & 0xffff : 0)}) | 0; ${exit(k, 't | 0')} }`,
+          );
+        }
+        break;
+      }
+      case 0x50:
+        body.push(
+          `if (${hex(imm)} > ctx[0]) throw fault(${VEC.GP}, 0); ${again(`${imm | 0}`)} ${exit(k, `${imm | 0}`)}`,
+        );
+        break;
+      case 0x51:
+        body.push(
+          `{ const t = ${r(a)} >>> 0; if (t > ctx[0]) throw fault(${VEC.GP}, 0); ${again('(t | 0)')} ${exit(k, 't | 0')} }`,
+        );
+        break;
+      default: {
+        // Jcc
+        body.push(
+          `if (${condition(op)}) { if (${hex(imm)} > ctx[0]) throw fault(${VEC.GP}, 0); ${again(`${imm | 0}`)} ${exit(k, `${imm | 0}`)} } ` +
+            `${exit(k, next)}`,
+        );
+      }
+    }
+  }
+  if (!insns[n - 1]!.ends) body.push(exit(n - 1, `(eip + ${8 * n}) | 0`));
+
+  const regs = [...used].sort();
+  const wb = [
+    ...[...written].sort().map((x) => `reg[${x}] = r${x};`),
+    usesFlags ? 'cpu.eflags = f;' : '',
+  ].join(' ');
+  const check: string[] = [];
+  for (let k = 0; k < 2 * n; k++) check.push(`ram32[${w + k}] !== ${ram32[w + k]! | 0}`);
+  const src = [
+    `"use strict";`,
+    `return function block(cpu, ctx, eip, room) {`,
+    `const ram32 = cpu.ram32;`,
+    `if (${check.join(' || ')}) { ctx[8] = 0; return eip; }`,
+    `const reg = cpu.reg;`,
+    regs.length > 0 ? `let ${regs.map((x) => `r${x} = reg[${x}]`).join(', ')};` : '',
+    usesFlags ? 'let f = cpu.eflags;' : '',
+    usesMemory
+      ? 'const pg = ctx[1] | 0; const tlbTag = cpu.mmu.tlbTag; const tlbEntry = cpu.mmu.tlbEntry;'
+      : '',
+    'let i = 0;',
+    'let ran = 0;',
+    'try {',
+    'for (;;) {',
+    body.join('\n').replaceAll('WB', wb),
+    '}',
+    '} catch (e) {',
+    `${wb} ctx[8] = ran; cpu.jitAt = i; throw e;`,
+    '}',
+    '};',
+  ].join('\n');
+  const fn = new Function('fault', src)(fault) as Block['fn'];
+  return { fn, len: n };
+}
