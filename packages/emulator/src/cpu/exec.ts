@@ -839,6 +839,7 @@ export function run(cpu: Cpu, budget: number): RunResult {
         const ran = cpu.jitCtx[8]! + at;
         executed += ran;
         cpu.jit!.ran += ran;
+        cpu.jit!.faults++;
       }
       if (!(e instanceof CpuFault)) {
         cpu.eip = eip >>> 0; // as a fault leaves it: at the instruction

@@ -15,7 +15,8 @@
  * - The code is checked too: a block starts by comparing the instruction words it was compiled from
  *   with RAM, and does nothing (`ctx[RAN]` 0) if they differ, so code written since (by the guest,
  *   a device, the host or a restore) runs as written. A store inside a block that may have written
- *   the block's own code ends the block after that instruction.
+ *   the block's own code ends the block after that instruction, as does any access through the
+ *   general paths (a page walk writes accessed and dirty bits, which may be words of the block).
  * - A fault leaves the machine as the run loop would: the registers and flags the block keeps in
  *   locals are written back, `cpu.jitAt` says which instruction faulted, and the run loop delivers
  *   the fault at that instruction's EIP with the instructions before it counted.
@@ -91,6 +92,8 @@ export class Jit {
   compiled = 0;
   stale = 0;
   ran = 0;
+  /** Faults raised inside blocks. */
+  faults = 0;
   private readonly pages = new Map<number, JitPage>();
 
   constructor(opts: JitOptions = {}) {
@@ -460,9 +463,11 @@ function compileBlock(ram32: Int32Array, at: number, max: number): Block | null 
         const seg = d.seg;
         const inline = seg === 3 || seg === 2 ? inlineAddress(seg, 'off', write) : 'const p = 0xffffffff;';
         if (!write) {
+          // A read through the general path ends the block after it: a page walk writes the
+          // accessed bit of a PDE or PTE, which may be a word of this block's own code.
           body.push(
             `{ const off = ${offOf()}; ${inline} if (p >>> 2 < ram32.length) ${wr(a)} = ram32[p >>> 2]; ` +
-              `else ${wr(a)} = cpu.read32(${seg}, off) | 0; }`,
+              `else { ${wr(a)} = cpu.read32(${seg}, off) | 0; ${exit(k, next)} } }`,
           );
         } else {
           // A store to this block's own code ends the block after it; so does one through the
@@ -476,7 +481,7 @@ function compileBlock(ram32: Int32Array, at: number, max: number): Block | null 
         break;
       }
       case 0x14:
-        body.push(`${wr(a)} = cpu.read8(${d.seg}, ${offOf()}) | 0;`);
+        body.push(`{ ${wr(a)} = cpu.read8(${d.seg}, ${offOf()}) | 0; ${exit(k, next)} }`); // as LD's general path
         break;
       case 0x15:
         body.push(`{ cpu.write8(${d.seg}, ${offOf()}, ${r(a)}); ${exit(k, next)} }`);
@@ -509,11 +514,12 @@ function compileBlock(ram32: Int32Array, at: number, max: number): Block | null 
       case 0x54:
       case 0x55: {
         // POP reg (ESP updated before the register: POP ESP loads the popped value), RET, RET imm
+        // (through the general path, POP ends the block after it, as LD does)
         body.push(
           `{ const off = ${r(4)} >>> 0; ${inlineAddress(2, 'off', false)} ` +
-            `const v = p >>> 2 < ram32.length ? ram32[p >>> 2] : cpu.read32(2, off) | 0;`,
+            'const inline = p >>> 2 < ram32.length; const v = inline ? ram32[p >>> 2] : cpu.read32(2, off) | 0;',
         );
-        if (op === 0x19) body.push(`${wr(4)} = (off + 4) | 0; ${wr(a)} = v; }`);
+        if (op === 0x19) body.push(`${wr(4)} = (off + 4) | 0; ${wr(a)} = v; if (!inline) ${exit(k, next)} }`);
         else {
           body.push(
             `const t = v >>> 0; if (t > ctx[0]) throw fault(${VEC.GP}, 0); ` +

@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import type { RunResult } from '../../src/cpu/cpu.js';
 import { segmentDescriptor } from '../../src/cpu/descriptor.js';
 import { run } from '../../src/cpu/exec.js';
-import { VEC } from '../../src/cpu/faults.js';
+import { VEC, VECTOR_NAMES } from '../../src/cpu/faults.js';
 import { NO_BASE, R, S } from '../../src/cpu/isa.js';
 import {
   CODE_AT,
@@ -22,6 +22,7 @@ import {
   loadCache,
   type Machine,
   machine,
+  PD,
   PG,
   PT0,
   program,
@@ -30,10 +31,15 @@ import {
   stackTop,
 } from './harness.js';
 
-/** A small data segment (base DATA, limit 0xFFF): accesses beyond it fault. */
+/** The data area: four pages (read/write, read-only, absent, supervisor-only when paging is on). */
 const DATA = 0x20000;
+const DATA_BYTES = 0x4000;
+/** A data segment over just the data area (base DATA, limit 0x3FFF), read/write or read-only. */
 const SMALL_DS = SEL.free(1);
+const READONLY_DS = SEL.free(2);
 const SLOTS = 48;
+/** Fault handlers, one per vector, at HANDLERS + 0x40 * vector (ring 0). */
+const HANDLERS = 0x18000;
 
 /** mulberry32: a seeded generator, so every program here is the same on every run. */
 function rng(seed: number): () => number {
@@ -48,35 +54,44 @@ function rng(seed: number): () => number {
 }
 
 const EDGES = [0, 1, 2, 31, 32, 0x7f, 0x80, 0xffff, 0x7fffffff, 0x80000000, 0xfffffffe, 0xffffffff];
+const ALU = ['add', 'sub', 'and', 'or', 'xor', 'cmp', 'test'];
+const JCC = ['jz', 'jnz', 'jc', 'jnc', 'js', 'jns', 'jo', 'jno', 'jl', 'jge', 'jle', 'jg', 'jbe', 'ja'];
 
 interface Variant {
   readonly name: string;
   readonly ring: 0 | 3;
-  /** DS: the small segment (limit faults) or flat (stores can reach the code). */
-  readonly smallDs: boolean;
+  /** DS: flat (stores reach the code), the data area, or the data area read-only. */
+  readonly ds: 'flat' | 'small' | 'readonly';
   readonly paging: boolean;
+  /** CR0.WP: ring-0 writes to read-only pages fault. */
+  readonly wp?: boolean;
 }
 
 const VARIANTS: Variant[] = [
-  { name: 'ring 0, small DS', ring: 0, smallDs: true, paging: false },
-  { name: 'ring 0, flat DS', ring: 0, smallDs: false, paging: false },
-  { name: 'ring 3, flat DS, paging', ring: 3, smallDs: false, paging: true },
-  { name: 'ring 3, small DS, paging', ring: 3, smallDs: true, paging: true },
+  { name: 'ring 0, data-area DS', ring: 0, ds: 'small', paging: false },
+  { name: 'ring 0, flat DS', ring: 0, ds: 'flat', paging: false },
+  { name: 'ring 3, flat DS, paging', ring: 3, ds: 'flat', paging: true },
+  { name: 'ring 3, data-area DS, paging', ring: 3, ds: 'small', paging: true },
+  { name: 'ring 0, read-only DS, paging with CR0.WP', ring: 0, ds: 'readonly', paging: true, wp: true },
 ];
 
-/** A random program of SLOTS instructions, mostly ones blocks hold, some that end them or fault. */
+/**
+ * A random program of SLOTS instructions, mostly ones blocks hold, some that end them or fault. A
+ * fault is delivered to a handler that resumes after the faulting instruction, so a loop brings
+ * it back inside a block.
+ */
 function generate(rand: () => number, v: Variant): Uint8Array[] {
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
   const dst = () => pick([R.EAX, R.ECX, R.EDX, R.EBX, R.EBP, R.ESI]); // never ESP or EDI
   const any = () => Math.floor(rand() * 8);
   const value = () => (rand() < 0.6 ? pick(EDGES) : Math.floor(rand() * 2 ** 32));
   const slot = () => CODE_AT + 8 * Math.floor(rand() * SLOTS);
-  // Data through DS: offsets inside the small segment and a few beyond it; with a flat DS, the
-  // data area and the code itself.
+  // Offsets through DS: the data area's four pages and a little beyond; with a flat DS, the data
+  // area and the code itself.
   const dsOffset = () => {
-    const off = rand() < 0.9 ? Math.floor(rand() * 0x1000) : 0xffc + Math.floor(rand() * 16);
+    const off = rand() < 0.93 ? Math.floor(rand() * DATA_BYTES) : DATA_BYTES - 4 + Math.floor(rand() * 16);
     const aligned = rand() < 0.85 ? off & ~3 : off;
-    if (v.smallDs) return aligned;
+    if (v.ds !== 'flat') return aligned;
     return rand() < 0.15 ? slot() + (rand() < 0.5 ? 4 : 0) : DATA + aligned;
   };
   const memOperand = () =>
@@ -84,80 +99,107 @@ function generate(rand: () => number, v: Variant): Uint8Array[] {
   const out: Uint8Array[] = [];
   for (let k = 0; k < SLOTS; k++) {
     const x = rand();
-    if (x < 0.2)
+    if (x < 0.18) out.push(enc(`${pick(ALU)} reg,reg`, { a: dst(), b: any() }));
+    else if (x < 0.31)
+      out.push(enc(`${pick([...ALU, 'shl', 'shr', 'sar', 'mul'])} reg,imm`, { a: dst(), imm: value() }));
+    else if (x < 0.36)
+      out.push(enc(`${pick(['shl', 'shr', 'sar', 'mul', 'divu', 'remu'])} reg,reg`, { a: dst(), b: any() }));
+    else if (x < 0.38)
+      out.push(enc(`${pick(['divu', 'remu'])} reg,imm`, { a: dst(), imm: pick([0, 1, 3, 0xffffffff]) }));
+    else if (x < 0.42) out.push(enc(`${pick(['neg', 'not', 'inc', 'dec'])} reg`, { a: dst() }));
+    else if (x < 0.45) out.push(enc('mov reg,reg', { a: dst(), b: any() }));
+    else if (x < 0.5) {
+      const r = rand();
+      const f =
+        r < 0.25
+          ? { a: R.EDI, imm: Math.floor(rand() * 0x100) & ~3 }
+          : r < 0.45
+            ? { a: dst(), imm: slot() }
+            : { a: dst(), imm: value() };
+      out.push(enc('mov reg,imm', f));
+    } else if (x < 0.58) out.push(enc('ld reg,mem', { a: dst(), ...memOperand() }));
+    else if (x < 0.65) out.push(enc('st mem,reg', { a: any(), ...memOperand() }));
+    else if (x < 0.68)
+      // bytes through the default segment, DS or ES (flat: the general path's segment checks)
       out.push(
-        enc(pick(['add', 'sub', 'and', 'or', 'xor', 'cmp', 'test']) + ' reg,reg', { a: dst(), b: any() }),
+        enc(pick(['ldb reg,mem', 'stb mem,reg']), { a: dst(), ...memOperand(), c: pick([0xf, S.DS, S.ES]) }),
       );
-    else if (x < 0.35)
+    else if (x < 0.69) out.push(enc('lea reg,mem', { a: dst(), ...memOperand() }));
+    else if (x < 0.7)
+      // through ES (flat): the general path, onto the data area or the code
       out.push(
-        enc(
-          pick(['add', 'sub', 'and', 'or', 'xor', 'cmp', 'test', 'shl', 'shr', 'sar', 'mul']) + ' reg,imm',
-          { a: dst(), imm: value() },
-        ),
+        enc(pick(['st mem,reg', 'ld reg,mem']), {
+          a: dst(),
+          b: NO_BASE,
+          c: S.ES,
+          imm: rand() < 0.5 ? slot() + 4 : DATA + (dsOffset() & 0x3ffc),
+        }),
       );
-    else if (x < 0.4)
-      out.push(enc(pick(['shl', 'shr', 'sar', 'mul', 'divu', 'remu']) + ' reg,reg', { a: dst(), b: any() }));
-    else if (x < 0.43)
-      out.push(enc(pick(['divu', 'remu']) + ' reg,imm', { a: dst(), imm: pick([0, 1, 3, 0xffffffff]) }));
-    else if (x < 0.48) out.push(enc(pick(['neg', 'not', 'inc', 'dec']) + ' reg', { a: dst() }));
-    else if (x < 0.52) out.push(enc('mov reg,reg', { a: dst(), b: any() }));
-    else if (x < 0.56)
-      out.push(
-        enc(
-          'mov reg,imm',
-          rand() < 0.3 ? { a: R.EDI, imm: Math.floor(rand() * 0x100) & ~3 } : { a: dst(), imm: value() },
-        ),
-      );
-    else if (x < 0.64) out.push(enc('ld reg,mem', { a: dst(), ...memOperand() }));
-    else if (x < 0.72) out.push(enc('st mem,reg', { a: any(), ...memOperand() }));
-    else if (x < 0.74) out.push(enc(pick(['ldb reg,mem', 'stb mem,reg']), { a: dst(), ...memOperand() }));
-    else if (x < 0.75) out.push(enc('lea reg,mem', { a: dst(), ...memOperand() }));
-    else if (x < 0.76)
-      // through ES (flat): the general path, here onto the code
-      out.push(enc('st mem,reg', { a: any(), b: NO_BASE, c: S.ES, imm: slot() + (rand() < 0.5 ? 4 : 0) }));
-    else if (x < 0.8) out.push(enc('push reg', { a: any() }));
-    else if (x < 0.82) out.push(enc('push imm', { imm: value() }));
-    else if (x < 0.85) out.push(enc('pop reg', { a: dst() }));
-    else if (x < 0.92)
-      out.push(
-        enc(
-          pick(['jz', 'jnz', 'jc', 'jnc', 'js', 'jns', 'jo', 'jno', 'jl', 'jge', 'jle', 'jg', 'jbe', 'ja']) +
-            ' imm',
-          { imm: slot() },
-        ),
-      );
-    else if (x < 0.94) out.push(enc('jmp imm', { imm: slot() }));
-    else if (x < 0.95) out.push(enc('call imm', { imm: slot() }));
-    else if (x < 0.96) out.push(enc('ret'));
-    else if (x < 0.97)
+    else if (x < 0.74) out.push(enc('push reg', { a: any() }));
+    else if (x < 0.75) out.push(enc('push imm', { imm: value() }));
+    else if (x < 0.78) out.push(enc('pop reg', { a: rand() < 0.05 ? R.ESP : dst() }));
+    else if (x < 0.85) out.push(enc(`${pick(JCC)} imm`, { imm: rand() < 0.95 ? slot() : 0xfffffff0 }));
+    else if (x < 0.87) out.push(enc('jmp imm', { imm: slot() }));
+    else if (x < 0.88) out.push(enc('jmp reg', { a: any() }));
+    else if (x < 0.9) out.push(enc('call imm', { imm: rand() < 0.9 ? slot() : 0x7ffffff0 }));
+    else if (x < 0.91) out.push(enc('call reg', { a: any() }));
+    else if (x < 0.93)
+      out.push(rand() < 0.5 ? enc('ret') : enc('ret imm16', { imm: pick([0, 4, 8, 0xfffc]) }));
+    else if (x < 0.94)
       out.push(enc('jmp imm', { imm: 0x7fffffff })); // beyond the CS limit: #GP
-    else if (x < 0.98)
-      out.push(enc('add reg,reg', { a: dst(), b: any(), imm: 1 })); // bad encoding: #UD
+    else if (x < 0.95)
+      out.push(enc('add reg,reg', { a: dst(), b: any(), imm: 1 })); // a bad encoding: #UD
+    else if (x < 0.96)
+      out.push(enc('ld reg,mem', { a: dst(), b: NO_BASE, c: 7, imm: 0 })); // segment 7: #UD
     else out.push(enc('nop'));
   }
   return out;
 }
 
+/** Handlers that resume after the faulting instruction (for a vector with an error code, it goes). */
+function faultHandlers(m: Machine): void {
+  for (let v = 0; v < 32; v++) {
+    const at = HANDLERS + 0x40 * v;
+    idtGate(m.cpu, v, { selector: SEL.code(0), offset: at, dpl: 0 });
+    const withCode = v === 8 || (v >= 10 && v <= 14);
+    code(
+      m,
+      at,
+      ...(withCode ? [enc('add reg,imm', { a: R.ESP, imm: 4 })] : []),
+      enc('ld reg,mem', { a: R.EAX, b: R.ESP, c: 0xf, imm: 0 }),
+      enc('add reg,imm', { a: R.EAX, imm: 8 }),
+      enc('st mem,reg', { a: R.EAX, b: R.ESP, c: 0xf, imm: 0 }),
+      enc('iret'),
+    );
+  }
+}
+
 function setUp(v: Variant, jit: boolean, prog: Uint8Array[], rand: () => number): Machine {
   const m = machine(v.ring, { jit: jit ? { hot: 1 } : false });
-  setGdt(m.cpu, 15, segmentDescriptor({ base: DATA, limit: 0xfff, type: 0x2, dpl: 3 }));
-  if (v.smallDs) loadCache(m.cpu, S.DS, SMALL_DS | v.ring);
+  setGdt(m.cpu, 15, segmentDescriptor({ base: DATA, limit: DATA_BYTES - 1, type: 0x2, dpl: 3 }));
+  setGdt(m.cpu, 16, segmentDescriptor({ base: DATA, limit: DATA_BYTES - 1, type: 0x0, dpl: 3 }));
+  if (v.ds === 'small') loadCache(m.cpu, S.DS, SMALL_DS | v.ring);
+  if (v.ds === 'readonly') loadCache(m.cpu, S.DS, READONLY_DS | v.ring);
   if (v.paging) {
-    enablePaging(m);
-    // The data area's second page read-only, its third absent: stores and loads there #PF at CPL 3.
+    enablePaging(m, { wp: v.wp === true });
+    // The data area's pages: read/write, read-only, absent, supervisor-only.
     m.phys.write32(PT0 + 4 * 0x21, 0x21000 | PG.P | PG.U);
     m.phys.write32(PT0 + 4 * 0x22, 0);
+    m.phys.write32(PT0 + 4 * 0x23, 0x23000 | PG.P | PG.W);
     m.cpu.mmu.flush();
   }
+  faultHandlers(m);
   program(m, ...prog);
   for (let r = 0; r < 8; r++) if (r !== R.ESP) m.cpu.reg[r] = Math.floor(rand() * 2 ** 32);
   m.cpu.reg[R.EDI] = 0x40;
-  for (let i = 0; i < 0x800; i += 4) m.phys.write32(DATA + i, Math.floor(rand() * 2 ** 32));
-  m.cpu.exitVectors = 0xffffffff;
+  for (let i = 0; i < DATA_BYTES; i += 4) m.phys.write32(DATA + i, Math.floor(rand() * 2 ** 32));
   return m;
 }
 
-/** What must be equal between the two machines: state, CR2, the count, and the memory they touch. */
+/**
+ * What must be equal between the two machines: state, CR2, the count, and the memory they touch
+ * (with the page tables, whose accessed and dirty bits the accesses set).
+ */
 function observe(m: Machine): Record<string, unknown> {
   const region = (at: number, n: number) => Buffer.from(m.phys.ram.subarray(at, at + n)).toString('base64');
   return {
@@ -165,23 +207,21 @@ function observe(m: Machine): Record<string, unknown> {
     cr2: m.cpu.mmu.cr2,
     instructions: m.cpu.instructions,
     code: region(CODE_AT, 8 * SLOTS + 64),
-    data: region(DATA, 0x3000),
-    stack: region(stackTop(v3(m)) - 0x1000, 0x1000),
+    data: region(DATA, DATA_BYTES),
+    stacks: region(stackTop(0) - 0x1000, 0x1000) + region(stackTop(3) - 0x1000, 0x1000),
+    tables: region(PD, 0x1000) + region(PT0, 0x1000),
   };
 }
-const v3 = (m: Machine) => m.cpu.segSel[S.CS]! & 3;
 
 describe('random programs: the same results with and without blocks', () => {
   for (const v of VARIANTS) {
-    it(`${v.name}: 150 programs, budgets that end anywhere`, () => {
+    it(`${v.name}: 120 programs, faults inside blocks, budgets that end anywhere`, () => {
       let compiled = 0;
       let ran = 0;
       let faults = 0;
-      for (let seed = 1; seed <= 150; seed++) {
-        const gen = rng(seed * 7919 + v.name.length);
-        const prog = generate(gen, v);
-        const init = rng(seed);
-        const a = setUp(v, false, prog, init);
+      for (let seed = 1; seed <= 120; seed++) {
+        const prog = generate(rng(seed * 7919 + v.name.length), v);
+        const a = setUp(v, false, prog, rng(seed));
         const b = setUp(v, true, prog, rng(seed));
         const budgets = rng(seed + 1);
         let total = 0;
@@ -192,18 +232,16 @@ describe('random programs: the same results with and without blocks', () => {
           expect(rb, `seed ${seed} after ${total}`).toEqual(ra);
           expect(observe(b), `seed ${seed} after ${total}`).toEqual(observe(a));
           total += n;
-          if (ra.reason !== 'budget') {
-            faults++;
-            break;
-          }
+          if (ra.reason !== 'budget') break;
         }
         compiled += b.cpu.jit!.compiled;
         ran += b.cpu.jit!.ran;
+        faults += b.cpu.jit!.faults;
       }
-      // The programs did reach blocks, and faults (the point of comparing them).
+      // The programs did reach blocks, and faults inside them (the point of comparing them).
       expect(compiled).toBeGreaterThan(300);
       expect(ran).toBeGreaterThan(20_000);
-      expect(faults).toBeGreaterThan(60);
+      expect(faults).toBeGreaterThan(100);
     });
   }
 });
@@ -271,27 +309,45 @@ describe('blocks', () => {
 
   // Turn by turn, the loop writes EAX into the immediate of a later MOV EBX of the same block, and
   // writes the 0 back after the MOV ran: so the block's code is as compiled each time it is entered
-  // (it runs), and the MOV must still load what was just written, in the same turn.
-  it('see a store into their own later instructions at once (self-modifying code)', () => {
-    const imm = CODE_AT + 3 * 8 + 4; // the MOV EBX's immediate
-    const prog = [
-      enc('mov reg,imm', { a: R.ECX, imm: 50 }),
-      enc('add reg,imm', { a: R.EAX, imm: 7 }), // CODE_AT + 8: the loop
-      enc('st mem,reg', { a: R.EAX, b: NO_BASE, c: 0xf, imm }),
-      enc('mov reg,imm', { a: R.EBX, imm: 0 }), // CODE_AT + 24
-      enc('add reg,reg', { a: R.EDX, b: R.EBX }),
-      enc('st mem,reg', { a: R.ESI, b: NO_BASE, c: 0xf, imm }), // ESI = 0
-      enc('dec reg', { a: R.ECX }),
-      enc('jnz imm', { imm: CODE_AT + 8 }),
-      enc('hlt'),
-    ];
-    const [a, b] = pair(...prog);
-    expect(run(b.cpu, 10_000)).toEqual(run(a.cpu, 10_000));
-    expect(cpuState(b.cpu)).toEqual(cpuState(a.cpu));
-    // EDX = 7 + 14 + ... + 350: each MOV saw the value stored just before it.
-    expect(b.cpu.reg[R.EDX]).toBe((7 * 50 * 51) / 2);
-    expect(b.cpu.jit!.ran).toBeGreaterThan(100);
-  });
+  // (it runs), and the MOV must still load what was just written, in the same turn. Through DS
+  // (the inline path), ES and a byte store (the general paths).
+  const stores: [string, (src: number, at: number) => Uint8Array, number][] = [
+    [
+      'a dword store through DS',
+      (src, at) => enc('st mem,reg', { a: src, b: NO_BASE, c: 0xf, imm: at }),
+      0xffffffff,
+    ],
+    [
+      'a dword store through ES',
+      (src, at) => enc('st mem,reg', { a: src, b: NO_BASE, c: S.ES, imm: at }),
+      0xffffffff,
+    ],
+    ['a byte store', (src, at) => enc('stb mem,reg', { a: src, b: NO_BASE, c: 0xf, imm: at }), 0xff],
+  ];
+  for (const [name, store, mask] of stores) {
+    it(`see ${name} into their own later instructions at once (self-modifying code)`, () => {
+      const imm = CODE_AT + 3 * 8 + 4; // the MOV EBX's immediate
+      const prog = [
+        enc('mov reg,imm', { a: R.ECX, imm: 50 }),
+        enc('add reg,imm', { a: R.EAX, imm: 7 }), // CODE_AT + 8: the loop
+        store(R.EAX, imm),
+        enc('mov reg,imm', { a: R.EBX, imm: 0 }), // CODE_AT + 24
+        enc('add reg,reg', { a: R.EDX, b: R.EBX }),
+        store(R.ESI, imm), // ESI = 0
+        enc('dec reg', { a: R.ECX }),
+        enc('jnz imm', { imm: CODE_AT + 8 }),
+        enc('hlt'),
+      ];
+      const [a, b] = pair(...prog);
+      expect(run(b.cpu, 10_000)).toEqual(run(a.cpu, 10_000));
+      expect(cpuState(b.cpu)).toEqual(cpuState(a.cpu));
+      // EDX = the sum of 7, 14, ..., 350 (as stored): each MOV saw the value stored just before it.
+      let sum = 0;
+      for (let k = 1; k <= 50; k++) sum += (7 * k) & mask;
+      expect(b.cpu.reg[R.EDX]).toBe(sum);
+      expect(b.cpu.jit!.ran).toBeGreaterThan(100);
+    });
+  }
 
   it('see a PUSH onto their own later instructions at once', () => {
     const prog = [
@@ -386,5 +442,325 @@ describe('blocks', () => {
   it('reject options outside their ranges', () => {
     expect(() => machine(0, { jit: { hot: 0 } })).toThrow(/hot 0 not in 1\.\.255/);
     expect(() => machine(0, { jit: { maxLength: 1 } })).toThrow(/maxLength 1 not in 2\.\.64/);
+  });
+});
+
+/**
+ * Each check a block makes, failing inside a block: a loop whose second instruction faults, with
+ * handlers that resume after the faulting instruction (so the loop comes back to it in a block),
+ * on machines with and without blocks.
+ */
+describe('every check, failing inside a block', () => {
+  interface Case {
+    readonly name: string;
+    readonly ring: 0 | 3;
+    readonly faulting: Uint8Array;
+    readonly setUp?: (m: Machine) => void;
+    readonly vector: number;
+    /** Run by the handler first (a ring-0 access, say, that leaves a TLB entry for ring 3 to hit). */
+    readonly inHandler?: Uint8Array;
+  }
+  const dataDs = (type: number) => (m: Machine) => {
+    setGdt(m.cpu, 15, segmentDescriptor({ base: DATA, limit: DATA_BYTES - 1, type, dpl: 3 }));
+    loadCache(m.cpu, S.DS, SMALL_DS | (m.cpu.segSel[S.CS]! & 3));
+  };
+  const paged = (wp: boolean, pte: number) => (m: Machine) => {
+    enablePaging(m, { wp });
+    m.phys.write32(PT0 + 4 * 0x21, 0x21000 | pte);
+    m.cpu.mmu.flush();
+  };
+  const cases: Case[] = [
+    {
+      name: 'a store to a read-only DS',
+      ring: 0,
+      setUp: dataDs(0x0),
+      vector: VEC.GP,
+      faulting: enc('st mem,reg', { a: R.EAX, b: NO_BASE, c: 0xf, imm: 0x100 }),
+    },
+    {
+      name: 'a load beyond the DS limit',
+      ring: 0,
+      setUp: dataDs(0x2),
+      vector: VEC.GP,
+      faulting: enc('ld reg,mem', { a: R.EBX, b: NO_BASE, c: 0xf, imm: DATA_BYTES - 2 }),
+    },
+    {
+      name: 'a store beyond the DS limit',
+      ring: 3,
+      setUp: dataDs(0x2),
+      vector: VEC.GP,
+      faulting: enc('st mem,reg', { a: R.EAX, b: NO_BASE, c: 0xf, imm: DATA_BYTES }),
+    },
+    {
+      name: 'a PUSH below SS',
+      ring: 3,
+      setUp: (m) => {
+        m.cpu.reg[R.ESP] = 2;
+      },
+      vector: VEC.SS,
+      faulting: enc('push reg', { a: R.EAX }),
+    },
+    {
+      name: 'a POP at the top of SS',
+      ring: 3,
+      setUp: (m) => {
+        m.cpu.reg[R.ESP] = 0xffffe;
+      },
+      vector: VEC.SS,
+      faulting: enc('pop reg', { a: R.EBX }),
+    },
+    {
+      name: 'a JMP beyond the CS limit',
+      ring: 0,
+      vector: VEC.GP,
+      faulting: enc('jmp imm', { imm: 0x100000 }),
+    },
+    {
+      name: 'a JMP through a register beyond the CS limit',
+      ring: 0,
+      setUp: (m) => {
+        m.cpu.reg[R.EBX] = 0x100000;
+      },
+      vector: VEC.GP,
+      faulting: enc('jmp reg', { a: R.EBX }),
+    },
+    {
+      name: 'a Jcc beyond the CS limit',
+      ring: 0,
+      vector: VEC.GP,
+      faulting: enc('jnz imm', { imm: 0xfffffff8 }),
+    },
+    {
+      name: 'a CALL beyond the CS limit (before its push)',
+      ring: 3,
+      vector: VEC.GP,
+      faulting: enc('call imm', { imm: 0x100000 }),
+    },
+    {
+      name: 'a RET beyond the CS limit',
+      ring: 3,
+      setUp: (m) => {
+        m.phys.write32(stackTop(3) - 0x100, 0x100000);
+      },
+      vector: VEC.GP,
+      faulting: enc('ret imm16', { imm: 4 }),
+    },
+    { name: 'DIVU by 0', ring: 0, vector: VEC.DE, faulting: enc('divu reg,reg', { a: R.EAX, b: R.EDI }) },
+    {
+      name: 'a ring-3 store to a read-only page',
+      ring: 3,
+      setUp: paged(false, PG.P | PG.U),
+      vector: VEC.PF,
+      faulting: enc('st mem,reg', { a: R.EAX, b: NO_BASE, c: 0xf, imm: 0x21010 }),
+    },
+    {
+      name: 'a ring-0 store to a read-only page with CR0.WP',
+      ring: 0,
+      setUp: paged(true, PG.P | PG.U),
+      vector: VEC.PF,
+      faulting: enc('st mem,reg', { a: R.EAX, b: NO_BASE, c: 0xf, imm: 0x21010 }),
+    },
+    {
+      name: 'a ring-3 load from an absent page',
+      ring: 3,
+      setUp: paged(false, 0),
+      vector: VEC.PF,
+      faulting: enc('ld reg,mem', { a: R.EBX, b: NO_BASE, c: 0xf, imm: 0x21010 }),
+    },
+    {
+      name: 'a ring-3 load from a supervisor page that ring 0 left in the TLB',
+      ring: 3,
+      setUp: paged(false, PG.P | PG.W),
+      vector: VEC.PF,
+      faulting: enc('ld reg,mem', { a: R.EBX, b: NO_BASE, c: 0xf, imm: 0x21010 }),
+      inHandler: enc('ld reg,mem', { a: R.EDX, b: NO_BASE, c: 0xf, imm: 0x21010 }),
+    },
+  ];
+  for (const c of cases) {
+    it(`${c.name}: #${VECTOR_NAMES[c.vector]?.slice(1) ?? c.vector} at the same instruction, state as without blocks`, () => {
+      const ms = [false, true].map((jit) => {
+        const m = machine(c.ring, { jit: jit ? { hot: 1 } : false });
+        c.setUp?.(m);
+        for (let v = 0; v < 32; v++) {
+          const at = HANDLERS + 0x40 * v;
+          idtGate(m.cpu, v, { selector: SEL.code(0), offset: at, dpl: 0 });
+          const withCode = v === 8 || (v >= 10 && v <= 14);
+          code(
+            m,
+            at,
+            ...(c.inHandler === undefined ? [] : [c.inHandler]),
+            ...(withCode ? [enc('add reg,imm', { a: R.ESP, imm: 4 })] : []),
+            enc('inc reg', { a: R.EBP }), // counts the faults
+            enc('ld reg,mem', { a: R.ESI, b: R.ESP, c: 0xf, imm: 0 }),
+            enc('add reg,imm', { a: R.ESI, imm: 8 }),
+            enc('st mem,reg', { a: R.ESI, b: R.ESP, c: 0xf, imm: 0 }),
+            enc('iret'),
+          );
+        }
+        program(
+          m,
+          enc('add reg,imm', { a: R.EAX, imm: 1 }), // sets flags the fault must see
+          c.faulting,
+          enc('xor reg,imm', { a: R.ECX, imm: 1 }), // overwrites them
+          enc('jmp imm', { imm: CODE_AT }),
+        );
+        return m;
+      });
+      const [a, b] = ms as [Machine, Machine];
+      for (let turn = 0; turn < 20; turn++) {
+        expect(run(b.cpu, 97)).toEqual(run(a.cpu, 97));
+        expect(observe(b)).toEqual(observe(a));
+      }
+      expect(a.cpu.reg[R.EBP]).toBeGreaterThan(100); // it faulted, turn after turn
+      expect(b.cpu.jit!.faults).toBeGreaterThan(50); // and inside blocks
+    });
+  }
+});
+
+describe('blocks and the run loop', () => {
+  it('see the page tables a page walk wrote while they ran (a PDE that is a word of their code)', () => {
+    // PDE 1 points at the code page as if it were a page table, so PTE 9 of it is the immediate
+    // of instruction 4: the walk of the LD sets its accessed bit, and the MOV must load that.
+    const ms = [false, true].map((jit) => {
+      const m = machine(0, { limit: 0xffffffff, jit: jit ? { hot: 1 } : false });
+      enablePaging(m);
+      m.phys.write32(PD + 4, CODE_AT | PG.P | PG.W | PG.U | PG.A);
+      m.cpu.mmu.flush();
+      const immAt = CODE_AT + 4 * 8 + 4;
+      const lin = 0x400000 + ((immAt - CODE_AT) / 4) * 0x1000;
+      program(
+        m,
+        enc('st mem,reg', { a: R.ECX, b: NO_BASE, c: 0xf, imm: immAt }), // the accessed bit clear again
+        enc('invlpg mem', { b: NO_BASE, c: 0xf, imm: lin }),
+        enc('nop'),
+        enc('ld reg,mem', { a: R.EAX, b: NO_BASE, c: 0xf, imm: lin }), // the walk sets it
+        enc('mov reg,imm', { a: R.EBX, imm: 0x21007 }),
+        enc('add reg,reg', { a: R.EDX, b: R.EBX }),
+        enc('dec reg', { a: R.ESI }),
+        enc('jnz imm', { imm: CODE_AT }),
+        enc('hlt'),
+      );
+      m.cpu.reg[R.ECX] = 0x21007;
+      m.cpu.reg[R.ESI] = 10;
+      m.cpu.exitVectors = 0xffffffff;
+      return m;
+    });
+    const [a, b] = ms as [Machine, Machine];
+    expect(run(b.cpu, 10_000)).toEqual(run(a.cpu, 10_000));
+    expect(cpuState(b.cpu)).toEqual(cpuState(a.cpu));
+    expect(b.cpu.reg[R.EDX]! >>> 0).toBe(10 * 0x21027);
+    expect(b.cpu.jit!.ran).toBeGreaterThan(10);
+  });
+
+  it('check DS as the last MOV DS left it', () => {
+    // Two data segments with different bases; the block between the MOVs reads "DS:[0]".
+    const prog = [
+      enc('mov sreg,reg', { a: S.DS, b: R.EBX }), // CODE_AT: DS = A
+      enc('ld reg,mem', { a: R.EAX, b: NO_BASE, c: 0xf, imm: 0 }),
+      enc('add reg,reg', { a: R.EDX, b: R.EAX }),
+      enc('mov sreg,reg', { a: S.DS, b: R.ECX }), // DS = B (base 0x30000, limit 3)
+      enc('ld reg,mem', { a: R.EAX, b: NO_BASE, c: 0xf, imm: 0 }),
+      enc('add reg,reg', { a: R.EDX, b: R.EAX }),
+      enc('ld reg,mem', { a: R.EAX, b: NO_BASE, c: 0xf, imm: 4 }), // beyond B's limit: #GP
+      enc('jmp imm', { imm: CODE_AT }),
+    ];
+    const [a, b] = pair(...prog);
+    for (const m of [a, b]) {
+      setGdt(m.cpu, 15, segmentDescriptor({ base: 0x20000, limit: 0xfff, type: 0x2, dpl: 0 }));
+      setGdt(m.cpu, 16, segmentDescriptor({ base: 0x30000, limit: 3, type: 0x2, dpl: 0 }));
+      m.phys.write32(0x20000, 5);
+      m.phys.write32(0x30000, 1000);
+      m.phys.write32(0x30004, 77);
+      m.cpu.reg[R.EBX] = SEL.free(1);
+      m.cpu.reg[R.ECX] = SEL.free(2);
+      m.cpu.exitVectors = 1 << VEC.GP;
+    }
+    const ra = run(a.cpu, 10_000);
+    expect(run(b.cpu, 10_000)).toEqual(ra);
+    expect(ra.reason).toBe('exit');
+    expect(cpuState(b.cpu)).toEqual(cpuState(a.cpu));
+    expect(b.cpu.reg[R.EDX]).toBe(1005);
+  });
+
+  it('never run past the CS limit when CS shrank since they were compiled', () => {
+    const [a, b] = pair(...loop);
+    run(a.cpu, 500);
+    run(b.cpu, 500);
+    expect(b.cpu.jit!.ran).toBeGreaterThan(0);
+    // A code segment that ends inside the loop (after the XOR at CODE_AT + 16).
+    for (const m of [a, b]) {
+      setGdt(m.cpu, 15, segmentDescriptor({ base: 0, limit: CODE_AT + 16 + 7, type: 0xa, dpl: 0 }));
+      loadCache(m.cpu, S.CS, SEL.free(1));
+      m.cpu.eip = CODE_AT + 8;
+      m.cpu.exitVectors = 1 << VEC.GP;
+    }
+    const ra = run(a.cpu, 1000);
+    expect(ra).toEqual({ reason: 'exit', vector: VEC.GP, errorCode: 0, executed: 2 });
+    expect(run(b.cpu, 1000)).toEqual(ra);
+    expect(cpuState(b.cpu)).toEqual(cpuState(a.cpu));
+  });
+
+  it('stop at a breakpoint inside them, as the run loop does', () => {
+    const [a, b] = pair(...loop);
+    run(a.cpu, 2000);
+    run(b.cpu, 2000);
+    for (const m of [a, b]) m.cpu.breakpoints.add(CODE_AT + 24); // the store
+    const ra = run(a.cpu, 1000);
+    expect(ra.reason).toBe('breakpoint');
+    expect(run(b.cpu, 1000)).toEqual(ra);
+    expect(cpuState(b.cpu)).toEqual(cpuState(a.cpu));
+  });
+
+  it('let an interrupt in at the same instruction as the run loop', () => {
+    // An interrupt source that becomes pending at instruction 1500 (asked at prologues, as a PIC
+    // is), and a handler that counts.
+    const [a, b] = pair(...loop);
+    for (const m of [a, b]) {
+      let taken = false;
+      const pending = () => !taken && m.cpu.instructions >= 1500;
+      m.cpu.irq = {
+        pending: () => (pending() ? 0x30 : -1),
+        acknowledge: () => {
+          taken = true;
+        },
+        hasPending: pending,
+      };
+      m.cpu.eflags |= 0x200;
+      idtGate(m.cpu, 0x30, { selector: SEL.code(0), offset: HANDLERS, dpl: 0 });
+      code(m, HANDLERS, enc('inc reg', { a: R.EBP }), enc('iret'));
+    }
+    for (let k = 0; k < 8; k++) {
+      expect(run(b.cpu, 700)).toEqual(run(a.cpu, 700));
+      expect(cpuState(b.cpu)).toEqual(cpuState(a.cpu));
+    }
+    expect(a.cpu.reg[R.EBP]).toBe(1);
+    expect(b.cpu.jit!.ran).toBeGreaterThan(1000);
+  });
+
+  it('do not run under a trace hook: it sees every instruction', () => {
+    const [a, b] = pair(...loop);
+    run(a.cpu, 2000);
+    run(b.cpu, 2000);
+    const seen: number[][] = [[], []];
+    a.cpu.trace = (_c, eip) => seen[0]!.push(eip);
+    b.cpu.trace = (_c, eip) => seen[1]!.push(eip);
+    const ranBefore = b.cpu.jit!.ran;
+    run(a.cpu, 300);
+    run(b.cpu, 300);
+    expect(seen[1]).toEqual(seen[0]);
+    expect(seen[1]!.length).toBe(300);
+    expect(b.cpu.jit!.ran).toBe(ranBefore);
+  });
+
+  it('are compiled at the hot-th visit of an offset', () => {
+    const m = machine(0, { jit: { hot: 3 } });
+    program(m, ...loop);
+    run(m.cpu, 1 + 5 * 2); // two turns: the loop's first instruction visited twice
+    expect(m.cpu.jit!.compiled).toBe(0);
+    run(m.cpu, 5); // the third visit compiles (and runs this turn in the run loop)
+    expect(m.cpu.jit!.compiled).toBeGreaterThan(0);
+    expect(m.cpu.jit!.ran).toBe(0);
+    run(m.cpu, 5);
+    expect(m.cpu.jit!.ran).toBe(5);
   });
 });
