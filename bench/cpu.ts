@@ -437,8 +437,9 @@ function inFreshProcess(workload: 'compute' | 'mixed' | 'transitions'): Promise<
 export async function main(): Promise<void> {
   const engine = engineSettings();
   console.log(
-    `V8 inlining budget: ${engine.inlineBudget} bytes of bytecode (${engine.setBy}; ` +
-      'packages/emulator/src/cpu/engine.ts says why); each workload runs in a process of its own',
+    `V8 inlining budget: ${engine.inlineBudget} bytes of bytecode (${engine.setBy}), tier-up wait ` +
+      `${engine.tierUpWait} calls (${engine.tierUpWaitSetBy}; packages/emulator/src/cpu/engine.ts says ` +
+      'why); each workload runs in a process of its own',
   );
   const rates = async (w: 'compute' | 'mixed'): Promise<Rates> => {
     const r = await inFreshProcess(w);

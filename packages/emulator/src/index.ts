@@ -9,10 +9,12 @@ export { Cpu, SEG_EXEC, SEG_READ, SEG_USABLE, SEG_WRITE } from './cpu/cpu.js';
 export * from './cpu/descriptor.js';
 export {
   commandLineBudget,
+  commandLineFlag,
   type EngineSettings,
   engineSettings,
   INLINE_BUDGET,
   raiseInliningBudget,
+  TIER_UP_WAIT,
 } from './cpu/engine.js';
 export { raise, run } from './cpu/exec.js';
 export { CpuFault, fault, hasErrorCode, selErr, VEC, VECTOR_NAMES } from './cpu/faults.js';

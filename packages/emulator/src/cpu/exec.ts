@@ -269,7 +269,7 @@ export function run(cpu: Cpu, budget: number): RunResult {
                 const ran = ctx[8]!;
                 if (ran !== 0) {
                   executed += ran;
-                  cpu.jit!.ran += ran;
+                  cpu.jit!.ranCount[0]! += ran;
                   eip = to;
                   rdPage = -1; // the block's general paths may have walked (see rdPage)
                   wrPage = -1;
@@ -838,7 +838,7 @@ export function run(cpu: Cpu, budget: number): RunResult {
         eip = start;
         const ran = cpu.jitCtx[8]! + at;
         executed += ran;
-        cpu.jit!.ran += ran;
+        cpu.jit!.ranCount[0]! += ran;
         cpu.jit!.faults++;
       }
       if (!(e instanceof CpuFault)) {

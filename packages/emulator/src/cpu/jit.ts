@@ -91,7 +91,13 @@ export class Jit {
   /** Blocks compiled; blocks dropped because their code had changed; instructions run in blocks. */
   compiled = 0;
   stale = 0;
-  ran = 0;
+  /**
+   * Instructions run in blocks, in a Float64Array: the count passes 2^30 within seconds, and a
+   * field that held small integers and then does not changes representation, which deoptimises
+   * every function that touches it (the run loop among them; seen as a bench/vmm.ts run whose
+   * trap path stayed four times slower).
+   */
+  readonly ranCount = new Float64Array(1);
   /** Faults raised inside blocks. */
   faults = 0;
   private readonly pages = new Map<number, JitPage>();
@@ -105,6 +111,11 @@ export class Jit {
       throw new RangeError(`jit: maxLength ${max} not in 2..64`);
     this.hot = hot;
     this.maxLength = max;
+  }
+
+  /** Instructions run in blocks. */
+  get ran(): number {
+    return this.ranCount[0]!;
   }
 
   /** The blocks of the physical page at `frame` (a multiple of 4096). */
@@ -294,17 +305,23 @@ const hex = (n: number) => `0x${(n >>> 0).toString(16)}`;
 
 /**
  * The physical address of a dword at `off` in DS (seg 3) or SS (seg 2) if the inline path allows
- * the access (exec.ts's LD/ST cases, without their one-page cache), into `p`; else p stays
- * 0xFFFFFFFF and the general path follows.
+ * the access (exec.ts's LD/ST cases), into `p`; else p stays 0xFFFFFFFF and the general path
+ * follows. With paging on, the page of the last read and of the last write the block made inline
+ * are kept (`rdPage`, `wrPage`, from TLB hits that allowed them), as the run loop keeps them: the
+ * TLB cannot change inside a block (only the general paths can change it, and the block ends after
+ * any of them).
  */
 function inlineAddress(seg: number, off: string, write: boolean): string {
   const base = seg === 3 ? 'ctx[2]' : 'ctx[5]';
   const end = seg === 3 ? (write ? 'ctx[4]' : 'ctx[3]') : write ? 'ctx[7]' : 'ctx[6]';
   const need = write ? '(pg >>> 8)' : '(pg & 0xff)';
+  const [page, frame] = write ? ['wrPage', 'wrFrame'] : ['rdPage', 'rdFrame'];
   return (
     `let p = 0xffffffff; if (${off} < ${end}) { const lin = (${base} + ${off}) >>> 0; if ((lin & 3) === 0) {` +
-    ` if (pg < 0) p = lin; else { const t = (lin >>> 12) & 1023; const e = tlbEntry[t];` +
-    ` if (tlbTag[t] === (lin >>> 12) + 1 && (e & ${need}) === ${need}) p = ((e & ~0xfff) | (lin & 0xfff)) >>> 0; } } }`
+    ` if (pg < 0) p = lin; else if (lin >>> 12 === ${page}) p = (${frame} | (lin & 0xfff)) >>> 0;` +
+    ` else { const t = (lin >>> 12) & 1023; const e = tlbEntry[t];` +
+    ` if (tlbTag[t] === (lin >>> 12) + 1 && (e & ${need}) === ${need}) { ${page} = lin >>> 12; ${frame} = e & ~0xfff;` +
+    ` p = (${frame} | (lin & 0xfff)) >>> 0; } } } }`
   );
 }
 
@@ -349,6 +366,8 @@ function compileBlock(ram32: Int32Array, at: number, max: number): Block | null 
   };
 
   const body: string[] = [];
+  /** Locals kept for the whole run of the block (see LD and ST with a fixed offset). */
+  const hoisted: string[] = [];
   // An exit after instruction k (ran k + 1) to EIP `to`: the write-back is filled in below.
   const exit = (k: number, to: string) => `{ WB ctx[8] = ran + ${k + 1}; return ${to}; }`;
   // A branch back to the block's first instruction (its EIP is `eip`) loops inside the block while
@@ -461,7 +480,17 @@ function compileBlock(ram32: Int32Array, at: number, max: number): Block | null 
       case 0x13: {
         const write = op === 0x13;
         const seg = d.seg;
-        const inline = seg === 3 || seg === 2 ? inlineAddress(seg, 'off', write) : 'const p = 0xffffffff;';
+        let inline = seg === 3 || seg === 2 ? inlineAddress(seg, 'off', write) : 'const p = 0xffffffff;';
+        if (b === NO_BASE && (seg === 3 || seg === 2)) {
+          // A fixed offset: its checks and translation give the same answer every time in one run
+          // of the block (nothing they depend on changes inside a block: CTX, the TLB, RAM's
+          // size), so they run at its first access and their answer is kept in a local (cK: the
+          // RAM address, -1 none yet); a store into the block's own code is checked every time.
+          hoisted.push(`c${k}`);
+          inline =
+            `let p = c${k}; if (p === -1) { ${inlineAddress(seg, 'off', write).replace('let p =', 'let q =').replaceAll('p = ', 'q = ')} ` +
+            `if (q >>> 2 < ram32.length) { p = q | 0; c${k} = p; } else p = 0xffffffff; }`;
+        }
         if (!write) {
           // A read through the general path ends the block after it: a page walk writes the
           // accessed bit of a PDE or PTE, which may be a word of this block's own code.
@@ -565,8 +594,10 @@ function compileBlock(ram32: Int32Array, at: number, max: number): Block | null 
     regs.length > 0 ? `let ${regs.map((x) => `r${x} = reg[${x}]`).join(', ')};` : '',
     usesFlags ? 'let f = cpu.eflags;' : '',
     usesMemory
-      ? 'const pg = ctx[1] | 0; const tlbTag = cpu.mmu.tlbTag; const tlbEntry = cpu.mmu.tlbEntry;'
+      ? 'const pg = ctx[1] | 0; const tlbTag = cpu.mmu.tlbTag; const tlbEntry = cpu.mmu.tlbEntry; ' +
+        'let rdPage = -1, rdFrame = 0, wrPage = -1, wrFrame = 0;'
       : '',
+    hoisted.length > 0 ? `let ${hoisted.map((c) => `${c} = -1`).join(', ')};` : '',
     'let i = 0;',
     'let ran = 0;',
     'try {',
@@ -578,6 +609,22 @@ function compileBlock(ram32: Int32Array, at: number, max: number): Block | null 
     '}',
     '};',
   ].join('\n');
-  const fn = new Function('fault', src)(fault) as Block['fn'];
+  let fn = FUNCTIONS.get(src);
+  if (fn === undefined) {
+    fn = new Function('fault', src)(fault) as Block['fn'];
+    if (FUNCTIONS.size >= FUNCTIONS_KEPT) FUNCTIONS.delete(FUNCTIONS.keys().next().value!);
+    FUNCTIONS.set(src, fn);
+  }
   return { fn, len: n };
 }
+
+/**
+ * The functions compiled so far, by their source, for every machine in the process: a block's
+ * function depends only on its source (the code words and their physical address are in it), so
+ * machines that run the same code at the same address (a VM manager's VEs from one profile, the
+ * repetitions of a benchmark, a test's machines) share one, and V8's compiled code for it, instead
+ * of paying `new Function` (about 0.15 ms) and V8's warm-up again. At most FUNCTIONS_KEPT, the
+ * oldest dropped first.
+ */
+const FUNCTIONS = new Map<string, Block['fn']>();
+const FUNCTIONS_KEPT = 8192;

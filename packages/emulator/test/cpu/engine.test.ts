@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { commandLineBudget, INLINE_BUDGET } from '../../src/index.js';
+import { commandLineBudget, commandLineFlag, INLINE_BUDGET, TIER_UP_WAIT } from '../../src/index.js';
 
 describe('commandLineBudget', () => {
   it('reads the cumulative inlining budget from node flags, with - or _, the last one counting', () => {
@@ -29,29 +29,55 @@ describe('commandLineBudget', () => {
   });
 });
 
+describe('commandLineFlag', () => {
+  it('reads any flag the same way', () => {
+    const name = '--minimum-invocations-after-ic-update';
+    expect(commandLineFlag(['--minimum_invocations_after_ic_update=7'], name)).toBe(7);
+    expect(commandLineFlag(['--max-inlined-bytecode-size-cumulative=7'], name)).toBeUndefined();
+  });
+});
+
 describe('raiseInliningBudget, in a process of its own', () => {
   const tsx = new URL('../../../../node_modules/.bin/tsx', import.meta.url).pathname;
   const child = new URL('./fixtures/engine-child.ts', import.meta.url).pathname;
   const settings = (nodeFlags: string[]) =>
     JSON.parse(execFileSync(tsx, [...nodeFlags, child], { encoding: 'utf8' })) as Record<string, unknown>;
 
-  it('raises V8 default 920 to INLINE_BUDGET once (one V8 flag set), and says so', () => {
+  it('sets V8 defaults 920 and 500 to INLINE_BUDGET and TIER_UP_WAIT once (two V8 flags), and says so', () => {
+    const set = {
+      inlineBudget: INLINE_BUDGET,
+      setBy: 'clefnet',
+      tierUpWait: TIER_UP_WAIT,
+      tierUpWaitSetBy: 'clefnet',
+    };
     expect(settings([])).toEqual({
-      before: { inlineBudget: 920, setBy: 'V8 default' },
-      first: { inlineBudget: INLINE_BUDGET, setBy: 'clefnet' },
-      second: { inlineBudget: INLINE_BUDGET, setBy: 'clefnet' },
-      flagsSet: [`--max-inlined-bytecode-size-cumulative=${INLINE_BUDGET}`],
+      before: { inlineBudget: 920, setBy: 'V8 default', tierUpWait: 500, tierUpWaitSetBy: 'V8 default' },
+      first: set,
+      second: set,
+      flagsSet: [
+        `--max-inlined-bytecode-size-cumulative=${INLINE_BUDGET}`,
+        `--minimum-invocations-after-ic-update=${TIER_UP_WAIT}`,
+      ],
     });
   });
 
-  it('leaves a budget the command line gave, and sets no flag', () => {
+  it('leaves a value the command line gave, and sets only the other flag', () => {
     // (`node -max-inlined-…=N` with one dash works too, but not through tsx's command line.)
     const given = { inlineBudget: 1500, setBy: 'command line' };
     expect(settings(['--max_inlined_bytecode_size_cumulative=1500'])).toEqual({
-      before: given,
-      first: given,
-      second: given,
-      flagsSet: [],
+      before: { ...given, tierUpWait: 500, tierUpWaitSetBy: 'V8 default' },
+      first: { ...given, tierUpWait: TIER_UP_WAIT, tierUpWaitSetBy: 'clefnet' },
+      second: { ...given, tierUpWait: TIER_UP_WAIT, tierUpWaitSetBy: 'clefnet' },
+      flagsSet: [`--minimum-invocations-after-ic-update=${TIER_UP_WAIT}`],
     });
+    const both = {
+      inlineBudget: 1500,
+      setBy: 'command line',
+      tierUpWait: 20,
+      tierUpWaitSetBy: 'command line',
+    };
+    expect(
+      settings(['--max_inlined_bytecode_size_cumulative=1500', '--minimum-invocations-after-ic-update=20']),
+    ).toEqual({ before: both, first: both, second: both, flagsSet: [] });
   });
 });
