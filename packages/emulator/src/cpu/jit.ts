@@ -11,7 +11,8 @@
  *   limit, DS's and SS's base and access bounds, paging: `ctx`, see CTX): near branch targets
  *   against the CS limit, data and stack dwords against DS's and SS's rights and limit, the TLB
  *   with paging on; anything else takes the same general paths (`Cpu.read32` and the rest), which
- *   raise the faults.
+ *   raise the faults. (A LD or ST at a fixed offset is checked at its first access in each run of
+ *   the block: nothing its checks depend on can change inside one, see `compileBlock`.)
  * - The code is checked too: a block starts by comparing the instruction words it was compiled from
  *   with RAM, and does nothing (`ctx[RAN]` 0) if they differ, so code written since (by the guest,
  *   a device, the host or a restore) runs as written. A store inside a block that may have written
@@ -88,7 +89,7 @@ function defaultHot(): number {
 export class Jit {
   readonly hot: number;
   readonly maxLength: number;
-  /** Blocks compiled; blocks dropped because their code had changed; instructions run in blocks. */
+  /** Blocks made (their function maybe shared: FUNCTIONS); blocks dropped because their code had changed. */
   compiled = 0;
   stale = 0;
   /**
@@ -311,17 +312,17 @@ const hex = (n: number) => `0x${(n >>> 0).toString(16)}`;
  * TLB cannot change inside a block (only the general paths can change it, and the block ends after
  * any of them).
  */
-function inlineAddress(seg: number, off: string, write: boolean): string {
+function inlineAddress(seg: number, off: string, write: boolean, p = 'p'): string {
   const base = seg === 3 ? 'ctx[2]' : 'ctx[5]';
   const end = seg === 3 ? (write ? 'ctx[4]' : 'ctx[3]') : write ? 'ctx[7]' : 'ctx[6]';
   const need = write ? '(pg >>> 8)' : '(pg & 0xff)';
   const [page, frame] = write ? ['wrPage', 'wrFrame'] : ['rdPage', 'rdFrame'];
   return (
-    `let p = 0xffffffff; if (${off} < ${end}) { const lin = (${base} + ${off}) >>> 0; if ((lin & 3) === 0) {` +
-    ` if (pg < 0) p = lin; else if (lin >>> 12 === ${page}) p = (${frame} | (lin & 0xfff)) >>> 0;` +
+    `let ${p} = 0xffffffff; if (${off} < ${end}) { const lin = (${base} + ${off}) >>> 0; if ((lin & 3) === 0) {` +
+    ` if (pg < 0) ${p} = lin; else if (lin >>> 12 === ${page}) ${p} = (${frame} | (lin & 0xfff)) >>> 0;` +
     ` else { const t = (lin >>> 12) & 1023; const e = tlbEntry[t];` +
     ` if (tlbTag[t] === (lin >>> 12) + 1 && (e & ${need}) === ${need}) { ${page} = lin >>> 12; ${frame} = e & ~0xfff;` +
-    ` p = (${frame} | (lin & 0xfff)) >>> 0; } } } }`
+    ` ${p} = (${frame} | (lin & 0xfff)) >>> 0; } } } }`
   );
 }
 
@@ -488,7 +489,7 @@ function compileBlock(ram32: Int32Array, at: number, max: number): Block | null 
           // RAM address, -1 none yet); a store into the block's own code is checked every time.
           hoisted.push(`c${k}`);
           inline =
-            `let p = c${k}; if (p === -1) { ${inlineAddress(seg, 'off', write).replace('let p =', 'let q =').replaceAll('p = ', 'q = ')} ` +
+            `let p = c${k}; if (p === -1) { ${inlineAddress(seg, 'off', write, 'q')} ` +
             `if (q >>> 2 < ram32.length) { p = q | 0; c${k} = p; } else p = 0xffffffff; }`;
         }
         if (!write) {
@@ -612,19 +613,26 @@ function compileBlock(ram32: Int32Array, at: number, max: number): Block | null 
   let fn = FUNCTIONS.get(src);
   if (fn === undefined) {
     fn = new Function('fault', src)(fault) as Block['fn'];
-    if (FUNCTIONS.size >= FUNCTIONS_KEPT) FUNCTIONS.delete(FUNCTIONS.keys().next().value!);
-    FUNCTIONS.set(src, fn);
-  }
+    functionChars += src.length;
+    while (functionChars > FUNCTION_CHARS_KEPT) {
+      const oldest = FUNCTIONS.keys().next().value!;
+      functionChars -= oldest.length;
+      FUNCTIONS.delete(oldest);
+    }
+  } else FUNCTIONS.delete(src); // re-inserted below: the Map's order is recency order
+  FUNCTIONS.set(src, fn);
   return { fn, len: n };
 }
 
 /**
  * The functions compiled so far, by their source, for every machine in the process: a block's
- * function depends only on its source (the code words and their physical address are in it), so
- * machines that run the same code at the same address (a VM manager's VEs from one profile, the
- * repetitions of a benchmark, a test's machines) share one, and V8's compiled code for it, instead
- * of paying `new Function` (about 0.15 ms) and V8's warm-up again. At most FUNCTIONS_KEPT, the
- * oldest dropped first.
+ * function depends only on its source (the code words and their physical address are in it; all
+ * else it reads from the CPU it is given), so machines that run the same code at the same address
+ * (a VM manager's VEs from one profile, the repetitions of a benchmark, a test's machines) share
+ * one, and V8's compiled code for it, instead of paying `new Function` (about 0.15 ms) and V8's
+ * warm-up again. Kept while their sources total at most FUNCTION_CHARS_KEPT characters (a block's
+ * is 2-30 K), the least recently compiled or found dropped first.
  */
 const FUNCTIONS = new Map<string, Block['fn']>();
-const FUNCTIONS_KEPT = 8192;
+const FUNCTION_CHARS_KEPT = 16 << 20;
+let functionChars = 0;

@@ -7,11 +7,14 @@
  * rest are the cases by name.
  */
 import { describe, expect, it } from 'vitest';
-import type { RunResult } from '../../src/cpu/cpu.js';
+import { Cpu, type RunResult } from '../../src/cpu/cpu.js';
 import { segmentDescriptor } from '../../src/cpu/descriptor.js';
 import { run } from '../../src/cpu/exec.js';
 import { VEC, VECTOR_NAMES } from '../../src/cpu/faults.js';
 import { NO_BASE, R, S } from '../../src/cpu/isa.js';
+import { IoBus } from '../../src/devices/bus.js';
+import { Mmu } from '../../src/memory/mmu.js';
+import { PhysicalMemory } from '../../src/memory/physical.js';
 import {
   CODE_AT,
   code,
@@ -650,6 +653,67 @@ describe('blocks and the run loop', () => {
     expect(cpuState(b.cpu)).toEqual(cpuState(a.cpu));
     expect(b.cpu.reg[R.EDX]! >>> 0).toBe(10 * 0x21027);
     expect(b.cpu.jit!.ran).toBeGreaterThan(10);
+  });
+
+  it('translate a fixed offset again in each run: a page remapped between two runs is seen', () => {
+    const prog = [
+      enc('ld reg,mem', { a: R.EAX, b: NO_BASE, c: 0xf, imm: 0x20000 }),
+      enc('add reg,reg', { a: R.ECX, b: R.EAX }),
+      enc('st mem,reg', { a: R.ECX, b: NO_BASE, c: 0xf, imm: 0x20004 }),
+      enc('jmp imm', { imm: CODE_AT }),
+    ];
+    const [a, b] = pair(...prog);
+    for (const m of [a, b]) {
+      enablePaging(m);
+      m.phys.write32(0x20000, 111);
+      m.phys.write32(0x30000, 222);
+    }
+    expect(run(b.cpu, 400)).toEqual(run(a.cpu, 400));
+    for (const m of [a, b]) {
+      m.phys.write32(PT0 + 4 * 0x20, 0x30000 | PG.P | PG.W | PG.U); // page 0x20000 -> frame 0x30000
+      m.cpu.mmu.invalidate(0x20000);
+    }
+    expect(run(b.cpu, 400)).toEqual(run(a.cpu, 400));
+    expect(cpuState(b.cpu)).toEqual(cpuState(a.cpu));
+    expect([b.phys.read32(0x20004), b.phys.read32(0x30004)]).toEqual([
+      a.phys.read32(0x20004),
+      a.phys.read32(0x30004),
+    ]);
+    expect(b.cpu.reg[R.ECX]).toBe(100 * 111 + 100 * 222);
+    expect(b.cpu.jit!.ran).toBeGreaterThan(700);
+  });
+
+  it('share a function between machines, each checked against its own RAM', () => {
+    // The same code at the same address on a 4 MiB and a 1 MiB machine: its fixed-offset load
+    // and store lie in RAM on the first and beyond it (the empty bus) on the second.
+    const prog = [
+      enc('ld reg,mem', { a: R.EAX, b: NO_BASE, c: 0xf, imm: 0x1ff000 }),
+      enc('add reg,imm', { a: R.ECX, imm: 1 }),
+      enc('st mem,reg', { a: R.ECX, b: NO_BASE, c: 0xf, imm: 0x1ff004 }),
+      enc('jmp imm', { imm: CODE_AT }),
+    ];
+    const results = [4 << 20, 1 << 20].map((ramBytes) =>
+      [false, true].map((jit) => {
+        const mmu = new Mmu(new PhysicalMemory({ ramBytes }));
+        const cpu = new Cpu({ mmu, io: new IoBus(), jit: jit ? { hot: 1 } : false });
+        for (const s of [S.ES, S.CS, S.SS, S.DS, S.FS, S.GS]) {
+          cpu.segBase[s] = 0;
+          cpu.segLimit[s] = 0xffffffff;
+        }
+        for (let k = 0; k < prog.length; k++) mmu.phys.writeBytes(CODE_AT + 8 * k, prog[k]!);
+        cpu.eip = CODE_AT;
+        mmu.phys.write32(0x1ff000, 5);
+        const r = run(cpu, 1000);
+        return { r, state: cpuState(cpu), ran: cpu.jit?.ran ?? 0 };
+      }),
+    );
+    for (const [without, withBlocks] of results) {
+      expect(withBlocks!.r).toEqual(without!.r);
+      expect(withBlocks!.state).toEqual(without!.state);
+    }
+    // In RAM: the loop runs in its block; beyond it, every access takes the general path.
+    expect(results[0]![1]!.ran).toBeGreaterThan(900);
+    expect(results[0]![0]!.state.reg).toEqual(expect.arrayContaining([5, 250]));
   });
 
   it('check DS as the last MOV DS left it', () => {
