@@ -51,9 +51,11 @@ export const CTX = {
 export const CTX_SIZE = 9;
 
 /**
- * A compiled block: `fn(cpu, ctx, eip)` runs it with its first instruction at `eip` (int32) and
- * returns the EIP to go on at (int32); `ctx[RAN]` says how many of its instructions ran (0: none;
- * at most `len`). It throws a CpuFault as an instruction does, with `cpu.jitAt` set.
+ * A compiled block: `fn(cpu, ctx, eip, room)` runs it with its first instruction at `eip` (int32),
+ * at most `room` instructions (at least `len`: a branch back to its start runs it again while
+ * another turn fits), and returns the EIP to go on at (int32); `ctx[RAN]` says how many
+ * instructions ran (0: none, its code changed). It throws a CpuFault as an instruction does, with
+ * `cpu.jitAt` the faulting instruction's index in the block and `ctx[RAN]` those of earlier turns.
  */
 export interface Block {
   readonly fn: (cpu: unknown, ctx: Uint32Array, eip: number, room: number) => number;
