@@ -381,24 +381,17 @@ function bareWindow(): number {
   return 3_000_000 / ((performance.now() - start) * 1000);
 }
 
-/** What the child process for one workload sends back (see {@link inFreshProcess}). */
-export type WorkloadResult =
-  | { workload: 'compute' | 'mixed'; rates: Rates }
-  | { workload: 'transitions'; ns: ReturnType<typeof transitionNs> };
+/** The workloads, and what each one's child process sends back (see {@link inFreshProcess}). */
+const WORKLOADS = { compute, mixed, transitions: transitionNs };
+type Workload = keyof typeof WORKLOADS;
 
 /** Runs one workload in this process: what bench/_cpu-workload.ts does in each child. */
-export function runWorkload(workload: string): WorkloadResult {
-  bareWindow(); // warm up
-  switch (workload) {
-    case 'compute':
-      return { workload, rates: compute() };
-    case 'mixed':
-      return { workload, rates: mixed() };
-    case 'transitions':
-      return { workload, ns: transitionNs() };
-    default:
-      throw new Error(`no workload ${workload}: compute, mixed or transitions`);
+export function runWorkload(workload: string): unknown {
+  if (!Object.hasOwn(WORKLOADS, workload)) {
+    throw new Error(`no workload ${workload}: ${Object.keys(WORKLOADS).join(', ')}`);
   }
+  bareWindow(); // warm up
+  return WORKLOADS[workload as Workload]();
 }
 
 /**
@@ -411,15 +404,15 @@ export function runWorkload(workload: string): WorkloadResult {
  * process of its own (59.7-60.3 against 66.8-67.4 MIPS, alternating, issue 3): a cost of the
  * benchmark's order, not of the emulator (a machine in an ANC runs its guest's mix from the start).
  */
-function inFreshProcess(workload: 'compute' | 'mixed' | 'transitions'): Promise<WorkloadResult> {
+function inFreshProcess<W extends Workload>(workload: W): Promise<ReturnType<(typeof WORKLOADS)[W]>> {
   return new Promise((resolve, reject) => {
     const child = fork(fileURLToPath(new URL('./_cpu-workload.ts', import.meta.url)), [workload], {
       execArgv: process.execArgv,
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
-    let result: WorkloadResult | undefined;
+    let result: ReturnType<(typeof WORKLOADS)[W]> | undefined;
     child.on('message', (m) => {
-      result = m as WorkloadResult;
+      result = m as ReturnType<(typeof WORKLOADS)[W]>;
     });
     child.on('error', reject);
     child.on('exit', (code, signal) => {
@@ -441,22 +434,15 @@ export async function main(): Promise<void> {
       `${engine.tierUpWait} calls (${engine.tierUpWaitSetBy}; packages/emulator/src/cpu/engine.ts says ` +
       'why); each workload runs in a process of its own',
   );
-  const rates = async (w: 'compute' | 'mixed'): Promise<Rates> => {
-    const r = await inFreshProcess(w);
-    if (r.workload !== w) throw new Error(`asked for ${w}, got ${r.workload}`);
-    return r.rates;
-  };
-  const a = await rates('compute');
+  const a = await inFreshProcess('compute');
   const show = (r: Rates) =>
     `${r.best.toFixed(1)} MIPS (median window ${r.median.toFixed(1)}; the bare loop between its ` +
     `windows: best ${r.bareBest.toFixed(1)}, median ${r.bareMedian.toFixed(1)}; median per-window ` +
     `ratio to it ${r.ratio.toFixed(3)})`;
   console.log(`compute loop: ${show(a)}`);
-  const b = await rates('mixed');
+  const b = await inFreshProcess('mixed');
   console.log(`mixed (segment loads, gate calls, INT syscalls, timer interrupts): ${show(b)}`);
-  const tr = await inFreshProcess('transitions');
-  if (tr.workload !== 'transitions') throw new Error(`asked for transitions, got ${tr.workload}`);
-  const t = tr.ns;
+  const t = await inFreshProcess('transitions');
   // One iteration of (b) is 46 ordinary instructions, a MOV DS, a CALLF/RETF and an INT/IRET pair.
   const iterationNs = 51_000 / b.best;
   const transitions = t.callf + t.int + t.ds;

@@ -16,7 +16,6 @@
  * | NIC 2   | 0x310-0x31B  | 4 -> 0x24 (only with `nics: 2`: a firewall's outside port) |
  * | crypto  | 0x320-0x326  | - (only with `crypto`: claim 39's VE-key device, devices/cryptodev.ts) |
  */
-
 import { Cpu, type RunResult, type StopReason } from './cpu/cpu.js';
 import { run } from './cpu/exec.js';
 import { FL } from './cpu/flags.js';

@@ -216,7 +216,8 @@ export function run(cpu: Cpu, budget: number): RunResult {
       ssWrEnd = writeEnd(segFlags[2]!, segLimit[2]!);
       rdPage = -1;
       wrPage = -1;
-      // What blocks (jit.ts) check against: as cached here.
+      // What blocks (jit.ts) check against: as cached here (jitCtx's layout is jit.ts's CTX,
+      // written with literal indices as the rest of this loop's constants are).
       cpu.jitPage = win.len > 0 ? win.jit : null;
       const ctx = cpu.jitCtx;
       ctx[0] = csLimit;

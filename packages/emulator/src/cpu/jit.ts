@@ -133,13 +133,12 @@ export class Jit {
 
   /**
    * Compiles the block at physical byte address `at` (8-aligned), of at most `room` instructions
-   * (those left in the code window), into `page`; null if fewer than two instructions qualify.
+   * (those left in the code window), into `page`; NEVER there if fewer than two qualify.
    */
-  compile(page: JitPage, ram32: Int32Array, at: number, room: number): Block | null {
+  compile(page: JitPage, ram32: Int32Array, at: number, room: number): void {
     const block = compileBlock(ram32, at, Math.min(room, this.maxLength, (0x1000 - (at & 0xfff)) >>> 3));
     page.blocks[(at & 0xfff) >>> 3] = block ?? NEVER;
     if (block !== null) this.compiled++;
-    return block;
   }
 
   /** A block whose code changed: dropped, and counted again from 0. */
@@ -168,7 +167,6 @@ interface Decoded {
   readonly a: number;
   readonly b: number;
   readonly imm: number;
-  readonly w0: number;
   readonly flags: F;
   /** It may raise a fault (the flags before it must be exact). */
   readonly faults: boolean;
@@ -190,7 +188,6 @@ function decode(w0: number, imm: number): Decoded | undefined {
     a,
     b,
     imm,
-    w0,
     flags,
     faults,
     ends,
@@ -315,8 +312,8 @@ const hex = (n: number) => `0x${(n >>> 0).toString(16)}`;
  * any of them).
  */
 function inlineAddress(seg: number, off: string, write: boolean, p = 'p'): string {
-  const base = seg === 3 ? 'ctx[2]' : 'ctx[5]';
-  const end = seg === 3 ? (write ? 'ctx[4]' : 'ctx[3]') : write ? 'ctx[7]' : 'ctx[6]';
+  const base = `ctx[${seg === 3 ? CTX.DS_BASE : CTX.SS_BASE}]`;
+  const end = `ctx[${seg === 3 ? (write ? CTX.DS_WR_END : CTX.DS_RD_END) : write ? CTX.SS_WR_END : CTX.SS_RD_END}]`;
   const need = write ? '(pg >>> 8)' : '(pg & 0xff)';
   const [page, frame] = write ? ['wrPage', 'wrFrame'] : ['rdPage', 'rdFrame'];
   return (
@@ -351,9 +348,10 @@ function compileBlock(ram32: Int32Array, at: number, max: number): Block | null 
     if (d.flags === F.READ || d.faults) live = true;
   }
   const usesFlags = insns.some((d) => d.flags !== F.NONE);
-  const usesMemory =
-    insns.some((d) => d.seg >= 0 && d.op !== 0x16) ||
-    insns.some((d) => [0x17, 0x18, 0x19, 0x52, 0x53, 0x54, 0x55].includes(d.op));
+  // LD and ST, and the stack: the accesses with an inline path (exec.ts's)
+  const usesMemory = insns.some(
+    (d) => d.op === 0x12 || d.op === 0x13 || (d.op >= 0x17 && d.op <= 0x19) || (d.op >= 0x52 && d.op <= 0x55),
+  );
 
   // Registers: every one the block reads or writes lives in a local (rN) from entry to exit.
   const used = new Set<number>();
@@ -372,7 +370,7 @@ function compileBlock(ram32: Int32Array, at: number, max: number): Block | null 
   /** Locals kept for the whole run of the block (see LD and ST with a fixed offset). */
   const hoisted: string[] = [];
   // An exit after instruction k (ran k + 1) to EIP `to`: the write-back is filled in below.
-  const exit = (k: number, to: string) => `{ WB ctx[8] = ran + ${k + 1}; return ${to}; }`;
+  const exit = (k: number, to: string) => `{ WB ctx[${CTX.RAN}] = ran + ${k + 1}; return ${to}; }`;
   // A branch back to the block's first instruction (its EIP is `eip`) loops inside the block while
   // the budget (`room`) holds another turn: the registers and flags stay in locals.
   const again = (target: string) =>
@@ -525,21 +523,22 @@ function compileBlock(ram32: Int32Array, at: number, max: number): Block | null 
       case 0x18:
       case 0x52:
       case 0x53: {
-        // PUSH reg, PUSH imm, CALL imm, CALL reg: CALL checks its target first
-        let value: string;
-        let target = '';
-        if (op === 0x52 || op === 0x53) {
-          target = op === 0x52 ? hex(imm) : `(${r(a)} >>> 0)`;
-          body.push(`const t${k} = ${target}; if (t${k} > ctx[0]) throw fault(${VEC.GP}, 0);`);
-          value = next;
-        } else value = op === 0x17 ? r(a) : `${imm | 0}`;
+        // PUSH reg, PUSH imm, CALL imm, CALL reg: CALL checks its target first, pushes the EIP
+        // after it and goes on at the target
+        const call = op === 0x52 || op === 0x53;
+        if (call) {
+          const target = op === 0x52 ? hex(imm) : `(${r(a)} >>> 0)`;
+          body.push(`const t${k} = ${target}; if (t${k} > ctx[${CTX.CS_LIMIT}]) throw fault(${VEC.GP}, 0);`);
+        }
+        const value = call ? next : op === 0x17 ? r(a) : `${imm | 0}`;
+        const after = call ? `t${k} | 0` : next;
         body.push(
           `{ const v = ${value}; const off = (${r(4)} - 4) >>> 0; ${inlineAddress(2, 'off', true)} ` +
             `if (p >>> 2 < ram32.length) { ram32[p >>> 2] = v; ${wr(4)} = off | 0; ` +
-            `if (((p - ${hex(at)}) >>> 0) < ${8 * n}) ${exit(k, op >= 0x52 ? `t${k} | 0` : next)} } ` +
-            `else { cpu.write32(2, off, v); ${wr(4)} = off | 0; ${exit(k, op >= 0x52 ? `t${k} | 0` : next)} } }`,
+            `if (((p - ${hex(at)}) >>> 0) < ${8 * n}) ${exit(k, after)} } ` +
+            `else { cpu.write32(2, off, v); ${wr(4)} = off | 0; ${exit(k, after)} } }`,
         );
-        if (op >= 0x52) body.push(`${exit(k, `t${k} | 0`)}`);
+        if (call) body.push(exit(k, after));
         break;
       }
       case 0x19:
@@ -554,7 +553,7 @@ function compileBlock(ram32: Int32Array, at: number, max: number): Block | null 
         if (op === 0x19) body.push(`${wr(4)} = (off + 4) | 0; ${wr(a)} = v; if (!inline) ${exit(k, next)} }`);
         else {
           body.push(
-            `const t = v >>> 0; if (t > ctx[0]) throw fault(${VEC.GP}, 0); ` +
+            `const t = v >>> 0; if (t > ctx[${CTX.CS_LIMIT}]) throw fault(${VEC.GP}, 0); ` +
               `${wr(4)} = (off + ${4 + (op === 0x55 ? imm & 0xffff : 0)}) | 0; ${exit(k, 't | 0')} }`,
           );
         }
@@ -562,18 +561,18 @@ function compileBlock(ram32: Int32Array, at: number, max: number): Block | null 
       }
       case 0x50:
         body.push(
-          `if (${hex(imm)} > ctx[0]) throw fault(${VEC.GP}, 0); ${again(`${imm | 0}`)} ${exit(k, `${imm | 0}`)}`,
+          `if (${hex(imm)} > ctx[${CTX.CS_LIMIT}]) throw fault(${VEC.GP}, 0); ${again(`${imm | 0}`)} ${exit(k, `${imm | 0}`)}`,
         );
         break;
       case 0x51:
         body.push(
-          `{ const t = ${r(a)} >>> 0; if (t > ctx[0]) throw fault(${VEC.GP}, 0); ${again('(t | 0)')} ${exit(k, 't | 0')} }`,
+          `{ const t = ${r(a)} >>> 0; if (t > ctx[${CTX.CS_LIMIT}]) throw fault(${VEC.GP}, 0); ${again('(t | 0)')} ${exit(k, 't | 0')} }`,
         );
         break;
       default: {
         // Jcc
         body.push(
-          `if (${condition(op)}) { if (${hex(imm)} > ctx[0]) throw fault(${VEC.GP}, 0); ${again(`${imm | 0}`)} ${exit(k, `${imm | 0}`)} } ` +
+          `if (${condition(op)}) { if (${hex(imm)} > ctx[${CTX.CS_LIMIT}]) throw fault(${VEC.GP}, 0); ${again(`${imm | 0}`)} ${exit(k, `${imm | 0}`)} } ` +
             `${exit(k, next)}`,
         );
       }
@@ -592,12 +591,12 @@ function compileBlock(ram32: Int32Array, at: number, max: number): Block | null 
     `"use strict";`,
     `return function block(cpu, ctx, eip, room) {`,
     `const ram32 = cpu.ram32;`,
-    `if (${check.join(' || ')}) { ctx[8] = 0; return eip; }`,
+    `if (${check.join(' || ')}) { ctx[${CTX.RAN}] = 0; return eip; }`,
     `const reg = cpu.reg;`,
     regs.length > 0 ? `let ${regs.map((x) => `r${x} = reg[${x}]`).join(', ')};` : '',
     usesFlags ? 'let f = cpu.eflags;' : '',
     usesMemory
-      ? 'const pg = ctx[1] | 0; const tlbTag = cpu.mmu.tlbTag; const tlbEntry = cpu.mmu.tlbEntry; ' +
+      ? `const pg = ctx[${CTX.PG_NEED}] | 0; const tlbTag = cpu.mmu.tlbTag; const tlbEntry = cpu.mmu.tlbEntry; ` +
         'let rdPage = -1, rdFrame = 0, wrPage = -1, wrFrame = 0;'
       : '',
     hoisted.length > 0 ? `let ${hoisted.map((c) => `${c} = -1`).join(', ')};` : '',
@@ -608,7 +607,7 @@ function compileBlock(ram32: Int32Array, at: number, max: number): Block | null 
     body.join('\n').replaceAll('WB', wb),
     '}',
     '} catch (e) {',
-    `${wb} ctx[8] = ran; cpu.jitAt = i; throw e;`,
+    `${wb} ctx[${CTX.RAN}] = ran; cpu.jitAt = i; throw e;`,
     '}',
     '};',
   ].join('\n');
