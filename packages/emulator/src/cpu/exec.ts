@@ -1034,7 +1034,14 @@ function other(
     }
     case 0x02:
       checkEncoding(w0, imm);
-      cpu.requireCpl0();
+      if (cpu.cpl !== 0) {
+        if ((cpu.exitVectors >>> VEC.GP) & 1) {
+          // The host takes this #GP(0) as an exit (a VM manager's HLT trap): no exception.
+          cpu.eip = start >>> 0;
+          return EXIT_GP;
+        }
+        throw fault(VEC.GP, 0);
+      }
       cpu.halted = true;
       break;
     default:

@@ -153,26 +153,31 @@ const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
 
 /**
  * Scratch kept across calls, made on first use (every call is synchronous, so one set serves both
- * backends): the tweaks of one step (at most XTS_STEP_BYTES / 16 units of 16 bytes), its mask
- * (the T_j) and its masked input, all wiped before a call returns. A step longer than
- * XTS_STEP_BYTES (one data unit of more than 64 KiB) gets fresh arrays instead.
+ * backends): the tweaks of one step (at most XTS_STEP_BYTES / 16 units of 16 bytes) and its masked
+ * input, both wiped before a call returns. A step longer than XTS_STEP_BYTES (one data unit of
+ * more than 64 KiB) gets a fresh input array instead.
  */
 let keptTweaks: Uint8Array | undefined;
-let keptMask: Uint8Array | undefined;
 let keptInput: Uint8Array | undefined;
 
 /** A 4-byte word view of `bytes`, whose byteOffset and length must be multiples of 4. */
-function words(bytes: Uint8Array): Uint32Array {
-  return new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.length >>> 2);
+function words(bytes: Uint8Array): Int32Array {
+  return new Int32Array(bytes.buffer, bytes.byteOffset, bytes.length >>> 2);
+}
+
+/** A little-endian 32-bit value as the word that holds its bytes in memory on this host. */
+function memoryWord(v: number): number {
+  return LITTLE_ENDIAN ? v : (v >>> 24) | ((v >>> 8) & 0xff00) | ((v << 8) & 0xff0000) | (v << 24);
 }
 
 /**
  * XTS (IEEE 1619-2007 §5.3, §5.4) of `src`, consecutive data units of `unitBytes`, where unit u
- * takes the 16-byte tweak at 16u of `tweaks` (overwritten, then wiped: E_K2 may run in place).
+ * takes the 16-byte tweak at 16u of `tweaks` (overwritten: E_K2 may run in place).
  * Block j of a unit is C_j = E_K1(P_j ⊕ T_j) ⊕ T_j (or P_j = D_K1(C_j ⊕ T_j) ⊕ T_j), with
- * T_0 = E_K2(tweak) and T_j = T_{j-1} ⊗ α in GF(2^128) (§5.2). All the T_j are laid out first as one
- * mask the size of the data, so that AES under each key is one ECB call over the whole of `src`.
- * Returns a fresh array: the one the K1 call made, unmasked in place (no further allocation).
+ * T_0 = E_K2(tweak) and T_j = T_{j-1} ⊗ α in GF(2^128) (§5.2). AES under each key is one ECB call
+ * over the whole of `src`: the T_j are computed as the data is masked before it, and computed again
+ * as its output is unmasked (two shifts per block cost less than writing, reading and wiping a mask
+ * the size of the data). Returns a fresh array: the one the K1 call made, unmasked in place.
  */
 export function xtsRun(
   aes: XtsAes,
@@ -182,22 +187,15 @@ export function xtsRun(
   decrypt: boolean,
 ): Uint8Array {
   const n = src.length;
-  const small = n <= XTS_STEP_BYTES;
-  keptMask ??= new Uint8Array(XTS_STEP_BYTES);
   keptInput ??= new Uint8Array(XTS_STEP_BYTES);
-  const mask = small ? keptMask.subarray(0, n) : new Uint8Array(n);
-  const input = small ? keptInput.subarray(0, n) : new Uint8Array(n);
+  const input = n <= XTS_STEP_BYTES ? keptInput.subarray(0, n) : new Uint8Array(n);
+  const t = aes.tweaks(tweaks);
   try {
-    xtsMask(aes.tweaks(tweaks), unitBytes, mask);
-    // From here on only XOR, which is indifferent to byte order.
-    const mask32 = words(mask);
     const input32 = words(input);
-    if ((src.byteOffset & 3) === 0) {
-      const src32 = words(src);
-      for (let i = 0; i < input32.length; i++) input32[i] = src32[i]! ^ mask32[i]!;
-    } else {
+    if ((src.byteOffset & 3) === 0) xtsMask(t, unitBytes, words(src), input32);
+    else {
       input.set(src);
-      for (let i = 0; i < input32.length; i++) input32[i]! ^= mask32[i]!;
+      xtsMask(t, unitBytes, input32, input32);
     }
     let out = aes.blocks(input, decrypt);
     if ((out.byteOffset & 3) !== 0) {
@@ -206,47 +204,41 @@ export function xtsRun(
       out = aligned;
     }
     const out32 = words(out);
-    for (let i = 0; i < out32.length; i++) out32[i]! ^= mask32[i]!;
+    xtsMask(t, unitBytes, out32, out32);
     return out;
   } finally {
-    mask.fill(0);
+    t.fill(0);
+    tweaks.fill(0);
     input.fill(0);
   }
 }
 
 /**
- * Writes into `mask` the T_j of every data unit of `unitBytes`, unit u from the E_K2 output at 16u
- * of `t` (which is wiped).
+ * `to` = `from` ⊕ the T_j of every data unit of `unitBytes` (unit u from the E_K2 output at 16u of
+ * `t`); `to` may be `from`.
  */
-function xtsMask(t: Uint8Array, unitBytes: number, mask: Uint8Array): void {
-  const mask32 = words(mask);
+function xtsMask(t: Uint8Array, unitBytes: number, from: Int32Array, to: Int32Array): void {
   const unitWords = unitBytes >>> 2;
-  for (let u = 0, at = 0; at < mask32.length; u += 16, at += unitWords) {
-    // T_0 as four little-endian 32-bit words a (bits 0-31) .. d (bits 96-127).
-    let a = (t[u]! | (t[u + 1]! << 8) | (t[u + 2]! << 16) | (t[u + 3]! << 24)) >>> 0;
-    let b = (t[u + 4]! | (t[u + 5]! << 8) | (t[u + 6]! << 16) | (t[u + 7]! << 24)) >>> 0;
-    let c = (t[u + 8]! | (t[u + 9]! << 8) | (t[u + 10]! << 16) | (t[u + 11]! << 24)) >>> 0;
-    let d = (t[u + 12]! | (t[u + 13]! << 8) | (t[u + 14]! << 16) | (t[u + 15]! << 24)) >>> 0;
+  for (let u = 0, at = 0; at < to.length; u += 16, at += unitWords) {
+    // T_0 as four little-endian 32-bit values a (bits 0-31) .. d (bits 96-127), held as int32 (only
+    // their bits matter, and V8 keeps int32 in registers).
+    let a = t[u]! | (t[u + 1]! << 8) | (t[u + 2]! << 16) | (t[u + 3]! << 24);
+    let b = t[u + 4]! | (t[u + 5]! << 8) | (t[u + 6]! << 16) | (t[u + 7]! << 24);
+    let c = t[u + 8]! | (t[u + 9]! << 8) | (t[u + 10]! << 16) | (t[u + 11]! << 24);
+    let d = t[u + 12]! | (t[u + 13]! << 8) | (t[u + 14]! << 16) | (t[u + 15]! << 24);
     for (let w = at, end = at + unitWords; w < end; w += 4) {
-      mask32[w] = a;
-      mask32[w + 1] = b;
-      mask32[w + 2] = c;
-      mask32[w + 3] = d;
+      to[w] = from[w]! ^ memoryWord(a);
+      to[w + 1] = from[w + 1]! ^ memoryWord(b);
+      to[w + 2] = from[w + 2]! ^ memoryWord(c);
+      to[w + 3] = from[w + 3]! ^ memoryWord(d);
       // ⊗ α on the 128-bit little-endian value: shift left one bit and fold a carry out of bit 127
-      // back in as x^7 + x^2 + x + 1 (0x87). Multiplied, not branched: T_j is secret.
-      const carry = d >>> 31;
-      d = ((d << 1) | (c >>> 31)) >>> 0;
-      c = ((c << 1) | (b >>> 31)) >>> 0;
-      b = ((b << 1) | (a >>> 31)) >>> 0;
-      a = ((a << 1) ^ (carry * 0x87)) >>> 0;
-    }
-  }
-  t.fill(0);
-  if (!LITTLE_ENDIAN) {
-    // The words hold little-endian values: lay them out as little-endian bytes.
-    for (let w = 0; w < mask32.length; w++) {
-      const v = mask32[w]!;
-      mask32[w] = ((v >>> 24) | ((v >>> 8) & 0xff00) | ((v << 8) & 0xff0000) | (v << 24)) >>> 0;
+      // back in as x^7 + x^2 + x + 1 (0x87), by a mask (d >> 31 is all ones or zero), not a
+      // branch: T_j is secret.
+      const fold = (d >> 31) & 0x87;
+      d = (d << 1) | (c >>> 31);
+      c = (c << 1) | (b >>> 31);
+      b = (b << 1) | (a >>> 31);
+      a = (a << 1) ^ fold;
     }
   }
 }
