@@ -12,6 +12,7 @@
  */
 import type { InterruptSource, IoBus } from '../devices/bus.js';
 import { type Mmu, TLB_SIZE } from '../memory/mmu.js';
+import { GateMemo, ReturnMemo } from './fast-transfers.js';
 import { CpuFault, fault, VEC } from './faults.js';
 import { CR0, CR4, FL } from './flags.js';
 import { MEM_SEGMENT, S } from './isa.js';
@@ -181,6 +182,14 @@ export class Cpu {
   readonly jitCtx = new Uint32Array(CTX_SIZE);
   /** Set by a block that throws: the index of the instruction that faulted (-1: none). */
   jitAt = -1;
+  /**
+   * The last far transfer of each kind the fast paths memoised (fast-transfers.ts, Memo): an inward
+   * CALLF through a call gate, an inward delivery, a RETF and an IRET to an outer ring.
+   */
+  readonly callMemo = new GateMemo();
+  readonly deliverMemo = new GateMemo();
+  readonly retfMemo = new ReturnMemo();
+  readonly iretMemo = new ReturnMemo();
 
   constructor(opts: CpuOptions) {
     this.mmu = opts.mmu;

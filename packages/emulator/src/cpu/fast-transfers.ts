@@ -30,6 +30,222 @@ export const fastPaths = { enabled: true };
 const params = new Int32Array(32);
 
 /**
+ * What the last far transfer of one kind read and decided, so that the next one through the same
+ * descriptors from the same ring, with nothing it read changed, only compares and commits (issue 3:
+ * a guest's system calls go through the same gate and return to the same selectors again and again,
+ * and the descriptor look-ups and checks were most of a transfer's cost). The kinds: an inward CALLF
+ * through a call gate with no parameters and an inward delivery through an interrupt or trap gate
+ * ({@link GateMemo}), a RETF and an IRET to an outer ring ({@link ReturnMemo}).
+ *
+ * "Nothing changed" is checked in full at every use, so a memo cannot change what a transfer does:
+ * - the registers the look-ups went through: GDTR; LDTR if a selector named the LDT; TR and the
+ *   IDT's base for a gate (deliverFast checks the vector against the IDT's limit before it looks);
+ * - every descriptor dword (and the TSS's SS:ESP) the transfer read, at the RAM index it read it
+ *   from;
+ * - the translations those indices and the frame's came from (with paging on, TLB hits): paging and
+ *   CR0.WP as they were, the MMU's generation (bumped by every flush and INVLPG) and its TLB miss
+ *   count (bumped by every walk, the only other writer of a TLB entry), so every TLB entry is the
+ *   one that was hit.
+ * What a transfer reads from the current stack (a return's frame, what a call pushes) is read anew.
+ */
+class Memo {
+  /** What the transfer was keyed by (a selector, a vector, a pair of selectors); -1: empty. */
+  key = -1;
+  cpl = 0;
+  gdtBase = 0;
+  gdtLimit = 0;
+  /** Whether a descriptor it read was in the LDT (then LDTR must be as it was). */
+  ldt = false;
+  ldtBase = 0;
+  ldtLimit = 0;
+  paging = false;
+  writeProtect = false;
+  generation = 0;
+  tlbMisses = 0;
+}
+
+/** Whether the descriptor tables and translations `memo` relied on are as they were. */
+function tablesHold(cpu: Cpu, memo: Memo): boolean {
+  if (cpu.gdtBase !== memo.gdtBase || cpu.gdtLimit !== memo.gdtLimit) return false;
+  if (
+    memo.ldt &&
+    (cpu.ldtUsable !== true || cpu.ldtBase !== memo.ldtBase || cpu.ldtLimit !== memo.ldtLimit)
+  ) {
+    return false;
+  }
+  const mmu = cpu.mmu;
+  if (!memo.paging) return mmu.paging !== true;
+  return (
+    mmu.paging === true &&
+    mmu.writeProtect === memo.writeProtect &&
+    mmu.generation === memo.generation &&
+    mmu.tlbMisses === memo.tlbMisses
+  );
+}
+
+/** Records the descriptor tables and translations of a transfer that has just committed. */
+function rememberTables(cpu: Cpu, memo: Memo, key: number, cpl: number, ldt: boolean): void {
+  const mmu = cpu.mmu;
+  memo.key = key;
+  memo.cpl = cpl;
+  memo.gdtBase = cpu.gdtBase;
+  memo.gdtLimit = cpu.gdtLimit;
+  memo.ldt = ldt;
+  memo.ldtBase = cpu.ldtBase;
+  memo.ldtLimit = cpu.ldtLimit;
+  memo.paging = mmu.paging;
+  memo.writeProtect = mmu.writeProtect;
+  memo.generation = mmu.generation;
+  memo.tlbMisses = mmu.tlbMisses;
+}
+
+/**
+ * An inward CALLF through a call gate with no parameters (`Cpu.callMemo`; keyed by the selector) or
+ * delivery through an interrupt or trap gate (`Cpu.deliverMemo`; by the vector, | 0x100 for a
+ * software interrupt, | 0x200 with an error code): the gate, the target code descriptor, the TSS's
+ * ESP and SS of the new ring and the SS descriptor, and the frame's place.
+ */
+export class GateMemo extends Memo {
+  idtBase = 0;
+  trBase = 0;
+  trLimit = 0;
+  gi = 0;
+  glo = 0;
+  ghi = 0;
+  ti = 0;
+  tlo = 0;
+  thi = 0;
+  t = 0;
+  tEsp = 0;
+  tSs = 0;
+  si = 0;
+  slo = 0;
+  shi = 0;
+  /** The outcome: the frame's RAM index, the new ESP, SS and CS selectors, EIP. */
+  w = 0;
+  low = 0;
+  ss = 0;
+  cs = 0;
+  entry = 0;
+}
+
+/** Whether `memo` holds `key` from ring `cpl` and nothing it read has changed (Memo). */
+function gateMemoHolds(cpu: Cpu, memo: GateMemo, key: number, cpl: number): boolean {
+  if (memo.key !== key || memo.cpl !== cpl) return false;
+  if (
+    cpu.trUsable !== true ||
+    cpu.trBase !== memo.trBase ||
+    cpu.trLimit !== memo.trLimit ||
+    cpu.idtBase !== memo.idtBase ||
+    !tablesHold(cpu, memo)
+  ) {
+    return false;
+  }
+  const ram32 = cpu.ram32;
+  return (
+    ram32[memo.gi] === memo.glo &&
+    ram32[memo.gi + 1] === memo.ghi &&
+    ram32[memo.ti] === memo.tlo &&
+    ram32[memo.ti + 1] === memo.thi &&
+    ram32[memo.t] === memo.tEsp &&
+    ram32[memo.t + 1] === memo.tSs &&
+    ram32[memo.si] === memo.slo &&
+    ram32[memo.si + 1] === memo.shi
+  );
+}
+
+/**
+ * Records an inward transfer that has just committed: `gi`, `ti`, `t`, `si` are the RAM indices of
+ * the gate, the target code descriptor, the TSS's ESP and SS, and the SS descriptor; `ldt` whether
+ * a selector looked up named the LDT.
+ */
+function rememberGate(
+  cpu: Cpu,
+  memo: GateMemo,
+  key: number,
+  cpl: number,
+  ldt: boolean,
+  gi: number,
+  ti: number,
+  t: number,
+  si: number,
+  w: number,
+  low: number,
+  entry: number,
+): void {
+  const ram32 = cpu.ram32;
+  rememberTables(cpu, memo, key, cpl, ldt);
+  memo.idtBase = cpu.idtBase;
+  memo.trBase = cpu.trBase;
+  memo.trLimit = cpu.trLimit;
+  memo.gi = gi;
+  memo.glo = ram32[gi]!;
+  memo.ghi = ram32[gi + 1]!;
+  memo.ti = ti;
+  memo.tlo = ram32[ti]!;
+  memo.thi = ram32[ti + 1]!;
+  memo.t = t;
+  memo.tEsp = ram32[t]!;
+  memo.tSs = ram32[t + 1]!;
+  memo.si = si;
+  memo.slo = ram32[si]!;
+  memo.shi = ram32[si + 1]!;
+  memo.w = w;
+  memo.low = low;
+  memo.ss = cpu.segSel[2]!;
+  memo.cs = cpu.segSel[1]!;
+  memo.entry = entry;
+}
+
+/**
+ * A RETF (`Cpu.retfMemo`) or IRET (`Cpu.iretMemo`) to an outer ring, keyed by the CS and SS
+ * selectors it returned to (CS + SS * 0x10000): their descriptors, checked for that CS and SS.
+ */
+export class ReturnMemo extends Memo {
+  ci = 0;
+  clo = 0;
+  chi = 0;
+  si = 0;
+  slo = 0;
+  shi = 0;
+  /** The CS limit, for the new EIP's check. */
+  csLimit = 0;
+}
+
+/** Whether `memo` holds `key` from ring `cpl` and nothing it read has changed (Memo). */
+function returnMemoHolds(cpu: Cpu, memo: ReturnMemo, key: number, cpl: number): boolean {
+  if (memo.key !== key || memo.cpl !== cpl || !tablesHold(cpu, memo)) return false;
+  const ram32 = cpu.ram32;
+  return (
+    ram32[memo.ci] === memo.clo &&
+    ram32[memo.ci + 1] === memo.chi &&
+    ram32[memo.si] === memo.slo &&
+    ram32[memo.si + 1] === memo.shi
+  );
+}
+
+/** Records a return to an outer ring that has just committed (`ci`, `si`: its descriptors' RAM indices). */
+function rememberReturn(
+  cpu: Cpu,
+  memo: ReturnMemo,
+  cs: number,
+  ss: number,
+  cpl: number,
+  ci: number,
+  si: number,
+): void {
+  const ram32 = cpu.ram32;
+  rememberTables(cpu, memo, cs + ss * 0x10000, cpl, ((cs | ss) & 4) !== 0);
+  memo.ci = ci;
+  memo.clo = ram32[ci]!;
+  memo.chi = ram32[ci + 1]!;
+  memo.si = si;
+  memo.slo = ram32[si]!;
+  memo.shi = ram32[si + 1]!;
+  memo.csLimit = limitOf(memo.chi) >>> 0;
+}
+
+/**
  * The `ram32` index of `bytes` (a multiple of 4) at linear address `lin` when they can be read, or
  * with `write` written, by `user` (CPL 3) code without a fault and lie in RAM; else -1. With paging
  * off that is an aligned address in RAM; with paging on it is `Cpu.frameIndex` (a TLB hit that
@@ -151,11 +367,25 @@ function room(limit: number, esp: number, bytes: number): boolean {
 export function callGateFast(cpu: Cpu, selector: number, next: number): boolean {
   if ((selector & 0xfffc) === 0 || !fastPaths.enabled) return false;
   const ram32 = cpu.ram32;
+  const cpl = cpu.segSel[1]! & 3;
+  const memo = cpu.callMemo;
+  if (gateMemoHolds(cpu, memo, selector, cpl)) {
+    // As the inward commit below, from what the memo holds (no parameters: only those are memoised).
+    const w = memo.w;
+    ram32[w + 3] = cpu.segSel[2]!;
+    ram32[w + 2] = cpu.reg[4]!;
+    ram32[w + 1] = cpu.segSel[1]!;
+    ram32[w] = next;
+    load(cpu, 2, memo.ss, memo.slo, memo.shi);
+    cpu.reg[4] = memo.low;
+    load(cpu, 1, memo.cs, memo.tlo, memo.thi);
+    cpu.eip = memo.entry;
+    return true;
+  }
   const gi = descIndex(cpu, selector);
   if (gi < 0) return false;
   const glo = ram32[gi]!;
   const ghi = ram32[gi + 1]!;
-  const cpl = cpu.segSel[1]! & 3;
   // a present call gate (P, S = 0, type 0xC) of DPL >= CPL and >= RPL
   if (((ghi >>> 24) & 0x9f) !== 0x8c) return false;
   const gdpl = (ghi >>> 29) & 3;
@@ -222,6 +452,21 @@ export function callGateFast(cpu: Cpu, selector: number, next: number): boolean 
   cpu.reg[4] = low;
   load(cpu, 1, (target & 0xfffc) | tdpl, tlo, thi);
   cpu.eip = entry;
+  if (count === 0)
+    rememberGate(
+      cpu,
+      memo,
+      selector,
+      cpl,
+      ((selector | target | ss) & 4) !== 0,
+      gi,
+      ti,
+      t,
+      si,
+      w,
+      low,
+      entry,
+    );
   return true;
 }
 
@@ -254,12 +499,26 @@ export function farReturnFast(cpu: Cpu, release: number): boolean {
   const eip = ram32[f]! >>> 0;
   const cs = ram32[f + 1]! & 0xffff;
   const cpl = cpu.segSel[1]! & 3;
+  const rpl = cs & 3;
+  if (whole >= 0 && rpl !== cpl) {
+    const memo = cpu.retfMemo;
+    const ss = ram32[whole + 3]! & 0xffff;
+    if (returnMemoHolds(cpu, memo, cs + ss * 0x10000, cpl)) {
+      // As the outer-ring commit below, with the descriptors the memo holds.
+      if (eip > memo.csLimit) return false;
+      load(cpu, 1, cs, memo.clo, memo.chi);
+      cpu.eip = eip;
+      load(cpu, 2, ss, memo.slo, memo.shi);
+      cpu.reg[4] = ram32[whole + 2]! | 0;
+      clearOuter(cpu, rpl);
+      return true;
+    }
+  }
   const ci = returnCodeIndex(cpu, cs, cpl);
   if (ci < 0) return false;
   const lo = ram32[ci]!;
   const hi = ram32[ci + 1]!;
   if (eip > limitOf(hi) >>> 0) return false;
-  const rpl = cs & 3;
   if (rpl === cpl) {
     load(cpu, 1, cs, lo, hi);
     cpu.eip = eip;
@@ -277,6 +536,7 @@ export function farReturnFast(cpu: Cpu, release: number): boolean {
   load(cpu, 2, ss, ram32[si]!, ram32[si + 1]!);
   cpu.reg[4] = (newEsp + release) | 0;
   clearOuter(cpu, rpl);
+  if (release === 0) rememberReturn(cpu, cpu.retfMemo, cs, ss, cpl, ci, si);
   return true;
 }
 
@@ -295,18 +555,35 @@ export function interruptReturnFast(cpu: Cpu): boolean {
   const cs = ram32[f + 1]! & 0xffff;
   const popped = ram32[f + 2]!;
   const cpl = cpu.segSel[1]! & 3;
-  const ci = returnCodeIndex(cpu, cs, cpl);
-  if (ci < 0) return false;
+  const rpl = cs & 3;
   // mergeFlags: the restorable bits; IF at CPL <= IOPL; IOPL at CPL 0; CR4.SFT would fault
   let mask = 0x4dd5;
   if (cpl <= ((flags0 >>> 12) & 3)) mask |= 0x200;
   if (cpl === 0) mask |= 0x3000;
+  if (whole >= 0 && rpl !== cpl) {
+    const memo = cpu.iretMemo;
+    const ss = ram32[whole + 4]! & 0xffff;
+    if (returnMemoHolds(cpu, memo, cs + ss * 0x10000, cpl)) {
+      // As the outer-ring commit below, with the descriptors the memo holds (the general path
+      // checks CR4.SFT after CS: no fault of its own comes between).
+      if ((cpu.cr4 & 2) !== 0 && ((popped ^ flags0) & ~mask & 0x3200) !== 0) return false;
+      if (eip > memo.csLimit) return false;
+      load(cpu, 1, cs, memo.clo, memo.chi);
+      cpu.eip = eip;
+      load(cpu, 2, ss, memo.slo, memo.shi);
+      cpu.reg[4] = ram32[whole + 3]! | 0;
+      cpu.eflags = ((flags0 & ~mask) | (popped & mask) | 2) >>> 0;
+      clearOuter(cpu, rpl);
+      return true;
+    }
+  }
+  const ci = returnCodeIndex(cpu, cs, cpl);
+  if (ci < 0) return false;
   if ((cpu.cr4 & 2) !== 0 && ((popped ^ flags0) & ~mask & 0x3200) !== 0) return false;
   const newFlags = ((flags0 & ~mask) | (popped & mask) | 2) >>> 0;
   const lo = ram32[ci]!;
   const hi = ram32[ci + 1]!;
   if (eip > limitOf(hi) >>> 0) return false;
-  const rpl = cs & 3;
   if (rpl === cpl) {
     load(cpu, 1, cs, lo, hi);
     cpu.eip = eip;
@@ -326,6 +603,7 @@ export function interruptReturnFast(cpu: Cpu): boolean {
   cpu.reg[4] = newEsp | 0;
   cpu.eflags = newFlags;
   clearOuter(cpu, rpl);
+  if (whole >= 0) rememberReturn(cpu, cpu.iretMemo, cs, ss, cpl, ci, si);
   return true;
 }
 
@@ -342,13 +620,35 @@ export function deliverFast(
 ): boolean {
   if (vector * 8 + 7 > cpu.idtLimit || !fastPaths.enabled) return false;
   const ram32 = cpu.ram32;
+  const withError = errorCode >= 0;
+  const cpl = cpu.segSel[1]! & 3;
+  const memo = cpu.deliverMemo;
+  const key = vector | (software ? 0x100 : 0) | (withError ? 0x200 : 0);
+  const flags = cpu.eflags;
+  if (gateMemoHolds(cpu, memo, key, cpl)) {
+    // As the inward commit below, from what the memo holds.
+    const w = memo.w;
+    const e = withError ? 1 : 0;
+    ram32[w + e + 4] = cpu.segSel[2]!;
+    ram32[w + e + 3] = cpu.reg[4]!;
+    ram32[w + e + 2] = flags;
+    ram32[w + e + 1] = cpu.segSel[1]!;
+    ram32[w + e] = returnEip;
+    if (withError) ram32[w] = errorCode;
+    load(cpu, 2, memo.ss, memo.slo, memo.shi);
+    cpu.reg[4] = memo.low;
+    load(cpu, 1, memo.cs, memo.tlo, memo.thi);
+    cpu.eip = memo.entry;
+    cpu.eflags = (flags & ~(0x4100 | ((memo.ghi & 0x0100_0000) === 0 ? 0x200 : 0))) >>> 0;
+    cpu.halted = false;
+    return true;
+  }
   const gi = ramIndex(cpu, (cpu.idtBase + vector * 8) >>> 0, 8, false, false);
   if (gi < 0) return false;
   const glo = ram32[gi]!;
   const ghi = ram32[gi + 1]!;
   // a present interrupt (0xE) or trap (0xF) gate: P, S = 0, type 111x
   if (((ghi >>> 24) & 0x9e) !== 0x8e) return false;
-  const cpl = cpu.segSel[1]! & 3;
   if (software && cpl > ((ghi >>> 29) & 3)) return false;
   const target = ghi & 0xffff;
   if ((target & 0xfffc) === 0) return false;
@@ -361,8 +661,6 @@ export function deliverFast(
   if (tdpl > cpl) return false;
   const entry = glo >>> 0;
   if (entry > limitOf(thi) >>> 0) return false;
-  const withError = errorCode >= 0;
-  const flags = cpu.eflags;
   if ((thi & 0x0400_0000) === 0 && tdpl < cpl) {
     // inward: SS:ESP of ring tdpl from the TSS; the frame SS, ESP, EFLAGS, CS, EIP [, error code]
     const off = 4 + 8 * tdpl;
@@ -390,6 +688,7 @@ export function deliverFast(
     load(cpu, 2, ss, slo, shi);
     cpu.reg[4] = low;
     load(cpu, 1, (target & 0xfffc) | tdpl, tlo, thi);
+    rememberGate(cpu, memo, key, cpl, ((target | ss) & 4) !== 0, gi, ti, t, si, w, low, entry);
   } else {
     // same ring: EFLAGS, CS, EIP [, error code] on the current stack
     const esp = cpu.reg[4]! >>> 0;

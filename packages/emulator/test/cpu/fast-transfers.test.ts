@@ -19,6 +19,7 @@ import {
   interruptReturnFast,
   loadDataSegmentFast,
 } from '../../src/cpu/fast-transfers.js';
+import { VEC } from '../../src/cpu/faults.js';
 import { CR4, FL } from '../../src/cpu/flags.js';
 import { R, S } from '../../src/cpu/isa.js';
 import {
@@ -36,6 +37,7 @@ import {
   machine,
   PG,
   PT0,
+  PT1,
   program,
   SEL,
   setGdt,
@@ -400,5 +402,330 @@ describe('the fast paths take the common cases', () => {
     expect([cpu.cpl, cpu.eip, cpu.esp], 'back in ring 3').toEqual([3, CODE_AT + 16, esp]);
     expect(loadDataSegmentFast(cpu, S.DS, SEL.data(3)), 'MOV DS').toBe(true);
     expect(cpu.segSel[S.DS], 'DS').toBe(SEL.data(3));
+  });
+});
+
+/**
+ * The memos (fast-transfers.ts, Memo): a ring-3 loop of CALLF through a call gate, INT n through a
+ * trap gate and JMP back, whose ring-0 ends are RETF and IRET, so every transfer repeats; between
+ * two turns one thing a transfer read changes. With the fast paths the second turn runs from the
+ * memos where nothing changed, and must agree with the general path exactly.
+ */
+const LOOP = [
+  enc('callf far', { sel: SEL.gate | 3, imm: 0 }),
+  enc('int vec', { imm: V }),
+  enc('jmp imm', { imm: CODE_AT }),
+];
+
+/** An LDT for the loop's call gate (`loop` with `ldt`): slot 1 holds the gate. */
+const LDT_AT = 0x8000;
+const LDT_GATE = (1 << 3) | 4;
+
+/**
+ * Sets up the loop (see LOOP) and its gates, into ring `ring`: INT n through a trap or an interrupt
+ * gate; the call gate in the GDT, or in an LDT.
+ */
+function loop(m: Machine, ring = 0, opts: { interruptGate?: boolean; ldt?: boolean } = {}): void {
+  const { cpu, phys } = m;
+  const gate = [ENTRY, ((SEL.code(ring) & 0xfffc) | (TYPE.CALL_GATE << 24) | (3 << 29) | 0x8000_0000) >>> 0];
+  setGdt(cpu, SEL.gate >>> 3, [gate[0]!, gate[1]!]);
+  const type = opts.interruptGate === true ? TYPE.INT_GATE : TYPE.TRAP_GATE;
+  idtGate(cpu, V, { type, selector: SEL.code(ring), offset: ENTRY + 0x10, dpl: 3 });
+  code(m, ENTRY, enc('retf'));
+  code(m, ENTRY + 0x10, enc('iret'));
+  program(m, ...LOOP);
+  if (opts.ldt === true) {
+    phys.write32(LDT_AT + 8, gate[0]!);
+    phys.write32(LDT_AT + 12, gate[1]!);
+    cpu.ldtUsable = true;
+    cpu.ldtBase = LDT_AT;
+    cpu.ldtLimit = 0xf;
+    code(m, CODE_AT, enc('callf far', { sel: LDT_GATE | 3, imm: 0 }));
+  }
+}
+
+/** Descriptor dwords a transfer of the loop reads: GDT slot or IDT vector, dword 0 or 1. */
+const DWORDS = [
+  GDT + SEL.gate, // call gate
+  GDT + SEL.gate + 4,
+  GDT + (SEL.code(0) & ~7) + 4, // the gates' target
+  GDT + (SEL.data(0) & ~7) + 4, // ring 0's stack
+  GDT + (SEL.code(3) & ~7) + 4, // where RETF and IRET return
+  GDT + (SEL.data(3) & ~7) + 4,
+  IDT + V * 8,
+  IDT + V * 8 + 4,
+  TSS_AT + 4, // ESP0
+  TSS_AT + 8, // SS0
+];
+
+type Change =
+  | { kind: 'dword'; at: number; xor: number }
+  | {
+      kind: 'register';
+      which: 'gdtBase' | 'gdtLimit' | 'idtLimit' | 'trBase' | 'trLimit' | 'trUsable' | 'ldt';
+    }
+  | { kind: 'page'; page: number; frame: number; tlb: 'keep' | 'invlpg' | 'flush' }
+  | { kind: 'wp' }
+  | { kind: 'paging on' }
+  | { kind: 'frame'; slot: number; xor: number };
+
+const change: fc.Arbitrary<Change> = fc.oneof(
+  {
+    weight: 6,
+    arbitrary: fc.record({
+      kind: fc.constant('dword' as const),
+      at: fc.constantFrom(...DWORDS),
+      // a present, DPL, type or selector bit, or any
+      xor: fc.oneof(
+        fc.constantFrom(1 << 31, 1 << 29, 1 << 30, 1 << 24, 1 << 27, 4, 8, 0x1000),
+        fc.nat(0xffffffff),
+      ),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('register' as const),
+      which: fc.constantFrom('gdtBase', 'gdtLimit', 'idtLimit', 'trBase', 'trLimit', 'trUsable', 'ldt'),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('page' as const),
+      page: fc.constantFrom(...PAGES),
+      frame: fc.constantFrom(0x50, 0x51),
+      tlb: fc.constantFrom('keep', 'invlpg', 'flush'),
+    }),
+  },
+  { weight: 1, arbitrary: fc.constant({ kind: 'wp' as const }) },
+  { weight: 1, arbitrary: fc.constant({ kind: 'paging on' as const }) },
+  {
+    // a dword of the current stack (in ring 0, a frame RETF or IRET will pop): EIP, CS, EFLAGS (IF,
+    // IOPL, NT), ESP, SS
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant('frame' as const),
+      slot: fc.nat(4),
+      xor: fc.oneof(fc.constantFrom(1 << 20, 0x200, 0x3000, 0x4000, 4, 3, 8), fc.nat(0xffffffff)),
+    }),
+  },
+);
+
+/** Applies `c` (the same in both runs; a page change only with paging on). */
+function apply(m: Machine, c: Change): void {
+  const { cpu, phys } = m;
+  switch (c.kind) {
+    case 'dword':
+      phys.write32(c.at, (phys.read32(c.at) ^ c.xor) >>> 0);
+      return;
+    case 'register':
+      if (c.which === 'gdtBase') cpu.gdtBase += 8;
+      else if (c.which === 'gdtLimit') cpu.gdtLimit = SEL.gate - 1;
+      else if (c.which === 'idtLimit') cpu.idtLimit = V * 8 + 3;
+      else if (c.which === 'trBase') cpu.trBase += 8;
+      else if (c.which === 'trLimit') cpu.trLimit = 8;
+      else if (c.which === 'trUsable') cpu.trUsable = false;
+      else {
+        // another LDT: the GDT seen as one (its slot 1 is ring 0's code, not a gate); a memo that
+        // read through the LDT must mind it, one that did not need not
+        cpu.ldtUsable = true;
+        cpu.ldtBase = GDT;
+        cpu.ldtLimit = 0x7f;
+      }
+      return;
+    case 'page': {
+      if (!cpu.mmu.paging) return;
+      // the page now maps another frame holding a copy of it with the call gate's DPL 0
+      const copy = c.frame << 12;
+      phys.ram.copyWithin(copy, c.page << 12, (c.page << 12) + 0x1000);
+      const gate = copy + ((GDT + SEL.gate + 4) & 0xfff);
+      if (c.page === GDT >>> 12) phys.write32(gate, phys.read32(gate) & ~(3 << 29));
+      phys.write32(PT0 + 4 * c.page, copy | PG.P | PG.W | PG.U);
+      if (c.tlb === 'invlpg') cpu.mmu.invalidate(c.page << 12);
+      if (c.tlb === 'flush') cpu.mmu.flush();
+      return;
+    }
+    case 'wp':
+      cpu.cr0 = (cpu.cr0 ^ 0x1_0000) >>> 0;
+      cpu.mmu.writeProtect = !cpu.mmu.writeProtect;
+      return;
+    case 'paging on':
+      if (!cpu.mmu.paging) enablePaging(m);
+      return;
+    case 'frame': {
+      const at = cpu.esp + 4 * c.slot;
+      if (at + 4 <= phys.ram.length) phys.write32(at, (phys.read32(at) ^ c.xor) >>> 0);
+      return;
+    }
+  }
+}
+
+describe('the memos of the far transfers', () => {
+  it('a repeated CALLF, RETF, INT n and IRET with one input changed in between agree with the general path', () => {
+    fc.assert(
+      fc.property(
+        common,
+        change,
+        fc.nat(9),
+        fc.nat(4),
+        fc.boolean(),
+        fc.boolean(),
+        (c, ch, when, at, ig, ldt) => {
+          same(
+            { ...c, cpl: 3 },
+            (m) => {
+              loop(m, 0, { interruptGate: ig, ldt });
+              // the frame of RETF and IRET back to ring 3 must be the loop's: ESP in ring 3's stack
+              m.cpu.reg[R.ESP] = stackTop(3) - 0x100;
+            },
+            (m) => {
+              m.cpu.exitVectors = 0xffffffff;
+              const results = [];
+              // two turns (every memo filled) and into the third: the change comes in ring 3 before
+              // the CALLF or the INT, or in ring 0 before the RETF or the IRET
+              for (let i = 0; i < 10 + at; i++) results.push(run(m.cpu, 1));
+              apply(m, ch);
+              for (let i = 0; i < 10 + when; i++) results.push(run(m.cpu, 1));
+              return results;
+            },
+          );
+        },
+      ),
+      { numRuns: RUNS },
+    );
+  });
+
+  it('are used when nothing changed, and not after a change', () => {
+    const m = machine(3);
+    const { cpu } = m;
+    loop(m);
+    const esp = cpu.esp;
+    cpu.exitVectors = 0xffffffff;
+    for (let i = 0; i < 5; i++) run(cpu, 1);
+    expect([cpu.callMemo.key, cpu.deliverMemo.key, cpu.retfMemo.key, cpu.iretMemo.key], 'filled').toEqual([
+      SEL.gate | 3,
+      V | 0x100,
+      SEL.code(3) + SEL.data(3) * 0x10000,
+      SEL.code(3) + SEL.data(3) * 0x10000,
+    ]);
+    // A second turn with the general path out of the way: only the memos can take it.
+    const misses = cpu.mmu.tlbMisses;
+    expect(run(cpu, 5), 'second turn').toEqual({ reason: 'budget', executed: 5 });
+    expect([cpu.cpl, cpu.eip, cpu.esp, cpu.mmu.tlbMisses], 'back at the loop').toEqual([
+      3,
+      CODE_AT,
+      esp,
+      misses,
+    ]);
+    // The call gate's DPL drops to 0 in RAM: the memo must not answer, the general path faults.
+    const hi = GDT + SEL.gate + 4;
+    m.phys.write32(hi, (m.phys.read32(hi) & ~(3 << 29)) >>> 0);
+    expect(run(cpu, 1)).toEqual({ reason: 'exit', vector: VEC.GP, errorCode: SEL.gate, executed: 0 });
+    expect([cpu.cpl, cpu.eip], 'still at the CALLF').toEqual([3, CODE_AT]);
+  });
+
+  it('see a TSS page remapped by INVLPG, and keep the old frame while the TLB does', () => {
+    for (const invlpg of [false, true]) {
+      const m = machine(3);
+      const { cpu, phys } = m;
+      loop(m);
+      enablePaging(m);
+      cpu.exitVectors = 0xffffffff;
+      // two turns: the first walks (the fast paths take TLB hits only), the second fills the memos
+      for (let i = 0; i < 10; i++) run(cpu, 1);
+      expect([cpu.callMemo.key, cpu.callMemo.paging], 'memo').toEqual([SEL.gate | 3, true]);
+      // The TSS page now maps a copy whose ESP0 is 0x100 lower.
+      const page = TSS_AT >>> 12;
+      const copy = 0x50 << 12;
+      phys.ram.copyWithin(copy, page << 12, (page << 12) + 0x1000);
+      phys.write32(copy + ((TSS_AT + 4) & 0xfff), stackTop(0) - 0x100);
+      phys.write32(PT0 + 4 * page, copy | PG.P | PG.W | PG.U);
+      if (invlpg) cpu.mmu.invalidate(TSS_AT);
+      run(cpu, 1); // CALLF
+      expect([cpu.cpl, cpu.esp], invlpg ? 'the new ESP0' : 'the TLB still maps the old frame').toEqual([
+        0,
+        (invlpg ? stackTop(0) - 0x100 : stackTop(0)) - 16,
+      ]);
+    }
+  });
+
+  it('see a TLB entry replaced by a walk (a colliding page) without a flush', () => {
+    const m = machine(3);
+    const { cpu, phys } = m;
+    loop(m);
+    enablePaging(m);
+    cpu.exitVectors = 0xffffffff;
+    for (let i = 0; i < 10; i++) run(cpu, 1);
+    expect([cpu.callMemo.key, cpu.callMemo.paging], 'memo').toEqual([SEL.gate | 3, true]);
+    const page = TSS_AT >>> 12;
+    const copy = 0x50 << 12;
+    phys.ram.copyWithin(copy, page << 12, (page << 12) + 0x1000);
+    phys.write32(copy + ((TSS_AT + 4) & 0xfff), stackTop(0) - 0x100);
+    phys.write32(PT0 + 4 * page, copy | PG.P | PG.W | PG.U);
+    // The page 4 MiB above shares the TSS page's TLB slot: reading it evicts the entry, and the next
+    // look-up of the TSS walks the changed PTE (no INVLPG, no flush: the generation stays).
+    phys.write32(PT1 + 4 * page, (0x60 << 12) | PG.P | PG.W | PG.U);
+    const generation = cpu.mmu.generation;
+    cpu.mmu.translate((page + 1024) << 12, false, false);
+    expect(cpu.mmu.generation).toBe(generation);
+    run(cpu, 1); // CALLF
+    expect([cpu.cpl, cpu.esp], 'the new ESP0').toEqual([0, stackTop(0) - 0x100 - 16]);
+  });
+
+  it('agree with the general path on an IRET that CR4.SFT refuses, and a frame on a read-only page once CR0.WP is set', () => {
+    const build = (sft: boolean) => () => {
+      const m = machine(3);
+      // CR4.SFT: an IRET at CPL 1 (IOPL 0) that would change IF; at CPL 0 IRET may change it
+      loop(m, sft ? 1 : 0);
+      if (sft) m.cpu.cr4 = CR4.SFT;
+      else {
+        // ring 0's stack on a read-only page, writable by ring 0 while CR0.WP is clear
+        enablePaging(m);
+        const page = (stackTop(0) >>> 12) - 1;
+        m.phys.write32(PT0 + 4 * page, (page << 12) | PG.P | PG.U);
+      }
+      m.cpu.exitVectors = 0xffffffff;
+      return m;
+    };
+    const turns = (m: Machine, n: number) => Array.from({ length: n }, () => run(m.cpu, 1));
+    bothWays(build(true), (m) => {
+      const before = turns(m, 13); // two turns, then CALLF, RETF, INT: at the IRET
+      m.phys.write32(m.cpu.esp + 8, (m.phys.read32(m.cpu.esp + 8) ^ FL.IF) >>> 0);
+      const r = run(m.cpu, 1);
+      expect(r, 'IRET').toEqual({ reason: 'exit', vector: VEC.GP, errorCode: 0, executed: 0 });
+      return [...before, r];
+    });
+    bothWays(build(false), (m) => {
+      const before = turns(m, 10);
+      m.cpu.cr0 = (m.cpu.cr0 | 0x1_0000) >>> 0; // as the VM manager may, without a flush
+      m.cpu.mmu.writeProtect = true;
+      const r = run(m.cpu, 1);
+      expect(r, 'CALLF').toMatchObject({ reason: 'exit', vector: VEC.PF });
+      return [...before, r];
+    });
+  });
+
+  it('key a return by the ring it leaves: an inner-ring return with the same frame faults', () => {
+    const m = machine(0);
+    const { cpu, phys } = m;
+    const frame = (esp: number) => {
+      phys.write32(esp, CODE_AT);
+      phys.write32(esp + 4, SEL.code(1));
+      phys.write32(esp + 8, stackTop(1) - 0x40);
+      phys.write32(esp + 12, SEL.data(1));
+    };
+    frame(cpu.esp);
+    expect(farReturnFast(cpu, 0), 'RETF from ring 0 to ring 1').toBe(true);
+    expect(cpu.retfMemo.key, 'memo').toBe(SEL.code(1) + SEL.data(1) * 0x10000);
+    // Now in ring 2 with the same frame: a return to an inner ring, which the general path refuses.
+    loadCache(cpu, S.CS, SEL.code(2));
+    loadCache(cpu, S.SS, SEL.data(2));
+    cpu.reg[R.ESP] = stackTop(2) - 0x100;
+    frame(cpu.esp);
+    expect(farReturnFast(cpu, 0), 'RETF from ring 2 to ring 1').toBe(false);
+    program(m, enc('retf'));
+    cpu.exitVectors = 0xffffffff;
+    expect(run(cpu, 1)).toEqual({ reason: 'exit', vector: VEC.GP, errorCode: SEL.code(1) & ~3, executed: 0 });
   });
 });
