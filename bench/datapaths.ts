@@ -280,8 +280,9 @@ function diskPair(command: 1 | 2): Figure[] {
   ];
   gc();
   let guard = 0;
-  while (sides.some((x) => x.done() < DISK_COMMANDS)) {
-    for (const side of sides) {
+  for (let turn = 0; sides.some((x) => x.done() < DISK_COMMANDS); turn++) {
+    // each side first every other turn
+    for (const side of turn % 2 === 0 ? sides : [...sides].reverse()) {
       const until = Math.min(DISK_COMMANDS, side.done() + DISK_TURN);
       const ve = side.vmm.list()[0]!;
       const t0 = process.cpuUsage();

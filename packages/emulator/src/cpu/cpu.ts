@@ -184,9 +184,12 @@ export class Cpu {
   jitAt = -1;
   /**
    * The last far transfer of each kind the fast paths memoised (fast-transfers.ts, Memo): an inward
-   * CALLF through a call gate, an inward delivery, a RETF and an IRET to an outer ring.
+   * CALLF through a call gate; an inward software interrupt (INT n, INT3: a system call) and an
+   * inward delivery of anything else (an interrupt, an exception), apart so that a timer does not
+   * evict the system call; a RETF and an IRET to an outer ring.
    */
   readonly callMemo = new GateMemo();
+  readonly intMemo = new GateMemo();
   readonly deliverMemo = new GateMemo();
   readonly retfMemo = new ReturnMemo();
   readonly iretMemo = new ReturnMemo();

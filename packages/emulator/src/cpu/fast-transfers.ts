@@ -41,7 +41,8 @@ const params = new Int32Array(32);
  * - the registers the look-ups went through: GDTR; LDTR if a selector named the LDT; TR and the
  *   IDT's base for a gate (deliverFast checks the vector against the IDT's limit before it looks);
  * - every descriptor dword (and the TSS's SS:ESP) the transfer read, at the RAM index it read it
- *   from;
+ *   from, as it read it: recorded before the transfer writes its frame, which may overwrite some
+ *   of them (a stack in the TSS or beside the GDT);
  * - the translations those indices and the frame's came from (with paging on, TLB hits): paging and
  *   CR0.WP as they were, the MMU's generation (bumped by every flush and INVLPG) and its TLB miss
  *   count (bumped by every walk, the only other writer of a TLB entry), so every TLB entry is the
@@ -101,9 +102,10 @@ function rememberTables(cpu: Cpu, memo: Memo, key: number, cpl: number, ldt: boo
 
 /**
  * An inward CALLF through a call gate with no parameters (`Cpu.callMemo`; keyed by the selector) or
- * delivery through an interrupt or trap gate (`Cpu.deliverMemo`; by the vector, | 0x100 for a
- * software interrupt, | 0x200 with an error code): the gate, the target code descriptor, the TSS's
- * ESP and SS of the new ring and the SS descriptor, and the frame's place.
+ * delivery through an interrupt or trap gate (`Cpu.intMemo` for INT n and INT3, `Cpu.deliverMemo`
+ * for the rest; keyed by the vector, | 0x100 for a software interrupt, | 0x200 with an error code):
+ * the gate, the target code descriptor, the TSS's ESP and SS of the new ring and the SS descriptor,
+ * and the frame's place.
  */
 export class GateMemo extends Memo {
   idtBase = 0;
@@ -155,9 +157,10 @@ function gateMemoHolds(cpu: Cpu, memo: GateMemo, key: number, cpl: number): bool
 }
 
 /**
- * Records an inward transfer that has just committed: `gi`, `ti`, `t`, `si` are the RAM indices of
- * the gate, the target code descriptor, the TSS's ESP and SS, and the SS descriptor; `ldt` whether
- * a selector looked up named the LDT.
+ * Records an inward transfer that has passed every check, before it writes anything: `gi`, `ti`,
+ * `t`, `si` are the RAM indices of the gate, the target code descriptor, the TSS's ESP and SS, and
+ * the SS descriptor; `ldt` whether a selector looked up named the LDT; `w`, `low`, `ss`, `cs` and
+ * `entry` its outcome (the frame's RAM index, ESP, SS, CS, EIP).
  */
 function rememberGate(
   cpu: Cpu,
@@ -171,6 +174,8 @@ function rememberGate(
   si: number,
   w: number,
   low: number,
+  ss: number,
+  cs: number,
   entry: number,
 ): void {
   const ram32 = cpu.ram32;
@@ -192,8 +197,8 @@ function rememberGate(
   memo.shi = ram32[si + 1]!;
   memo.w = w;
   memo.low = low;
-  memo.ss = cpu.segSel[2]!;
-  memo.cs = cpu.segSel[1]!;
+  memo.ss = ss;
+  memo.cs = cs;
   memo.entry = entry;
 }
 
@@ -440,6 +445,12 @@ export function callGateFast(cpu: Cpu, selector: number, next: number): boolean 
   const low = (esp - bytes) >>> 0;
   const w = ramIndex(cpu, (slo + low) >>> 0, bytes, true, tdpl === 3);
   if (w < 0) return false;
+  // Nothing can fail from here on. The memo first: the frame may overwrite dwords it holds (a stack
+  // beside the GDT or in the TSS), and it must hold what was read.
+  if (count === 0) {
+    const ldt = ((selector | target | ss) & 4) !== 0;
+    rememberGate(cpu, memo, selector, cpl, ldt, gi, ti, t, si, w, low, ss, (target & 0xfffc) | tdpl, entry);
+  }
   // Commit. The frame, from its highest dword down: SS, ESP, the parameters, CS, EIP. The
   // parameters are read before any write (the two stacks may overlap).
   for (let k = 0; k < count; k++) params[k] = ram32[p + k]!;
@@ -452,21 +463,6 @@ export function callGateFast(cpu: Cpu, selector: number, next: number): boolean 
   cpu.reg[4] = low;
   load(cpu, 1, (target & 0xfffc) | tdpl, tlo, thi);
   cpu.eip = entry;
-  if (count === 0)
-    rememberGate(
-      cpu,
-      memo,
-      selector,
-      cpl,
-      ((selector | target | ss) & 4) !== 0,
-      gi,
-      ti,
-      t,
-      si,
-      w,
-      low,
-      entry,
-    );
   return true;
 }
 
@@ -622,7 +618,7 @@ export function deliverFast(
   const ram32 = cpu.ram32;
   const withError = errorCode >= 0;
   const cpl = cpu.segSel[1]! & 3;
-  const memo = cpu.deliverMemo;
+  const memo = software ? cpu.intMemo : cpu.deliverMemo;
   const key = vector | (software ? 0x100 : 0) | (withError ? 0x200 : 0);
   const flags = cpu.eflags;
   if (gateMemoHolds(cpu, memo, key, cpl)) {
@@ -678,6 +674,9 @@ export function deliverFast(
     const low = (esp - bytes) >>> 0;
     const w = ramIndex(cpu, (slo + low) >>> 0, bytes, true, tdpl === 3);
     if (w < 0) return false;
+    // The memo before the frame, which may overwrite dwords it holds (see callGateFast).
+    const cs = (target & 0xfffc) | tdpl;
+    rememberGate(cpu, memo, key, cpl, ((target | ss) & 4) !== 0, gi, ti, t, si, w, low, ss, cs, entry);
     const e = withError ? 1 : 0;
     ram32[w + e + 4] = cpu.segSel[2]!;
     ram32[w + e + 3] = cpu.reg[4]!;
@@ -687,8 +686,7 @@ export function deliverFast(
     if (withError) ram32[w] = errorCode;
     load(cpu, 2, ss, slo, shi);
     cpu.reg[4] = low;
-    load(cpu, 1, (target & 0xfffc) | tdpl, tlo, thi);
-    rememberGate(cpu, memo, key, cpl, ((target | ss) & 4) !== 0, gi, ti, t, si, w, low, entry);
+    load(cpu, 1, cs, tlo, thi);
   } else {
     // same ring: EFLAGS, CS, EIP [, error code] on the current stack
     const esp = cpu.reg[4]! >>> 0;

@@ -407,53 +407,114 @@ describe('the fast paths take the common cases', () => {
 
 /**
  * The memos (fast-transfers.ts, Memo): a ring-3 loop of CALLF through a call gate, INT n through a
- * trap gate and JMP back, whose ring-0 ends are RETF and IRET, so every transfer repeats; between
- * two turns one thing a transfer read changes. With the fast paths the second turn runs from the
- * memos where nothing changed, and must agree with the general path exactly.
+ * trap or interrupt gate, HLT (#GP(0) delivered with its error code to a handler that skips it) and
+ * JMP back, whose ring-0 ends are RETF [n] and IRET, with a hardware interrupt now and then, so every
+ * memoised transfer repeats; between two turns, or inside one, one thing a transfer reads changes.
+ * With the fast paths the turns after it run from the memos where nothing changed, and must agree
+ * with the general path exactly.
  */
 const LOOP = [
   enc('callf far', { sel: SEL.gate | 3, imm: 0 }),
+  enc('mov reg,sreg', { a: R.ESI, b: S.DS }), // what the return left in DS (ESI is the loop's alone)
   enc('int vec', { imm: V }),
+  enc('hlt'),
   enc('jmp imm', { imm: CODE_AT }),
 ];
-
-/** An LDT for the loop's call gate (`loop` with `ldt`): slot 1 holds the gate. */
-const LDT_AT = 0x8000;
-const LDT_GATE = (1 << 3) | 4;
+/**
+ * Instructions in one turn of LOOP: CALLF, RETF, MOV, INT, IRET, HLT (its #GP and 5 in the
+ * handler), JMP.
+ */
+const TURN = 12;
+/** The vector of the loop's hardware interrupt. */
+const IRQ = V + 1;
 
 /**
- * Sets up the loop (see LOOP) and its gates, into ring `ring`: INT n through a trap or an interrupt
- * gate; the call gate in the GDT, or in an LDT.
+ * An LDT for the loop (`loop` with `ldt`): the call gate, ring 0's code and stack descriptors, ring
+ * 3's code and stack descriptors (the loop runs on them).
  */
-function loop(m: Machine, ring = 0, opts: { interruptGate?: boolean; ldt?: boolean } = {}): void {
+const LDT_AT = 0x8000;
+const LDT_GATE = (1 << 3) | 4;
+const LDT_CODE0 = (2 << 3) | 4;
+const LDT_DATA0 = (3 << 3) | 4;
+const LDT_CODE3 = (4 << 3) | 4 | 3;
+const LDT_DATA3 = (5 << 3) | 4 | 3;
+
+interface LoopOptions {
+  /** INT n and the hardware interrupt through interrupt gates (IF cleared), else trap gates. */
+  interruptGate?: boolean;
+  /**
+   * In an LDT: the call gate, its target and ring 0's SS, and ring 3's CS and SS (`true`); or only
+   * the target and ring 0's SS (`'targets'`).
+   */
+  ldt?: boolean | 'targets';
+  /** Parameters the call gate copies (RETF releases them). */
+  params?: number;
+  /** Without the HLT: CALLF, INT n, JMP (5 instructions a turn), for tests that count steps. */
+  noHlt?: boolean;
+}
+
+/** Sets up the loop (see LOOP), its gates and handlers, into ring `ring`. */
+function loop(m: Machine, ring = 0, opts: LoopOptions = {}): void {
   const { cpu, phys } = m;
-  const gate = [ENTRY, ((SEL.code(ring) & 0xfffc) | (TYPE.CALL_GATE << 24) | (3 << 29) | 0x8000_0000) >>> 0];
+  const params = opts.params ?? 0;
+  const target = opts.ldt !== undefined && opts.ldt !== false ? (LDT_CODE0 & ~3) | ring : SEL.code(ring);
+  const gate = [
+    ENTRY,
+    ((target & 0xfffc) | (params << 16) | (TYPE.CALL_GATE << 24) | (3 << 29) | 0x8000_0000) >>> 0,
+  ];
   setGdt(cpu, SEL.gate >>> 3, [gate[0]!, gate[1]!]);
   const type = opts.interruptGate === true ? TYPE.INT_GATE : TYPE.TRAP_GATE;
   idtGate(cpu, V, { type, selector: SEL.code(ring), offset: ENTRY + 0x10, dpl: 3 });
-  code(m, ENTRY, enc('retf'));
+  idtGate(cpu, IRQ, { type, selector: SEL.code(ring), offset: ENTRY + 0x10, dpl: 0 });
+  idtGate(cpu, 13, { type: TYPE.INT_GATE, selector: SEL.code(ring), offset: ENTRY + 0x20, dpl: 0 });
+  code(m, ENTRY, params === 0 ? enc('retf') : enc('retf imm16', { imm: 4 * params }));
   code(m, ENTRY + 0x10, enc('iret'));
-  program(m, ...LOOP);
-  if (opts.ldt === true) {
+  // #GP: drop the error code, return past the faulting instruction
+  code(
+    m,
+    ENTRY + 0x20,
+    enc('pop reg', { a: R.EAX }),
+    enc('pop reg', { a: R.EBX }),
+    enc('add reg,imm', { a: R.EBX, imm: 8 }),
+    enc('push reg', { a: R.EBX }),
+    enc('iret'),
+  );
+  program(m, ...(opts.noHlt === true ? [LOOP[0]!, LOOP[2]!, LOOP[4]!] : LOOP));
+  if (opts.ldt !== undefined && opts.ldt !== false) {
+    const copy = (slot: number, sel: number) => {
+      phys.write32(LDT_AT + 8 * slot, phys.read32(GDT + (sel & ~7)));
+      phys.write32(LDT_AT + 8 * slot + 4, phys.read32(GDT + (sel & ~7) + 4));
+    };
     phys.write32(LDT_AT + 8, gate[0]!);
     phys.write32(LDT_AT + 12, gate[1]!);
+    copy(2, SEL.code(ring));
+    copy(3, SEL.data(ring));
+    phys.write32(TSS_AT + 8 + 8 * ring, (LDT_DATA0 & ~3) | ring);
     cpu.ldtUsable = true;
     cpu.ldtBase = LDT_AT;
-    cpu.ldtLimit = 0xf;
-    code(m, CODE_AT, enc('callf far', { sel: LDT_GATE | 3, imm: 0 }));
+    cpu.ldtLimit = 0x2f;
+    if (opts.ldt === true) {
+      // ring 3 runs on LDT copies of its code and stack descriptors, so RETF and IRET return to them
+      copy(4, SEL.code(3));
+      copy(5, SEL.data(3));
+      cpu.segSel[S.CS] = LDT_CODE3;
+      cpu.segSel[S.SS] = LDT_DATA3;
+      code(m, CODE_AT, enc('callf far', { sel: LDT_GATE | 3, imm: 0 }));
+    }
   }
 }
 
-/** Descriptor dwords a transfer of the loop reads: GDT slot or IDT vector, dword 0 or 1. */
+/** Descriptor dwords the loop's transfers read: GDT or LDT slots, IDT vectors; both dwords. */
 const DWORDS = [
-  GDT + SEL.gate, // call gate
-  GDT + SEL.gate + 4,
-  GDT + (SEL.code(0) & ~7) + 4, // the gates' target
-  GDT + (SEL.data(0) & ~7) + 4, // ring 0's stack
-  GDT + (SEL.code(3) & ~7) + 4, // where RETF and IRET return
-  GDT + (SEL.data(3) & ~7) + 4,
+  ...[SEL.gate, SEL.code(0), SEL.data(0), SEL.code(3), SEL.data(3)].flatMap((sel) => [
+    GDT + (sel & ~7),
+    GDT + (sel & ~7) + 4,
+  ]),
+  ...[1, 2, 3, 4, 5].flatMap((slot) => [LDT_AT + 8 * slot, LDT_AT + 8 * slot + 4]),
   IDT + V * 8,
   IDT + V * 8 + 4,
+  IDT + IRQ * 8 + 4,
+  IDT + 13 * 8 + 4,
   TSS_AT + 4, // ESP0
   TSS_AT + 8, // SS0
 ];
@@ -462,31 +523,57 @@ type Change =
   | { kind: 'dword'; at: number; xor: number }
   | {
       kind: 'register';
-      which: 'gdtBase' | 'gdtLimit' | 'idtLimit' | 'trBase' | 'trLimit' | 'trUsable' | 'ldt';
+      which:
+        | 'gdtBase'
+        | 'gdtLimit'
+        | 'idtBase'
+        | 'idtLimit'
+        | 'trBase'
+        | 'trLimit'
+        | 'trUsable'
+        | 'ldtBase'
+        | 'ldtLimit'
+        | 'ldtUsable'
+        | 'ldtAlias';
     }
   | { kind: 'page'; page: number; frame: number; tlb: 'keep' | 'invlpg' | 'flush' }
   | { kind: 'wp' }
   | { kind: 'paging on' }
-  | { kind: 'frame'; slot: number; xor: number };
+  | { kind: 'frame'; slot: number; xor: number }
+  | { kind: 'esp0'; at: number }
+  | { kind: 'ds0' }
+  | { kind: 'halted' };
 
 const change: fc.Arbitrary<Change> = fc.oneof(
   {
-    weight: 6,
+    weight: 8,
     arbitrary: fc.record({
       kind: fc.constant('dword' as const),
       at: fc.constantFrom(...DWORDS),
-      // a present, DPL, type or selector bit, or any
+      // a present, DPL, type, conforming, base, limit or selector bit, or any
       xor: fc.oneof(
-        fc.constantFrom(1 << 31, 1 << 29, 1 << 30, 1 << 24, 1 << 27, 4, 8, 0x1000),
+        fc.constantFrom(1 << 31, 1 << 29, 1 << 30, 1 << 24, 1 << 26, 1 << 27, 1 << 20, 4, 8, 0x1000, 0x10000),
         fc.nat(0xffffffff),
       ),
     }),
   },
   {
-    weight: 2,
+    weight: 3,
     arbitrary: fc.record({
       kind: fc.constant('register' as const),
-      which: fc.constantFrom('gdtBase', 'gdtLimit', 'idtLimit', 'trBase', 'trLimit', 'trUsable', 'ldt'),
+      which: fc.constantFrom(
+        'gdtBase',
+        'gdtLimit',
+        'idtBase',
+        'idtLimit',
+        'trBase',
+        'trLimit',
+        'trUsable',
+        'ldtBase',
+        'ldtLimit',
+        'ldtUsable',
+        'ldtAlias',
+      ),
     }),
   },
   {
@@ -510,6 +597,17 @@ const change: fc.Arbitrary<Change> = fc.oneof(
       xor: fc.oneof(fc.constantFrom(1 << 20, 0x200, 0x3000, 0x4000, 4, 3, 8), fc.nat(0xffffffff)),
     }),
   },
+  {
+    // ESP0 such that the inward frame overwrites what the transfer read: the TSS's own ESP0 and SS0,
+    // the gates' target descriptor, the IDT gate
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('esp0' as const),
+      at: fc.constantFrom(TSS_AT + 20, TSS_AT + 24, GDT + (SEL.code(0) & ~7) + 8, IDT + V * 8 + 16),
+    }),
+  },
+  { weight: 1, arbitrary: fc.constant({ kind: 'ds0' as const }) },
+  { weight: 1, arbitrary: fc.constant({ kind: 'halted' as const }) },
 );
 
 /** Applies `c` (the same in both runs; a page change only with paging on). */
@@ -522,16 +620,20 @@ function apply(m: Machine, c: Change): void {
     case 'register':
       if (c.which === 'gdtBase') cpu.gdtBase += 8;
       else if (c.which === 'gdtLimit') cpu.gdtLimit = SEL.gate - 1;
+      else if (c.which === 'idtBase') cpu.idtBase += 8;
       else if (c.which === 'idtLimit') cpu.idtLimit = V * 8 + 3;
       else if (c.which === 'trBase') cpu.trBase += 8;
       else if (c.which === 'trLimit') cpu.trLimit = 8;
       else if (c.which === 'trUsable') cpu.trUsable = false;
+      // the LDT: the loop's one if it has one (else none) moved, cut short or unusable, or the GDT
+      // seen as one
+      else if (c.which === 'ldtBase') cpu.ldtBase += 8;
+      else if (c.which === 'ldtLimit') cpu.ldtLimit = 0xf;
+      else if (c.which === 'ldtUsable') cpu.ldtUsable = !cpu.ldtUsable;
       else {
-        // another LDT: the GDT seen as one (its slot 1 is ring 0's code, not a gate); a memo that
-        // read through the LDT must mind it, one that did not need not
-        cpu.ldtUsable = true;
         cpu.ldtBase = GDT;
         cpu.ldtLimit = 0x7f;
+        cpu.ldtUsable = true;
       }
       return;
     case 'page': {
@@ -558,36 +660,58 @@ function apply(m: Machine, c: Change): void {
       if (at + 4 <= phys.ram.length) phys.write32(at, (phys.read32(at) ^ c.xor) >>> 0);
       return;
     }
+    case 'esp0':
+      phys.write32(TSS_AT + 4, c.at);
+      return;
+    case 'ds0':
+      // ring 0's data in DS: a return to ring 3 must load DS with the null selector
+      loadCache(cpu, S.DS, SEL.data(0));
+      return;
+    case 'halted':
+      // as a host may leave it: a delivery wakes the CPU
+      cpu.halted = true;
+      return;
   }
 }
 
 describe('the memos of the far transfers', () => {
-  it('a repeated CALLF, RETF, INT n and IRET with one input changed in between agree with the general path', () => {
+  it('a repeated CALLF, RETF, INT n, IRET and delivery with one input changed in between agree with the general path', () => {
+    const options = fc.record({
+      interruptGate: fc.boolean(),
+      ldt: fc.constantFrom(false, true, 'targets' as const),
+      params: mostly(fc.constant(0), fc.integer({ min: 1, max: 2 }), 3),
+    });
     fc.assert(
       fc.property(
         common,
+        options,
         change,
-        fc.nat(9),
-        fc.nat(4),
-        fc.boolean(),
-        fc.boolean(),
-        (c, ch, when, at, ig, ldt) => {
+        fc.nat(TURN - 1),
+        fc.nat(TURN),
+        fc.nat(TURN - 1),
+        (c, o, ch, at, more, irq) => {
+          let stub: IrqStub | undefined;
           same(
             { ...c, cpl: 3 },
             (m) => {
-              loop(m, 0, { interruptGate: ig, ldt });
+              loop(m, 0, o);
               // the frame of RETF and IRET back to ring 3 must be the loop's: ESP in ring 3's stack
               m.cpu.reg[R.ESP] = stackTop(3) - 0x100;
+              stub = new IrqStub();
+              m.cpu.irq = stub;
             },
             (m) => {
-              m.cpu.exitVectors = 0xffffffff;
+              // exceptions delivered through the IDT (#GP with its error code), none taken as exits
+              m.cpu.exitVectors = 0;
               const results = [];
-              // two turns (every memo filled) and into the third: the change comes in ring 3 before
-              // the CALLF or the INT, or in ring 0 before the RETF or the IRET
-              for (let i = 0; i < 10 + at; i++) results.push(run(m.cpu, 1));
-              apply(m, ch);
-              for (let i = 0; i < 10 + when; i++) results.push(run(m.cpu, 1));
-              return results;
+              // two turns (every memo filled), then into the third, where the change comes; then on
+              for (let i = 0; i < 3 * TURN + more; i++) {
+                if (i === 2 * TURN + at) apply(m, ch);
+                // the hardware interrupt, once a turn (taken when IF allows)
+                if (i % TURN === irq) stub!.vector = IRQ;
+                results.push(run(m.cpu, 1));
+              }
+              return { results, acked: stub!.acked };
             },
           );
         },
@@ -596,14 +720,142 @@ describe('the memos of the far transfers', () => {
     );
   });
 
+  it('every change of the list, at every point of a turn, agrees with the general path (a sweep)', () => {
+    // The usual case (`common` draws unusual ones too), with paging off and on.
+    const usual = (paging: boolean): Common => ({
+      cpl: 3,
+      paging: paging ? { wp: false, changes: [] } : null,
+      notPresent: [],
+      trLimit: 104 + 8192,
+      tss: [0, 1, 2, 3].map((r) => ({ esp: stackTop(r), ss: SEL.data(r) })),
+      esp: stackTop(3) - 0x100,
+      stack: [0, 0, 0, 0, 0, 0, 0, 0],
+      data: [SEL.data(3), SEL.data(3), SEL.data(3), SEL.data(3)],
+      iopl: 0,
+      flags: 0,
+      sft: false,
+    });
+    const XORS = [1 << 31, 1 << 29, 1 << 30, 1 << 24, 1 << 26, 1 << 27, 1 << 20, 4, 8, 0x1000, 0x10000];
+    const changes: Change[] = [
+      ...DWORDS.flatMap((at) => XORS.map((xor) => ({ kind: 'dword' as const, at, xor }))),
+      ...(
+        [
+          'gdtBase',
+          'gdtLimit',
+          'idtBase',
+          'idtLimit',
+          'trBase',
+          'trLimit',
+          'trUsable',
+          'ldtBase',
+          'ldtLimit',
+          'ldtUsable',
+          'ldtAlias',
+        ] as const
+      ).map((which) => ({ kind: 'register' as const, which })),
+      ...PAGES.flatMap((page) =>
+        (['keep', 'invlpg', 'flush'] as const).map((tlb) => ({
+          kind: 'page' as const,
+          page,
+          frame: 0x50,
+          tlb,
+        })),
+      ),
+      { kind: 'wp' },
+      { kind: 'paging on' },
+      ...[0, 1, 2, 3, 4].flatMap((slot) =>
+        [1 << 20, 0x200, 0x3000, 0x4000, 4, 3, 8].map((xor) => ({ kind: 'frame' as const, slot, xor })),
+      ),
+      ...[TSS_AT + 20, TSS_AT + 24, GDT + (SEL.code(0) & ~7) + 8, IDT + V * 8 + 16].map((at) => ({
+        kind: 'esp0' as const,
+        at,
+      })),
+      { kind: 'ds0' },
+      { kind: 'halted' },
+    ];
+    for (const [k, ch] of changes.entries()) {
+      // every change at every point of the turn, with the options taking turns
+      for (let at = 0; at < TURN; at++) {
+        const n = k * TURN + at;
+        const o = {
+          interruptGate: (n & 1) !== 0,
+          ldt: ([false, true, 'targets'] as const)[n % 3]!,
+          params: n % 5 === 4 ? 1 : 0,
+        };
+        // a hardware interrupt in the first turn and in the one of the change; sometimes on vector 13,
+        // which the #GP of the HLT takes with an error code
+        const irq = (n * 7) % TURN;
+        const vector = n % 7 === 0 ? 13 : IRQ;
+        let stub: IrqStub | undefined;
+        same(
+          usual((n & 4) !== 0),
+          (m) => {
+            loop(m, 0, o);
+            if (vector === 13)
+              idtGate(m.cpu, 13, {
+                type: TYPE.INT_GATE,
+                selector: SEL.code(0),
+                offset: ENTRY + 0x10,
+                dpl: 0,
+              });
+            stub = new IrqStub();
+            m.cpu.irq = stub;
+          },
+          (m) => {
+            m.cpu.exitVectors = 0;
+            const results = [];
+            // A change of the frame or of DS comes in ring 0 at the third turn's RETF (even `at`) or
+            // IRET (odd); the others at the `at`-th step of the third turn.
+            const frameAt = (at & 1) === 0 ? ENTRY : ENTRY + 0x10;
+            const inRing0 = ch.kind === 'frame' || ch.kind === 'ds0';
+            let applied = false;
+            for (let i = 0; i < 4 * TURN; i++) {
+              const now = inRing0
+                ? i >= 2 * TURN && m.cpu.eip === frameAt && m.cpu.cpl === 0
+                : i === 2 * TURN + at;
+              if (now && !applied) {
+                apply(m, ch);
+                applied = true;
+              }
+              if (i === irq || i === 2 * TURN + irq) stub!.vector = vector;
+              results.push(run(m.cpu, 1));
+            }
+            return { results, acked: stub!.acked };
+          },
+        );
+      }
+    }
+  });
+
+  it('hold what the transfer read when its frame overwrites it', () => {
+    // ESP0 such that the inward frame covers the TSS's ESP0 and SS0 themselves: the second CALLF or
+    // INT n reads what the first wrote there (and the general path refuses that SS0).
+    for (const [transfer, esp0] of [
+      [LOOP[0]!, TSS_AT + 20],
+      [LOOP[2]!, TSS_AT + 24],
+    ] as const) {
+      bothWays(
+        () => {
+          const m = machine(3);
+          loop(m, 0, { noHlt: true });
+          program(m, transfer, enc('jmp imm', { imm: CODE_AT }));
+          m.phys.write32(TSS_AT + 4, esp0);
+          m.cpu.exitVectors = 0xffffffff;
+          return m;
+        },
+        (m) => Array.from({ length: 8 }, () => run(m.cpu, 1)),
+      );
+    }
+  });
+
   it('are used when nothing changed, and not after a change', () => {
     const m = machine(3);
     const { cpu } = m;
-    loop(m);
+    loop(m, 0, { noHlt: true });
     const esp = cpu.esp;
     cpu.exitVectors = 0xffffffff;
     for (let i = 0; i < 5; i++) run(cpu, 1);
-    expect([cpu.callMemo.key, cpu.deliverMemo.key, cpu.retfMemo.key, cpu.iretMemo.key], 'filled').toEqual([
+    expect([cpu.callMemo.key, cpu.intMemo.key, cpu.retfMemo.key, cpu.iretMemo.key], 'filled').toEqual([
       SEL.gate | 3,
       V | 0x100,
       SEL.code(3) + SEL.data(3) * 0x10000,
@@ -625,35 +877,15 @@ describe('the memos of the far transfers', () => {
     expect([cpu.cpl, cpu.eip], 'still at the CALLF').toEqual([3, CODE_AT]);
   });
 
-  it('see a TSS page remapped by INVLPG, and keep the old frame while the TLB does', () => {
-    for (const invlpg of [false, true]) {
-      const m = machine(3);
-      const { cpu, phys } = m;
-      loop(m);
-      enablePaging(m);
-      cpu.exitVectors = 0xffffffff;
-      // two turns: the first walks (the fast paths take TLB hits only), the second fills the memos
-      for (let i = 0; i < 10; i++) run(cpu, 1);
-      expect([cpu.callMemo.key, cpu.callMemo.paging], 'memo').toEqual([SEL.gate | 3, true]);
-      // The TSS page now maps a copy whose ESP0 is 0x100 lower.
-      const page = TSS_AT >>> 12;
-      const copy = 0x50 << 12;
-      phys.ram.copyWithin(copy, page << 12, (page << 12) + 0x1000);
-      phys.write32(copy + ((TSS_AT + 4) & 0xfff), stackTop(0) - 0x100);
-      phys.write32(PT0 + 4 * page, copy | PG.P | PG.W | PG.U);
-      if (invlpg) cpu.mmu.invalidate(TSS_AT);
-      run(cpu, 1); // CALLF
-      expect([cpu.cpl, cpu.esp], invlpg ? 'the new ESP0' : 'the TLB still maps the old frame').toEqual([
-        0,
-        (invlpg ? stackTop(0) - 0x100 : stackTop(0)) - 16,
-      ]);
-    }
-  });
-
-  it('see a TLB entry replaced by a walk (a colliding page) without a flush', () => {
+  /**
+   * The loop with paging on, two turns run (the first walks: the fast paths take TLB hits only; the
+   * second fills the memos), then the TSS page's PTE pointed at a copy whose ESP0 is 0x100 lower,
+   * the TLB left as it is.
+   */
+  function tssRemapped(): Machine {
     const m = machine(3);
     const { cpu, phys } = m;
-    loop(m);
+    loop(m, 0, { noHlt: true });
     enablePaging(m);
     cpu.exitVectors = 0xffffffff;
     for (let i = 0; i < 10; i++) run(cpu, 1);
@@ -663,8 +895,27 @@ describe('the memos of the far transfers', () => {
     phys.ram.copyWithin(copy, page << 12, (page << 12) + 0x1000);
     phys.write32(copy + ((TSS_AT + 4) & 0xfff), stackTop(0) - 0x100);
     phys.write32(PT0 + 4 * page, copy | PG.P | PG.W | PG.U);
+    return m;
+  }
+
+  it('see a TSS page remapped by INVLPG, and keep the old frame while the TLB does', () => {
+    for (const invlpg of [false, true]) {
+      const m = tssRemapped();
+      if (invlpg) m.cpu.mmu.invalidate(TSS_AT);
+      run(m.cpu, 1); // CALLF
+      expect([m.cpu.cpl, m.cpu.esp], invlpg ? 'the new ESP0' : 'the TLB still maps the old frame').toEqual([
+        0,
+        (invlpg ? stackTop(0) - 0x100 : stackTop(0)) - 16,
+      ]);
+    }
+  });
+
+  it('see a TLB entry replaced by a walk (a colliding page) without a flush', () => {
+    const m = tssRemapped();
+    const { cpu, phys } = m;
     // The page 4 MiB above shares the TSS page's TLB slot: reading it evicts the entry, and the next
     // look-up of the TSS walks the changed PTE (no INVLPG, no flush: the generation stays).
+    const page = TSS_AT >>> 12;
     phys.write32(PT1 + 4 * page, (0x60 << 12) | PG.P | PG.W | PG.U);
     const generation = cpu.mmu.generation;
     cpu.mmu.translate((page + 1024) << 12, false, false);
@@ -677,7 +928,7 @@ describe('the memos of the far transfers', () => {
     const build = (sft: boolean) => () => {
       const m = machine(3);
       // CR4.SFT: an IRET at CPL 1 (IOPL 0) that would change IF; at CPL 0 IRET may change it
-      loop(m, sft ? 1 : 0);
+      loop(m, sft ? 1 : 0, { noHlt: true });
       if (sft) m.cpu.cr4 = CR4.SFT;
       else {
         // ring 0's stack on a read-only page, writable by ring 0 while CR0.WP is clear

@@ -134,7 +134,10 @@ export function expectXtsUnits(
 
 /** The two AES-256 operations of XTS, over one backend's AES-256-ECB (no padding). */
 export interface XtsAes {
-  /** E_K2 of each 16-byte block of `tweaks`; may work in place and return `tweaks` itself. */
+  /**
+   * E_K2 of each 16-byte block of `tweaks`; may work in place and return `tweaks` itself. What it
+   * returns must stay as it is through the `blocks` call that follows (xtsRun reads it again after).
+   */
   tweaks(tweaks: Uint8Array): Uint8Array;
   /**
    * E_K1 (or D_K1 when `decrypt`) of each 16-byte block of `blocks` into a fresh array (`blocks`
@@ -189,8 +192,9 @@ export function xtsRun(
   const n = src.length;
   keptInput ??= new Uint8Array(XTS_STEP_BYTES);
   const input = n <= XTS_STEP_BYTES ? keptInput.subarray(0, n) : new Uint8Array(n);
-  const t = aes.tweaks(tweaks);
+  let t: Uint8Array = tweaks;
   try {
+    t = aes.tweaks(tweaks);
     const input32 = words(input);
     if ((src.byteOffset & 3) === 0) xtsMask(t, unitBytes, words(src), input32);
     else {
