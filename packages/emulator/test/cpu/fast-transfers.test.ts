@@ -429,8 +429,8 @@ const TURN = 12;
 const IRQ = V + 1;
 
 /**
- * An LDT for the loop (`loop` with `ldt`): the call gate, ring 0's code and stack descriptors, ring
- * 3's code and stack descriptors (the loop runs on them).
+ * An LDT for the loop (`loop` with `ldt`), with copies of what the loop otherwise finds in the GDT:
+ * the call gate, ring 0's code and stack descriptors, ring 3's code and stack descriptors.
  */
 const LDT_AT = 0x8000;
 const LDT_GATE = (1 << 3) | 4;
@@ -439,14 +439,27 @@ const LDT_DATA0 = (3 << 3) | 4;
 const LDT_CODE3 = (4 << 3) | 4 | 3;
 const LDT_DATA3 = (5 << 3) | 4 | 3;
 
+/**
+ * What the loop may name in the LDT (each is a memo's selector: `ldt` must cover every one): the call
+ * gate, the gates' target code (the call gate's and INT n's), ring 0's SS, ring 3's CS and SS.
+ */
+type LdtPart = 'gate' | 'target' | 'ss0' | 'cs3' | 'ss3';
+/** The mixes of LdtPart the tests use: none, each one alone, all. */
+const LDT_MIXES: readonly (readonly LdtPart[])[] = [
+  [],
+  ['gate'],
+  ['target'],
+  ['ss0'],
+  ['cs3'],
+  ['ss3'],
+  ['gate', 'target', 'ss0', 'cs3', 'ss3'],
+];
+
 interface LoopOptions {
   /** INT n and the hardware interrupt through interrupt gates (IF cleared), else trap gates. */
   interruptGate?: boolean;
-  /**
-   * In an LDT: the call gate, its target and ring 0's SS, and ring 3's CS and SS (`true`); or only
-   * the target and ring 0's SS (`'targets'`).
-   */
-  ldt?: boolean | 'targets';
+  /** What the loop finds in an LDT rather than the GDT (none: no LDT). */
+  ldt?: readonly LdtPart[];
   /** Parameters the call gate copies (RETF releases them). */
   params?: number;
   /** Without the HLT: CALLF, INT n, JMP (5 instructions a turn), for tests that count steps. */
@@ -457,15 +470,16 @@ interface LoopOptions {
 function loop(m: Machine, ring = 0, opts: LoopOptions = {}): void {
   const { cpu, phys } = m;
   const params = opts.params ?? 0;
-  const target = opts.ldt !== undefined && opts.ldt !== false ? (LDT_CODE0 & ~3) | ring : SEL.code(ring);
+  const ldt = new Set(opts.ldt ?? []);
+  const target = ldt.has('target') ? (LDT_CODE0 & ~3) | ring : SEL.code(ring);
   const gate = [
     ENTRY,
     ((target & 0xfffc) | (params << 16) | (TYPE.CALL_GATE << 24) | (3 << 29) | 0x8000_0000) >>> 0,
   ];
   setGdt(cpu, SEL.gate >>> 3, [gate[0]!, gate[1]!]);
   const type = opts.interruptGate === true ? TYPE.INT_GATE : TYPE.TRAP_GATE;
-  idtGate(cpu, V, { type, selector: SEL.code(ring), offset: ENTRY + 0x10, dpl: 3 });
-  idtGate(cpu, IRQ, { type, selector: SEL.code(ring), offset: ENTRY + 0x10, dpl: 0 });
+  idtGate(cpu, V, { type, selector: target, offset: ENTRY + 0x10, dpl: 3 });
+  idtGate(cpu, IRQ, { type, selector: target, offset: ENTRY + 0x10, dpl: 0 });
   idtGate(cpu, 13, { type: TYPE.INT_GATE, selector: SEL.code(ring), offset: ENTRY + 0x20, dpl: 0 });
   code(m, ENTRY, params === 0 ? enc('retf') : enc('retf imm16', { imm: 4 * params }));
   code(m, ENTRY + 0x10, enc('iret'));
@@ -480,28 +494,25 @@ function loop(m: Machine, ring = 0, opts: LoopOptions = {}): void {
     enc('iret'),
   );
   program(m, ...(opts.noHlt === true ? [LOOP[0]!, LOOP[2]!, LOOP[4]!] : LOOP));
-  if (opts.ldt !== undefined && opts.ldt !== false) {
-    const copy = (slot: number, sel: number) => {
-      phys.write32(LDT_AT + 8 * slot, phys.read32(GDT + (sel & ~7)));
-      phys.write32(LDT_AT + 8 * slot + 4, phys.read32(GDT + (sel & ~7) + 4));
-    };
-    phys.write32(LDT_AT + 8, gate[0]!);
-    phys.write32(LDT_AT + 12, gate[1]!);
-    copy(2, SEL.code(ring));
-    copy(3, SEL.data(ring));
-    phys.write32(TSS_AT + 8 + 8 * ring, (LDT_DATA0 & ~3) | ring);
-    cpu.ldtUsable = true;
-    cpu.ldtBase = LDT_AT;
-    cpu.ldtLimit = 0x2f;
-    if (opts.ldt === true) {
-      // ring 3 runs on LDT copies of its code and stack descriptors, so RETF and IRET return to them
-      copy(4, SEL.code(3));
-      copy(5, SEL.data(3));
-      cpu.segSel[S.CS] = LDT_CODE3;
-      cpu.segSel[S.SS] = LDT_DATA3;
-      code(m, CODE_AT, enc('callf far', { sel: LDT_GATE | 3, imm: 0 }));
-    }
-  }
+  if (ldt.size === 0) return;
+  const copy = (slot: number, sel: number) => {
+    phys.write32(LDT_AT + 8 * slot, phys.read32(GDT + (sel & ~7)));
+    phys.write32(LDT_AT + 8 * slot + 4, phys.read32(GDT + (sel & ~7) + 4));
+  };
+  phys.write32(LDT_AT + 8, gate[0]!);
+  phys.write32(LDT_AT + 12, gate[1]!);
+  copy(2, SEL.code(ring));
+  copy(3, SEL.data(ring));
+  copy(4, SEL.code(3));
+  copy(5, SEL.data(3));
+  cpu.ldtUsable = true;
+  cpu.ldtBase = LDT_AT;
+  cpu.ldtLimit = 0x2f;
+  if (ldt.has('gate')) code(m, CODE_AT, enc('callf far', { sel: LDT_GATE | 3, imm: 0 }));
+  if (ldt.has('ss0')) phys.write32(TSS_AT + 8 + 8 * ring, (LDT_DATA0 & ~3) | ring);
+  // ring 3 runs on LDT copies of its code or stack descriptor, so RETF and IRET return to them
+  if (ldt.has('cs3')) cpu.segSel[S.CS] = LDT_CODE3;
+  if (ldt.has('ss3')) cpu.segSel[S.SS] = LDT_DATA3;
 }
 
 /** Descriptor dwords the loop's transfers read: GDT or LDT slots, IDT vectors; both dwords. */
@@ -652,9 +663,17 @@ function apply(m: Machine, c: Change): void {
       cpu.cr0 = (cpu.cr0 ^ 0x1_0000) >>> 0;
       cpu.mmu.writeProtect = !cpu.mmu.writeProtect;
       return;
-    case 'paging on':
-      if (!cpu.mmu.paging) enablePaging(m);
+    case 'paging on': {
+      if (cpu.mmu.paging) return;
+      // the identity map, but for the TSS page: a copy whose ESP0 is 0x100 lower
+      enablePaging(m);
+      const page = TSS_AT >>> 12;
+      const copy = 0x52 << 12;
+      phys.ram.copyWithin(copy, page << 12, (page << 12) + 0x1000);
+      phys.write32(copy + ((TSS_AT + 4) & 0xfff), (phys.read32(TSS_AT + 4) - 0x100) >>> 0);
+      phys.write32(PT0 + 4 * page, copy | PG.P | PG.W | PG.U);
       return;
+    }
     case 'frame': {
       const at = cpu.esp + 4 * c.slot;
       if (at + 4 <= phys.ram.length) phys.write32(at, (phys.read32(at) ^ c.xor) >>> 0);
@@ -678,7 +697,7 @@ describe('the memos of the far transfers', () => {
   it('a repeated CALLF, RETF, INT n, IRET and delivery with one input changed in between agree with the general path', () => {
     const options = fc.record({
       interruptGate: fc.boolean(),
-      ldt: fc.constantFrom(false, true, 'targets' as const),
+      ldt: fc.constantFrom(...LDT_MIXES),
       params: mostly(fc.constant(0), fc.integer({ min: 1, max: 2 }), 3),
     });
     fc.assert(
@@ -779,7 +798,7 @@ describe('the memos of the far transfers', () => {
         const n = k * TURN + at;
         const o = {
           interruptGate: (n & 1) !== 0,
-          ldt: ([false, true, 'targets'] as const)[n % 3]!,
+          ldt: LDT_MIXES[n % LDT_MIXES.length]!,
           params: n % 5 === 4 ? 1 : 0,
         };
         // a hardware interrupt in the first turn and in the one of the change; sometimes on vector 13,
