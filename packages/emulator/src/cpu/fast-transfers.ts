@@ -13,6 +13,8 @@
  * path, which checks again in the architectural order and raises the fault with its error code.
  * So the fast paths cannot change what a transfer does, only how fast the common case is; the
  * protection tests run through both (a faulting case takes the fast path first, then the general).
+ * The last transfer of each common kind is memoised ({@link Memo}): an identical one after it
+ * compares what that one read instead of looking it up and checking it again.
  *
  * Descriptor dwords are signed 32-bit values as in segments.ts. In dword 1 (`hi`), `hi >>> 24`
  * holds the x86 type (bits 0-3), S (bit 4), DPL (bits 5-6) and P (bit 7).
