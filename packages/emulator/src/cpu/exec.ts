@@ -888,6 +888,18 @@ const EXIT_GP = -1;
 const EXIT_SOFTWARE = -2;
 
 /**
+ * #GP(0) for the instruction at `start`: EXIT_GP (cpu.eip at it) when the host takes #GP as an exit,
+ * so that a VM manager's trap costs no exception; else thrown.
+ */
+function refuse(cpu: Cpu, start: number): number {
+  if ((cpu.exitVectors >>> VEC.GP) & 1) {
+    cpu.eip = start >>> 0;
+    return EXIT_GP;
+  }
+  throw fault(VEC.GP, 0);
+}
+
+/**
  * The instructions that are not ordinary (and undefined opcodes: #UD), out of the run loop: far
  * transfers, software interrupts, segment loads (but for the common case of DS, ES, FS and GS,
  * which the run loop takes itself), system instructions, port I/O, CLI/STI, POPF,
@@ -1011,14 +1023,7 @@ function other(
     case 0xa0:
     case 0xa1:
       checkEncoding(w0, imm);
-      if (cpu.cpl > cpu.iopl) {
-        if ((cpu.exitVectors >>> VEC.GP) & 1) {
-          // The host takes this #GP(0) as an exit (a VM manager's CLI/STI trap): no exception.
-          cpu.eip = start >>> 0;
-          return EXIT_GP;
-        }
-        throw fault(VEC.GP, 0);
-      }
+      if (cpu.cpl > cpu.iopl) return refuse(cpu, start); // a VM manager's CLI/STI trap
       if (op === 0xa0) cpu.eflags &= ~IF;
       else {
         if (!(cpu.eflags & IF)) cpu.interruptShadow = true;
@@ -1034,14 +1039,7 @@ function other(
     }
     case 0x02:
       checkEncoding(w0, imm);
-      if (cpu.cpl !== 0) {
-        if ((cpu.exitVectors >>> VEC.GP) & 1) {
-          // The host takes this #GP(0) as an exit (a VM manager's HLT trap): no exception.
-          cpu.eip = start >>> 0;
-          return EXIT_GP;
-        }
-        throw fault(VEC.GP, 0);
-      }
+      if (cpu.cpl !== 0) return refuse(cpu, start); // a VM manager's HLT trap
       cpu.halted = true;
       break;
     default:

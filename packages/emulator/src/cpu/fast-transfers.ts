@@ -368,6 +368,57 @@ function room(limit: number, esp: number, bytes: number): boolean {
 }
 
 /**
+ * The end of an inward transfer, its frame written: SS:ESP the inner stack (`low` below the TSS's
+ * ESP), CS the target code. EIP (and for a delivery EFLAGS) are the caller's to set.
+ */
+function enterInner(
+  cpu: Cpu,
+  ss: number,
+  slo: number,
+  shi: number,
+  low: number,
+  cs: number,
+  clo: number,
+  chi: number,
+): void {
+  load(cpu, 2, ss, slo, shi);
+  cpu.reg[4] = low;
+  load(cpu, 1, cs, clo, chi);
+}
+
+/**
+ * An inward call's frame of `bytes` at RAM index `w`, from its highest dword down: the caller's SS
+ * and ESP (`oldEsp`), the parameters (the caller's business), CS, EIP (`next`).
+ */
+function pushCallFrame(cpu: Cpu, w: number, bytes: number, oldEsp: number, next: number): void {
+  const ram32 = cpu.ram32;
+  ram32[w + bytes / 4 - 1] = cpu.segSel[2]!;
+  ram32[w + bytes / 4 - 2] = oldEsp;
+  ram32[w + 1] = cpu.segSel[1]!;
+  ram32[w] = next;
+}
+
+/**
+ * An inward delivery's frame at RAM index `w`, from its highest dword down: the interrupted SS, ESP,
+ * EFLAGS (`flags`), CS, EIP (`returnEip`), and the error code unless it is -1.
+ */
+function pushInterruptFrame(cpu: Cpu, w: number, errorCode: number, flags: number, returnEip: number): void {
+  const ram32 = cpu.ram32;
+  const e = errorCode >= 0 ? 1 : 0;
+  ram32[w + e + 4] = cpu.segSel[2]!;
+  ram32[w + e + 3] = cpu.reg[4]!;
+  ram32[w + e + 2] = flags;
+  ram32[w + e + 1] = cpu.segSel[1]!;
+  ram32[w + e] = returnEip;
+  if (e === 1) ram32[w] = errorCode;
+}
+
+/** EFLAGS after a delivery through the gate whose dword 1 is `ghi`: TF and NT cleared, IF too through an interrupt gate. */
+function deliveredFlags(flags: number, ghi: number): number {
+  return (flags & ~(0x4100 | ((ghi & 0x0100_0000) === 0 ? 0x200 : 0))) >>> 0;
+}
+
+/**
  * CALLF through a call gate (a far JMP goes the general way): the checks of farTransfer and
  * inwardCall or sameRingCall. `next` is the EIP after the CALLF.
  */
@@ -378,14 +429,8 @@ export function callGateFast(cpu: Cpu, selector: number, next: number): boolean 
   const memo = cpu.callMemo;
   if (gateMemoHolds(cpu, memo, selector, cpl)) {
     // As the inward commit below, from what the memo holds (no parameters: only those are memoised).
-    const w = memo.w;
-    ram32[w + 3] = cpu.segSel[2]!;
-    ram32[w + 2] = cpu.reg[4]!;
-    ram32[w + 1] = cpu.segSel[1]!;
-    ram32[w] = next;
-    load(cpu, 2, memo.ss, memo.slo, memo.shi);
-    cpu.reg[4] = memo.low;
-    load(cpu, 1, memo.cs, memo.tlo, memo.thi);
+    pushCallFrame(cpu, memo.w, 16, cpu.reg[4]!, next);
+    enterInner(cpu, memo.ss, memo.slo, memo.shi, memo.low, memo.cs, memo.tlo, memo.thi);
     cpu.eip = memo.entry;
     return true;
   }
@@ -457,13 +502,8 @@ export function callGateFast(cpu: Cpu, selector: number, next: number): boolean 
   // parameters are read before any write (the two stacks may overlap).
   for (let k = 0; k < count; k++) params[k] = ram32[p + k]!;
   for (let k = 0; k < count; k++) ram32[w + 2 + k] = params[k]!;
-  ram32[w + bytes / 4 - 1] = cpu.segSel[2]!;
-  ram32[w + bytes / 4 - 2] = oldEsp;
-  ram32[w + 1] = cpu.segSel[1]!;
-  ram32[w] = next;
-  load(cpu, 2, ss, slo, shi);
-  cpu.reg[4] = low;
-  load(cpu, 1, (target & 0xfffc) | tdpl, tlo, thi);
+  pushCallFrame(cpu, w, bytes, oldEsp, next);
+  enterInner(cpu, ss, slo, shi, low, (target & 0xfffc) | tdpl, tlo, thi);
   cpu.eip = entry;
   return true;
 }
@@ -625,19 +665,10 @@ export function deliverFast(
   const flags = cpu.eflags;
   if (gateMemoHolds(cpu, memo, key, cpl)) {
     // As the inward commit below, from what the memo holds.
-    const w = memo.w;
-    const e = withError ? 1 : 0;
-    ram32[w + e + 4] = cpu.segSel[2]!;
-    ram32[w + e + 3] = cpu.reg[4]!;
-    ram32[w + e + 2] = flags;
-    ram32[w + e + 1] = cpu.segSel[1]!;
-    ram32[w + e] = returnEip;
-    if (withError) ram32[w] = errorCode;
-    load(cpu, 2, memo.ss, memo.slo, memo.shi);
-    cpu.reg[4] = memo.low;
-    load(cpu, 1, memo.cs, memo.tlo, memo.thi);
+    pushInterruptFrame(cpu, memo.w, errorCode, flags, returnEip);
+    enterInner(cpu, memo.ss, memo.slo, memo.shi, memo.low, memo.cs, memo.tlo, memo.thi);
     cpu.eip = memo.entry;
-    cpu.eflags = (flags & ~(0x4100 | ((memo.ghi & 0x0100_0000) === 0 ? 0x200 : 0))) >>> 0;
+    cpu.eflags = deliveredFlags(flags, memo.ghi);
     cpu.halted = false;
     return true;
   }
@@ -679,16 +710,8 @@ export function deliverFast(
     // The memo before the frame, which may overwrite dwords it holds (see callGateFast).
     const cs = (target & 0xfffc) | tdpl;
     rememberGate(cpu, memo, key, cpl, ((target | ss) & 4) !== 0, gi, ti, t, si, w, low, ss, cs, entry);
-    const e = withError ? 1 : 0;
-    ram32[w + e + 4] = cpu.segSel[2]!;
-    ram32[w + e + 3] = cpu.reg[4]!;
-    ram32[w + e + 2] = flags;
-    ram32[w + e + 1] = cpu.segSel[1]!;
-    ram32[w + e] = returnEip;
-    if (withError) ram32[w] = errorCode;
-    load(cpu, 2, ss, slo, shi);
-    cpu.reg[4] = low;
-    load(cpu, 1, cs, tlo, thi);
+    pushInterruptFrame(cpu, w, errorCode, flags, returnEip);
+    enterInner(cpu, ss, slo, shi, low, cs, tlo, thi);
   } else {
     // same ring: EFLAGS, CS, EIP [, error code] on the current stack
     const esp = cpu.reg[4]! >>> 0;
@@ -706,8 +729,7 @@ export function deliverFast(
     load(cpu, 1, (target & 0xfffc) | cpl, tlo, thi);
   }
   cpu.eip = entry;
-  // TF and NT cleared; IF too through an interrupt gate (type 0xE)
-  cpu.eflags = (flags & ~(0x4100 | ((ghi & 0x0100_0000) === 0 ? 0x200 : 0))) >>> 0;
+  cpu.eflags = deliveredFlags(flags, ghi);
   cpu.halted = false;
   return true;
 }

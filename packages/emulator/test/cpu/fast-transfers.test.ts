@@ -530,24 +530,32 @@ const DWORDS = [
   TSS_AT + 8, // SS0
 ];
 
+/** Bits a dword change flips: present, DPL, type, conforming, granularity, base, limit or selector bits. */
+const DWORD_XORS = [1 << 31, 1 << 29, 1 << 30, 1 << 24, 1 << 26, 1 << 27, 1 << 20, 4, 8, 0x1000, 0x10000];
+/** The registers a change may alter (see `apply`). */
+const REGISTERS = [
+  'gdtBase',
+  'gdtLimit',
+  'idtBase',
+  'idtLimit',
+  'trBase',
+  'trLimit',
+  'trUsable',
+  'ldtBase',
+  'ldtLimit',
+  'ldtUsable',
+  'ldtAlias',
+] as const;
+const TLB_CHOICES = ['keep', 'invlpg', 'flush'] as const;
+/** Bits a frame change flips: an EIP past the limit, IF, IOPL, NT, RPL bits, an index bit. */
+const FRAME_XORS = [1 << 20, 0x200, 0x3000, 0x4000, 4, 3, 8];
+/** ESP0 values whose inward frame overwrites what the transfer read: ESP0/SS0, a descriptor, a gate. */
+const ESP0_OVERLAPS = [TSS_AT + 20, TSS_AT + 24, GDT + (SEL.code(0) & ~7) + 8, IDT + V * 8 + 16];
+
 type Change =
   | { kind: 'dword'; at: number; xor: number }
-  | {
-      kind: 'register';
-      which:
-        | 'gdtBase'
-        | 'gdtLimit'
-        | 'idtBase'
-        | 'idtLimit'
-        | 'trBase'
-        | 'trLimit'
-        | 'trUsable'
-        | 'ldtBase'
-        | 'ldtLimit'
-        | 'ldtUsable'
-        | 'ldtAlias';
-    }
-  | { kind: 'page'; page: number; frame: number; tlb: 'keep' | 'invlpg' | 'flush' }
+  | { kind: 'register'; which: (typeof REGISTERS)[number] }
+  | { kind: 'page'; page: number; frame: number; tlb: (typeof TLB_CHOICES)[number] }
   | { kind: 'wp' }
   | { kind: 'paging on' }
   | { kind: 'frame'; slot: number; xor: number }
@@ -561,31 +569,12 @@ const change: fc.Arbitrary<Change> = fc.oneof(
     arbitrary: fc.record({
       kind: fc.constant('dword' as const),
       at: fc.constantFrom(...DWORDS),
-      // a present, DPL, type, conforming, base, limit or selector bit, or any
-      xor: fc.oneof(
-        fc.constantFrom(1 << 31, 1 << 29, 1 << 30, 1 << 24, 1 << 26, 1 << 27, 1 << 20, 4, 8, 0x1000, 0x10000),
-        fc.nat(0xffffffff),
-      ),
+      xor: fc.oneof(fc.constantFrom(...DWORD_XORS), fc.nat(0xffffffff)),
     }),
   },
   {
     weight: 3,
-    arbitrary: fc.record({
-      kind: fc.constant('register' as const),
-      which: fc.constantFrom(
-        'gdtBase',
-        'gdtLimit',
-        'idtBase',
-        'idtLimit',
-        'trBase',
-        'trLimit',
-        'trUsable',
-        'ldtBase',
-        'ldtLimit',
-        'ldtUsable',
-        'ldtAlias',
-      ),
-    }),
+    arbitrary: fc.record({ kind: fc.constant('register' as const), which: fc.constantFrom(...REGISTERS) }),
   },
   {
     weight: 2,
@@ -593,33 +582,40 @@ const change: fc.Arbitrary<Change> = fc.oneof(
       kind: fc.constant('page' as const),
       page: fc.constantFrom(...PAGES),
       frame: fc.constantFrom(0x50, 0x51),
-      tlb: fc.constantFrom('keep', 'invlpg', 'flush'),
+      tlb: fc.constantFrom(...TLB_CHOICES),
     }),
   },
   { weight: 1, arbitrary: fc.constant({ kind: 'wp' as const }) },
   { weight: 1, arbitrary: fc.constant({ kind: 'paging on' as const }) },
   {
-    // a dword of the current stack (in ring 0, a frame RETF or IRET will pop): EIP, CS, EFLAGS (IF,
-    // IOPL, NT), ESP, SS
+    // a dword of the current stack (in ring 0, a frame RETF or IRET will pop): EIP, CS, EFLAGS, ESP, SS
     weight: 3,
     arbitrary: fc.record({
       kind: fc.constant('frame' as const),
       slot: fc.nat(4),
-      xor: fc.oneof(fc.constantFrom(1 << 20, 0x200, 0x3000, 0x4000, 4, 3, 8), fc.nat(0xffffffff)),
+      xor: fc.oneof(fc.constantFrom(...FRAME_XORS), fc.nat(0xffffffff)),
     }),
   },
   {
-    // ESP0 such that the inward frame overwrites what the transfer read: the TSS's own ESP0 and SS0,
-    // the gates' target descriptor, the IDT gate
     weight: 2,
-    arbitrary: fc.record({
-      kind: fc.constant('esp0' as const),
-      at: fc.constantFrom(TSS_AT + 20, TSS_AT + 24, GDT + (SEL.code(0) & ~7) + 8, IDT + V * 8 + 16),
-    }),
+    arbitrary: fc.record({ kind: fc.constant('esp0' as const), at: fc.constantFrom(...ESP0_OVERLAPS) }),
   },
   { weight: 1, arbitrary: fc.constant({ kind: 'ds0' as const }) },
   { weight: 1, arbitrary: fc.constant({ kind: 'halted' as const }) },
 );
+
+/**
+ * Points the TSS page's PTE at a copy of the page in frame `frame` whose ESP0 is 0x100 lower, the
+ * TLB left as it is.
+ */
+function remapTss(m: Machine, frame: number): void {
+  const { phys } = m;
+  const page = TSS_AT >>> 12;
+  const copy = frame << 12;
+  phys.ram.copyWithin(copy, page << 12, (page << 12) + 0x1000);
+  phys.write32(copy + ((TSS_AT + 4) & 0xfff), (phys.read32(TSS_AT + 4) - 0x100) >>> 0);
+  phys.write32(PT0 + 4 * page, copy | PG.P | PG.W | PG.U);
+}
 
 /** Applies `c` (the same in both runs; a page change only with paging on). */
 function apply(m: Machine, c: Change): void {
@@ -665,13 +661,9 @@ function apply(m: Machine, c: Change): void {
       return;
     case 'paging on': {
       if (cpu.mmu.paging) return;
-      // the identity map, but for the TSS page: a copy whose ESP0 is 0x100 lower
+      // the identity map, but for the TSS page
       enablePaging(m);
-      const page = TSS_AT >>> 12;
-      const copy = 0x52 << 12;
-      phys.ram.copyWithin(copy, page << 12, (page << 12) + 0x1000);
-      phys.write32(copy + ((TSS_AT + 4) & 0xfff), (phys.read32(TSS_AT + 4) - 0x100) >>> 0);
-      phys.write32(PT0 + 4 * page, copy | PG.P | PG.W | PG.U);
+      remapTss(m, 0x52);
       return;
     }
     case 'frame': {
@@ -754,41 +746,16 @@ describe('the memos of the far transfers', () => {
       flags: 0,
       sft: false,
     });
-    const XORS = [1 << 31, 1 << 29, 1 << 30, 1 << 24, 1 << 26, 1 << 27, 1 << 20, 4, 8, 0x1000, 0x10000];
     const changes: Change[] = [
-      ...DWORDS.flatMap((at) => XORS.map((xor) => ({ kind: 'dword' as const, at, xor }))),
-      ...(
-        [
-          'gdtBase',
-          'gdtLimit',
-          'idtBase',
-          'idtLimit',
-          'trBase',
-          'trLimit',
-          'trUsable',
-          'ldtBase',
-          'ldtLimit',
-          'ldtUsable',
-          'ldtAlias',
-        ] as const
-      ).map((which) => ({ kind: 'register' as const, which })),
+      ...DWORDS.flatMap((at) => DWORD_XORS.map((xor) => ({ kind: 'dword' as const, at, xor }))),
+      ...REGISTERS.map((which) => ({ kind: 'register' as const, which })),
       ...PAGES.flatMap((page) =>
-        (['keep', 'invlpg', 'flush'] as const).map((tlb) => ({
-          kind: 'page' as const,
-          page,
-          frame: 0x50,
-          tlb,
-        })),
+        TLB_CHOICES.map((tlb) => ({ kind: 'page' as const, page, frame: 0x50, tlb })),
       ),
       { kind: 'wp' },
       { kind: 'paging on' },
-      ...[0, 1, 2, 3, 4].flatMap((slot) =>
-        [1 << 20, 0x200, 0x3000, 0x4000, 4, 3, 8].map((xor) => ({ kind: 'frame' as const, slot, xor })),
-      ),
-      ...[TSS_AT + 20, TSS_AT + 24, GDT + (SEL.code(0) & ~7) + 8, IDT + V * 8 + 16].map((at) => ({
-        kind: 'esp0' as const,
-        at,
-      })),
+      ...[0, 1, 2, 3, 4].flatMap((slot) => FRAME_XORS.map((xor) => ({ kind: 'frame' as const, slot, xor }))),
+      ...ESP0_OVERLAPS.map((at) => ({ kind: 'esp0' as const, at })),
       { kind: 'ds0' },
       { kind: 'halted' },
     ];
@@ -903,17 +870,13 @@ describe('the memos of the far transfers', () => {
    */
   function tssRemapped(): Machine {
     const m = machine(3);
-    const { cpu, phys } = m;
+    const { cpu } = m;
     loop(m, 0, { noHlt: true });
     enablePaging(m);
     cpu.exitVectors = 0xffffffff;
     for (let i = 0; i < 10; i++) run(cpu, 1);
     expect([cpu.callMemo.key, cpu.callMemo.paging], 'memo').toEqual([SEL.gate | 3, true]);
-    const page = TSS_AT >>> 12;
-    const copy = 0x50 << 12;
-    phys.ram.copyWithin(copy, page << 12, (page << 12) + 0x1000);
-    phys.write32(copy + ((TSS_AT + 4) & 0xfff), stackTop(0) - 0x100);
-    phys.write32(PT0 + 4 * page, copy | PG.P | PG.W | PG.U);
+    remapTss(m, 0x50);
     return m;
   }
 
