@@ -17,13 +17,20 @@
  * testbed's setting for downloads that must be quick; `CLEFNET_BENCH_STEP_ORDER=published` measures
  * the patent's order instead.
  *
- * Ends with `RESULT p50_ms=... p99_ms=... downloads_per_s=...`.
+ * The host's own speed moves by a factor of two from minute to minute, and the latency with it:
+ * before each round the bench times the bare loop of bench/cpu.ts (bench/_host.ts; the best of three
+ * windows, while the services are idle) and prints it beside the round's figures, so a run says
+ * whether the host was fast (the loop at about 250-290 MIPS) or slow (about 125-150).
+ *
+ * Ends with `RESULT p50_ms=... p99_ms=... downloads_per_s=... host_bare_mips=...` (the last: the
+ * median of the rounds' bare-loop figures).
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { api, down, events, up } from '../testbed/commands.js';
 import { freePortBlock } from '../testbed/ports.js';
+import { bareWindow } from './_host.js';
 
 const WARMUP = 1000;
 const ROUNDS = 5;
@@ -177,8 +184,10 @@ export async function main(): Promise<void> {
       rate: number;
       latCpu: ReturnType<typeof perDownload>;
       tpCpu: ReturnType<typeof perDownload>;
+      host: number;
     }[] = [];
     for (let r = 0; r < ROUNDS; r++) {
+      const host = Math.max(bareWindow(), bareWindow(), bareWindow());
       const lat: number[] = [];
       const latCpu0 = cpuNow();
       const latSelf0 = process.cpuUsage();
@@ -191,9 +200,9 @@ export async function main(): Promise<void> {
       const tpCpu = perDownload(cpu0, self0, THROUGHPUT_RUNS);
       const p50 = pct(lat, 50);
       const p99 = pct(lat, 99);
-      rounds.push({ p50, p99, rate, latCpu, tpCpu });
+      rounds.push({ p50, p99, rate, latCpu, tpCpu, host });
       say(
-        `round ${r + 1}: one at a time (${LATENCY_RUNS}) p50 ${p50.toFixed(2)} ms p90 ${pct(lat, 90).toFixed(2)} ms p99 ${p99.toFixed(2)} ms; ${IN_FLIGHT} in flight (${THROUGHPUT_RUNS}) ${rate.toFixed(1)}/s`,
+        `round ${r + 1} (host: bare loop ${host.toFixed(0)} MIPS): one at a time (${LATENCY_RUNS}) p50 ${p50.toFixed(2)} ms p90 ${pct(lat, 90).toFixed(2)} ms p99 ${p99.toFixed(2)} ms; ${IN_FLIGHT} in flight (${THROUGHPUT_RUNS}) ${rate.toFixed(1)}/s`,
       );
     }
     const median = <T>(xs: T[], by: (x: T) => number) =>
@@ -213,7 +222,8 @@ export async function main(): Promise<void> {
       `  (2 cores: at most ${((2 * 1000) / mid.tpCpu.total).toFixed(0)}/s)`,
     );
     console.log(
-      `RESULT p50_ms=${p50.toFixed(2)} p99_ms=${p99.toFixed(2)} downloads_per_s=${mid.rate.toFixed(1)}`,
+      `RESULT p50_ms=${p50.toFixed(2)} p99_ms=${p99.toFixed(2)} downloads_per_s=${mid.rate.toFixed(1)} ` +
+        `host_bare_mips=${median(rounds, (x) => x.host).host.toFixed(0)}`,
     );
   } finally {
     done.close();

@@ -228,6 +228,7 @@ export function run(cpu: Cpu, budget: number): RunResult {
       ctx[5] = ssBase;
       ctx[6] = ssRdEnd;
       ctx[7] = ssWrEnd;
+      ctx[9] = 0; // a block that faulted may have left a DS load there
       stop = budget - executed > CHUNK ? executed + CHUNK : budget;
       const irq = cpu.irq;
       slow =
@@ -268,12 +269,28 @@ export function run(cpu: Cpu, budget: number): RunResult {
                 const ctx = cpu.jitCtx;
                 const to = blk.fn(cpu, ctx, eip, stop - executed);
                 const ran = ctx[8]!;
+                // jit.ts CTX.EXIT: 1 LIGHT, 3 FULL after a far transfer; 4 DS loaded; 8 declined
+                const exit = ctx[9]!;
                 if (ran !== 0) {
                   executed += ran;
                   cpu.jit!.ranCount[0]! += ran;
                   eip = to;
                   rdPage = -1; // the block's general paths may have walked (see rdPage)
                   wrPage = -1;
+                  if (exit !== 0) {
+                    ctx[9] = 0;
+                    if ((exit & 4) !== 0) {
+                      dsBase = ctx[2]!;
+                      dsRdEnd = ctx[3]!;
+                      dsWrEnd = ctx[4]!;
+                    }
+                    if ((exit & 3) !== 0) {
+                      // after a far transfer, as after `other`: the prologue the next one needs
+                      slow |= exit & 3;
+                      cpu.eip = to >>> 0;
+                      break;
+                    }
+                  }
                   if (executed >= stop) {
                     cpu.eip = to >>> 0;
                     break;
@@ -281,7 +298,10 @@ export function run(cpu: Cpu, budget: number): RunResult {
                   start = eip;
                   continue;
                 }
-                cpu.jit!.drop(jp, p); // its code changed: this instruction runs here
+                // Nothing ran: its first instruction's fast path declined (it runs here), or its
+                // code changed (dropped; the instruction runs here).
+                if (exit !== 0) ctx[9] = 0;
+                else cpu.jit!.drop(jp, p);
               } else if (blk === NONE) {
                 const jit = cpu.jit!;
                 if (++jp.hits[k]! >= jit.hot) jit.compile(jp, ram32, p, (codeLen - d + 7) >>> 3);

@@ -8,7 +8,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Cpu, type RunResult } from '../../src/cpu/cpu.js';
-import { segmentDescriptor } from '../../src/cpu/descriptor.js';
+import { gateDescriptor, segmentDescriptor, TYPE } from '../../src/cpu/descriptor.js';
 import { run } from '../../src/cpu/exec.js';
 import { VEC, VECTOR_NAMES } from '../../src/cpu/faults.js';
 import { NO_BASE, R, S } from '../../src/cpu/isa.js';
@@ -21,6 +21,8 @@ import {
   cpuState,
   enablePaging,
   enc,
+  GDT,
+  IrqStub,
   idtGate,
   loadCache,
   type Machine,
@@ -32,6 +34,7 @@ import {
   SEL,
   setGdt,
   stackTop,
+  TSS_AT,
 } from './harness.js';
 
 /** The data area: four pages (read/write, read-only, absent, supervisor-only when paging is on). */
@@ -439,11 +442,11 @@ describe('blocks', () => {
     program(
       b,
       enc('mov reg,imm', { a: R.EAX, imm: SEL.data(0) }),
-      enc('mov sreg,reg', { a: S.DS, b: R.EAX }),
+      enc('mov reg,sreg', { a: R.ESI, b: S.DS }), // not in blocks
       enc('jmp imm', { imm: CODE_AT }),
     );
     run(b.cpu, 3000);
-    expect(b.cpu.jit!.compiled).toBe(0); // MOV DS ends every block before it has two instructions
+    expect(b.cpu.jit!.compiled).toBe(0); // MOV ESI, DS ends every block before it has two instructions
     expect(b.cpu.jit!.ran).toBe(0);
   });
 
@@ -816,5 +819,257 @@ describe('blocks and the run loop', () => {
     expect(m.cpu.jit!.ran).toBe(0);
     run(m.cpu, 5);
     expect(m.cpu.jit!.ran).toBe(5);
+  });
+});
+
+/**
+ * Far transfers and data segment loads inside blocks: a ring-3 loop whose blocks hold a MOV DS, a
+ * CALLF through a call gate (its ring-0 target: ADD, RETF), INT 0x80 (trap gate: ADD, IRET), INT3
+ * (interrupt gate, so its IRET sets IF again) and hardware interrupts; a #GP or #NP handler that
+ * skips the faulting instruction. Between runs the host changes what the fast paths rely on, the
+ * same on both machines, so blocks run the transfers through their fast paths, decline them to the
+ * run loop, or stop for the host (a software interrupt seen first).
+ */
+describe('far transfers and segment loads inside blocks', () => {
+  const GATE = SEL.gate | 3;
+  const DS_A = SEL.data(3);
+  const DS_B = SEL.free(1) | 3; // data, DPL 3, base 0x20000
+  const ENTRY = 0x18000;
+  const IRQ = 0x40;
+  const TOP = CODE_AT;
+  const prog = [
+    enc('xor reg,imm', { a: R.EBX, imm: DS_A ^ DS_B }), // TOP: the other data segment each turn
+    enc('mov sreg,reg', { a: S.DS, b: R.EBX }),
+    enc('ld reg,mem', { a: R.EDX, b: NO_BASE, c: 0xf, imm: 0x100 }), // through the new DS
+    enc('add reg,reg', { a: R.EDI, b: R.EDX }),
+    enc('push reg', { a: R.EDX }),
+    enc('callf far', { sel: GATE, imm: 0 }), // ring 0: ADD EDX, 3; RETF
+    enc('pop reg', { a: R.EAX }),
+    enc('add reg,reg', { a: R.ESI, b: R.EAX }),
+    enc('int vec', { imm: 0x80 }), // ring 0: ADD EBP, 1; IRET
+    enc('add reg,imm', { a: R.ESI, imm: 1 }),
+    enc('int3'), // ring 0 with IF = 0: ADD EBP, 0x100; IRET (IF 0 to 1)
+    enc('dec reg', { a: R.ECX }),
+    enc('jnz imm', { imm: TOP }),
+    enc('hlt'), // #GP at CPL 3: skipped by the handler
+    enc('mov reg,imm', { a: R.ECX, imm: 5 }),
+    enc('jmp imm', { imm: TOP }),
+  ];
+
+  /** An interrupt source that says when it has nothing (else the run loop goes one instruction at a time). */
+  class Irq extends IrqStub {
+    hasPending(): boolean {
+      return this.vector >= 0;
+    }
+  }
+
+  function build(jit: boolean): Machine & { irq: IrqStub } {
+    const m = machine(3, { jit: jit ? { hot: 1 } : false });
+    const { cpu } = m;
+    setGdt(
+      cpu,
+      SEL.gate >>> 3,
+      gateDescriptor({ type: TYPE.CALL_GATE, selector: SEL.code(0), offset: ENTRY, dpl: 3 }),
+    );
+    setGdt(cpu, DS_B >>> 3, segmentDescriptor({ base: 0x20000, limit: 0xfff, type: 0x2, dpl: 3 }));
+    code(m, ENTRY, enc('add reg,imm', { a: R.EDX, imm: 3 }), enc('retf'));
+    idtGate(cpu, 0x80, { type: TYPE.TRAP_GATE, selector: SEL.code(0), offset: ENTRY + 0x40, dpl: 3 });
+    code(m, ENTRY + 0x40, enc('add reg,imm', { a: R.EBP, imm: 1 }), enc('iret'));
+    idtGate(cpu, VEC.BP, { type: TYPE.INT_GATE, selector: SEL.code(0), offset: ENTRY + 0x80, dpl: 3 });
+    code(m, ENTRY + 0x80, enc('add reg,imm', { a: R.EBP, imm: 0x100 }), enc('iret'));
+    idtGate(cpu, IRQ, { type: TYPE.INT_GATE, selector: SEL.code(0), offset: ENTRY + 0xc0, dpl: 0 });
+    code(m, ENTRY + 0xc0, enc('add reg,imm', { a: R.EBP, imm: 0x10000 }), enc('iret'));
+    // #GP and #NP (error code): past the faulting instruction
+    for (const v of [VEC.GP, VEC.NP]) {
+      idtGate(cpu, v, { type: TYPE.INT_GATE, selector: SEL.code(0), offset: ENTRY + 0x100, dpl: 0 });
+    }
+    code(
+      m,
+      ENTRY + 0x100,
+      enc('pop reg', { a: R.EAX }),
+      enc('pop reg', { a: R.EAX }),
+      enc('add reg,imm', { a: R.EAX, imm: 8 }),
+      enc('push reg', { a: R.EAX }),
+      enc('add reg,imm', { a: R.EBP, imm: 0x1000000 }),
+      enc('iret'),
+    );
+    program(m, ...prog);
+    m.phys.write32(0x100, 0x11);
+    m.phys.write32(0x20100, 0x2200);
+    cpu.reg[R.EBX] = DS_A;
+    cpu.reg[R.ECX] = 5;
+    cpu.eflags |= 0x200; // IF
+    const irq = new Irq();
+    cpu.irq = irq;
+    return Object.assign(m, { irq });
+  }
+
+  /** What the host changes between runs (both machines alike); each has its undoing next to it. */
+  const CHANGES: ((m: Machine) => void)[] = [
+    // the call gate's DPL 0: CALLF from ring 3 is #GP (the fast path declines, the run loop faults)
+    (m) => m.phys.write32(GDT + SEL.gate + 4, m.phys.read32(GDT + SEL.gate + 4) & ~0x6000_0000),
+    (m) => m.phys.write32(GDT + SEL.gate + 4, m.phys.read32(GDT + SEL.gate + 4) | 0x6000_0000),
+    // DS B not present: MOV DS is #NP
+    (m) => m.phys.write32(GDT + (DS_B & ~7) + 4, m.phys.read32(GDT + (DS_B & ~7) + 4) & 0x7fff_ffff),
+    (m) => m.phys.write32(GDT + (DS_B & ~7) + 4, m.phys.read32(GDT + (DS_B & ~7) + 4) | 0x8000_0000),
+    // DS B moved (a memo-free fast path, but the blocks' bounds must follow)
+    (m) => setGdt(m.cpu, DS_B >>> 3, segmentDescriptor({ base: 0x20040, limit: 0x103, type: 0x2, dpl: 3 })),
+    (m) => setGdt(m.cpu, DS_B >>> 3, segmentDescriptor({ base: 0x20000, limit: 0xfff, type: 0x2, dpl: 3 })),
+    // ring 0's stack elsewhere (the memos of CALLF and INT must not keep the old one)
+    (m) => m.phys.write32(TSS_AT + 4, stackTop(0) - 0x800),
+    (m) => m.phys.write32(TSS_AT + 4, stackTop(0)),
+    // INT 0x80 through an interrupt gate (IF cleared, set again by its IRET)
+    (m) => idtGate(m.cpu, 0x80, { type: TYPE.INT_GATE, selector: SEL.code(0), offset: ENTRY + 0x40, dpl: 3 }),
+    (m) =>
+      idtGate(m.cpu, 0x80, { type: TYPE.TRAP_GATE, selector: SEL.code(0), offset: ENTRY + 0x40, dpl: 3 }),
+    // a VM manager that sees software interrupts first
+    (m) => {
+      m.cpu.exitSoftware = true;
+    },
+    (m) => {
+      m.cpu.exitSoftware = false;
+    },
+    // a hardware interrupt pending
+    (m) => {
+      (m as Machine & { irq: IrqStub }).irq.vector = IRQ;
+    },
+  ];
+
+  function observe(m: Machine): Record<string, unknown> {
+    const region = (at: number, n: number) => Buffer.from(m.phys.ram.subarray(at, at + n)).toString('base64');
+    return {
+      ...cpuState(m.cpu),
+      instructions: m.cpu.instructions,
+      stacks: region(stackTop(0) - 0x1000, 0x1000) + region(stackTop(3) - 0x1000, 0x1000),
+    };
+  }
+
+  it('run them as the run loop does, through every change, at budgets that end anywhere', () => {
+    let ran = 0;
+    let exits = 0;
+    for (let seed = 1; seed <= 40; seed++) {
+      const rand = rng(seed);
+      const a = build(false);
+      const b = build(true);
+      let total = 0;
+      while (total < 6000) {
+        const n = 1 + Math.floor(rand() * (rand() < 0.3 ? 6 : 90));
+        const ra = run(a.cpu, n);
+        const rb = run(b.cpu, n);
+        expect(rb, `seed ${seed} after ${total}`).toEqual(ra);
+        expect(observe(b), `seed ${seed} after ${total}`).toEqual(observe(a));
+        total += n;
+        if (ra.reason === 'exit') {
+          // the host's part: past the software interrupt
+          expect(ra.software).toBe(true);
+          exits++;
+          for (const m of [a, b]) m.cpu.eip += 8;
+        } else expect(ra.reason).toBe('budget');
+        if (rand() < 0.15) {
+          const change = CHANGES[Math.floor(rand() * CHANGES.length)]!;
+          change(a);
+          change(b);
+        }
+      }
+      ran += b.cpu.jit!.ran;
+      // a fast path that declined left its block in place (nothing wrote code)
+      expect(b.cpu.jit!.stale).toBe(0);
+    }
+    expect(ran).toBeGreaterThan(100_000);
+    expect(exits).toBeGreaterThan(50);
+  });
+
+  it('run a whole turn in blocks: the transfers, the segment load and the handlers', () => {
+    const a = build(false);
+    const b = build(true);
+    // Warm: every block compiled and every memo filled; then one turn of the loop: 13 instructions
+    // in ring 3 and 2 in each of the three handlers.
+    for (const m of [a, b]) {
+      run(m.cpu, 200);
+      m.cpu.reg[R.ECX] = 1000;
+    }
+    while (b.cpu.eip !== TOP) {
+      run(a.cpu, 1);
+      run(b.cpu, 1);
+    }
+    expect(observe(b)).toEqual(observe(a));
+    const before = b.cpu.jit!.ran;
+    const ra = run(a.cpu, 19);
+    expect(run(b.cpu, 19)).toEqual(ra);
+    expect(observe(b)).toEqual(observe(a));
+    expect(b.cpu.eip).toBe(TOP);
+    expect(b.cpu.jit!.ran - before).toBe(19);
+  });
+
+  it('leave a software interrupt to the host at the INT, the registers before it written back', () => {
+    const b = build(true);
+    run(b.cpu, 200);
+    while (b.cpu.eip !== TOP) run(b.cpu, 1);
+    b.cpu.exitSoftware = true;
+    const esi = b.cpu.reg[R.ESI]!;
+    // the INT 0x80 of this turn is its 10th instruction
+    const r = run(b.cpu, 1000);
+    expect(r).toEqual({ reason: 'exit', vector: 0x80, software: true, executed: 10 });
+    expect(b.cpu.eip).toBe(TOP + 8 * 8);
+    expect(b.cpu.cpl).toBe(3);
+    // the POP and ADD before the INT ran (in the block that stopped at it)
+    expect(b.cpu.reg[R.ESI]).not.toBe(esi);
+  });
+
+  it('forget a fixed offset translated through the DS a MOV DS in the block replaced', () => {
+    // A block that loops in itself with a MOV DS of the other data segment each turn: its LD at a
+    // fixed offset reads through DS A, then B, then A...
+    const loopDs = [
+      enc('xor reg,imm', { a: R.EBX, imm: DS_A ^ DS_B }), // TOP
+      enc('mov sreg,reg', { a: S.DS, b: R.EBX }),
+      enc('ld reg,mem', { a: R.EDX, b: NO_BASE, c: 0xf, imm: 0x100 }),
+      enc('add reg,reg', { a: R.EDI, b: R.EDX }),
+      enc('dec reg', { a: R.ECX }),
+      enc('jnz imm', { imm: TOP }),
+      enc('hlt'),
+    ];
+    const results = [false, true].map((jit) => {
+      const m = build(jit);
+      m.cpu.exitVectors = 1 << VEC.GP;
+      program(m, ...loopDs);
+      m.cpu.reg[R.ECX] = 100;
+      m.cpu.reg[R.EDI] = 0;
+      return { r: run(m.cpu, 1000), edi: m.cpu.reg[R.EDI], ran: m.cpu.jit?.ran ?? 0 };
+    });
+    expect(results[1]!.r).toEqual(results[0]!.r);
+    expect(results[0]!.edi).toBe(50 * 0x11 + 50 * 0x2200);
+    expect(results[1]!.edi).toBe(results[0]!.edi);
+    expect(results[1]!.ran).toBeGreaterThan(500);
+  });
+
+  it('set the DS bounds the run loop checks after a block that loaded DS', () => {
+    // A block that ends with MOV DS (MOV ESI, DS is not in blocks); the LD after it runs in the run
+    // loop (LD, HLT: one instruction a block may hold), through the new DS.
+    const prog2 = [
+      enc('mov reg,imm', { a: R.EAX, imm: DS_B }),
+      enc('mov sreg,reg', { a: S.DS, b: R.EAX }),
+      enc('mov reg,sreg', { a: R.ESI, b: S.DS }),
+      enc('ld reg,mem', { a: R.EDX, b: NO_BASE, c: 0xf, imm: 0x100 }),
+      enc('hlt'),
+    ];
+    const results = [false, true].map((jit) => {
+      const m = build(jit);
+      m.cpu.exitVectors = 1 << VEC.GP;
+      // three times: the block is compiled at the second visit of its offset (the first finds no
+      // window yet) and runs at the third
+      const r = [];
+      for (let turn = 0; turn < 3; turn++) {
+        program(m, ...prog2);
+        loadCache(m.cpu, S.DS, DS_A);
+        m.cpu.reg[R.EDX] = 0;
+        r.push(run(m.cpu, 100), m.cpu.reg[R.EDX]);
+      }
+      return { r, ran: m.cpu.jit?.ran ?? 0 };
+    });
+    expect(results[1]!.r).toEqual(results[0]!.r);
+    expect(results[0]!.r).toEqual(
+      [...Array(3)].flatMap(() => [{ reason: 'exit', vector: VEC.GP, errorCode: 0, executed: 4 }, 0x2200]),
+    );
+    expect(results[1]!.ran).toBe(2);
   });
 });
