@@ -369,7 +369,8 @@ export async function main(): Promise<void> {
   const engine = engineSettings();
   console.log(
     `V8 inlining budget: ${engine.inlineBudget} bytes of bytecode (${engine.setBy}), tier-up wait ` +
-      `${engine.tierUpWait} calls (${engine.tierUpWaitSetBy}; packages/emulator/src/cpu/engine.ts says ` +
+      `${engine.tierUpWait} calls (${engine.tierUpWaitSetBy}), on-stack replacement ` +
+      `${engine.osr ? 'on' : 'off'} (${engine.osrSetBy}; packages/emulator/src/cpu/engine.ts says ` +
       'why); each workload runs in a process of its own',
   );
   const a = await inFreshProcess('compute');

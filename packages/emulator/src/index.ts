@@ -10,6 +10,7 @@ export * from './cpu/descriptor.js';
 export {
   commandLineBudget,
   commandLineFlag,
+  commandLineSwitch,
   type EngineSettings,
   engineSettings,
   INLINE_BUDGET,

@@ -1,5 +1,5 @@
 /**
- * Two settings of the JavaScript engine that the CPU's speed depends on (issue 3), for a process
+ * Three settings of the JavaScript engine that the CPU's speed depends on (issue 3), for a process
  * that runs machines to set before they run: {@link raiseInliningBudget}. The benchmarks and the
  * ANC service call it first thing; a script that imports the emulator may, and without it every
  * machine runs the same, only slower (or, for the second, now and then much slower for a while).
@@ -23,6 +23,19 @@
  *    about a third of bench/vmm.ts's processes the loop stayed unoptimised for seconds: its trap
  *    path ran at 2.5 us a trap instead of 0.6 and the system-call guest's overhead was 3.3 instead
  *    of 1.8 (%GetOptimizationStatus showed baseline code). At 50: 6 processes of 6 at 0.59-0.63 us.
+ * 3. On-stack replacement (`--use-osr`; turned off). When the run loop is deoptimised while a long
+ *    slice is in its loop, V8 may compile optimised code for the loop alone (OSR) instead of for
+ *    the function, and then leave the function itself unoptimised: every later call starts in
+ *    baseline code and enters the loop's code from there, which for the short slices of a VM
+ *    manager's traps is the slow path of (2) again. Seen once blocks made far transfers (jit.ts)
+ *    and the bare system-call guest's slices ran long: in 5 of 14 bench/vmm.ts processes the loop
+ *    was in baseline code through the system-call figure (%GetOptimizationStatus; --trace-opt
+ *    showed an OSR compile after its deoptimisation, no other), its overhead 3.2-3.5 instead of
+ *    1.8-2.0 and a trap 1.8-5 us instead of 0.6. With OSR off: 5 of 5 optimised, 1.85-1.97. The run
+ *    loop needs no OSR: the machine runs it in slices (`Machine.run`), so it is called often
+ *    enough for V8 to optimise it whole; bench/cpu.ts's figures were unchanged (0.283-0.285 of the
+ *    bare loop against 0.271-0.277 with OSR, in alternating runs). A loop of the process's own that
+ *    runs once for long would stay unoptimised, so only processes that run machines set it.
  *
  * A V8 flag is the whole process's: once set, all its code is optimised with it (bigger optimised
  * code, somewhat longer compiles, a few more optimisations), which is why the emulator does not set
@@ -43,6 +56,8 @@ export const TIER_UP_WAIT = 50;
 /** The flags this module sets: name, the value it sets, V8's own default (V8 11.3, Node 20). */
 const INLINE = { name: '--max-inlined-bytecode-size-cumulative', value: INLINE_BUDGET, v8Default: 920 };
 const TIER_UP = { name: '--minimum-invocations-after-ic-update', value: TIER_UP_WAIT, v8Default: 500 };
+/** On-stack replacement: on by default, turned off. */
+const OSR = '--use-osr';
 
 type SetBy = 'V8 default' | 'clefnet' | 'command line';
 
@@ -52,6 +67,9 @@ export interface EngineSettings {
   readonly setBy: SetBy;
   readonly tierUpWait: number;
   readonly tierUpWaitSetBy: SetBy;
+  /** Whether V8 compiles loops on their own while they run (on-stack replacement). */
+  readonly osr: boolean;
+  readonly osrSetBy: SetBy;
 }
 
 /**
@@ -67,6 +85,23 @@ export function commandLineFlag(execArgv: readonly string[], name: string): numb
     if (given !== name && given !== name.slice(1)) continue;
     const n = Number(arg.slice(eq + 1));
     if (Number.isSafeInteger(n)) value = n;
+  }
+  return value;
+}
+
+/**
+ * Whether a process's command line turns boolean flag `name` (`--use-osr`) on or off, if it does:
+ * `--name` on; `--no-name` or `--noname` off; `-` and `_` alike, one leading dash as well as two;
+ * the last one given counts.
+ */
+export function commandLineSwitch(execArgv: readonly string[], name: string): boolean | undefined {
+  const bare = name.slice(2);
+  let value: boolean | undefined;
+  for (const arg of execArgv) {
+    const flag = arg.replaceAll('_', '-');
+    const body = flag.startsWith('--') ? flag.slice(2) : flag.startsWith('-') ? flag.slice(1) : undefined;
+    if (body === bare) value = true;
+    else if (body === `no-${bare}` || body === `no${bare}`) value = false;
   }
   return value;
 }
@@ -88,13 +123,16 @@ function setting(flag: typeof INLINE | typeof TIER_UP): [number, SetBy] {
 export function engineSettings(): EngineSettings {
   const [inlineBudget, setBy] = setting(INLINE);
   const [tierUpWait, tierUpWaitSetBy] = setting(TIER_UP);
-  return { inlineBudget, setBy, tierUpWait, tierUpWaitSetBy };
+  const osrGiven = commandLineSwitch(process.execArgv, OSR);
+  const [osr, osrSetBy]: [boolean, SetBy] =
+    osrGiven !== undefined ? [osrGiven, 'command line'] : raised ? [false, 'clefnet'] : [true, 'V8 default'];
+  return { inlineBudget, setBy, tierUpWait, tierUpWaitSetBy, osr, osrSetBy };
 }
 
 /**
  * Sets V8's inlining budget to {@link INLINE_BUDGET} and its tier-up wait to
- * {@link TIER_UP_WAIT}, each unless the command line set it. Call it before any machine runs
- * (functions optimised before keep their code). Idempotent.
+ * {@link TIER_UP_WAIT}, and turns on-stack replacement off, each unless the command line set it.
+ * Call it before any machine runs (functions optimised before keep their code). Idempotent.
  */
 export function raiseInliningBudget(): EngineSettings {
   if (!raised) {
@@ -103,6 +141,7 @@ export function raiseInliningBudget(): EngineSettings {
         setFlagsFromString(`${flag.name}=${flag.value}`);
       }
     }
+    if (commandLineSwitch(process.execArgv, OSR) === undefined) setFlagsFromString(`--no-${OSR.slice(2)}`);
     raised = true;
   }
   return engineSettings();

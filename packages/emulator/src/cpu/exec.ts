@@ -304,7 +304,8 @@ export function run(cpu: Cpu, budget: number): RunResult {
                 else cpu.jit!.drop(jp, p);
               } else if (blk === NONE) {
                 const jit = cpu.jit!;
-                if (++jp.hits[k]! >= jit.hot) jit.compile(jp, ram32, p, (codeLen - d + 7) >>> 3);
+                if (++jp.hits[k]! >= jit.hot)
+                  jit.compile(jp, ram32, p, (codeLen - d + 7) >>> 3, cpu.exitSoftware);
               }
             }
             w0 = ram32[p >>> 2]!;

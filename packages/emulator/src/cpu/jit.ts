@@ -14,7 +14,8 @@
  *   segment load) or ends after it and tells the run loop which prologue comes next (CTX.EXIT);
  *   declined (which changed nothing), it ends before it and the run loop executes it, through the
  *   general path that raises the fault. A VM manager that sees every software interrupt first
- *   (`exitSoftware`) gets INT n from the run loop as before. (The mixed workload of bench/cpu.ts:
+ *   (`exitSoftware`) gets INT n from the run loop as before, and blocks compiled while it is set
+ *   end before a software interrupt (`Jit.compile`). (The mixed workload of bench/cpu.ts:
  *   its share of instructions in blocks went from 0.80 to 0.98, its speed up about 6%.)
  * - Every other check runs each time, against the values the run loop's prologue cached (the CS
  *   limit, DS's and SS's base and access bounds, paging: `ctx`, see CTX): near branch targets
@@ -163,10 +164,13 @@ export class Jit {
 
   /**
    * Compiles the block at physical byte address `at` (8-aligned), of at most `room` instructions
-   * (those left in the code window), into `page`; NEVER there if fewer than two qualify.
+   * (those left in the code window), into `page`; NEVER there if none qualifies. With
+   * `softwareExits` (the CPU's `exitSoftware`: a VM manager sees every INT n and INT3 first), a
+   * block ends before a software interrupt, which would only ever stop it there.
    */
-  compile(page: JitPage, ram32: Int32Array, at: number, room: number): void {
-    const block = compileBlock(ram32, at, Math.min(room, this.maxLength, (0x1000 - (at & 0xfff)) >>> 3));
+  compile(page: JitPage, ram32: Int32Array, at: number, room: number, softwareExits = false): void {
+    const max = Math.min(room, this.maxLength, (0x1000 - (at & 0xfff)) >>> 3);
+    const block = compileBlock(ram32, at, max, softwareExits);
     page.blocks[(at & 0xfff) >>> 3] = block ?? NEVER;
     if (block !== null) this.compiled++;
   }
@@ -374,13 +378,16 @@ function inlineAddress(seg: number, off: string, write: boolean, p = 'p'): strin
   );
 }
 
-/** Compiles at most `max` instructions at physical `at`; null below two. */
-function compileBlock(ram32: Int32Array, at: number, max: number): Block | null {
+/**
+ * Compiles at most `max` instructions at physical `at` (a software interrupt only without
+ * `softwareExits`); null below two, unless the one is a far transfer.
+ */
+function compileBlock(ram32: Int32Array, at: number, max: number, softwareExits: boolean): Block | null {
   const insns: Decoded[] = [];
   const w = at >>> 2;
   for (let k = 0; k < max; k++) {
     const d = decode(ram32[w + 2 * k]! | 0, ram32[w + 2 * k + 1]! >>> 0);
-    if (d === undefined) break;
+    if (d === undefined || (softwareExits && (d.op === 0x75 || d.op === 0x76))) break;
     insns.push(d);
     if (d.ends) break;
   }
