@@ -24,10 +24,11 @@
  *     denser than any real kernel/user mix; its figure is not comparable with this one.
  * Each workload runs in a child process of its own (bench/_cpu-workload.ts; `inFreshProcess` says
  * why), as do the transition timings. Machines run as `createMachine` makes them: with the block
- * compiler (src/cpu/jit.ts), which runs (a) as one block that loops in itself, and (b)'s ordinary
- * instructions in blocks of 2 to 11 (the run loop interprets the segment load, the far transfers,
- * the instructions between them and the timer handler). `jit_share` in the RESULT line is the
- * share of (b)'s instructions that ran in blocks.
+ * compiler (src/cpu/jit.ts), which runs (a) as one block that loops in itself, and (b) in blocks of
+ * 1 to 11 instructions that hold the segment load and end with the far transfers (since session 13;
+ * before, the run loop interpreted those and the instructions between them: `jit_share` 0.80, now
+ * 0.98); the run loop interprets the JMP back and the timer handler's OUT. `jit_share` in the
+ * RESULT line is the share of (b)'s instructions that ran in blocks.
  * What limits (b) is printed after it: each kind of transition it makes, timed in a loop of its own
  * against the same loop without it (`transitionNs`), and their share of one iteration of (b).
  */
