@@ -279,6 +279,9 @@ export function run(cpu: Cpu, budget: number): RunResult {
                   wrPage = -1;
                   if (exit !== 0) {
                     ctx[9] = 0;
+                    // declined at its instruction ran % len (a block that loops in itself repeats whole)
+                    if ((exit & 8) !== 0)
+                      cpu.jit!.declined(jp, ram32, p, blk, ran % blk.len, cpu.exitSoftware);
                     if ((exit & 4) !== 0) {
                       dsBase = ctx[2]!;
                       dsRdEnd = ctx[3]!;
@@ -300,8 +303,10 @@ export function run(cpu: Cpu, budget: number): RunResult {
                 }
                 // Nothing ran: its first instruction's fast path declined (it runs here), or its
                 // code changed (dropped; the instruction runs here).
-                if (exit !== 0) ctx[9] = 0;
-                else cpu.jit!.drop(jp, p);
+                if (exit !== 0) {
+                  ctx[9] = 0;
+                  cpu.jit!.declined(jp, ram32, p, blk, 0, cpu.exitSoftware);
+                } else cpu.jit!.drop(jp, p);
               } else if (blk === NONE) {
                 const jit = cpu.jit!;
                 if (++jp.hits[k]! >= jit.hot)
@@ -339,6 +344,10 @@ export function run(cpu: Cpu, budget: number): RunResult {
             win.set(lo >>> 0, codeLen, codeDelta, base, limit, u, mmu.paging === true, mmu.generation);
             win.jit = cpu.jit === null ? null : cpu.jit.page(page);
             cpu.jitPage = win.jit;
+            // This instruction again, through the new window, which looks for a block starting at
+            // it: else the first instruction after every change of page in one code segment (a
+            // near call to another page and its return) never would.
+            if (ueip - lo < codeLen) continue;
           } else {
             codeLen = 0; // ROM or the empty bus: no window
             win.len = 0;

@@ -91,12 +91,17 @@ export const EXIT_DECLINED = 8;
 export interface Block {
   readonly fn: (cpu: unknown, ctx: Uint32Array, eip: number, room: number) => number;
   readonly len: number;
+  /** Times a fast path it called declined (`Jit.declined`); a block is one machine's, its `fn` may be shared. */
+  declines: number;
 }
 
 /** No block at an offset yet (its `len` is more than any budget, so the run loop never runs it). */
-export const NONE: Block = { fn: () => 0, len: 0x3fffffff };
+export const NONE: Block = { fn: () => 0, len: 0x3fffffff, declines: 0 };
 /** No block can start at an offset (fewer than two instructions a block may hold start there). */
-export const NEVER: Block = { fn: () => 0, len: 0x3fffffff };
+export const NEVER: Block = { fn: () => 0, len: 0x3fffffff, declines: 0 };
+
+/** Declines after which a block is cut short before the far transfer or segment load it stops at. */
+export const DECLINES_KEPT = 4;
 
 /** The blocks of one physical page, by the offset of their first instruction / 8. */
 export class JitPage {
@@ -134,6 +139,8 @@ export class Jit {
   readonly ranCount = new Float64Array(1);
   /** Faults raised inside blocks. */
   faults = 0;
+  /** Blocks cut short, or replaced by NEVER, after their fast paths declined (`declined`). */
+  retired = 0;
   private readonly pages = new Map<number, JitPage>();
 
   constructor(opts: JitOptions = {}) {
@@ -173,6 +180,28 @@ export class Jit {
     const block = compileBlock(ram32, at, max, softwareExits);
     page.blocks[(at & 0xfff) >>> 3] = block ?? NEVER;
     if (block !== null) this.compiled++;
+  }
+
+  /**
+   * The block at `at` stopped before its instruction `k` (counted from 0), a far transfer or
+   * segment load whose fast path declined, which the run loop then runs (and tries the fast path
+   * again). One that keeps declining (a far CALL straight to a code segment, which only the general
+   * path takes; an INT n while a VM manager sees software interrupts first) is tried twice each
+   * time: after DECLINES_KEPT, the block becomes its first `k` instructions (NEVER if they are too
+   * few), so that the run loop meets the instruction itself.
+   */
+  declined(
+    page: JitPage,
+    ram32: Int32Array,
+    at: number,
+    block: Block,
+    k: number,
+    softwareExits: boolean,
+  ): void {
+    if (++block.declines < DECLINES_KEPT) return;
+    const shorter = k > 0 ? compileBlock(ram32, at, k, softwareExits) : null;
+    page.blocks[(at & 0xfff) >>> 3] = shorter ?? NEVER;
+    this.retired++;
   }
 
   /** A block whose code changed: dropped, and counted again from 0. */
@@ -749,7 +778,7 @@ function compileBlock(ram32: Int32Array, at: number, max: number, softwareExits:
     }
   } else FUNCTIONS.delete(src); // re-inserted below: the Map's order is recency order
   FUNCTIONS.set(src, fn);
-  return { fn, len: n };
+  return { fn, len: n, declines: 0 };
 }
 
 /**

@@ -12,6 +12,7 @@ import { gateDescriptor, segmentDescriptor, TYPE } from '../../src/cpu/descripto
 import { run } from '../../src/cpu/exec.js';
 import { VEC, VECTOR_NAMES } from '../../src/cpu/faults.js';
 import { NO_BASE, R, S } from '../../src/cpu/isa.js';
+import { NEVER } from '../../src/cpu/jit.js';
 import { IoBus } from '../../src/devices/bus.js';
 import { Mmu } from '../../src/memory/mmu.js';
 import { PhysicalMemory } from '../../src/memory/physical.js';
@@ -1042,6 +1043,37 @@ describe('far transfers and segment loads inside blocks', () => {
     expect(results[1]!.ran).toBeGreaterThan(500);
   });
 
+  it('cut a block short before a far transfer whose fast path keeps declining (a far CALL to a code segment)', () => {
+    const far = [
+      enc('add reg,imm', { a: R.EAX, imm: 1 }), // TOP
+      enc('add reg,imm', { a: R.EBX, imm: 1 }),
+      enc('callf far', { sel: SEL.code(3), imm: ENTRY + 0x200 }), // same ring, straight: the general path
+      enc('add reg,imm', { a: R.ECX, imm: 1 }),
+      enc('jmp imm', { imm: TOP }),
+    ];
+    const [a, b] = [false, true].map((jit) => {
+      const m = build(jit);
+      code(m, ENTRY + 0x200, enc('inc reg', { a: R.ESI }), enc('retf'));
+      program(m, ...far);
+      return m;
+    });
+    for (let i = 0; i < 20; i++) {
+      const ra = run(a!.cpu, 37);
+      expect(run(b!.cpu, 37)).toEqual(ra);
+      expect(observe(b!)).toEqual(observe(a!));
+    }
+    const jit = b!.cpu.jit!;
+    // The block at TOP cut short to its two ADDs, the one at the CALLF replaced by NEVER, and the one
+    // after it (the RETF comes back from another page: the first instruction there looks for a block
+    // too) whole.
+    expect(jit.retired).toBeGreaterThanOrEqual(2);
+    const page = jit.page(TOP & ~0xfff);
+    const at = (TOP & 0xfff) >>> 3;
+    expect(page.blocks[at]!.len).toBe(2);
+    expect(page.blocks[at + 2]).toBe(NEVER);
+    expect(page.blocks[at + 3]!.len).toBe(2);
+  });
+
   it('set the DS bounds the run loop checks after a block that loaded DS', () => {
     // A block that ends with MOV DS (MOV ESI, DS is not in blocks); the LD after it runs in the run
     // loop (LD, HLT: one instruction a block may hold), through the new DS.
@@ -1055,8 +1087,7 @@ describe('far transfers and segment loads inside blocks', () => {
     const results = [false, true].map((jit) => {
       const m = build(jit);
       m.cpu.exitVectors = 1 << VEC.GP;
-      // three times: the block is compiled at the second visit of its offset (the first finds no
-      // window yet) and runs at the third
+      // three times: the block is compiled at the first visit of its offset and runs at the others
       const r = [];
       for (let turn = 0; turn < 3; turn++) {
         program(m, ...prog2);
@@ -1070,6 +1101,6 @@ describe('far transfers and segment loads inside blocks', () => {
     expect(results[0]!.r).toEqual(
       [...Array(3)].flatMap(() => [{ reason: 'exit', vector: VEC.GP, errorCode: 0, executed: 4 }, 0x2200]),
     );
-    expect(results[1]!.ran).toBe(2);
+    expect(results[1]!.ran).toBe(4);
   });
 });

@@ -1,0 +1,302 @@
+/**
+ * Blocks that hold segment loads and end with far transfers (src/cpu/jit.ts) against the run loop
+ * alone: random programs, as in jit.test.ts, of ordinary instructions mixed with MOV DS/ES/FS/GS of
+ * good, null, not-present, DPL-0, expand-down and code selectors; CALLF through an inward call
+ * gate, a same-ring conforming one, a DPL-0 one and straight to a code segment (which the fast path
+ * always declines); INT n through trap and interrupt gates and a DPL-0 one, INT3, RETF, RETF imm16,
+ * IRET, PUSHF; stores into the code and the data; with hardware interrupts, `exitSoftware` and #GP
+ * as an exit toggled between runs, at random budgets, in ring 0 and 3, paging off and on, and with
+ * the fast paths off (every transfer declined). Each run must end with the same result, state,
+ * count and memory with blocks (compiled at the first visit) as without.
+ */
+import { describe, expect, it } from 'vitest';
+import type { RunResult } from '../../src/cpu/cpu.js';
+import { gateDescriptor, segmentDescriptor, TYPE } from '../../src/cpu/descriptor.js';
+import { run } from '../../src/cpu/exec.js';
+import { fastPaths } from '../../src/cpu/fast-transfers.js';
+import { NO_BASE, R, S } from '../../src/cpu/isa.js';
+import {
+  CODE_AT,
+  code,
+  cpuState,
+  enablePaging,
+  enc,
+  IrqStub,
+  idtGate,
+  loadCache,
+  type Machine,
+  machine,
+  PD,
+  PG,
+  PT0,
+  program,
+  SEL,
+  setGdt,
+  stackTop,
+} from './harness.js';
+
+const DATA = 0x20000;
+const DATA_BYTES = 0x4000;
+const SMALL_DS = SEL.free(1);
+const READONLY_DS = SEL.free(2);
+const CONF_GATE = SEL.free(3);
+const NP_DS = SEL.free(4);
+const DOWN_DS = SEL.free(5);
+const GATE0 = SEL.free(6);
+const SLOTS = 48;
+const HANDLERS = 0x18000;
+const ENTRY = 0x1c000;
+
+/** mulberry32 (as jit.test.ts): every program is the same on every run. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const EDGES = [0, 1, 2, 31, 32, 0x7f, 0x80, 0xffff, 0x7fffffff, 0x80000000, 0xfffffffe, 0xffffffff];
+const ALU = ['add', 'sub', 'and', 'or', 'xor', 'cmp', 'test'];
+const JCC = ['jz', 'jnz', 'jc', 'jnc', 'js', 'jns', 'jo', 'jno', 'jl', 'jge', 'jle', 'jg', 'jbe', 'ja'];
+
+interface Variant {
+  readonly name: string;
+  readonly ring: 0 | 3;
+  readonly paging: boolean;
+  /** The fast paths of fast-transfers.ts on (default) or off. */
+  readonly fast?: boolean;
+}
+const VARIANTS: Variant[] = [
+  { name: 'ring 3', ring: 3, paging: false },
+  { name: 'ring 3 paging', ring: 3, paging: true },
+  { name: 'ring 0', ring: 0, paging: false },
+  { name: 'ring 0 paging', ring: 0, paging: true },
+  { name: 'ring 3, the fast paths off', ring: 3, paging: false, fast: false },
+];
+
+function generate(rand: () => number, v: Variant): Uint8Array[] {
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
+  const dst = () => pick([R.EAX, R.ECX, R.EDX, R.EBX, R.EBP, R.ESI]);
+  const any = () => Math.floor(rand() * 8);
+  const value = () => (rand() < 0.6 ? pick(EDGES) : Math.floor(rand() * 2 ** 32));
+  const slot = () => CODE_AT + 8 * Math.floor(rand() * SLOTS);
+  const sels = [
+    SMALL_DS | v.ring,
+    READONLY_DS | v.ring,
+    SEL.data(v.ring),
+    SEL.data(0),
+    SEL.data(3),
+    0,
+    NP_DS | 3,
+    DOWN_DS | 3,
+    SEL.code(v.ring),
+    SEL.conf(0),
+    SEL.gate,
+  ];
+  const dsOffset = () => {
+    const off = rand() < 0.93 ? Math.floor(rand() * DATA_BYTES) : DATA_BYTES - 4 + Math.floor(rand() * 16);
+    return rand() < 0.85 ? off & ~3 : off;
+  };
+  const memOperand = () =>
+    rand() < 0.3
+      ? { b: R.EDI, c: 0xf, imm: dsOffset() & 0xff }
+      : { b: NO_BASE, c: 0xf, imm: rand() < 0.1 ? slot() + (rand() < 0.5 ? 4 : 0) : dsOffset() };
+  const out: Uint8Array[] = [];
+  while (out.length < SLOTS) {
+    const x = rand();
+    if (x < 0.12) out.push(enc(`${pick(ALU)} reg,reg`, { a: dst(), b: any() }));
+    else if (x < 0.2) out.push(enc(`${pick([...ALU, 'shl', 'shr'])} reg,imm`, { a: dst(), imm: value() }));
+    else if (x < 0.24) out.push(enc(`${pick(['neg', 'not', 'inc', 'dec'])} reg`, { a: dst() }));
+    else if (x < 0.3) {
+      // a segment load
+      const r = dst();
+      out.push(enc('mov reg,imm', { a: r, imm: pick(sels) }));
+      out.push(enc('mov sreg,reg', { a: pick([S.DS, S.DS, S.DS, S.ES, S.FS, S.GS]), b: r }));
+    } else if (x < 0.33) out.push(enc('mov sreg,reg', { a: pick([S.DS, S.ES]), b: any() }));
+    else if (x < 0.43) out.push(enc('ld reg,mem', { a: dst(), ...memOperand() }));
+    else if (x < 0.5) out.push(enc('st mem,reg', { a: any(), ...memOperand() }));
+    else if (x < 0.52)
+      out.push(
+        enc(pick(['ldb reg,mem', 'stb mem,reg']), {
+          a: dst(),
+          ...memOperand(),
+          c: pick([0xf, S.DS, S.ES, S.FS]),
+        }),
+      );
+    else if (x < 0.54)
+      out.push(enc(pick(['st mem,reg', 'ld reg,mem']), { a: dst(), ...memOperand(), c: pick([S.ES, S.GS]) }));
+    else if (x < 0.58) out.push(enc('push reg', { a: any() }));
+    else if (x < 0.61) out.push(enc('pop reg', { a: dst() }));
+    else if (x < 0.68) out.push(enc(`${pick(JCC)} imm`, { imm: slot() }));
+    else if (x < 0.7) out.push(enc('jmp imm', { imm: slot() }));
+    else if (x < 0.72) out.push(enc('call imm', { imm: slot() }));
+    else if (x < 0.73) out.push(enc('ret'));
+    else if (x < 0.77)
+      out.push(
+        enc('callf far', {
+          sel: pick([SEL.gate | 3, CONF_GATE | 3, GATE0 | 3, SEL.code(v.ring)]),
+          imm: ENTRY + 0x200,
+        }),
+      );
+    else if (x < 0.82) out.push(enc('int vec', { imm: pick([0x80, 0x81, 0x82, 0x80]) }));
+    else if (x < 0.84) out.push(enc('int3'));
+    else if (x < 0.86) out.push(pick([enc('retf'), enc('iret'), enc('retf imm16', { imm: 8 })]));
+    else if (x < 0.88) out.push(enc('mov reg,imm', { a: R.EDI, imm: Math.floor(rand() * 0x100) & ~3 }));
+    else if (x < 0.9) out.push(enc('pushf'));
+    else out.push(enc('mov reg,imm', { a: dst(), imm: value() }));
+  }
+  out.length = SLOTS;
+  out[SLOTS - 1] = enc('jmp imm', { imm: CODE_AT });
+  return out;
+}
+
+class Irq extends IrqStub {
+  hasPending(): boolean {
+    return this.vector >= 0;
+  }
+}
+
+function setUp(v: Variant, jit: boolean, prog: Uint8Array[], rand: () => number): Machine & { irq: Irq } {
+  const m = machine(v.ring, { jit: jit ? { hot: 1 } : false });
+  const { cpu } = m;
+  setGdt(cpu, 15, segmentDescriptor({ base: DATA, limit: DATA_BYTES - 1, type: 0x2, dpl: 3 }));
+  setGdt(cpu, 16, segmentDescriptor({ base: DATA, limit: DATA_BYTES - 1, type: 0x0, dpl: 3 }));
+  setGdt(
+    cpu,
+    SEL.gate >>> 3,
+    gateDescriptor({ type: TYPE.CALL_GATE, selector: SEL.code(0), offset: ENTRY, dpl: 3 }),
+  );
+  setGdt(
+    cpu,
+    CONF_GATE >>> 3,
+    gateDescriptor({ type: TYPE.CALL_GATE, selector: SEL.conf(0), offset: ENTRY + 0x200, dpl: 3 }),
+  );
+  setGdt(
+    cpu,
+    NP_DS >>> 3,
+    segmentDescriptor({ base: DATA, limit: DATA_BYTES - 1, type: 0x2, dpl: 3, present: false }),
+  );
+  setGdt(cpu, DOWN_DS >>> 3, segmentDescriptor({ base: 0, limit: DATA - 1, type: 0x6, dpl: 3 }));
+  setGdt(
+    cpu,
+    GATE0 >>> 3,
+    gateDescriptor({ type: TYPE.CALL_GATE, selector: SEL.code(0), offset: ENTRY, dpl: 0 }),
+  );
+  // ring 0 call gate target: loads kernel DS, touches it, returns
+  code(
+    m,
+    ENTRY,
+    enc('add reg,imm', { a: R.EDX, imm: 3 }),
+    enc('mov reg,imm', { a: R.EAX, imm: SEL.data(0) }),
+    enc('mov sreg,reg', { a: S.DS, b: R.EAX }),
+    enc('ld reg,mem', { a: R.EAX, b: NO_BASE, c: 0xf, imm: DATA + 0x40 }),
+    enc('add reg,reg', { a: R.EBP, b: R.EAX }),
+    enc('retf'),
+  );
+  // conforming target / direct far call target: same ring
+  code(m, ENTRY + 0x200, enc('inc reg', { a: R.ESI }), enc('retf'));
+  idtGate(cpu, 0x80, { type: TYPE.TRAP_GATE, selector: SEL.code(0), offset: ENTRY + 0x40, dpl: 3 });
+  code(
+    m,
+    ENTRY + 0x40,
+    enc('add reg,imm', { a: R.EBP, imm: 1 }),
+    enc('mov reg,imm', { a: R.EAX, imm: SEL.data(0) }),
+    enc('mov sreg,reg', { a: S.ES, b: R.EAX }),
+    enc('iret'),
+  );
+  idtGate(cpu, 0x81, { type: TYPE.INT_GATE, selector: SEL.code(0), offset: ENTRY + 0x80, dpl: 3 });
+  code(m, ENTRY + 0x80, enc('add reg,imm', { a: R.EBP, imm: 0x100 }), enc('iret'));
+  idtGate(cpu, 0x82, { type: TYPE.INT_GATE, selector: SEL.code(0), offset: ENTRY + 0x80, dpl: 0 });
+  idtGate(cpu, 0x40, { type: TYPE.INT_GATE, selector: SEL.code(0), offset: ENTRY + 0xc0, dpl: 0 });
+  code(m, ENTRY + 0xc0, enc('add reg,imm', { a: R.EBP, imm: 0x10000 }), enc('iret'));
+  for (let vct = 0; vct < 32; vct++) {
+    const at = HANDLERS + 0x40 * vct;
+    idtGate(cpu, vct, { selector: SEL.code(0), offset: at, dpl: vct === 3 ? 3 : 0 });
+    const withCode = vct === 8 || (vct >= 10 && vct <= 14);
+    code(
+      m,
+      at,
+      ...(withCode ? [enc('add reg,imm', { a: R.ESP, imm: 4 })] : []),
+      enc('inc reg', { a: R.EBP }),
+      ...(vct === 3
+        ? []
+        : [
+            enc('ld reg,mem', { a: R.ESI, b: R.ESP, c: S.SS, imm: 0 }),
+            enc('add reg,imm', { a: R.ESI, imm: 8 }),
+            enc('st mem,reg', { a: R.ESI, b: R.ESP, c: S.SS, imm: 0 }),
+          ]),
+      enc('iret'),
+    );
+  }
+  if (v.paging) {
+    enablePaging(m);
+    m.phys.write32(PT0 + 4 * 0x21, 0x21000 | PG.P | PG.U);
+    m.phys.write32(PT0 + 4 * 0x22, 0);
+    m.cpu.mmu.flush();
+  }
+  program(m, ...prog);
+  for (let r = 0; r < 8; r++) if (r !== R.ESP) m.cpu.reg[r] = Math.floor(rand() * 2 ** 32);
+  m.cpu.reg[R.EDI] = 0x40;
+  loadCache(cpu, S.DS, SMALL_DS | v.ring);
+  for (let i = 0; i < DATA_BYTES; i += 4) m.phys.write32(DATA + i, Math.floor(rand() * 2 ** 32));
+  cpu.eflags |= 0x200;
+  const irq = new Irq();
+  cpu.irq = irq;
+  return Object.assign(m, { irq });
+}
+
+function observe(m: Machine): Record<string, unknown> {
+  const region = (at: number, n: number) => Buffer.from(m.phys.ram.subarray(at, at + n)).toString('base64');
+  return {
+    ...cpuState(m.cpu),
+    cr2: m.cpu.mmu.cr2,
+    instructions: m.cpu.instructions,
+    code: region(CODE_AT, 8 * SLOTS + 64),
+    data: region(DATA, DATA_BYTES),
+    gdt: region(0x1000, 0x100),
+    stacks: region(stackTop(0) - 0x1000, 0x1000) + region(stackTop(3) - 0x1000, 0x1000),
+    tables: region(PD, 0x1000) + region(PT0, 0x1000),
+  };
+}
+
+const SEEDS = 60;
+
+describe('random programs with far transfers and segment loads: the same results with and without blocks', () => {
+  for (const v of VARIANTS) {
+    it(`${v.name}: ${SEEDS} programs, budgets that end anywhere`, () => {
+      let ran = 0;
+      fastPaths.enabled = v.fast !== false;
+      try {
+        for (let seed = 1; seed <= SEEDS; seed++) {
+          const prog = generate(rng(seed * 7919 + v.name.length), v);
+          const a = setUp(v, false, prog, rng(seed));
+          const b = setUp(v, true, prog, rng(seed));
+          const ctl = rng(seed + 1);
+          let total = 0;
+          while (total < 4000) {
+            const n = 1 + Math.floor(ctl() * (ctl() < 0.4 ? 8 : 500));
+            const ra: RunResult = run(a.cpu, n);
+            const rb: RunResult = run(b.cpu, n);
+            expect(rb, `seed ${seed} after ${total}`).toEqual(ra);
+            expect(observe(b), `seed ${seed} after ${total}`).toEqual(observe(a));
+            total += n;
+            if (ra.reason === 'exit') for (const m of [a, b]) m.cpu.eip += 8;
+            else if (ra.reason !== 'budget') break;
+            const c = ctl();
+            if (c < 0.05) for (const m of [a, b]) m.cpu.exitSoftware = !m.cpu.exitSoftware;
+            else if (c < 0.07) for (const m of [a, b]) m.cpu.exitVectors ^= 1 << 13;
+            else if (c < 0.1) for (const m of [a, b]) m.irq.vector = 0x40;
+          }
+          ran += b.cpu.jit!.ran;
+        }
+      } finally {
+        fastPaths.enabled = true;
+      }
+      expect(ran).toBeGreaterThan(20_000);
+    });
+  }
+});
