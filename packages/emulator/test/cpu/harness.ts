@@ -291,6 +291,50 @@ export class IrqStub implements InterruptSource {
   }
 }
 
+/**
+ * An IrqStub that says when it has nothing pending (`hasPending`): the run loop then need not go
+ * one instruction at a time while IF = 1, and blocks run (jit.ts).
+ */
+export class PolledIrq extends IrqStub {
+  hasPending(): boolean {
+    return this.vector >= 0;
+  }
+}
+
+// ---- random programs (jit.test.ts, jit-far.test.ts) ----
+
+/** mulberry32: a seeded generator, so every random program is the same on every run. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Operand values at the edges of the flags' rules. */
+export const EDGES = [0, 1, 2, 31, 32, 0x7f, 0x80, 0xffff, 0x7fffffff, 0x80000000, 0xfffffffe, 0xffffffff];
+export const ALU = ['add', 'sub', 'and', 'or', 'xor', 'cmp', 'test'];
+export const JCC = [
+  'jz',
+  'jnz',
+  'jc',
+  'jnc',
+  'js',
+  'jns',
+  'jo',
+  'jno',
+  'jl',
+  'jge',
+  'jle',
+  'jg',
+  'jbe',
+  'ja',
+];
+
 /** A port device recording every access; reads return `0xC0DE0000 | port`. */
 export class PortLog implements PortDevice {
   readonly name = 'port-log';

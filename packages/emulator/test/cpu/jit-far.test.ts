@@ -16,20 +16,24 @@ import { run } from '../../src/cpu/exec.js';
 import { fastPaths } from '../../src/cpu/fast-transfers.js';
 import { NO_BASE, R, S } from '../../src/cpu/isa.js';
 import {
+  ALU,
   CODE_AT,
   code,
   cpuState,
+  EDGES,
   enablePaging,
   enc,
-  IrqStub,
   idtGate,
+  JCC,
   loadCache,
   type Machine,
   machine,
   PD,
   PG,
+  PolledIrq,
   PT0,
   program,
+  rng,
   SEL,
   setGdt,
   stackTop,
@@ -46,22 +50,6 @@ const GATE0 = SEL.free(6);
 const SLOTS = 48;
 const HANDLERS = 0x18000;
 const ENTRY = 0x1c000;
-
-/** mulberry32 (as jit.test.ts): every program is the same on every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const EDGES = [0, 1, 2, 31, 32, 0x7f, 0x80, 0xffff, 0x7fffffff, 0x80000000, 0xfffffffe, 0xffffffff];
-const ALU = ['add', 'sub', 'and', 'or', 'xor', 'cmp', 'test'];
-const JCC = ['jz', 'jnz', 'jc', 'jnc', 'js', 'jns', 'jo', 'jno', 'jl', 'jge', 'jle', 'jg', 'jbe', 'ja'];
 
 interface Variant {
   readonly name: string;
@@ -154,13 +142,12 @@ function generate(rand: () => number, v: Variant): Uint8Array[] {
   return out;
 }
 
-class Irq extends IrqStub {
-  hasPending(): boolean {
-    return this.vector >= 0;
-  }
-}
-
-function setUp(v: Variant, jit: boolean, prog: Uint8Array[], rand: () => number): Machine & { irq: Irq } {
+function setUp(
+  v: Variant,
+  jit: boolean,
+  prog: Uint8Array[],
+  rand: () => number,
+): Machine & { irq: PolledIrq } {
   const m = machine(v.ring, { jit: jit ? { hot: 1 } : false });
   const { cpu } = m;
   setGdt(cpu, 15, segmentDescriptor({ base: DATA, limit: DATA_BYTES - 1, type: 0x2, dpl: 3 }));
@@ -244,7 +231,7 @@ function setUp(v: Variant, jit: boolean, prog: Uint8Array[], rand: () => number)
   loadCache(cpu, S.DS, SMALL_DS | v.ring);
   for (let i = 0; i < DATA_BYTES; i += 4) m.phys.write32(DATA + i, Math.floor(rand() * 2 ** 32));
   cpu.eflags |= 0x200;
-  const irq = new Irq();
+  const irq = new PolledIrq();
   cpu.irq = irq;
   return Object.assign(m, { irq });
 }

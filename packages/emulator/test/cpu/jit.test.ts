@@ -17,21 +17,26 @@ import { IoBus } from '../../src/devices/bus.js';
 import { Mmu } from '../../src/memory/mmu.js';
 import { PhysicalMemory } from '../../src/memory/physical.js';
 import {
+  ALU,
   CODE_AT,
   code,
   cpuState,
+  EDGES,
   enablePaging,
   enc,
   GDT,
-  IrqStub,
+  type IrqStub,
   idtGate,
+  JCC,
   loadCache,
   type Machine,
   machine,
   PD,
   PG,
+  PolledIrq,
   PT0,
   program,
+  rng,
   SEL,
   setGdt,
   stackTop,
@@ -47,22 +52,6 @@ const READONLY_DS = SEL.free(2);
 const SLOTS = 48;
 /** Fault handlers, one per vector, at HANDLERS + 0x40 * vector (ring 0). */
 const HANDLERS = 0x18000;
-
-/** mulberry32: a seeded generator, so every program here is the same on every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const EDGES = [0, 1, 2, 31, 32, 0x7f, 0x80, 0xffff, 0x7fffffff, 0x80000000, 0xfffffffe, 0xffffffff];
-const ALU = ['add', 'sub', 'and', 'or', 'xor', 'cmp', 'test'];
-const JCC = ['jz', 'jnz', 'jc', 'jnc', 'js', 'jns', 'jo', 'jno', 'jl', 'jge', 'jle', 'jg', 'jbe', 'ja'];
 
 interface Variant {
   readonly name: string;
@@ -857,13 +846,6 @@ describe('far transfers and segment loads inside blocks', () => {
     enc('jmp imm', { imm: TOP }),
   ];
 
-  /** An interrupt source that says when it has nothing (else the run loop goes one instruction at a time). */
-  class Irq extends IrqStub {
-    hasPending(): boolean {
-      return this.vector >= 0;
-    }
-  }
-
   function build(jit: boolean): Machine & { irq: IrqStub } {
     const m = machine(3, { jit: jit ? { hot: 1 } : false });
     const { cpu } = m;
@@ -900,7 +882,7 @@ describe('far transfers and segment loads inside blocks', () => {
     cpu.reg[R.EBX] = DS_A;
     cpu.reg[R.ECX] = 5;
     cpu.eflags |= 0x200; // IF
-    const irq = new Irq();
+    const irq = new PolledIrq();
     cpu.irq = irq;
     return Object.assign(m, { irq });
   }
