@@ -272,6 +272,8 @@ export function run(cpu: Cpu, budget: number): RunResult {
                 // jit.ts CTX.EXIT: 1 LIGHT, 3 FULL after a far transfer; 4 DS loaded; 8 declined
                 const exit = ctx[9]!;
                 if (ran !== 0) {
+                  // past its far transfers and segment loads: not a block that keeps declining
+                  if (blk.declines !== 0 && (exit & 8) === 0 && ran >= blk.len) blk.declines = 0;
                   executed += ran;
                   cpu.jit!.ranCount[0]! += ran;
                   eip = to;

@@ -91,7 +91,10 @@ export const EXIT_DECLINED = 8;
 export interface Block {
   readonly fn: (cpu: unknown, ctx: Uint32Array, eip: number, room: number) => number;
   readonly len: number;
-  /** Times a fast path it called declined (`Jit.declined`); a block is one machine's, its `fn` may be shared. */
+  /**
+   * Times in a row a fast path it called declined (`Jit.declined`); a block is one machine's, its
+   * `fn` may be shared.
+   */
   declines: number;
 }
 
@@ -187,8 +190,10 @@ export class Jit {
    * segment load whose fast path declined, which the run loop then runs (and tries the fast path
    * again). One that keeps declining (a far CALL straight to a code segment, which only the general
    * path takes; an INT n while a VM manager sees software interrupts first) is tried twice each
-   * time: after DECLINES_KEPT, the block becomes its first `k` instructions (NEVER if they are too
-   * few), so that the run loop meets the instruction itself.
+   * time: after DECLINES_KEPT declines with no run past them in between (the run loop sets
+   * `declines` back to 0 after one: a fast path declines now and then, after a TLB flush, say),
+   * the block becomes its first `k` instructions (NEVER if they are too few), so that the run loop
+   * meets the instruction itself.
    */
   declined(
     page: JitPage,

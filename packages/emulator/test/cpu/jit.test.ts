@@ -1056,6 +1056,70 @@ describe('far transfers and segment loads inside blocks', () => {
     expect(page.blocks[at + 3]!.len).toBe(2);
   });
 
+  it('keep a block whose fast path declines only now and then (after each flush of the TLB)', () => {
+    // Paging on: the fast path of INT n uses TLB hits only, so it declines once after each flush
+    // (a scheduler's CR3 load, a VM manager's flush); the block must not be cut short for that.
+    const H = 0x18000;
+    const [a, b] = [false, true].map((jit) => {
+      const m = machine(3, { jit: jit ? { hot: 1 } : false });
+      enablePaging(m);
+      idtGate(m.cpu, 0x80, { type: TYPE.TRAP_GATE, selector: SEL.code(0), offset: H, dpl: 3 });
+      code(m, H, enc('add reg,imm', { a: R.EBP, imm: 1 }), enc('iret'));
+      program(
+        m,
+        enc('add reg,imm', { a: R.EAX, imm: 1 }), // CODE_AT
+        enc('add reg,imm', { a: R.EBX, imm: 1 }),
+        enc('int vec', { imm: 0x80 }),
+        enc('add reg,imm', { a: R.ECX, imm: 1 }),
+        enc('jmp imm', { imm: CODE_AT }),
+      );
+      return m;
+    }) as [Machine, Machine];
+    for (let slice = 0; slice < 12; slice++) {
+      for (const m of [a, b]) m.cpu.mmu.flush();
+      const ra = run(a.cpu, 20_000);
+      expect(run(b.cpu, 20_000)).toEqual(ra);
+      expect(cpuState(b.cpu)).toEqual(cpuState(a.cpu));
+    }
+    // (The one-instruction block at the INT, reached only when the block before it declined, and
+    // the handler's IRET alike, are cut: they never get past their transfer.)
+    const jit = b.cpu.jit!;
+    expect(jit.page(CODE_AT).blocks[0]!.len).toBe(3);
+    expect(jit.ran / b.cpu.instructions).toBeGreaterThan(0.99);
+  });
+
+  it('cut a block that loops in itself at the instruction that declines on a later turn', () => {
+    // MOV ES of a selector that is good and null in turn: the block runs one turn, declines in the
+    // next (instruction 2, after 8 instructions ran), every time
+    const GOOD = SEL.free(5);
+    const [a, b] = [false, true].map((jit) => {
+      const m = machine(0, { jit: jit ? { hot: 1 } : false });
+      setGdt(m.cpu, GOOD >>> 3, segmentDescriptor({ base: 0, limit: 0xfffff, type: 0x2, dpl: 0 }));
+      program(
+        m,
+        enc('xor reg,imm', { a: R.EDI, imm: GOOD }), // CODE_AT: good, null, good...
+        enc('add reg,imm', { a: R.EAX, imm: 1 }),
+        enc('mov sreg,reg', { a: S.ES, b: R.EDI }),
+        enc('add reg,imm', { a: R.EBX, imm: 1 }),
+        enc('dec reg', { a: R.ECX }),
+        enc('jnz imm', { imm: CODE_AT }),
+        enc('hlt'),
+      );
+      m.cpu.reg[R.ECX] = 200;
+      m.cpu.reg[R.EDI] = 0;
+      return m;
+    }) as [Machine, Machine];
+    const ra = run(a.cpu, 100_000);
+    expect(run(b.cpu, 100_000)).toEqual(ra);
+    expect(ra).toEqual({ reason: 'halt', executed: 6 * 200 + 1 });
+    expect(cpuState(b.cpu)).toEqual(cpuState(a.cpu));
+    // the block cut to the XOR and the ADD; the one at the MOV ES (it declines whenever it is
+    // reached) replaced by NEVER
+    expect(b.cpu.jit!.retired).toBe(2);
+    expect(b.cpu.jit!.page(CODE_AT).blocks[0]!.len).toBe(2);
+    expect(b.cpu.jit!.page(CODE_AT).blocks[2]).toBe(NEVER);
+  });
+
   it('set the DS bounds the run loop checks after a block that loaded DS', () => {
     // A block that ends with MOV DS (MOV ESI, DS is not in blocks); the LD after it runs in the run
     // loop (LD, HLT: one instruction a block may hold), through the new DS.
