@@ -28,7 +28,7 @@ import {
 import { CpuFault, fault, isContributory, VEC } from './faults.js';
 import { FL } from './flags.js';
 import { MBZ, MEM_SEGMENT, NO_BASE } from './isa.js';
-import { NONE } from './jit.js';
+import { NONE, readEnd, writeEnd } from './jit.js';
 import { loadSegment } from './segments.js';
 import { ioAllowed, systemOp } from './system.js';
 import { deliver, farReturn, farTransfer, interruptReturn, mergeFlags } from './transfers.js';
@@ -269,21 +269,22 @@ export function run(cpu: Cpu, budget: number): RunResult {
                 const ctx = cpu.jitCtx;
                 const to = blk.fn(cpu, ctx, eip, stop - executed);
                 const ran = ctx[8]!;
-                // jit.ts CTX.EXIT: 1 LIGHT, 3 FULL after a far transfer; 4 DS loaded; 8 declined
+                // jit.ts CTX.EXIT: 1 LIGHT, 3 FULL after a far transfer; 4 a data segment loaded; 8 declined
                 const exit = ctx[9]!;
                 if (ran !== 0) {
-                  // past its far transfers and segment loads: not a block that keeps declining
-                  if (blk.declines !== 0 && (exit & 8) === 0 && ran >= blk.len) blk.declines = 0;
                   executed += ran;
                   cpu.jit!.ranCount[0]! += ran;
                   eip = to;
                   rdPage = -1; // the block's general paths may have walked (see rdPage)
                   wrPage = -1;
                   if (exit !== 0) {
+                    // (a block with no far transfer or segment load, most of them, leaves exit 0)
                     ctx[9] = 0;
-                    // declined at its instruction ran % len (a block that loops in itself repeats whole)
+                    // declined at its instruction ran % len (a block that loops in itself repeats
+                    // whole); else past them all: not a block that keeps declining
                     if ((exit & 8) !== 0)
                       cpu.jit!.declined(jp, ram32, p, blk, ran % blk.len, cpu.exitSoftware);
+                    else if (blk.declines !== 0 && ran >= blk.len) blk.declines = 0;
                     if ((exit & 4) !== 0) {
                       dsBase = ctx[2]!;
                       dsRdEnd = ctx[3]!;
@@ -899,19 +900,6 @@ export function run(cpu: Cpu, budget: number): RunResult {
   }
   cpu.instructions += executed - counted;
   return { reason: 'budget', executed };
-}
-
-/**
- * The end (exclusive) of the offsets at which a dword may be read through a segment with these
- * flags (SEG_USABLE 1, SEG_READ 2) and limit; 0: none (the general path raises the fault).
- */
-function readEnd(flags: number, limit: number): number {
-  return (flags & 3) === 3 && limit >= 3 ? (limit - 2) >>> 0 : 0;
-}
-
-/** As {@link readEnd}, for a write (SEG_USABLE 1, SEG_WRITE 4). */
-function writeEnd(flags: number, limit: number): number {
-  return (flags & 5) === 5 && limit >= 3 ? (limit - 2) >>> 0 : 0;
 }
 
 /** `other`'s answers that stop the run (negative; 0, 1 and 3 are what the next instruction needs). */

@@ -67,8 +67,8 @@ export const CTX = {
   /**
    * What a block left for the run loop besides RAN (0 when it starts; the run loop reads it after
    * every block and sets it back to 0): EXIT_LIGHT or EXIT_FULL, the prologue the next instruction
-   * needs after a far transfer the block made; EXIT_DS, DS was loaded (DS_BASE and the ends are
-   * the new DS's); EXIT_DECLINED, the block stopped before a far transfer or segment load whose
+   * needs after a far transfer the block made; EXIT_DS, a data segment register was loaded (DS_BASE
+   * and the ends are DS's as it is now); EXIT_DECLINED, the block stopped before a far transfer or segment load whose
    * fast path declined it, for the run loop to execute (RAN may be 0 then: not a changed code).
    */
   EXIT: 9,
@@ -80,6 +80,19 @@ export const EXIT_LIGHT = 1;
 export const EXIT_FULL = 3;
 export const EXIT_DS = 4;
 export const EXIT_DECLINED = 8;
+
+/**
+ * The end (exclusive) of the offsets at which a dword may be read through a segment with these
+ * flags (SEG_USABLE 1, SEG_READ 2) and limit; 0: none (the general path raises the fault).
+ */
+export function readEnd(flags: number, limit: number): number {
+  return (flags & 3) === 3 && limit >= 3 ? (limit - 2) >>> 0 : 0;
+}
+
+/** As {@link readEnd}, for a write (SEG_USABLE 1, SEG_WRITE 4). */
+export function writeEnd(flags: number, limit: number): number {
+  return (flags & 5) === 5 && limit >= 3 ? (limit - 2) >>> 0 : 0;
+}
 
 /**
  * A compiled block: `fn(cpu, ctx, eip, room)` runs it with its first instruction at `eip` (int32),
@@ -693,17 +706,17 @@ function compileBlock(ram32: Int32Array, at: number, max: number, softwareExits:
         break;
       }
       case 0x80: {
-        // MOV DS, ES, FS or GS: the fast path, or (declined) the block ends before it. A new DS:
-        // its bounds in ctx, as the run loop's own MOV DS sets them, and the run loop told.
+        // MOV DS, ES, FS or GS: the fast path, or (declined) the block ends before it; done, the
+        // run loop told (EXIT_DS: so that it also knows the block got past it). A new DS: its
+        // bounds in ctx, as the run loop's own MOV DS sets them.
         const ds =
           a === 3
-            ? `ctx[${CTX.DS_BASE}] = cpu.segBase[3]; { const fl = cpu.segFlags[3], lim = cpu.segLimit[3]; ` +
-              `ctx[${CTX.DS_RD_END}] = (fl & 3) === 3 && lim >= 3 ? lim - 2 : 0; ` +
-              `ctx[${CTX.DS_WR_END}] = (fl & 5) === 5 && lim >= 3 ? lim - 2 : 0; } ctx[${CTX.EXIT}] |= ${EXIT_DS}; FORGETDS`
+            ? `ctx[${CTX.DS_BASE}] = cpu.segBase[3]; ctx[${CTX.DS_RD_END}] = readEnd(cpu.segFlags[3], cpu.segLimit[3]); ` +
+              `ctx[${CTX.DS_WR_END}] = writeEnd(cpu.segFlags[3], cpu.segLimit[3]); FORGETDS`
             : '';
         body.push(
           `if (!loadDataSegmentFast(cpu, ${a}, ${r(b & 7)} & 0xffff)) { WB ctx[${CTX.RAN}] = ran + ${k}; ` +
-            `ctx[${CTX.EXIT}] |= ${EXIT_DECLINED}; return (eip + ${8 * k}) | 0; } ${ds}`,
+            `ctx[${CTX.EXIT}] |= ${EXIT_DECLINED}; return (eip + ${8 * k}) | 0; } ${ds} ctx[${CTX.EXIT}] |= ${EXIT_DS};`,
         );
         break;
       }
@@ -759,22 +772,7 @@ function compileBlock(ram32: Int32Array, at: number, max: number, softwareExits:
   ].join('\n');
   let fn = FUNCTIONS.get(src);
   if (fn === undefined) {
-    fn = new Function(
-      'fault',
-      'callGateFast',
-      'farReturnFast',
-      'interruptReturnFast',
-      'deliverFast',
-      'loadDataSegmentFast',
-      src,
-    )(
-      fault,
-      callGateFast,
-      farReturnFast,
-      interruptReturnFast,
-      deliverFast,
-      loadDataSegmentFast,
-    ) as Block['fn'];
+    fn = new Function(...Object.keys(BLOCK_SCOPE), src)(...Object.values(BLOCK_SCOPE)) as Block['fn'];
     functionChars += src.length;
     while (functionChars > FUNCTION_CHARS_KEPT) {
       const oldest = FUNCTIONS.keys().next().value!;
@@ -785,6 +783,18 @@ function compileBlock(ram32: Int32Array, at: number, max: number, softwareExits:
   FUNCTIONS.set(src, fn);
   return { fn, len: n, declines: 0 };
 }
+
+/** What a block's source may call besides the CPU's methods, by the names it uses. */
+const BLOCK_SCOPE = {
+  fault,
+  readEnd,
+  writeEnd,
+  callGateFast,
+  farReturnFast,
+  interruptReturnFast,
+  deliverFast,
+  loadDataSegmentFast,
+};
 
 /**
  * The functions compiled so far, by their source, for every machine in the process: a block's

@@ -19,7 +19,7 @@ import {
 import { run } from '../../src/cpu/exec.js';
 import { fastPaths } from '../../src/cpu/fast-transfers.js';
 import { CR0, FL, IOPL_SHIFT } from '../../src/cpu/flags.js';
-import { BY_OPCODE, NO_BASE, NO_SEG, OP, S } from '../../src/cpu/isa.js';
+import { BY_OPCODE, NO_BASE, NO_SEG, OP, R, S } from '../../src/cpu/isa.js';
 import type { JitOptions } from '../../src/cpu/jit.js';
 import { type InterruptSource, IoBus, type PortDevice } from '../../src/devices/bus.js';
 import { Mmu } from '../../src/memory/mmu.js';
@@ -299,6 +299,73 @@ export class PolledIrq extends IrqStub {
   hasPending(): boolean {
     return this.vector >= 0;
   }
+}
+
+/** Fault handlers, one per vector, at HANDLERS + 0x40 * vector (ring 0): see {@link faultHandlers}. */
+export const HANDLERS = 0x18000;
+
+/**
+ * Handlers for vectors 0-31 that resume after the faulting instruction (for a vector with an error
+ * code, it goes), counting the faults in EBP, after `first` (an access of the handler's own, say).
+ * With `int3`, INT3's gate has DPL 3 and its handler returns where the trap left it.
+ */
+export function faultHandlers(m: Machine, opts: { first?: Uint8Array[]; int3?: boolean } = {}): void {
+  for (let v = 0; v < 32; v++) {
+    const at = HANDLERS + 0x40 * v;
+    const trap = opts.int3 === true && v === 3;
+    idtGate(m.cpu, v, { selector: SEL.code(0), offset: at, dpl: trap ? 3 : 0 });
+    const withCode = v === 8 || (v >= 10 && v <= 14);
+    code(
+      m,
+      at,
+      ...(opts.first ?? []),
+      ...(withCode ? [enc('add reg,imm', { a: R.ESP, imm: 4 })] : []),
+      enc('inc reg', { a: R.EBP }),
+      ...(trap
+        ? []
+        : [
+            enc('ld reg,mem', { a: R.ESI, b: R.ESP, c: 0xf, imm: 0 }), // the return EIP
+            enc('add reg,imm', { a: R.ESI, imm: 8 }),
+            enc('st mem,reg', { a: R.ESI, b: R.ESP, c: 0xf, imm: 0 }),
+          ]),
+      enc('iret'),
+    );
+  }
+}
+
+/**
+ * What a differential test compares between two machines: the CPU state, CR2, the instruction
+ * count, and `regions` of physical memory (name: [address, bytes] pairs, concatenated).
+ */
+export function machineView(
+  m: Machine,
+  regions: Record<string, readonly (readonly [number, number])[]>,
+): Record<string, unknown> {
+  const view: Record<string, unknown> = {
+    ...cpuState(m.cpu),
+    cr2: m.cpu.mmu.cr2,
+    instructions: m.cpu.instructions,
+  };
+  for (const [name, parts] of Object.entries(regions)) {
+    view[name] = parts
+      .map(([at, n]) => Buffer.from(m.phys.ram.subarray(at, at + n)).toString('base64'))
+      .join('');
+  }
+  return view;
+}
+
+/** The page below the top of ring 0's and ring 3's stacks, and the page tables: every differential test compares them. */
+export function stacksAndTables(): Record<string, readonly (readonly [number, number])[]> {
+  return {
+    stacks: [
+      [stackTop(0) - 0x1000, 0x1000],
+      [stackTop(3) - 0x1000, 0x1000],
+    ],
+    tables: [
+      [PD, 0x1000],
+      [PT0, 0x1000],
+    ],
+  };
 }
 
 // ---- random programs (jit.test.ts, jit-far.test.ts) ----

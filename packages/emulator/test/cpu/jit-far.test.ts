@@ -19,16 +19,16 @@ import {
   ALU,
   CODE_AT,
   code,
-  cpuState,
   EDGES,
   enablePaging,
   enc,
+  faultHandlers,
   idtGate,
   JCC,
   loadCache,
   type Machine,
   machine,
-  PD,
+  machineView,
   PG,
   PolledIrq,
   PT0,
@@ -36,7 +36,7 @@ import {
   rng,
   SEL,
   setGdt,
-  stackTop,
+  stacksAndTables,
 } from './harness.js';
 
 const DATA = 0x20000;
@@ -48,7 +48,6 @@ const NP_DS = SEL.free(4);
 const DOWN_DS = SEL.free(5);
 const GATE0 = SEL.free(6);
 const SLOTS = 48;
-const HANDLERS = 0x18000;
 const ENTRY = 0x1c000;
 
 interface Variant {
@@ -200,25 +199,7 @@ function setUp(
   idtGate(cpu, 0x82, { type: TYPE.INT_GATE, selector: SEL.code(0), offset: ENTRY + 0x80, dpl: 0 });
   idtGate(cpu, 0x40, { type: TYPE.INT_GATE, selector: SEL.code(0), offset: ENTRY + 0xc0, dpl: 0 });
   code(m, ENTRY + 0xc0, enc('add reg,imm', { a: R.EBP, imm: 0x10000 }), enc('iret'));
-  for (let vct = 0; vct < 32; vct++) {
-    const at = HANDLERS + 0x40 * vct;
-    idtGate(cpu, vct, { selector: SEL.code(0), offset: at, dpl: vct === 3 ? 3 : 0 });
-    const withCode = vct === 8 || (vct >= 10 && vct <= 14);
-    code(
-      m,
-      at,
-      ...(withCode ? [enc('add reg,imm', { a: R.ESP, imm: 4 })] : []),
-      enc('inc reg', { a: R.EBP }),
-      ...(vct === 3
-        ? []
-        : [
-            enc('ld reg,mem', { a: R.ESI, b: R.ESP, c: S.SS, imm: 0 }),
-            enc('add reg,imm', { a: R.ESI, imm: 8 }),
-            enc('st mem,reg', { a: R.ESI, b: R.ESP, c: S.SS, imm: 0 }),
-          ]),
-      enc('iret'),
-    );
-  }
+  faultHandlers(m, { int3: true });
   if (v.paging) {
     enablePaging(m);
     m.phys.write32(PT0 + 4 * 0x21, 0x21000 | PG.P | PG.U);
@@ -237,17 +218,12 @@ function setUp(
 }
 
 function observe(m: Machine): Record<string, unknown> {
-  const region = (at: number, n: number) => Buffer.from(m.phys.ram.subarray(at, at + n)).toString('base64');
-  return {
-    ...cpuState(m.cpu),
-    cr2: m.cpu.mmu.cr2,
-    instructions: m.cpu.instructions,
-    code: region(CODE_AT, 8 * SLOTS + 64),
-    data: region(DATA, DATA_BYTES),
-    gdt: region(0x1000, 0x100),
-    stacks: region(stackTop(0) - 0x1000, 0x1000) + region(stackTop(3) - 0x1000, 0x1000),
-    tables: region(PD, 0x1000) + region(PT0, 0x1000),
-  };
+  return machineView(m, {
+    code: [[CODE_AT, 8 * SLOTS + 64]],
+    data: [[DATA, DATA_BYTES]],
+    gdt: [[0x1000, 0x100]],
+    ...stacksAndTables(),
+  });
 }
 
 const SEEDS = 60;

@@ -16,26 +16,26 @@ import { NO_BASE, R, S } from '../../src/cpu/isa.js';
 import {
   ALU,
   code,
-  cpuState,
   EDGES,
   enablePaging,
   enc,
+  faultHandlers,
+  HANDLERS,
   IrqStub,
   idtGate,
   JCC,
   loadCache,
   type Machine,
   machine,
-  PD,
+  machineView,
   PG,
   PT0,
   rng,
   SEL,
   setGdt,
-  stackTop,
+  stacksAndTables,
 } from './harness.js';
 
-const HANDLERS = 0x18000;
 const DATA = 0x20000;
 /** GDT slots of the test's code segment (base and limit per variant) and of a good data segment. */
 const CS_SLOT = 18;
@@ -145,21 +145,7 @@ function setUp(v: V, jit: boolean, prog: Uint8Array[], rand: () => number): Mach
     cpu.mmu.flush();
   }
   // handlers: resume after the faulting instruction
-  for (let vec = 0; vec < 32; vec++) {
-    const at = HANDLERS + 0x40 * vec;
-    idtGate(cpu, vec, { selector: SEL.code(0), offset: at, dpl: 0 });
-    const withCode = vec === 8 || (vec >= 10 && vec <= 14);
-    code(
-      m,
-      at,
-      ...(withCode ? [enc('add reg,imm', { a: R.ESP, imm: 4 })] : []),
-      enc('inc reg', { a: R.EBP }),
-      enc('ld reg,mem', { a: R.ESI, b: R.ESP, c: 0xf, imm: 0 }),
-      enc('add reg,imm', { a: R.ESI, imm: 8 }),
-      enc('st mem,reg', { a: R.ESI, b: R.ESP, c: 0xf, imm: 0 }),
-      enc('iret'),
-    );
-  }
+  faultHandlers(m);
   idtGate(cpu, 0x80, { type: TYPE.TRAP_GATE, selector: SEL.code(0), offset: HANDLERS + 0x900, dpl: 3 });
   code(m, HANDLERS + 0x900, enc('add reg,imm', { a: R.EBP, imm: 0x100 }), enc('iret'));
   for (const [k, c] of prog.entries()) m.phys.writeBytes(phys(v, v.base + SLOTS[k]!), c);
@@ -171,17 +157,12 @@ function setUp(v: V, jit: boolean, prog: Uint8Array[], rand: () => number): Mach
 }
 
 function observe(m: Machine, v: V): Record<string, unknown> {
-  const region = (at: number, n: number) => Buffer.from(m.phys.ram.subarray(at, at + n)).toString('base64');
   const frames = v.paging ? [0x50000, 0x51000, 0x52000] : [0x10000, 0x11000, 0x12000];
-  return {
-    ...cpuState(m.cpu),
-    cr2: m.cpu.mmu.cr2,
-    instructions: m.cpu.instructions,
-    code: frames.map((f) => region(f, 0x1000)).join(),
-    data: region(DATA, 0x400),
-    stacks: region(stackTop(0) - 0x1000, 0x1000) + region(stackTop(3) - 0x1000, 0x1000),
-    tables: region(PD, 0x1000) + region(PT0, 0x1000),
-  };
+  return machineView(m, {
+    code: frames.map((f) => [f, 0x1000] as const),
+    data: [[DATA, 0x400]],
+    ...stacksAndTables(),
+  });
 }
 
 const SEEDS = 50;

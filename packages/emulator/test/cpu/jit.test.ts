@@ -24,13 +24,16 @@ import {
   EDGES,
   enablePaging,
   enc,
+  faultHandlers,
   GDT,
+  HANDLERS,
   type IrqStub,
   idtGate,
   JCC,
   loadCache,
   type Machine,
   machine,
+  machineView,
   PD,
   PG,
   PolledIrq,
@@ -39,6 +42,7 @@ import {
   rng,
   SEL,
   setGdt,
+  stacksAndTables,
   stackTop,
   TSS_AT,
 } from './harness.js';
@@ -50,8 +54,6 @@ const DATA_BYTES = 0x4000;
 const SMALL_DS = SEL.free(1);
 const READONLY_DS = SEL.free(2);
 const SLOTS = 48;
-/** Fault handlers, one per vector, at HANDLERS + 0x40 * vector (ring 0). */
-const HANDLERS = 0x18000;
 
 interface Variant {
   readonly name: string;
@@ -152,29 +154,6 @@ function generate(rand: () => number, v: Variant): Uint8Array[] {
   return out;
 }
 
-/**
- * Handlers that resume after the faulting instruction (for a vector with an error code, it goes),
- * counting the faults in EBP, after `first` (an access of the handler's own, say).
- */
-function faultHandlers(m: Machine, first: Uint8Array[] = []): void {
-  for (let v = 0; v < 32; v++) {
-    const at = HANDLERS + 0x40 * v;
-    idtGate(m.cpu, v, { selector: SEL.code(0), offset: at, dpl: 0 });
-    const withCode = v === 8 || (v >= 10 && v <= 14);
-    code(
-      m,
-      at,
-      ...first,
-      ...(withCode ? [enc('add reg,imm', { a: R.ESP, imm: 4 })] : []),
-      enc('inc reg', { a: R.EBP }),
-      enc('ld reg,mem', { a: R.ESI, b: R.ESP, c: 0xf, imm: 0 }),
-      enc('add reg,imm', { a: R.ESI, imm: 8 }),
-      enc('st mem,reg', { a: R.ESI, b: R.ESP, c: 0xf, imm: 0 }),
-      enc('iret'),
-    );
-  }
-}
-
 function setUp(v: Variant, jit: boolean, prog: Uint8Array[], rand: () => number): Machine {
   const m = machine(v.ring, { jit: jit ? { hot: 1 } : false });
   setGdt(m.cpu, 15, segmentDescriptor({ base: DATA, limit: DATA_BYTES - 1, type: 0x2, dpl: 3 }));
@@ -202,16 +181,11 @@ function setUp(v: Variant, jit: boolean, prog: Uint8Array[], rand: () => number)
  * (with the page tables, whose accessed and dirty bits the accesses set).
  */
 function observe(m: Machine): Record<string, unknown> {
-  const region = (at: number, n: number) => Buffer.from(m.phys.ram.subarray(at, at + n)).toString('base64');
-  return {
-    ...cpuState(m.cpu),
-    cr2: m.cpu.mmu.cr2,
-    instructions: m.cpu.instructions,
-    code: region(CODE_AT, 8 * SLOTS + 64),
-    data: region(DATA, DATA_BYTES),
-    stacks: region(stackTop(0) - 0x1000, 0x1000) + region(stackTop(3) - 0x1000, 0x1000),
-    tables: region(PD, 0x1000) + region(PT0, 0x1000),
-  };
+  return machineView(m, {
+    code: [[CODE_AT, 8 * SLOTS + 64]],
+    data: [[DATA, DATA_BYTES]],
+    ...stacksAndTables(),
+  });
 }
 
 describe('random programs: the same results with and without blocks', () => {
@@ -582,7 +556,7 @@ describe('every check, failing inside a block', () => {
       const ms = [false, true].map((jit) => {
         const m = machine(c.ring, { jit: jit ? { hot: 1 } : false });
         c.setUp?.(m);
-        faultHandlers(m, c.inHandler === undefined ? [] : [c.inHandler]);
+        faultHandlers(m, { first: c.inHandler === undefined ? [] : [c.inHandler] });
         program(
           m,
           enc('add reg,imm', { a: R.EAX, imm: 1 }), // sets flags the fault must see
