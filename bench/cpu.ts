@@ -24,11 +24,13 @@
  *     denser than any real kernel/user mix; its figure is not comparable with this one.
  * Each workload runs in a child process of its own (bench/_cpu-workload.ts; `inFreshProcess` says
  * why), as do the transition timings. Machines run as `createMachine` makes them: with the block
- * compiler (src/cpu/jit.ts), which runs (a) as one block that loops in itself, and (b) in blocks of
- * 1 to 11 instructions that hold the segment load and end with the far transfers (since session 13;
- * before, the run loop interpreted those and the instructions between them: `jit_share` 0.80, now
- * 0.98); the run loop interprets the JMP back and the timer handler's OUT. `jit_share` in the
- * RESULT line is the share of (b)'s instructions that ran in blocks.
+ * compiler (src/cpu/jit.ts), which runs (a) as one block that loops in itself, and (b) as one trace
+ * (since session 14) of nine blocks that loops in itself: blocks of 1 to 11 instructions that hold
+ * the segment load and end with the far transfers (since session 13; before, the run loop
+ * interpreted those and the instructions between them: `jit_share` 0.80, then 0.98, now 0.999),
+ * called one after the other through all four ring changes; the run loop interprets the timer
+ * handler's OUT. `jit_share` in the RESULT line is the share of (b)'s instructions that ran in
+ * blocks.
  * What limits (b) is printed after it: each kind of transition it makes, timed in a loop of its own
  * against the same loop without it (`transitionNs`), and their share of one iteration of (b).
  */
@@ -289,10 +291,10 @@ function mixed(): Rates {
 /**
  * What limits (b): the cost of each kind of transition it makes, in ns, each measured in a loop of
  * its own (ring 3, interrupts off, no timer): `body` then a JMP back, less the same loop with no
- * body (a JMP to itself, which the run loop interprets: a block needs two instructions). `callf`:
- * CALLF through the call gate into ring 0, whose target is RETF (two ring changes, a TSS stack
- * switch and its return); `int`: INT 0x80 through the trap gate, whose handler is IRET; `ds`: MOV
- * DS. `jmp` is that interpreted JMP.
+ * body (a JMP to itself: a block of one instruction that loops in itself). `callf`: CALLF through
+ * the call gate into ring 0, whose target is RETF (two ring changes, a TSS stack switch and its
+ * return); `int`: INT 0x80 through the trap gate, whose handler is IRET; `ds`: MOV DS. Each loop
+ * runs as a trace, as (b) does. `jmp` is that JMP.
  */
 function transitionNs(): { callf: number; int: number; ds: number; jmp: number } {
   const body: Record<string, number[]> = {
@@ -388,8 +390,8 @@ export async function main(): Promise<void> {
   const transitions = t.callf + t.int + t.ds;
   console.log(
     `what limits (b): a CALLF through a gate to ring 0 and its RETF cost ${t.callf.toFixed(0)} ns, ` +
-      `an INT 0x80 and its IRET ${t.int.toFixed(0)} ns, a MOV DS ${t.ds.toFixed(0)} ns (a JMP the run loop ` +
-      `interprets ${t.jmp.toFixed(1)} ns); one iteration of (b) takes ${iterationNs.toFixed(0)} ns ` +
+      `an INT 0x80 and its IRET ${t.int.toFixed(0)} ns, a MOV DS ${t.ds.toFixed(0)} ns (a JMP to itself ` +
+      `${t.jmp.toFixed(1)} ns); one iteration of (b) takes ${iterationNs.toFixed(0)} ns ` +
       `and those 5 of its 51 instructions, priced as measured alone, account for ${((100 * transitions) / iterationNs).toFixed(0)}% of it`,
   );
   // The bare loop's figures are those of the compute loop's 30 windows (as many as each figure's).

@@ -28,7 +28,7 @@ import {
 import { CpuFault, fault, isContributory, VEC } from './faults.js';
 import { FL } from './flags.js';
 import { MBZ, MEM_SEGMENT, NO_BASE } from './isa.js';
-import { NONE, readEnd, writeEnd } from './jit.js';
+import { type Block, type Link, NONE, readEnd, writeEnd } from './jit.js';
 import { loadSegment } from './segments.js';
 import { ioAllowed, systemOp } from './system.js';
 import { deliver, farReturn, farTransfer, interruptReturn, mergeFlags } from './transfers.js';
@@ -133,6 +133,12 @@ export function run(cpu: Cpu, budget: number): RunResult {
    * the bound (the compute loop 1.02x, the mixed workload 1.01-1.03x, in paired runs).
    */
   let stop = 0;
+  // The block that ran last, where it was entered, where it ended, whether with a far transfer: if
+  // the next instruction starts a block, the run loop tells the block compiler (Jit.relink, trace).
+  let last: Block | null = null;
+  let lastTo = 0;
+  let lastEip = 0;
+  let lastFar = false;
   cpu.endRun = false;
   while (executed < budget) {
     // The inner loop ends only at `stop`: after an instruction that is not ordinary (but for the
@@ -266,24 +272,50 @@ export function run(cpu: Cpu, budget: number): RunResult {
               const k = (p & 0xfff) >>> 3;
               const blk = jp.blocks[k]!;
               if (blk.len <= stop - executed && d + 8 * (blk.len - 1) < codeLen) {
+                if (last !== null) {
+                  // the block the last one led to, with nothing between: a trace follows links
+                  // (jit.ts Link) that the run loop keeps following
+                  if (eip === lastTo) {
+                    const link: Link | null = last.link;
+                    if (link !== null && link.to === blk) {
+                      const hits = ++link.hits;
+                      if (hits >= cpu.jit!.traceHot && (hits & (hits - 1)) === 0) cpu.jit!.trace(last);
+                    } else cpu.jit!.relink(last, blk, lastEip, eip, lastFar, cpu);
+                  }
+                  last = null;
+                }
                 const ctx = cpu.jitCtx;
                 const to = blk.fn(cpu, ctx, eip, stop - executed);
                 const ran = ctx[8]!;
-                // jit.ts CTX.EXIT: 1 LIGHT, 3 FULL after a far transfer; 4 a data segment loaded; 8 declined
+                // jit.ts CTX.EXIT: 1 LIGHT, 3 FULL after a far transfer; 4 a data segment loaded; 8
+                // declined; 16 | vector << 8 the run stops at a software interrupt
                 const exit = ctx[9]!;
                 if (ran !== 0) {
                   executed += ran;
                   cpu.jit!.ranCount[0]! += ran;
+                  if (blk.path === null) {
+                    last = blk;
+                    lastTo = to;
+                    lastEip = eip;
+                    lastFar = (exit & 3) !== 0;
+                  }
                   eip = to;
                   rdPage = -1; // the block's general paths may have walked (see rdPage)
                   wrPage = -1;
                   if (exit !== 0) {
                     // (a block with no far transfer or segment load, most of them, leaves exit 0)
                     ctx[9] = 0;
+                    if ((exit & 16) !== 0) {
+                      // stopped before a software interrupt that the host sees first, as `other`
+                      // stops the run at one (jit.ts EXIT_SOFTWARE)
+                      cpu.eip = to >>> 0;
+                      cpu.instructions += executed - counted;
+                      return { reason: 'exit', vector: (exit >>> 8) & 0xff, software: true, executed };
+                    }
                     // declined at its instruction ran % len (a block that loops in itself repeats
                     // whole); else past them all: not a block that keeps declining
                     if ((exit & 8) !== 0)
-                      cpu.jit!.declined(jp, ram32, p, blk, ran % blk.len, cpu.exitSoftware);
+                      cpu.jit!.declined(jp, ram32, p, blk, ran % blk.len, cpu.mmu.tlbMisses);
                     else if (blk.declines !== 0 && ran >= blk.len) blk.declines = 0;
                     if ((exit & 4) !== 0) {
                       dsBase = ctx[2]!;
@@ -304,16 +336,21 @@ export function run(cpu: Cpu, budget: number): RunResult {
                   start = eip;
                   continue;
                 }
-                // Nothing ran: its first instruction's fast path declined (it runs here), or its
-                // code changed (dropped; the instruction runs here).
+                // Nothing ran: its first instruction's fast path declined (it runs here), or the run
+                // stops at it (a software interrupt, as above), or its code changed (dropped; the
+                // instruction runs here).
                 if (exit !== 0) {
                   ctx[9] = 0;
-                  cpu.jit!.declined(jp, ram32, p, blk, 0, cpu.exitSoftware);
+                  if ((exit & 16) !== 0) {
+                    cpu.eip = eip >>> 0;
+                    cpu.instructions += executed - counted;
+                    return { reason: 'exit', vector: (exit >>> 8) & 0xff, software: true, executed };
+                  }
+                  cpu.jit!.declined(jp, ram32, p, blk, 0, cpu.mmu.tlbMisses);
                 } else cpu.jit!.drop(jp, p);
               } else if (blk === NONE) {
                 const jit = cpu.jit!;
-                if (++jp.hits[k]! >= jit.hot)
-                  jit.compile(jp, ram32, p, (codeLen - d + 7) >>> 3, cpu.exitSoftware);
+                if (++jp.hits[k]! >= jit.hot) jit.compile(jp, ram32, p, (codeLen - d + 7) >>> 3);
               }
             }
             w0 = ram32[p >>> 2]!;
@@ -868,7 +905,8 @@ export function run(cpu: Cpu, budget: number): RunResult {
         // Thrown by a block: its instruction `at` faulted, after jitCtx[RAN] instructions of its
         // earlier turns and `at` of this one ran.
         cpu.jitAt = -1;
-        start = (start + 8 * at) | 0;
+        start = (cpu.jitCtx[10]! + 8 * at) | 0; // jit.ts CTX.FAULT_EIP: the EIP of the block that threw
+        last = null;
         eip = start;
         const ran = cpu.jitCtx[8]! + at;
         executed += ran;

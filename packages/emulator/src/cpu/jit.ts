@@ -13,9 +13,9 @@
  *   back and calls that fast path as the run loop's `other` would: done, the block goes on (a
  *   segment load) or ends after it and tells the run loop which prologue comes next (CTX.EXIT);
  *   declined (which changed nothing), it ends before it and the run loop executes it, through the
- *   general path that raises the fault. A VM manager that sees every software interrupt first
- *   (`exitSoftware`) gets INT n from the run loop as before, and blocks compiled while it is set
- *   end before a software interrupt (`Jit.compile`). (The mixed workload of bench/cpu.ts:
+ *   general path that raises the fault. For a VM manager that sees every software interrupt first
+ *   (`exitSoftware`), a block that reaches an INT n stops before it and the run stops there, as
+ *   the run loop stops it (EXIT_SOFTWARE). (The mixed workload of bench/cpu.ts:
  *   its share of instructions in blocks went from 0.80 to 0.98, its speed up about 6%.)
  * - Every other check runs each time, against the values the run loop's prologue cached (the CS
  *   limit, DS's and SS's base and access bounds, paging: `ctx`, see CTX): near branch targets
@@ -69,17 +69,28 @@ export const CTX = {
    * every block and sets it back to 0): EXIT_LIGHT or EXIT_FULL, the prologue the next instruction
    * needs after a far transfer the block made; EXIT_DS, a data segment register was loaded (DS_BASE
    * and the ends are DS's as it is now); EXIT_DECLINED, the block stopped before a far transfer or segment load whose
-   * fast path declined it, for the run loop to execute (RAN may be 0 then: not a changed code).
+   * fast path declined it, for the run loop to execute (RAN may be 0 then: not a changed code);
+   * EXIT_SOFTWARE and a vector, the run stops before a software interrupt (RAN may be 0 too).
    */
   EXIT: 9,
+  /**
+   * Where a block that throws a fault was entered (its EIP, set with `cpu.jitAt`): the faulting
+   * instruction is at FAULT_EIP + 8 * jitAt. (A trace's parts are entered at EIPs of their own.)
+   */
+  FAULT_EIP: 10,
 } as const;
-export const CTX_SIZE = 10;
+export const CTX_SIZE = 11;
 
 /** Bits of `ctx[CTX.EXIT]` (see CTX.EXIT); LIGHT and FULL are exec.ts's `slow` values. */
 export const EXIT_LIGHT = 1;
 export const EXIT_FULL = 3;
 export const EXIT_DS = 4;
 export const EXIT_DECLINED = 8;
+/**
+ * The block stopped before an INT n or INT3 that a VM manager sees first (`exitSoftware`), its
+ * vector in bits 8-15: the run stops there, as the run loop's `other` stops it.
+ */
+export const EXIT_SOFTWARE = 16;
 
 /**
  * The end (exclusive) of the offsets at which a dword may be read through a segment with these
@@ -109,12 +120,95 @@ export interface Block {
    * `fn` may be shared.
    */
   declines: number;
+  /** The MMU's TLB miss count at its last decline (`Jit.declined`). */
+  declinedAt: number;
+  /** The physical address of its first instruction (-1: NONE, NEVER). */
+  readonly at: number;
+  /** The block the run loop ran right after it, last time (see {@link Link}); null: none yet. */
+  link: Link | null;
+  /**
+   * A trace (`Jit.trace`): the blocks it runs one after the other (the first one has this one's
+   * place) and the links between them; null: a block.
+   */
+  readonly path: Path | null;
+}
+
+/** A trace's blocks and the links it follows between them (`links[j]` from `parts[j]`). */
+export interface Path {
+  readonly parts: readonly Block[];
+  readonly links: readonly Link[];
+}
+
+/**
+ * That the run loop ran block `to` right after block `from` (`from.link`), with nothing between:
+ * what a trace follows (`Jit.trace`). `far`: `from` ended with a far transfer, and `to` ran at EIP
+ * `eip` with CS as recorded here (selector, so CPL; base, limit) and paging on or off. Near: the
+ * same CS, both in one physical page, `to`'s EIP `delta` past `from`'s (so that EIP is `to`'s code).
+ */
+export interface Link {
+  readonly to: Block;
+  hits: number;
+  readonly far: boolean;
+  readonly delta: number;
+  readonly eip: number;
+  readonly sel: number;
+  readonly base: number;
+  readonly limit: number;
+  readonly paging: boolean;
+}
+
+/** A code window as a trace checks it (a structural view of cpu.ts's CodeWindow). */
+interface Window {
+  readonly lo: number;
+  readonly len: number;
+  readonly delta: number;
+  fits(base: number, limit: number, user: boolean, paging: boolean, gen: number): boolean;
+}
+
+/** What links and traces look at of the CPU (a structural view of Cpu, which this module does not import). */
+export interface LinkCpu {
+  readonly segSel: Uint16Array;
+  readonly segBase: Uint32Array;
+  readonly segLimit: Uint32Array;
+  readonly mmu: { readonly paging: boolean; readonly generation: number };
+  readonly winA: Window;
+  readonly winB: Window;
+}
+
+/**
+ * Whether the run loop, at EIP `eip` now, would fetch the instructions from there to `eip + span`
+ * from physical `phys` on (with CPL 3 if `user`): through one of the CPU's two code windows that
+ * fits CS, paging and the MMU generation as they are now, as the prologue picks one (exec.ts),
+ * and holds those EIPs (as the run loop checks a block's).
+ */
+export function fetchesFrom(cpu: LinkCpu, eip: number, span: number, phys: number, user: boolean): boolean {
+  const base = cpu.segBase[1]!;
+  const limit = cpu.segLimit[1]!;
+  const paging = cpu.mmu.paging;
+  const gen = cpu.mmu.generation;
+  const w = cpu.winA.fits(base, limit, user, paging, gen)
+    ? cpu.winA
+    : cpu.winB.fits(base, limit, user, paging, gen)
+      ? cpu.winB
+      : null;
+  if (w === null) return false;
+  const d = (eip - w.lo) | 0;
+  return d >= 0 && d + span < w.len && ((eip + w.delta) | 0) === phys;
+}
+
+function block(fn: Block['fn'], len: number, at: number, path: Path | null): Block {
+  return { fn, len, declines: 0, declinedAt: -1, at, link: null, path };
 }
 
 /** No block at an offset yet (its `len` is more than any budget, so the run loop never runs it). */
-export const NONE: Block = { fn: () => 0, len: 0x3fffffff, declines: 0 };
+export const NONE: Block = block(() => 0, 0x3fffffff, -1, null);
 /** No block can start at an offset (fewer than two instructions a block may hold start there). */
-export const NEVER: Block = { fn: () => 0, len: 0x3fffffff, declines: 0 };
+export const NEVER: Block = block(() => 0, 0x3fffffff, -1, null);
+
+/** The most blocks in a trace. */
+export const TRACE_PARTS = 16;
+/** How many times `traceHot` a link's hits may reach before a trace is made with the links as they are. */
+export const TRACE_WAIT = 256;
 
 /** Declines after which a block is cut short before the far transfer or segment load it stops at. */
 export const DECLINES_KEPT = 4;
@@ -131,18 +225,37 @@ export interface JitOptions {
   readonly hot?: number;
   /** Most instructions in a block (2..64; default 32). */
   readonly maxLength?: number;
+  /**
+   * Times the run loop runs the same block right after another before it makes a trace there
+   * (1..1e6; default 64); 0: no traces.
+   */
+  readonly traceHot?: number;
 }
 
 /** The process-wide defaults; `CLEFNET_JIT_HOT` sets `hot` (tests run every block path with 1). */
 function defaultHot(): number {
-  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
-  const v = Number(env?.CLEFNET_JIT_HOT);
+  const v = Number(env('CLEFNET_JIT_HOT'));
   return Number.isInteger(v) && v >= 1 && v <= 255 ? v : 32;
+}
+
+/** `CLEFNET_JIT_TRACE_HOT` sets `traceHot` (tests run traces with 1, and without them with 0). */
+function defaultTraceHot(): number {
+  const v = Number(env('CLEFNET_JIT_TRACE_HOT') ?? Number.NaN);
+  return Number.isInteger(v) && v >= 0 && v <= 1e6 ? v : 64;
+}
+
+function env(name: string): string | undefined {
+  return (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.[name];
 }
 
 export class Jit {
   readonly hot: number;
   readonly maxLength: number;
+  /** See JitOptions.traceHot (0: none). */
+  readonly traceHot: number;
+  /** Traces made; traces taken apart again (their blocks kept failing them: `trace`). */
+  traces = 0;
+  untraced = 0;
   /** Blocks made (their function maybe shared: FUNCTIONS); blocks dropped because their code had changed. */
   compiled = 0;
   stale = 0;
@@ -162,12 +275,16 @@ export class Jit {
   constructor(opts: JitOptions = {}) {
     const hot = opts.hot ?? defaultHot();
     const max = opts.maxLength ?? 32;
+    const traceHot = opts.traceHot ?? defaultTraceHot();
     if (!(Number.isInteger(hot) && hot >= 1 && hot <= 255))
       throw new RangeError(`jit: hot ${hot} not in 1..255`);
     if (!(Number.isInteger(max) && max >= 2 && max <= 64))
       throw new RangeError(`jit: maxLength ${max} not in 2..64`);
+    if (!(Number.isInteger(traceHot) && traceHot >= 0 && traceHot <= 1e6))
+      throw new RangeError(`jit: traceHot ${traceHot} not in 0..1000000`);
     this.hot = hot;
     this.maxLength = max;
+    this.traceHot = traceHot;
   }
 
   /** Instructions run in blocks. */
@@ -187,13 +304,11 @@ export class Jit {
 
   /**
    * Compiles the block at physical byte address `at` (8-aligned), of at most `room` instructions
-   * (those left in the code window), into `page`; NEVER there if none qualifies. With
-   * `softwareExits` (the CPU's `exitSoftware`: a VM manager sees every INT n and INT3 first), a
-   * block ends before a software interrupt, which would only ever stop it there.
+   * (those left in the code window), into `page`; NEVER there if none qualifies.
    */
-  compile(page: JitPage, ram32: Int32Array, at: number, room: number, softwareExits = false): void {
+  compile(page: JitPage, ram32: Int32Array, at: number, room: number): void {
     const max = Math.min(room, this.maxLength, (0x1000 - (at & 0xfff)) >>> 3);
-    const block = compileBlock(ram32, at, max, softwareExits);
+    const block = compileBlock(ram32, at, max);
     page.blocks[(at & 0xfff) >>> 3] = block ?? NEVER;
     if (block !== null) this.compiled++;
   }
@@ -202,24 +317,119 @@ export class Jit {
    * The block at `at` stopped before its instruction `k` (counted from 0), a far transfer or
    * segment load whose fast path declined, which the run loop then runs (and tries the fast path
    * again). One that keeps declining (a far CALL straight to a code segment, which only the general
-   * path takes; an INT n while a VM manager sees software interrupts first) is tried twice each
-   * time: after DECLINES_KEPT declines with no run past them in between (the run loop sets
-   * `declines` back to 0 after one: a fast path declines now and then, after a TLB flush, say),
-   * the block becomes its first `k` instructions (NEVER if they are too few), so that the run loop
-   * meets the instruction itself.
+   * path takes) is tried twice each time: after DECLINES_KEPT declines with no run past them and no
+   * page walk (`tlbMisses`, the MMU's count of them) in between, the block becomes its first `k`
+   * instructions (NEVER if they are too few), so that the run loop meets the instruction itself.
+   * (A fast path declines now and then: when a descriptor table, the TSS or a stack is not in the
+   * TLB, after each TLB flush, which a VM manager makes at every VM switch; the general path then
+   * walks the page tables, and the next time it does not decline. The run loop and traces set
+   * `declines` back to 0 when the block gets past it.)
    */
-  declined(
-    page: JitPage,
-    ram32: Int32Array,
-    at: number,
-    block: Block,
-    k: number,
-    softwareExits: boolean,
-  ): void {
+  declined(page: JitPage, ram32: Int32Array, at: number, block: Block, k: number, tlbMisses: number): void {
+    if (block.declinedAt !== tlbMisses) {
+      // a page walk since the last decline (the general path's, say, after a TLB miss declined it)
+      block.declinedAt = tlbMisses;
+      block.declines = 0;
+    }
     if (++block.declines < DECLINES_KEPT) return;
-    const shorter = k > 0 ? compileBlock(ram32, at, k, softwareExits) : null;
+    const shorter = k > 0 ? compileBlock(ram32, at, k) : null;
     page.blocks[(at & 0xfff) >>> 3] = shorter ?? NEVER;
     this.retired++;
+  }
+
+  /**
+   * The run loop ran `to` at EIP `eip` right after `from`, entered at `fromEip`, ended (`far`:
+   * with a far transfer, CS as `cpu` has it now): `from.link` records it, if a trace may follow it
+   * (see Link; a near one only within one page).
+   */
+  relink(from: Block, to: Block, fromEip: number, eip: number, far: boolean, cpu: LinkCpu): void {
+    if (this.traceHot === 0) return;
+    const delta = (eip - fromEip) | 0;
+    if (!far && ((from.at ^ to.at) >>> 12 !== 0 || delta !== to.at - from.at)) {
+      from.link = null;
+      return;
+    }
+    from.link = {
+      to,
+      hits: 0,
+      far,
+      delta,
+      eip,
+      sel: cpu.segSel[1]!,
+      base: cpu.segBase[1]!,
+      limit: cpu.segLimit[1]!,
+      paging: cpu.mmu.paging,
+    };
+  }
+
+  /**
+   * Makes a trace at `head`, whose link the run loop has now followed `traceHot` times or a power
+   * of two at or above that: `head` and the blocks its links lead to, one after the other
+   * (TRACE_PARTS at most, each link followed at least half as often), back to `head` (then the
+   * trace loops in itself) or to the last block with a link that leads nowhere new. It takes `head`'s place in its page. Between two blocks it
+   * checks what the link recorded (`traceSource`) and otherwise ends, as the run loop would go on
+   * from there; so it runs each block exactly where and as the run loop would. A trace whose blocks
+   * keep failing it (declined, or changed code) gives the place back to `head`.
+   */
+  trace(head: Block): void {
+    const page = this.pages.get(head.at - (head.at & 0xfff));
+    const k = (head.at & 0xfff) >>> 3;
+    if (page === undefined || page.blocks[k] !== head || head.path !== null || head.link === null) return;
+    const hits = head.link.hits;
+    const parts: Block[] = [head];
+    const links: Link[] = [];
+    let cyclic = false;
+    for (let b = head; b.link !== null && parts.length < TRACE_PARTS; ) {
+      // A link followed less than half as often as the head's: taken only some of the time, or
+      // made since (the blocks after it not run often enough yet). A trace would stop there for
+      // good (blocks inside a trace make no links), so it waits for the next call (at twice as
+      // many hits), up to TRACE_WAIT times the first.
+      if (2 * b.link.hits < hits) {
+        if (hits < TRACE_WAIT * this.traceHot) return;
+        break;
+      }
+      const next = b.link.to;
+      if (next === head) {
+        links.push(b.link);
+        cyclic = true;
+        break;
+      }
+      if (next.path !== null) {
+        // Into a trace: its blocks and links as it has them (its blocks' own links stopped
+        // counting when it was made), up to one already here (a trace loops only to its head).
+        links.push({ ...b.link, to: next.path.parts[0]! });
+        for (let j = 0; j < next.path.parts.length && parts.length < TRACE_PARTS; j++) {
+          const part = next.path.parts[j]!;
+          if (parts.includes(part)) break;
+          if (j > 0) links.push(next.path.links[j - 1]!);
+          parts.push(part);
+        }
+        if (links.length === parts.length) links.pop();
+        break;
+      }
+      if (next.at < 0 || parts.includes(next)) break;
+      links.push(b.link);
+      parts.push(next);
+      b = next;
+    }
+    if (parts.length < 2) return;
+    const untrace = () => {
+      if (page.blocks[k] !== made) return;
+      page.blocks[k] = head;
+      head.link = null;
+      this.untraced++;
+    };
+    const src = traceSource(parts, links, cyclic);
+    const fn = new Function('B', 'readEnd', 'writeEnd', 'fetchesFrom', 'untrace', src)(
+      parts,
+      readEnd,
+      writeEnd,
+      fetchesFrom,
+      untrace,
+    ) as Block['fn'];
+    const made = block(fn, head.len, head.at, { parts, links });
+    page.blocks[k] = made;
+    this.traces++;
   }
 
   /** A block whose code changed: dropped, and counted again from 0. */
@@ -426,22 +636,22 @@ function inlineAddress(seg: number, off: string, write: boolean, p = 'p'): strin
 }
 
 /**
- * Compiles at most `max` instructions at physical `at` (a software interrupt only without
- * `softwareExits`); null below two, unless the one is a far transfer.
+ * Compiles at most `max` instructions at physical `at`; null below two, unless the one is a far
+ * transfer or a JMP to a fixed EIP (which traces link: `Jit.trace`).
  */
-function compileBlock(ram32: Int32Array, at: number, max: number, softwareExits: boolean): Block | null {
+function compileBlock(ram32: Int32Array, at: number, max: number): Block | null {
   const insns: Decoded[] = [];
   const w = at >>> 2;
   for (let k = 0; k < max; k++) {
     const d = decode(ram32[w + 2 * k]! | 0, ram32[w + 2 * k + 1]! >>> 0);
-    if (d === undefined || (softwareExits && (d.op === 0x75 || d.op === 0x76))) break;
+    if (d === undefined) break;
     insns.push(d);
     if (d.ends) break;
   }
   const n = insns.length;
   // One instruction is a block only if it is a far transfer: the run loop's own way to it (its
   // `other`) costs more than a block's call.
-  if (n < 2 && !(n === 1 && insns[0]!.far && insns[0]!.ends)) return null;
+  if (n < 2 && !(n === 1 && insns[0]!.ends && (insns[0]!.far || insns[0]!.op === 0x50))) return null;
 
   // Flag liveness, backwards: live at the end, before a reader, before anything that may fault.
   const flagsLive: boolean[] = new Array(n);
@@ -690,16 +900,22 @@ function compileBlock(ram32: Int32Array, at: number, max: number, softwareExits:
               ? `farReturnFast(cpu, ${op === 0x73 ? imm & 0xffff : 0})`
               : op === 0x74
                 ? 'interruptReturnFast(cpu)'
-                : // INT n, INT3: a VM manager that sees every software interrupt first (exitSoftware)
-                  // takes it in the run loop
-                  `cpu.exitSoftware !== true && deliverFast(cpu, ${op === 0x76 ? VEC.BP : imm & 0xff}, -1, true, ${after})`;
+                : `deliverFast(cpu, ${op === 0x76 ? VEC.BP : imm & 0xff}, -1, true, ${after})`;
+        // INT n, INT3 for a VM manager that sees every software interrupt first (exitSoftware): the
+        // block ends before it and the run stops there, as the run loop's `other` stops it
+        // (EXIT_SOFTWARE, the vector in bits 8-15)
+        const software =
+          op === 0x75 || op === 0x76
+            ? `if (cpu.exitSoftware === true) { ctx[${CTX.RAN}] = ran + ${k}; ` +
+              `ctx[${CTX.EXIT}] |= ${EXIT_SOFTWARE | ((op === 0x76 ? VEC.BP : imm & 0xff) << 8)}; return (eip + ${8 * k}) | 0; }`
+            : '';
         // IRET: IF from 0 to 1 lets a pending interrupt in before the next instruction (FULL)
         const how =
           op === 0x74
             ? `((cpu.eflags & ~was & 0x200) !== 0 ? ${EXIT_FULL} : ${EXIT_LIGHT})`
             : `${EXIT_LIGHT}`;
         body.push(
-          `{ WB ${op === 0x74 ? 'const was = cpu.eflags;' : ''} if (${fast}) { ctx[${CTX.RAN}] = ran + ${k + 1}; ` +
+          `{ WB ${software} ${op === 0x74 ? 'const was = cpu.eflags;' : ''} if (${fast}) { ctx[${CTX.RAN}] = ran + ${k + 1}; ` +
             `ctx[${CTX.EXIT}] |= ${how}; return cpu.eip | 0; } ` +
             `ctx[${CTX.RAN}] = ran + ${k}; ctx[${CTX.EXIT}] |= ${EXIT_DECLINED}; return (eip + ${8 * k}) | 0; }`,
         );
@@ -766,7 +982,7 @@ function compileBlock(ram32: Int32Array, at: number, max: number, softwareExits:
       .replaceAll('FORGETDS', hoistedDs.map((c) => `${c} = -1;`).join(' ')),
     '}',
     '} catch (e) {',
-    `${wb} ctx[${CTX.RAN}] = ran; cpu.jitAt = i; throw e;`,
+    `${wb} ctx[${CTX.RAN}] = ran; ctx[${CTX.FAULT_EIP}] = eip; cpu.jitAt = i; throw e;`,
     '}',
     '};',
   ].join('\n');
@@ -781,7 +997,103 @@ function compileBlock(ram32: Int32Array, at: number, max: number, softwareExits:
     }
   } else FUNCTIONS.delete(src); // re-inserted below: the Map's order is recency order
   FUNCTIONS.set(src, fn);
-  return { fn, len: n, declines: 0 };
+  return block(fn, n, at, null);
+}
+
+/**
+ * The source of a trace's function (`Jit.trace`): it runs `parts` (by their functions, P[j]) one
+ * after the other as the run loop would, with the same arguments and the same protocol: CTX.RAN
+ * the instructions of all of them, CTX.EXIT what they left (EXIT_DECLINED only for the first one
+ * on its first run, which the run loop treats as that block's), and a fault as the block that threw
+ * it left it (CTX.FAULT_EIP is that block's EIP), but for CTX.RAN, which counts the earlier parts.
+ * Between part j and the next it ends (returns what the run loop would go on from) unless:
+ * - part j ran (its code was as compiled) and did not stop before a far transfer or segment load it
+ *   left to the run loop, nor make a transfer that needs the FULL prologue;
+ * - `links[j]` holds: near, no far transfer happened, the EIP is `delta` past part j's and the next
+ *   part lies within the CS limit there (both in one page: that EIP is its code); far, a far
+ *   transfer happened, the EIP, CS and paging are as recorded, and the run loop would fetch the
+ *   next part there from where it was compiled (`fetchesFrom`: checked once per MMU generation, so
+ *   that a TLB flush, which a VM manager makes at every VM switch, does not end the trace for good);
+ * - the budget holds the next part.
+ * After a far transfer it sets what the LIGHT prologue sets in `ctx` (the run loop's own prologue
+ * runs after the trace, which reports EXIT_LIGHT). Part j's failures (changed code, declined)
+ * count towards taking the trace apart (`untrace`): DECLINES_KEPT of them with no run of the whole
+ * trace between (a fast path declines now and then: after each TLB flush, which a VM manager
+ * makes at every VM switch).
+ */
+function traceSource(parts: readonly Block[], links: readonly Link[], cyclic: boolean): string {
+  const out = (x: string) => `{ ctx[${CTX.RAN}] = ran; ctx[${CTX.EXIT}] = ${x}; return to; }`;
+  const body: string[] = [];
+  const gens: string[] = [];
+  for (let j = 0; j < parts.length; j++) {
+    body.push(
+      `to = P${j}(cpu, ctx, e, room - ran); r = ctx[${CTX.RAN}]; x = ctx[${CTX.EXIT}];`,
+      `if (x !== 0) { ctx[${CTX.EXIT}] = 0; how |= x & ${EXIT_FULL | EXIT_DS}; }`,
+      'ran += r;',
+      `if (r === 0 || (x & ${EXIT_SOFTWARE | EXIT_DECLINED | EXIT_FULL}) > ${EXIT_LIGHT}) {`,
+      // the first part's first run: what it left is the run loop's, as if it were that block
+      j === 0 ? `if (ran === r) ${out(`how | (x & ${~(EXIT_FULL | EXIT_DS)})`)}` : '',
+      // a software interrupt the run stops at, or the FULL prologue: the run loop's; else a failure
+      `if ((x & ${EXIT_FULL}) !== ${EXIT_FULL} && (x & ${EXIT_SOFTWARE}) === 0 && ++fails >= ${DECLINES_KEPT}) untrace();`,
+      `${out(`how | (x & ${EXIT_SOFTWARE | 0xff00})`)} }`,
+      // past its far transfers and segment loads: not a block that keeps declining (as the run loop
+      // sets it when it runs the block itself)
+      `if (x !== 0 && B${j}.declines !== 0) B${j}.declines = 0;`,
+    );
+    const link = links[j];
+    if (link === undefined) break;
+    const next = j + 1 < parts.length ? j + 1 : 0;
+    const len = parts[next]!.len;
+    if (!link.far) {
+      body.push(
+        `if ((x & ${EXIT_FULL}) !== 0 || to !== ((e + ${link.delta}) | 0) || (to >>> 0) + ${8 * len - 1} > ctx[${CTX.CS_LIMIT}] || room - ran < ${len}) ${out('how')}`,
+        'e = to;',
+      );
+    } else {
+      // pgNeed of exec.ts's prologue, for the CPL of `link.sel`
+      const user = (link.sel & 3) === 3;
+      const pg = !link.paging
+        ? '-1'
+        : user
+          ? `${4 | ((0x40 | 4 | 2) << 8)}`
+          : '(0x40 | (cpu.mmu.writeProtect === true ? 2 : 0)) << 8';
+      // The code windows checked (fetchesFrom) once per MMU generation (G: the last one it held in)
+      gens.push(`G${j} = -1`);
+      body.push(
+        `if ((x & ${EXIT_FULL}) === 0 || to !== ${link.eip | 0} || sel[1] !== ${link.sel} || base[1] !== ${link.base} || ` +
+          `lim[1] !== ${link.limit} || cpu.mmu.paging !== ${link.paging} || room - ran < ${len} || ` +
+          `(cpu.mmu.generation !== G${j} && !(fetchesFrom(cpu, to, ${8 * (len - 1)}, ${parts[next]!.at}, ${user}) && ` +
+          `(G${j} = cpu.mmu.generation, true)))) ${out('how')}`,
+        `ctx[${CTX.CS_LIMIT}] = lim[1]; ctx[${CTX.PG_NEED}] = ${pg};`,
+        `ctx[${CTX.DS_BASE}] = base[3]; ctx[${CTX.DS_RD_END}] = readEnd(fl[3], lim[3]); ctx[${CTX.DS_WR_END}] = writeEnd(fl[3], lim[3]);`,
+        `ctx[${CTX.SS_BASE}] = base[2]; ctx[${CTX.SS_RD_END}] = readEnd(fl[2], lim[2]); ctx[${CTX.SS_WR_END}] = writeEnd(fl[2], lim[2]);`,
+        `e = ${link.eip | 0};`,
+      );
+    }
+    if (next === 0) body.push('fails = 0;', 'continue;');
+  }
+  if (!cyclic) body.push('fails = 0;', out('how'));
+  return [
+    '"use strict";',
+    `const [${parts.map((_, j) => `B${j}`).join(', ')}] = B;`,
+    `const [${parts.map((_, j) => `P${j}`).join(', ')}] = B.map((b) => b.fn);`,
+    // failures (declined, changed code) with no whole run between: DECLINES_KEPT take it apart
+    'let fails = 0;',
+    gens.length > 0 ? `let ${gens.join(', ')};` : '',
+    'return function trace(cpu, ctx, eip, room) {',
+    'const sel = cpu.segSel, base = cpu.segBase, lim = cpu.segLimit, fl = cpu.segFlags;',
+    'let e = eip, ran = 0, how = 0, to = 0, r = 0, x = 0;',
+    'try {',
+    'for (;;) {',
+    ...body,
+    '}',
+    '} catch (err) {',
+    // a part's fault: CTX.RAN counts the parts before it too
+    `if (cpu.jitAt >= 0) ctx[${CTX.RAN}] += ran;`,
+    'throw err;',
+    '}',
+    '};',
+  ].join('\n');
 }
 
 /** What a block's source may call besides the CPU's methods, by the names it uses. */

@@ -56,6 +56,8 @@ interface Variant {
   readonly paging: boolean;
   /** The fast paths of fast-transfers.ts on (default) or off. */
   readonly fast?: boolean;
+  /** Traces made at the first link followed (jit.ts Jit.trace), else none. */
+  readonly traces?: boolean;
 }
 const VARIANTS: Variant[] = [
   { name: 'ring 3', ring: 3, paging: false },
@@ -63,6 +65,10 @@ const VARIANTS: Variant[] = [
   { name: 'ring 0', ring: 0, paging: false },
   { name: 'ring 0 paging', ring: 0, paging: true },
   { name: 'ring 3, the fast paths off', ring: 3, paging: false, fast: false },
+  { name: 'ring 3, traces', ring: 3, paging: false, traces: true },
+  { name: 'ring 3 paging, traces', ring: 3, paging: true, traces: true },
+  { name: 'ring 0 paging, traces', ring: 0, paging: true, traces: true },
+  { name: 'ring 3, the fast paths off, traces', ring: 3, paging: false, fast: false, traces: true },
 ];
 
 function generate(rand: () => number, v: Variant): Uint8Array[] {
@@ -147,7 +153,7 @@ function setUp(
   prog: Uint8Array[],
   rand: () => number,
 ): Machine & { irq: PolledIrq } {
-  const m = machine(v.ring, { jit: jit ? { hot: 1 } : false });
+  const m = machine(v.ring, { jit: jit ? { hot: 1, traceHot: v.traces === true ? 1 : 0 } : false });
   const { cpu } = m;
   setGdt(cpu, 15, segmentDescriptor({ base: DATA, limit: DATA_BYTES - 1, type: 0x2, dpl: 3 }));
   setGdt(cpu, 16, segmentDescriptor({ base: DATA, limit: DATA_BYTES - 1, type: 0x0, dpl: 3 }));
@@ -232,6 +238,7 @@ describe('random programs with far transfers and segment loads: the same results
   for (const v of VARIANTS) {
     it(`${v.name}: ${SEEDS} programs, budgets that end anywhere`, () => {
       let ran = 0;
+      let traces = 0;
       fastPaths.enabled = v.fast !== false;
       try {
         for (let seed = 1; seed <= SEEDS; seed++) {
@@ -255,11 +262,14 @@ describe('random programs with far transfers and segment loads: the same results
             else if (c < 0.1) for (const m of [a, b]) m.irq.vector = 0x40;
           }
           ran += b.cpu.jit!.ran;
+          traces += b.cpu.jit!.traces;
         }
       } finally {
         fastPaths.enabled = true;
       }
       expect(ran).toBeGreaterThan(20_000);
+      if (v.traces === true) expect(traces).toBeGreaterThan(SEEDS);
+      else expect(traces).toBe(0);
     });
   }
 });

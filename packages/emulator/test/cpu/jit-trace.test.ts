@@ -1,0 +1,324 @@
+/**
+ * Traces (src/cpu/jit.ts, Jit.trace): blocks run one after the other across near branches and far
+ * transfers, against the run loop alone. Ring 3's segments differ from ring 0's here (a CS limit
+ * that ends inside the program, SS and DS at another base), so that a part after a far transfer
+ * that used the other ring's CS limit, stack or data bounds, or paging rights, would read, write or
+ * branch where the run loop does not; and the CS limit, the DS descriptor and interrupts change
+ * between runs. Each run must end with the same result, state, count and memory with traces (made
+ * at the first link followed) as without blocks.
+ */
+import { describe, expect, it } from 'vitest';
+import type { RunResult } from '../../src/cpu/cpu.js';
+import { gateDescriptor, segmentDescriptor, TYPE } from '../../src/cpu/descriptor.js';
+import { run } from '../../src/cpu/exec.js';
+import { R, S } from '../../src/cpu/isa.js';
+import {
+  CODE_AT,
+  code,
+  cpuState,
+  enablePaging,
+  enc,
+  enter,
+  faultHandlers,
+  idtGate,
+  loadCache,
+  type Machine,
+  machine,
+  machineView,
+  PD,
+  PG,
+  PolledIrq,
+  PT0,
+  program,
+  rng,
+  SEL,
+  setGdt,
+} from './harness.js';
+
+/** Ring 3's data and stack segments start here (ring 0's at 0). */
+const USER_BASE = 0x2000;
+/** Ring 3's CS limit: the program below, but not CODE_AT + 0x1000, where its JMP goes. */
+const USER_LIMIT = CODE_AT + 0x7ff;
+/**
+ * Ring 0's code for the gates here: a segment of its own at GATE_ENTRY, limit 0xFFF (ring 3's is
+ * far longer), and a conforming one over the same bytes.
+ */
+const GATE_ENTRY = 0x1c000;
+const SYSCALL = 0x1c100;
+const TIMER = 0x1c200;
+const KCODE = SEL.free(1);
+const KCONF = SEL.free(2);
+/**
+ * Two pages only ring 0 may use (with paging), both touched in ring 0 (so that the TLB holds them):
+ * SUPER through ring 0's stack (base 0), SUPER + USER_BASE through ring 3's segments at offset SUPER.
+ */
+const SUPER = 0x30000;
+/**
+ * A copy of ring 0's code page but for one immediate: mapped in its place for a while (with
+ * paging), or KCODE's and KCONF's base for a while.
+ */
+const ALT_FRAME = 0x5c000;
+
+/** Ring 3's data and stack limit (ring 0's is 0xFFFFF): the stack's top page, and no more. */
+const USER_DATA_LIMIT = 0xaffff;
+
+/**
+ * The call gate to GATE_ENTRY through `target`: KCODE (to ring 0) or KCONF (the same base and
+ * limit, but CPL stays 3).
+ */
+function gate(m: Machine, target: number): void {
+  setGdt(
+    m.cpu,
+    SEL.gate >>> 3,
+    gateDescriptor({ type: TYPE.CALL_GATE, selector: target, offset: 0, dpl: 3 }),
+  );
+}
+
+/** `traceHot` 0: no blocks at all, else blocks compiled at their first visit and traces at that. */
+function setUp(traceHot: number, paging: boolean): Machine & { irq: PolledIrq } {
+  const m = machine(3, { jit: traceHot > 0 ? { hot: 1, traceHot } : false });
+  const { cpu } = m;
+  setGdt(cpu, 4, segmentDescriptor({ base: 0, limit: USER_LIMIT, type: 0xa, dpl: 3 }));
+  setGdt(cpu, 12, segmentDescriptor({ base: USER_BASE, limit: USER_DATA_LIMIT, type: 0x2, dpl: 3 }));
+  enter(cpu, 3);
+  setGdt(cpu, KCODE >>> 3, segmentDescriptor({ base: GATE_ENTRY, limit: 0xfff, type: 0xa, dpl: 0 }));
+  setGdt(cpu, KCONF >>> 3, segmentDescriptor({ base: GATE_ENTRY, limit: 0xfff, type: 0xe, dpl: 0 }));
+  gate(m, KCODE);
+  idtGate(cpu, 0x80, { type: TYPE.TRAP_GATE, selector: KCODE, offset: SYSCALL - GATE_ENTRY, dpl: 3 });
+  idtGate(cpu, 0x40, { type: TYPE.INT_GATE, selector: KCODE, offset: TIMER - GATE_ENTRY, dpl: 0 });
+  faultHandlers(m);
+  // ring 0, through the call gate: its own DS (which the RETF to ring 3 then clears), its stack
+  code(
+    m,
+    GATE_ENTRY,
+    enc('ld reg,mem', { a: R.EDI, b: 8, c: S.SS, imm: SUPER }), // in ring 3 (conforming): #PF
+    enc('mov reg,imm', { a: R.EDI, imm: SEL.data(0) }),
+    enc('mov sreg,reg', { a: S.DS, b: R.EDI }),
+    enc('ld reg,mem', { a: R.EDI, b: 8, c: 0xf, imm: 0x41000 }),
+    enc('push reg', { a: R.EDI }),
+    enc('pop reg', { a: R.ESI }),
+    enc('add reg,imm', { a: R.ESI, imm: 1 }),
+    enc('st mem,reg', { a: R.ESI, b: 8, c: 0xf, imm: 0x41004 }),
+    enc('retf'),
+  );
+  // ring 0, INT 0x80 through a trap gate (IF kept: its IRET needs no FULL prologue, a trace goes on
+  // after it): the frame through SS
+  code(
+    m,
+    SYSCALL,
+    enc('ld reg,mem', { a: R.EDX, b: R.ESP, c: 0xf, imm: 12 }), // the caller's ESP
+    enc('ld reg,mem', { a: R.EDX, b: 8, c: S.SS, imm: SUPER + USER_BASE }),
+    enc('push reg', { a: R.EDX }),
+    enc('pop reg', { a: R.EDX }),
+    enc('add reg,imm', { a: R.ESI, imm: 2 }),
+    enc('iret'),
+  );
+  code(m, TIMER, enc('add reg,imm', { a: R.EBX, imm: 0x100 }), enc('iret'));
+  program(
+    m,
+    enc('mov reg,imm', { a: R.EAX, imm: SEL.data(3) }),
+    enc('mov sreg,reg', { a: S.DS, b: R.EAX }),
+    enc('jmp imm', { imm: CODE_AT + 24 }), // a near link; with the CS limit short, to past it
+    enc('ld reg,mem', { a: R.EAX, b: 8, c: 0xf, imm: 0x40000 }),
+    enc('push reg', { a: R.EAX }),
+    enc('pop reg', { a: R.EBX }),
+    enc('callf far', { sel: SEL.gate | 3 }),
+    enc('ld reg,mem', { a: R.EDX, b: 8, c: 0xf, imm: 0x40008 }), // DS is null after the RETF: #GP
+    enc('mov reg,imm', { a: R.EAX, imm: SEL.data(3) }),
+    enc('mov sreg,reg', { a: S.DS, b: R.EAX }),
+    enc('int vec', { imm: 0x80 }),
+    enc('add reg,imm', { a: R.ECX, imm: 1 }),
+    enc('test reg,imm', { a: R.ECX, imm: 3 }),
+    enc('jnz imm', { imm: CODE_AT + 15 * 8 }), // 3 times in 4 past the JMP
+    enc('jmp imm', { imm: CODE_AT + 0x1000 }), // past ring 3's CS limit: #GP
+    enc('ld reg,mem', { a: R.EDX, b: 8, c: 0xf, imm: SUPER }), // #PF with paging
+    enc('ld reg,mem', { a: R.EDX, b: R.ESP, c: 0xf, imm: 0x1000 }), // past ring 3's stack limit: #SS
+    enc('st mem,reg', { a: R.ECX, b: 8, c: 0xf, imm: 0x40004 }),
+    enc('jmp imm', { imm: CODE_AT }),
+  );
+  m.phys.writeBytes(ALT_FRAME, m.phys.ram.slice(GATE_ENTRY, GATE_ENTRY + 0x1000));
+  m.phys.write32(ALT_FRAME + 6 * 8 + 4, 7); // the gate's ADD ESI, 1 adds 7 there
+  if (paging) {
+    enablePaging(m);
+    m.phys.write32(PT0 + 4 * (SUPER >>> 12), SUPER | PG.P | PG.W);
+    m.phys.write32(PT0 + 4 * ((SUPER + USER_BASE) >>> 12), (SUPER + USER_BASE) | PG.P | PG.W);
+    cpu.mmu.flush();
+  }
+  cpu.eflags |= 0x200;
+  const irq = new PolledIrq();
+  cpu.irq = irq;
+  return Object.assign(m, { irq });
+}
+
+function observe(m: Machine): Record<string, unknown> {
+  return machineView(m, {
+    data: [
+      [0x40000, 0x2000],
+      [0x40000 + USER_BASE, 0x2000],
+    ],
+    stacks: [
+      [0x7f000, 0x1000],
+      [0xaf000 + USER_BASE, 0x1000],
+    ],
+    gdt: [[0x1000, 0x100]],
+    pageTables: [
+      [PD, 8],
+      [PT0, 0x400],
+    ],
+  });
+}
+
+/** Paging on or off (as MOV CR0 would turn it), the page tables as set up. */
+function setPaging(m: Machine, on: boolean): void {
+  m.cpu.mmu.paging = on;
+  m.cpu.cr0 = on ? (m.cpu.cr0 | 0x8000_0000) >>> 0 : m.cpu.cr0 & 0x7fff_ffff;
+  m.cpu.mmu.flush();
+}
+
+describe('traces: the same results as the run loop alone', () => {
+  for (const paging of [false, true]) {
+    it(`across ring changes${paging ? ', paging on' : ''}: 30 runs of budgets that end anywhere`, () => {
+      let traces = 0;
+      for (let seed = 1; seed <= 30; seed++) {
+        const a = setUp(0, paging);
+        // traces of different shapes: made sooner or later as links get hot
+        const b = setUp([1, 2, 3, 8][seed % 4]!, paging);
+        const ctl = rng(seed);
+        let total = 0;
+        while (total < 6000) {
+          const n = 1 + Math.floor(ctl() * (ctl() < 0.3 ? 10 : 700));
+          const ra: RunResult = run(a.cpu, n);
+          const rb: RunResult = run(b.cpu, n);
+          expect(rb, `seed ${seed} after ${total}`).toEqual(ra);
+          expect(observe(b), `seed ${seed} after ${total}`).toEqual(observe(a));
+          total += n;
+          const c = ctl();
+          for (const m of [a, b]) {
+            if (c < 0.08) m.irq.vector = 0x40;
+            else if (c < 0.12) {
+              // ring 3's CS limit shortened to end inside the program: inside the block the JMP
+              // goes to, or the one the IRET returns to (its cache too, in ring 3)
+              const limit = c < 0.1 ? CODE_AT + 0x27 : c < 0.11 ? CODE_AT + 0x5f : USER_LIMIT;
+              setGdt(m.cpu, 4, segmentDescriptor({ base: 0, limit, type: 0xa, dpl: 3 }));
+              if ((m.cpu.segSel[S.CS]! & 3) === 3) loadCache(m.cpu, S.CS, SEL.code(3));
+            } else if (c < 0.14) {
+              // ring 3's data segment not present for a while
+              const present = c >= 0.13;
+              setGdt(
+                m.cpu,
+                12,
+                segmentDescriptor({ base: USER_BASE, limit: USER_DATA_LIMIT, type: 0x2, dpl: 3, present }),
+              );
+            } else if (c < 0.18) {
+              // the call gate to conforming code for a while: GATE_ENTRY at CPL 3, same base and limit
+              gate(m, c < 0.16 ? KCONF : KCODE);
+            } else if (paging && c < 0.26) {
+              setPaging(m, c >= 0.22); // off for a while
+            } else if (paging && c < 0.3) {
+              // ring 0's code page mapped to the other frame for a while (INVLPG)
+              const frame = c < 0.28 ? ALT_FRAME : GATE_ENTRY;
+              m.phys.write32(PT0 + 4 * (GATE_ENTRY >>> 12), frame | PG.P | PG.W | PG.U);
+              m.cpu.mmu.invalidate(GATE_ENTRY);
+            } else if (c < 0.34) {
+              // ring 0's code segments moved to the copy for a while (the same selectors and limit)
+              const base = c < 0.32 ? ALT_FRAME : GATE_ENTRY;
+              setGdt(m.cpu, KCODE >>> 3, segmentDescriptor({ base, limit: 0xfff, type: 0xa, dpl: 0 }));
+              setGdt(m.cpu, KCONF >>> 3, segmentDescriptor({ base, limit: 0xfff, type: 0xe, dpl: 0 }));
+            }
+          }
+        }
+        traces += b.cpu.jit!.traces;
+        expect(b.cpu.jit!.ran).toBeGreaterThan(1000);
+      }
+      expect(traces).toBeGreaterThan(60);
+    });
+  }
+
+  it('made with paging off, then run with it on (and the other way round)', () => {
+    const a = setUp(0, true);
+    const b = setUp(1, true);
+    for (const on of [false, true, false, true]) {
+      for (const m of [a, b]) setPaging(m, on);
+      for (let k = 0; k < 20; k++) {
+        const ra: RunResult = run(a.cpu, 97);
+        const rb: RunResult = run(b.cpu, 97);
+        expect(rb, `paging ${on}, run ${k}`).toEqual(ra);
+        expect(observe(b), `paging ${on}, run ${k}`).toEqual(observe(a));
+      }
+    }
+    expect(b.cpu.jit!.traces).toBeGreaterThan(2);
+  });
+
+  it('give their place back to their first block when a later one keeps failing them (changed code)', () => {
+    // Two blocks that jump to each other: a trace at the first; then the host rewrites the
+    // second's immediate between runs, so its code check fails in the trace (the run loop runs
+    // the new code, dropping the old block); the DECLINES_KEPT-th failure with no whole run of the
+    // trace between takes it apart.
+    const B = CODE_AT + 0x100;
+    const [a, b] = [0, 1].map((traceHot) => {
+      const m = machine(0, { jit: traceHot > 0 ? { hot: 1, traceHot } : false });
+      program(m, enc('add reg,imm', { a: R.EAX, imm: 1 }), enc('jmp imm', { imm: B }));
+      code(m, B, enc('add reg,imm', { a: R.EBX, imm: 1 }), enc('jmp imm', { imm: CODE_AT }));
+      return m;
+    }) as [Machine, Machine];
+    const step = (n: number) => {
+      const ra = run(a.cpu, n);
+      expect(run(b.cpu, n)).toEqual(ra);
+      expect(cpuState(b.cpu)).toEqual(cpuState(a.cpu));
+    };
+    step(40);
+    const jit = b.cpu.jit!;
+    const page = jit.page(CODE_AT);
+    // the trace is at whichever block's link got hot first; the other is its second part
+    const [head, other] = page.blocks[0]!.path !== null ? [CODE_AT, B] : [B, CODE_AT];
+    const slot = (head & 0xfff) >>> 3;
+    expect(page.blocks[slot]!.path!.parts.map((p) => p.at)).toEqual([head, other]);
+    expect(jit.traces).toBe(1);
+    for (let k = 2; k <= 5; k++) {
+      // at the trace's head, the other block's ADD now adds k
+      while (a.cpu.eip !== head) step(1);
+      for (const m of [a, b]) m.phys.write32(other + 4, k);
+      step(4);
+      expect(jit.untraced).toBe(k < 5 ? 0 : 1);
+    }
+    // the head's place holds a block again (and a trace may form anew, from the new code)
+    expect(page.blocks[slot]!.path).toBe(null);
+    step(200);
+    expect(b.cpu.reg[R.EBX]).toBe(a.cpu.reg[R.EBX]);
+  });
+
+  it('stop a run at a software interrupt the host sees first, and deliver it when it does not', () => {
+    // A block compiled while the host sees software interrupts first ends with the INT all the
+    // same: it stops the run there (as the run loop would), and delivers it once the host no
+    // longer does (no block is cut short for that).
+    const [a, b] = [0, 1].map((traceHot) => {
+      const m = machine(3, { jit: traceHot > 0 ? { hot: 1, traceHot } : false });
+      idtGate(m.cpu, 0x80, { type: TYPE.TRAP_GATE, selector: KCODE, offset: SYSCALL - GATE_ENTRY, dpl: 3 });
+      setGdt(m.cpu, KCODE >>> 3, segmentDescriptor({ base: GATE_ENTRY, limit: 0xfff, type: 0xa, dpl: 0 }));
+      code(m, SYSCALL, enc('add reg,imm', { a: R.ESI, imm: 1 }), enc('iret'));
+      program(
+        m,
+        enc('add reg,imm', { a: R.EAX, imm: 1 }),
+        enc('add reg,imm', { a: R.EBX, imm: 1 }),
+        enc('int vec', { imm: 0x80 }),
+        enc('jmp imm', { imm: CODE_AT }),
+      );
+      m.cpu.exitSoftware = true;
+      return m;
+    }) as [Machine, Machine];
+    for (let k = 0; k < 6; k++) {
+      const ra = run(a.cpu, 100);
+      expect(ra).toEqual({ reason: 'exit', vector: 0x80, software: true, executed: k === 0 ? 2 : 3 });
+      expect(run(b.cpu, 100)).toEqual(ra);
+      expect(cpuState(b.cpu)).toEqual(cpuState(a.cpu));
+      for (const m of [a, b]) m.cpu.eip += 8; // the host's part: past the INT
+    }
+    for (const m of [a, b]) m.cpu.exitSoftware = false;
+    const ra = run(a.cpu, 1000);
+    expect(run(b.cpu, 1000)).toEqual(ra);
+    expect(cpuState(b.cpu)).toEqual(cpuState(a.cpu));
+    expect(b.cpu.reg[R.ESI]).toBe(a.cpu.reg[R.ESI]);
+    expect(b.cpu.jit!.retired).toBe(0);
+    expect(b.cpu.jit!.ran).toBeGreaterThan(900);
+  });
+});
