@@ -174,6 +174,8 @@ export class Cpu {
   readonly winA = new CodeWindow();
   readonly winB = new CodeWindow();
   winCur = 0;
+  /** Counts the changes of the windows' contents (a window built or emptied: exec.ts; jit.ts WindowPick). */
+  winEpoch = 0;
   /** The block compiler (jit.ts), or null when it is off. */
   readonly jit: Jit | null;
   /** The current code window's page of blocks (CodeWindow.jit), or null. */

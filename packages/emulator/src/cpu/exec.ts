@@ -139,6 +139,7 @@ export function run(cpu: Cpu, budget: number): RunResult {
   let lastTo = 0;
   let lastEip = 0;
   let lastFar = false;
+  const tracing = cpu.jit !== null && cpu.jit.traceHot !== 0;
   cpu.endRun = false;
   while (executed < budget) {
     // The inner loop ends only at `stop`: after an instruction that is not ordinary (but for the
@@ -209,7 +210,10 @@ export function run(cpu: Cpu, budget: number): RunResult {
       if (!win.fits(csBase, csLimit, user, paging, gen)) {
         cpu.winCur ^= 1;
         win = cpu.winCur === 0 ? cpu.winA : cpu.winB;
-        if (!win.fits(csBase, csLimit, user, paging, gen)) win.len = 0;
+        if (!win.fits(csBase, csLimit, user, paging, gen)) {
+          win.len = 0;
+          cpu.winEpoch++;
+        }
       }
       codeLo = win.lo | 0;
       codeLen = win.len;
@@ -279,7 +283,7 @@ export function run(cpu: Cpu, budget: number): RunResult {
                     const link: Link | null = last.link;
                     if (link !== null && link.to === blk) {
                       const hits = ++link.hits;
-                      if (hits >= cpu.jit!.traceHot && (hits & (hits - 1)) === 0) cpu.jit!.trace(last);
+                      if (hits >= cpu.jit!.traceHot && (hits & (hits - 1)) === 0) cpu.jit!.trace(last, ram32);
                     } else cpu.jit!.relink(last, blk, lastEip, eip, lastFar, cpu);
                   }
                   last = null;
@@ -293,7 +297,7 @@ export function run(cpu: Cpu, budget: number): RunResult {
                 if (ran !== 0) {
                   executed += ran;
                   cpu.jit!.ranCount[0]! += ran;
-                  if (blk.path === null) {
+                  if (tracing && blk.path === null) {
                     last = blk;
                     lastTo = to;
                     lastEip = eip;
@@ -377,6 +381,7 @@ export function run(cpu: Cpu, budget: number): RunResult {
           const lo = Math.max(0, ueip - off);
           const hi = Math.min(ueip - off + 0xff8, limit - 7);
           const win = cpu.winCur === 0 ? cpu.winA : cpu.winB;
+          cpu.winEpoch++; // (traces keep which window the prologue picks while this stays: jit.ts WindowPick)
           if (page + 0x1000 <= cpu.ramBytes && hi >= lo) {
             codeLo = lo | 0;
             codeLen = (hi - lo + 1) | 0;

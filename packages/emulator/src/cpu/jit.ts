@@ -38,6 +38,13 @@
  * has reached that offset `hot` times without one. A block never runs past the run loop's budget
  * (`stop`), nor outside the current code window (so never past the CS limit), nor while a hook,
  * breakpoint or pending interrupt makes the run loop go one instruction at a time.
+ *
+ * Traces (`Jit.trace`, `traceSource`): blocks that the run loop keeps running one right after the
+ * other (`Link`) become one function in the first one's place, which runs them in turn, their
+ * registers in locals throughout, across near branches and far transfers, checking between two
+ * that the run loop would run the next one there and returning to it where it would not. (The
+ * mixed workload of bench/cpu.ts, nine blocks through four ring changes per turn: its ratio to the
+ * bare loop went from about 0.28 to 0.31.)
  */
 import {
   callGateFast,
@@ -142,19 +149,16 @@ export interface Path {
 /**
  * That the run loop ran block `to` right after block `from` (`from.link`), with nothing between:
  * what a trace follows (`Jit.trace`). `far`: `from` ended with a far transfer, and `to` ran at EIP
- * `eip` with CS as recorded here (selector, so CPL; base, limit) and paging on or off. Near: the
- * same CS, both in one physical page, `to`'s EIP `delta` past `from`'s (so that EIP is `to`'s code).
+ * `eip` with CS selector `sel` (so at that CPL). Near: the same CS, both in one physical page, `to`'s
+ * EIP `delta` past `from`'s (so that EIP is `to`'s code).
  */
 export interface Link {
-  readonly to: Block;
+  to: Block;
   hits: number;
-  readonly far: boolean;
-  readonly delta: number;
-  readonly eip: number;
-  readonly sel: number;
-  readonly base: number;
-  readonly limit: number;
-  readonly paging: boolean;
+  far: boolean;
+  delta: number;
+  eip: number;
+  sel: number;
 }
 
 /** A code window as a trace checks it (a structural view of cpu.ts's CodeWindow). */
@@ -173,27 +177,66 @@ export interface LinkCpu {
   readonly mmu: { readonly paging: boolean; readonly generation: number };
   readonly winA: Window;
   readonly winB: Window;
+  /** Which of them is the current one (0: winA). */
+  winCur: number;
+  /** Counts the changes of the windows' contents (exec.ts: a window built or emptied). */
+  readonly winEpoch: number;
+}
+
+/**
+ * What `fetchesFrom` found for one far link of a trace, while the code windows (`winEpoch`), the
+ * MMU generation, CS's base and limit and paging stay as they were: which window the run loop's
+ * prologue picks then (`win`, 0: winA), the only one that fits. `epoch` -1: nothing kept.
+ */
+export interface WindowPick {
+  epoch: number;
+  gen: number;
+  base: number;
+  limit: number;
+  paging: boolean;
+  win: number;
 }
 
 /**
  * Whether the run loop, at EIP `eip` now, would fetch the instructions from there to `eip + span`
- * from physical `phys` on (with CPL 3 if `user`): through one of the CPU's two code windows that
- * fits CS, paging and the MMU generation as they are now, as the prologue picks one (exec.ts),
- * and holds those EIPs (as the run loop checks a block's).
+ * from physical `phys` on (with CPL 3 if `user`): through the code window its prologue would pick
+ * for CS, paging and the MMU generation as they are now (exec.ts: the current one if it fits, else
+ * the other one, which becomes the current one), holding those EIPs (as the run loop checks a
+ * block's). If neither window fits, nothing changes: the run loop builds one when it fetches. When
+ * it would, and only that window fits, `pick` keeps which one (a trace's far link checks that
+ * first: `traceSource`).
  */
-export function fetchesFrom(cpu: LinkCpu, eip: number, span: number, phys: number, user: boolean): boolean {
+export function fetchesFrom(
+  cpu: LinkCpu,
+  eip: number,
+  span: number,
+  phys: number,
+  user: boolean,
+  pick: WindowPick,
+): boolean {
   const base = cpu.segBase[1]!;
   const limit = cpu.segLimit[1]!;
   const paging = cpu.mmu.paging;
   const gen = cpu.mmu.generation;
-  const w = cpu.winA.fits(base, limit, user, paging, gen)
-    ? cpu.winA
-    : cpu.winB.fits(base, limit, user, paging, gen)
-      ? cpu.winB
-      : null;
-  if (w === null) return false;
+  let w = cpu.winCur === 0 ? cpu.winA : cpu.winB;
+  let other = cpu.winCur === 0 ? cpu.winB : cpu.winA;
+  if (!w.fits(base, limit, user, paging, gen)) {
+    [w, other] = [other, w];
+    if (!w.fits(base, limit, user, paging, gen)) return false;
+    cpu.winCur ^= 1;
+  }
   const d = (eip - w.lo) | 0;
-  return d >= 0 && d + span < w.len && ((eip + w.delta) | 0) === phys;
+  if (!(d >= 0 && d + span < w.len && ((eip + w.delta) | 0) === phys)) return false;
+  if (other.fits(base, limit, user, paging, gen)) pick.epoch = -1;
+  else {
+    pick.epoch = cpu.winEpoch;
+    pick.gen = gen;
+    pick.base = base;
+    pick.limit = limit;
+    pick.paging = paging;
+    pick.win = cpu.winCur;
+  }
+  return true;
 }
 
 function block(fn: Block['fn'], len: number, at: number, path: Path | null): Block {
@@ -340,26 +383,26 @@ export class Jit {
   /**
    * The run loop ran `to` at EIP `eip` right after `from`, entered at `fromEip`, ended (`far`:
    * with a far transfer, CS as `cpu` has it now): `from.link` records it, if a trace may follow it
-   * (see Link; a near one only within one page).
+   * (see Link; a near one only within one page). The run loop calls it only with traces on.
    */
   relink(from: Block, to: Block, fromEip: number, eip: number, far: boolean, cpu: LinkCpu): void {
-    if (this.traceHot === 0) return;
     const delta = (eip - fromEip) | 0;
     if (!far && ((from.at ^ to.at) >>> 12 !== 0 || delta !== to.at - from.at)) {
       from.link = null;
       return;
     }
-    from.link = {
-      to,
-      hits: 0,
-      far,
-      delta,
-      eip,
-      sel: cpu.segSel[1]!,
-      base: cpu.segBase[1]!,
-      limit: cpu.segLimit[1]!,
-      paging: cpu.mmu.paging,
-    };
+    const sel = cpu.segSel[1]!;
+    const link = from.link;
+    if (link === null) from.link = { to, hits: 0, far, delta, eip, sel };
+    else {
+      // (reused: a block whose successor keeps changing allocates nothing; traces copy theirs)
+      link.to = to;
+      link.hits = 0;
+      link.far = far;
+      link.delta = delta;
+      link.eip = eip;
+      link.sel = sel;
+    }
   }
 
   /**
@@ -371,7 +414,7 @@ export class Jit {
    * from there; so it runs each block exactly where and as the run loop would. A trace whose blocks
    * keep failing it (declined, or changed code) gives the place back to `head`.
    */
-  trace(head: Block): void {
+  trace(head: Block, ram32: Int32Array): void {
     const page = this.pages.get(head.at - (head.at & 0xfff));
     const k = (head.at & 0xfff) >>> 3;
     if (page === undefined || page.blocks[k] !== head || head.path !== null || head.link === null) return;
@@ -390,7 +433,7 @@ export class Jit {
       }
       const next = b.link.to;
       if (next === head) {
-        links.push(b.link);
+        links.push({ ...b.link });
         cyclic = true;
         break;
       }
@@ -408,7 +451,7 @@ export class Jit {
         break;
       }
       if (next.at < 0 || parts.includes(next)) break;
-      links.push(b.link);
+      links.push({ ...b.link });
       parts.push(next);
       b = next;
     }
@@ -419,11 +462,10 @@ export class Jit {
       head.link = null;
       this.untraced++;
     };
-    const src = traceSource(parts, links, cyclic);
-    const fn = new Function('B', 'readEnd', 'writeEnd', 'fetchesFrom', 'untrace', src)(
-      parts,
-      readEnd,
-      writeEnd,
+    const src = traceSource(ram32, parts, links, cyclic);
+    if (src === null) return;
+    const fn = new Function(...Object.keys(BLOCK_SCOPE), 'fetchesFrom', 'untrace', src)(
+      ...Object.values(BLOCK_SCOPE),
       fetchesFrom,
       untrace,
     ) as Block['fn'];
@@ -636,10 +678,11 @@ function inlineAddress(seg: number, off: string, write: boolean, p = 'p'): strin
 }
 
 /**
- * Compiles at most `max` instructions at physical `at`; null below two, unless the one is a far
- * transfer or a JMP to a fixed EIP (which traces link: `Jit.trace`).
+ * The instructions of a block at physical `at` (at most `max`): up to the first that a block may not
+ * hold (the run loop runs it), or one that ends a block; null if too few (below two, unless the one
+ * is a far transfer or a JMP to a fixed EIP, which traces link: `Jit.trace`).
  */
-function compileBlock(ram32: Int32Array, at: number, max: number): Block | null {
+function decodeBlock(ram32: Int32Array, at: number, max: number): Decoded[] | null {
   const insns: Decoded[] = [];
   const w = at >>> 2;
   for (let k = 0; k < max; k++) {
@@ -652,7 +695,56 @@ function compileBlock(ram32: Int32Array, at: number, max: number): Block | null 
   // One instruction is a block only if it is a far transfer: the run loop's own way to it (its
   // `other`) costs more than a block's call.
   if (n < 2 && !(n === 1 && insns[0]!.ends && (insns[0]!.far || insns[0]!.op === 0x50))) return null;
+  return insns;
+}
 
+/**
+ * How `emitPart` writes a block's instructions: as a block of its own (BLOCK_STYLE), or as part `j`
+ * of a trace (`traceSource`).
+ */
+interface Style {
+  /** The local that holds the EIP of the first instruction. */
+  readonly eip: string;
+  /** The loop a branch back to the first instruction continues ('' : the only one). */
+  readonly label: string;
+  /** Prefix of its hoisted locals (unique within a function). */
+  readonly id: string;
+  /** Part `j` of a trace, or null: a block. */
+  readonly part: number | null;
+}
+
+const BLOCK_STYLE: Style = { eip: 'eip', label: '', id: '', part: null };
+
+/** What `emitPart` wrote: the source of the instructions and what it uses. */
+interface Emitted {
+  readonly body: string[];
+  readonly used: Set<number>;
+  readonly written: Set<number>;
+  readonly usesFlags: boolean;
+  readonly usesMemory: boolean;
+  /** Locals kept for the whole run of the block (see LD and ST with a fixed offset). */
+  readonly hoisted: string[];
+  /** Those of them through DS, which a MOV DS forgets. */
+  readonly hoistedDs: string[];
+}
+
+/**
+ * The source of a block's instructions `insns` at physical `at`, written in `style`. The placeholders
+ * WB (write the registers and flags back), FORGETDS (forget the hoisted DS translations) and, in a
+ * trace, RELOAD (read ESP and the flags again after a far transfer) are filled in by the caller,
+ * which knows every part's registers.
+ *
+ * As a block: each exit writes back, sets CTX.RAN (`ran`, the instructions of earlier turns, plus
+ * those of this one) and returns the EIP to go on at. As part j of a trace, the same but for its
+ * normal end (its last instruction's branch, or the fall-through), which sets `to` and leaves the
+ * part's loop for the link that follows (traceSource), and for its far transfer, which does so
+ * after the fast path; a decline is reported as the block's only for the first part's first run
+ * (`fresh`), else it counts as the trace's failure.
+ */
+function emitPart(insns: readonly Decoded[], at: number, style: Style): Emitted {
+  const n = insns.length;
+  const E = style.eip;
+  const trace = style.part !== null;
   // Flag liveness, backwards: live at the end, before a reader, before anything that may fault.
   const flagsLive: boolean[] = new Array(n);
   let live = true;
@@ -682,20 +774,31 @@ function compileBlock(ram32: Int32Array, at: number, max: number): Block | null 
   };
 
   const body: string[] = [];
-  /** Locals kept for the whole run of the block (see LD and ST with a fixed offset). */
   const hoisted: string[] = [];
-  /** Those of them through DS, which a MOV DS in the block forgets. */
   const hoistedDs: string[] = [];
-  // An exit after instruction k (ran k + 1) to EIP `to`: the write-back is filled in below.
+  // An exit after instruction k (ran k + 1) to EIP `to`: the write-back is filled in by the caller.
   const exit = (k: number, to: string) => `{ WB ctx[${CTX.RAN}] = ran + ${k + 1}; return ${to}; }`;
-  // A branch back to the block's first instruction (its EIP is `eip`) loops inside the block while
+  // The normal end, after the last instruction (k = n - 1): a block exits; a trace's part goes on
+  // to its link.
+  const end = (k: number, to: string) => (trace ? `{ to = ${to}; break ${style.label}; }` : exit(k, to));
+  // A branch back to the block's first instruction (its EIP is E) loops inside the block while
   // the budget (`room`) holds another turn: the registers and flags stay in locals.
   const again = (target: string) =>
-    `if (${target} === eip && ran + ${2 * n} <= room) { ran += ${n}; continue; }`;
+    `if (${target} === ${E} && ran + ${2 * n} <= room) { ran += ${n}; continue ${style.label}; }`;
+  // A fast path declined (nothing changed): the run loop executes the instruction k. For a block,
+  // and for a trace's first part in its first run, that is the block's decline (Jit.declined).
+  const declined = (k: number) =>
+    `{ WB ctx[${CTX.RAN}] = ran + ${k}; ` +
+    (style.part === null
+      ? `ctx[${CTX.EXIT}] |= ${EXIT_DECLINED};`
+      : style.part === 0
+        ? `if (fresh) ctx[${CTX.EXIT}] |= ${EXIT_DECLINED}; else if (++fails >= ${DECLINES_KEPT}) untrace();`
+        : `if (++fails >= ${DECLINES_KEPT}) untrace();`) +
+    ` return (${E} + ${8 * k}) | 0; }`;
   for (let k = 0; k < n; k++) {
     const d = insns[k]!;
     const { op, a, b, imm } = d;
-    const next = `(eip + ${8 * (k + 1)}) | 0`;
+    const next = `(${E} + ${8 * (k + 1)}) | 0`;
     const fl = flagsLive[k]!;
     if (d.faults) body.push(`i = ${k};`);
     const offOf = () => (b === NO_BASE ? `${hex(imm)}` : `((${r(b & 7)} + ${imm | 0}) >>> 0)`);
@@ -804,11 +907,12 @@ function compileBlock(ram32: Int32Array, at: number, max: number): Block | null 
           // of the block (nothing they depend on changes inside a block: CTX, the TLB, RAM's
           // size), so they run at its first access and their answer is kept in a local (cK: the
           // RAM address, -1 none yet); a store into the block's own code is checked every time.
-          hoisted.push(`c${k}`);
-          if (seg === 3) hoistedDs.push(`c${k}`);
+          const c = `c${style.id}${k}`;
+          hoisted.push(c);
+          if (seg === 3) hoistedDs.push(c);
           inline =
-            `let p = c${k}; if (p === -1) { ${inlineAddress(seg, 'off', write, 'q')} ` +
-            `if (q >>> 2 < ram32.length) { p = q | 0; c${k} = p; } else p = 0xffffffff; }`;
+            `let p = ${c}; if (p === -1) { ${inlineAddress(seg, 'off', write, 'q')} ` +
+            `if (q >>> 2 < ram32.length) { p = q | 0; ${c} = p; } else p = 0xffffffff; }`;
         }
         if (!write) {
           // A read through the general path ends the block after it: a page walk writes the
@@ -856,7 +960,7 @@ function compileBlock(ram32: Int32Array, at: number, max: number): Block | null 
             `if (((p - ${hex(at)}) >>> 0) < ${8 * n}) ${exit(k, after)} } ` +
             `else { cpu.write32(2, off, v); ${wr(4)} = off | 0; ${exit(k, after)} } }`,
         );
-        if (call) body.push(exit(k, after));
+        if (call) body.push(end(k, after));
         break;
       }
       case 0x19:
@@ -872,14 +976,14 @@ function compileBlock(ram32: Int32Array, at: number, max: number): Block | null 
         else {
           body.push(
             `const t = v >>> 0; if (t > ctx[${CTX.CS_LIMIT}]) throw fault(${VEC.GP}, 0); ` +
-              `${wr(4)} = (off + ${4 + (op === 0x55 ? imm & 0xffff : 0)}) | 0; ${exit(k, 't | 0')} }`,
+              `${wr(4)} = (off + ${4 + (op === 0x55 ? imm & 0xffff : 0)}) | 0; ${end(k, 't | 0')} }`,
           );
         }
         break;
       }
       case 0x50:
         body.push(
-          `if (${hex(imm)} > ctx[${CTX.CS_LIMIT}]) throw fault(${VEC.GP}, 0); ${again(`${imm | 0}`)} ${exit(k, `${imm | 0}`)}`,
+          `if (${hex(imm)} > ctx[${CTX.CS_LIMIT}]) throw fault(${VEC.GP}, 0); ${again(`${imm | 0}`)} ${end(k, `${imm | 0}`)}`,
         );
         break;
       case 0x71:
@@ -892,7 +996,7 @@ function compileBlock(ram32: Int32Array, at: number, max: number): Block | null 
         // fast path (as the run loop's `other` calls it), which changes nothing when it declines;
         // then the block ends after it (the run loop's prologue follows, as after `other`) or,
         // declined, before it (the run loop executes it).
-        const after = `((eip + ${8 * (k + 1)}) >>> 0)`;
+        const after = `((${E} + ${8 * (k + 1)}) >>> 0)`;
         const fast =
           op === 0x71
             ? `callGateFast(cpu, ${d.seg}, ${after})`
@@ -907,17 +1011,20 @@ function compileBlock(ram32: Int32Array, at: number, max: number): Block | null 
         const software =
           op === 0x75 || op === 0x76
             ? `if (cpu.exitSoftware === true) { ctx[${CTX.RAN}] = ran + ${k}; ` +
-              `ctx[${CTX.EXIT}] |= ${EXIT_SOFTWARE | ((op === 0x76 ? VEC.BP : imm & 0xff) << 8)}; return (eip + ${8 * k}) | 0; }`
+              `ctx[${CTX.EXIT}] |= ${EXIT_SOFTWARE | ((op === 0x76 ? VEC.BP : imm & 0xff) << 8)}; return (${E} + ${8 * k}) | 0; }`
             : '';
         // IRET: IF from 0 to 1 lets a pending interrupt in before the next instruction (FULL)
         const how =
           op === 0x74
             ? `((cpu.eflags & ~was & 0x200) !== 0 ? ${EXIT_FULL} : ${EXIT_LIGHT})`
             : `${EXIT_LIGHT}`;
+        // (a trace's part: done, it reads ESP and the flags again and goes on to its link)
+        const done = trace
+          ? `ctx[${CTX.EXIT}] |= ${how}; to = cpu.eip | 0; RELOAD break ${style.label};`
+          : `ctx[${CTX.RAN}] = ran + ${k + 1}; ctx[${CTX.EXIT}] |= ${how}; return cpu.eip | 0;`;
         body.push(
-          `{ WB ${software} ${op === 0x74 ? 'const was = cpu.eflags;' : ''} if (${fast}) { ctx[${CTX.RAN}] = ran + ${k + 1}; ` +
-            `ctx[${CTX.EXIT}] |= ${how}; return cpu.eip | 0; } ` +
-            `ctx[${CTX.RAN}] = ran + ${k}; ctx[${CTX.EXIT}] |= ${EXIT_DECLINED}; return (eip + ${8 * k}) | 0; }`,
+          `{ WB ${software} ${op === 0x74 ? 'const was = cpu.eflags;' : ''} if (${fast}) { ${done} } ` +
+            `${declined(k).replace('WB ', '')} }`,
         );
         break;
       }
@@ -931,27 +1038,36 @@ function compileBlock(ram32: Int32Array, at: number, max: number): Block | null 
               `ctx[${CTX.DS_WR_END}] = writeEnd(cpu.segFlags[3], cpu.segLimit[3]); FORGETDS`
             : '';
         body.push(
-          `if (!loadDataSegmentFast(cpu, ${a}, ${r(b & 7)} & 0xffff)) { WB ctx[${CTX.RAN}] = ran + ${k}; ` +
-            `ctx[${CTX.EXIT}] |= ${EXIT_DECLINED}; return (eip + ${8 * k}) | 0; } ${ds} ctx[${CTX.EXIT}] |= ${EXIT_DS};`,
+          `if (!loadDataSegmentFast(cpu, ${a}, ${r(b & 7)} & 0xffff)) ${declined(k)} ${ds} ctx[${CTX.EXIT}] |= ${EXIT_DS};`,
         );
         break;
       }
       case 0x51:
         body.push(
-          `{ const t = ${r(a)} >>> 0; if (t > ctx[${CTX.CS_LIMIT}]) throw fault(${VEC.GP}, 0); ${again('(t | 0)')} ${exit(k, 't | 0')} }`,
+          `{ const t = ${r(a)} >>> 0; if (t > ctx[${CTX.CS_LIMIT}]) throw fault(${VEC.GP}, 0); ${again('(t | 0)')} ${end(k, 't | 0')} }`,
         );
         break;
       default: {
         // Jcc
         body.push(
-          `if (${condition(op)}) { if (${hex(imm)} > ctx[${CTX.CS_LIMIT}]) throw fault(${VEC.GP}, 0); ${again(`${imm | 0}`)} ${exit(k, `${imm | 0}`)} } ` +
-            `${exit(k, next)}`,
+          `if (${condition(op)}) { if (${hex(imm)} > ctx[${CTX.CS_LIMIT}]) throw fault(${VEC.GP}, 0); ${again(`${imm | 0}`)} ${end(k, `${imm | 0}`)} } ` +
+            `${end(k, next)}`,
         );
       }
     }
   }
-  if (!insns[n - 1]!.ends) body.push(exit(n - 1, `(eip + ${8 * n}) | 0`));
+  if (!insns[n - 1]!.ends) body.push(end(n - 1, `(${E} + ${8 * n}) | 0`));
+  return { body, used, written, usesFlags, usesMemory, hoisted, hoistedDs };
+}
 
+/** Compiles at most `max` instructions at physical `at` (`decodeBlock`), or null. */
+function compileBlock(ram32: Int32Array, at: number, max: number): Block | null {
+  const insns = decodeBlock(ram32, at, max);
+  if (insns === null) return null;
+  const e = emitPart(insns, at, BLOCK_STYLE);
+  const n = insns.length;
+  const w = at >>> 2;
+  const { body, used, written, usesFlags, usesMemory, hoisted, hoistedDs } = e;
   const regs = [...used].sort();
   const wb = [
     ...[...written].sort().map((x) => `reg[${x}] = r${x};`),
@@ -1001,44 +1117,73 @@ function compileBlock(ram32: Int32Array, at: number, max: number): Block | null 
 }
 
 /**
- * The source of a trace's function (`Jit.trace`): it runs `parts` (by their functions, P[j]) one
- * after the other as the run loop would, with the same arguments and the same protocol: CTX.RAN
- * the instructions of all of them, CTX.EXIT what they left (EXIT_DECLINED only for the first one
- * on its first run, which the run loop treats as that block's), and a fault as the block that threw
- * it left it (CTX.FAULT_EIP is that block's EIP), but for CTX.RAN, which counts the earlier parts.
- * Between part j and the next it ends (returns what the run loop would go on from) unless:
- * - part j ran (its code was as compiled) and did not stop before a far transfer or segment load it
- *   left to the run loop, nor make a transfer that needs the FULL prologue;
- * - `links[j]` holds: near, no far transfer happened, the EIP is `delta` past part j's and the next
- *   part lies within the CS limit there (both in one page: that EIP is its code); far, a far
- *   transfer happened, the EIP, CS and paging are as recorded, and the run loop would fetch the
- *   next part there from where it was compiled (`fetchesFrom`: checked once per MMU generation, so
- *   that a TLB flush, which a VM manager makes at every VM switch, does not end the trace for good);
- * - the budget holds the next part.
- * After a far transfer it sets what the LIGHT prologue sets in `ctx` (the run loop's own prologue
- * runs after the trace, which reports EXIT_LIGHT). Part j's failures (changed code, declined)
- * count towards taking the trace apart (`untrace`): DECLINES_KEPT of them with no run of the whole
- * trace between (a fast path declines now and then: after each TLB flush, which a VM manager
- * makes at every VM switch).
+ * The source of a trace's function (`Jit.trace`), or null if a part's code is not what it was
+ * compiled from: the parts' instructions (`emitPart`) one after the other in one function, their
+ * registers and flags in locals throughout (written back before a far transfer's fast path and at
+ * every exit; ESP and the flags read again after a transfer), each part in a loop of its own (a
+ * branch back to its first instruction), with the same protocol as a block's: CTX.RAN the
+ * instructions of all of them, CTX.EXIT what they left (EXIT_DECLINED only for the first part's
+ * first run, which the run loop treats as that block's), a fault as the part that threw it left it
+ * (CTX.FAULT_EIP: its first EIP, `pe`; CTX.RAN counts the earlier parts too). Each part first
+ * compares its code words with RAM, as a block does. After part j's normal end it ends (returns
+ * what the run loop would go on from) unless `links[j]` holds:
+ * - near: the EIP is `delta` past part j's and the next part lies within the CS limit there (both
+ *   in one page: that EIP is its code);
+ * - far: the transfer needs no FULL prologue, the EIP and CS selector are as recorded, and the run
+ *   loop would fetch the next part there from where it was compiled, through the code window its
+ *   prologue would pick (`fetchesFrom`, which picks it as the prologue does; `WindowPick` keeps
+ *   which one while nothing it depends on changes); then it sets what the
+ *   LIGHT prologue sets in `ctx` (the run loop's own prologue runs after the trace, which reports
+ *   EXIT_LIGHT) and forgets the pages and fixed offsets it translated;
+ * - and the budget holds the next part.
+ * Part j's failures (changed code, declined) count towards taking the trace apart (`untrace`):
+ * DECLINES_KEPT of them with no run of the whole trace between (a fast path declines now and then:
+ * after each TLB flush).
  */
-function traceSource(parts: readonly Block[], links: readonly Link[], cyclic: boolean): string {
-  const out = (x: string) => `{ ctx[${CTX.RAN}] = ran; ctx[${CTX.EXIT}] = ${x}; return to; }`;
-  const body: string[] = [];
-  const gens: string[] = [];
+function traceSource(
+  ram32: Int32Array,
+  parts: readonly Block[],
+  links: readonly Link[],
+  cyclic: boolean,
+): string | null {
+  const emitted: Emitted[] = [];
   for (let j = 0; j < parts.length; j++) {
+    const part = parts[j]!;
+    const insns = decodeBlock(ram32, part.at, part.len);
+    if (insns === null || insns.length !== part.len) return null;
+    // a far link after a far transfer, a near one after anything else
+    const link = links[j];
+    if (link !== undefined && link.far !== insns[part.len - 1]!.far) return null;
+    emitted.push(emitPart(insns, part.at, { eip: 'pe', label: `P${j}`, id: `${j}_`, part: j }));
+  }
+  const used = new Set(emitted.flatMap((e) => [...e.used]));
+  const written = new Set(emitted.flatMap((e) => [...e.written]));
+  const usesFlags = emitted.some((e) => e.usesFlags);
+  const usesMemory = emitted.some((e) => e.usesMemory);
+  const hoisted = emitted.flatMap((e) => e.hoisted);
+  const hoistedDs = emitted.flatMap((e) => e.hoistedDs);
+  const wb = [
+    ...[...written].sort().map((x) => `reg[${x}] = r${x};`),
+    usesFlags ? 'cpu.eflags = f;' : '',
+  ].join(' ');
+  const reload = [used.has(4) ? 'r4 = reg[4];' : '', usesFlags ? 'f = cpu.eflags;' : ''].join(' ');
+  const out = (to: string) => `{ ${wb} ctx[${CTX.RAN}] = ran; return ${to}; }`;
+  const fail = `if (++fails >= ${DECLINES_KEPT}) untrace();`;
+  const body: string[] = [];
+  const picks: string[] = [];
+  for (let j = 0; j < parts.length; j++) {
+    const part = parts[j]!;
+    const w = part.at >>> 2;
+    const check: string[] = [];
+    for (let k = 0; k < 2 * part.len; k++) check.push(`ram32[${w + k}] !== ${ram32[w + k]! | 0}`);
     body.push(
-      `to = P${j}(cpu, ctx, e, room - ran); r = ctx[${CTX.RAN}]; x = ctx[${CTX.EXIT}];`,
-      `if (x !== 0) { ctx[${CTX.EXIT}] = 0; how |= x & ${EXIT_FULL | EXIT_DS}; }`,
-      'ran += r;',
-      `if (r === 0 || (x & ${EXIT_SOFTWARE | EXIT_DECLINED | EXIT_FULL}) > ${EXIT_LIGHT}) {`,
-      // the first part's first run: what it left is the run loop's, as if it were that block
-      j === 0 ? `if (ran === r) ${out(`how | (x & ${~(EXIT_FULL | EXIT_DS)})`)}` : '',
-      // a software interrupt the run stops at, or the FULL prologue: the run loop's; else a failure
-      `if ((x & ${EXIT_FULL}) !== ${EXIT_FULL} && (x & ${EXIT_SOFTWARE}) === 0 && ++fails >= ${DECLINES_KEPT}) untrace();`,
-      `${out(`how | (x & ${EXIT_SOFTWARE | 0xff00})`)} }`,
-      // past its far transfers and segment loads: not a block that keeps declining (as the run loop
-      // sets it when it runs the block itself)
-      `if (x !== 0 && B${j}.declines !== 0) B${j}.declines = 0;`,
+      // its code changed: for the first part's first run, the run loop's (it drops the trace)
+      `if (${check.join(' || ')}) { ${j === 0 ? `if (ran === 0) { ctx[${CTX.RAN}] = 0; return pe; }` : ''} ${fail} ${out('pe')} }`,
+      `P${j}: for (;;) {`,
+      emitted[j]!.body.join('\n'),
+      '}',
+      `ran += ${part.len};`,
+      j === 0 ? 'fresh = false;' : '',
     );
     const link = links[j];
     if (link === undefined) break;
@@ -1046,51 +1191,63 @@ function traceSource(parts: readonly Block[], links: readonly Link[], cyclic: bo
     const len = parts[next]!.len;
     if (!link.far) {
       body.push(
-        `if ((x & ${EXIT_FULL}) !== 0 || to !== ((e + ${link.delta}) | 0) || (to >>> 0) + ${8 * len - 1} > ctx[${CTX.CS_LIMIT}] || room - ran < ${len}) ${out('how')}`,
-        'e = to;',
+        `if (to !== ((pe + ${link.delta}) | 0) || (to >>> 0) + ${8 * len - 1} > ctx[${CTX.CS_LIMIT}] || room - ran < ${len}) ${out('to')}`,
+        'pe = to;',
       );
     } else {
       // pgNeed of exec.ts's prologue, for the CPL of `link.sel`
       const user = (link.sel & 3) === 3;
-      const pg = !link.paging
-        ? '-1'
-        : user
-          ? `${4 | ((0x40 | 4 | 2) << 8)}`
-          : '(0x40 | (cpu.mmu.writeProtect === true ? 2 : 0)) << 8';
-      // The code windows checked (fetchesFrom) once per MMU generation (G: the last one it held in)
-      gens.push(`G${j} = -1`);
+      const pg = user
+        ? `${4 | ((0x40 | 4 | 2) << 8)}`
+        : '(0x40 | (cpu.mmu.writeProtect === true ? 2 : 0)) << 8';
+      // The window: as last time if nothing it depends on changed (then the prologue would pick
+      // the same one: make it the current one as the prologue would), else fetchesFrom, which
+      // checks CS's base and limit and paging too (the windows are built for them)
+      picks.push(`W${j} = { epoch: -1, gen: 0, base: 0, limit: 0, paging: false, win: 0 }`);
       body.push(
-        `if ((x & ${EXIT_FULL}) === 0 || to !== ${link.eip | 0} || sel[1] !== ${link.sel} || base[1] !== ${link.base} || ` +
-          `lim[1] !== ${link.limit} || cpu.mmu.paging !== ${link.paging} || room - ran < ${len} || ` +
-          `(cpu.mmu.generation !== G${j} && !(fetchesFrom(cpu, to, ${8 * (len - 1)}, ${parts[next]!.at}, ${user}) && ` +
-          `(G${j} = cpu.mmu.generation, true)))) ${out('how')}`,
-        `ctx[${CTX.CS_LIMIT}] = lim[1]; ctx[${CTX.PG_NEED}] = ${pg};`,
+        `if ((ctx[${CTX.EXIT}] & ${EXIT_FULL}) === ${EXIT_FULL} || to !== ${link.eip | 0} || sel[1] !== ${link.sel} || ` +
+          `room - ran < ${len} || !(W${j}.epoch === cpu.winEpoch && W${j}.gen === cpu.mmu.generation && ` +
+          `W${j}.base === base[1] && W${j}.limit === lim[1] && W${j}.paging === cpu.mmu.paging ? ((cpu.winCur = W${j}.win), true) : ` +
+          `fetchesFrom(cpu, to, ${8 * (len - 1)}, ${parts[next]!.at}, ${user}, W${j}))) ${out('to')}`,
+        `ctx[${CTX.CS_LIMIT}] = lim[1]; ctx[${CTX.PG_NEED}] = cpu.mmu.paging === true ? ${pg} : -1;`,
         `ctx[${CTX.DS_BASE}] = base[3]; ctx[${CTX.DS_RD_END}] = readEnd(fl[3], lim[3]); ctx[${CTX.DS_WR_END}] = writeEnd(fl[3], lim[3]);`,
         `ctx[${CTX.SS_BASE}] = base[2]; ctx[${CTX.SS_RD_END}] = readEnd(fl[2], lim[2]); ctx[${CTX.SS_WR_END}] = writeEnd(fl[2], lim[2]);`,
-        `e = ${link.eip | 0};`,
+        usesMemory ? `pg = ctx[${CTX.PG_NEED}] | 0; rdPage = -1; wrPage = -1;` : '',
+        hoisted.map((c) => `${c} = -1;`).join(' '),
+        `pe = ${link.eip | 0};`,
       );
     }
     if (next === 0) body.push('fails = 0;', 'continue;');
   }
-  if (!cyclic) body.push('fails = 0;', out('how'));
+  if (!cyclic) body.push(`fails = 0; ${out('to')}`);
+  const regs = [...used].sort();
   return [
     '"use strict";',
-    `const [${parts.map((_, j) => `B${j}`).join(', ')}] = B;`,
-    `const [${parts.map((_, j) => `P${j}`).join(', ')}] = B.map((b) => b.fn);`,
     // failures (declined, changed code) with no whole run between: DECLINES_KEPT take it apart
     'let fails = 0;',
-    gens.length > 0 ? `let ${gens.join(', ')};` : '',
+    picks.length > 0 ? `const ${picks.join(', ')};` : '',
     'return function trace(cpu, ctx, eip, room) {',
+    'const ram32 = cpu.ram32;',
+    'const reg = cpu.reg;',
     'const sel = cpu.segSel, base = cpu.segBase, lim = cpu.segLimit, fl = cpu.segFlags;',
-    'let e = eip, ran = 0, how = 0, to = 0, r = 0, x = 0;',
+    regs.length > 0 ? `let ${regs.map((x) => `r${x} = reg[${x}]`).join(', ')};` : '',
+    usesFlags ? 'let f = cpu.eflags;' : '',
+    usesMemory
+      ? `let pg = ctx[${CTX.PG_NEED}] | 0; const tlbTag = cpu.mmu.tlbTag; const tlbEntry = cpu.mmu.tlbEntry; ` +
+        'let rdPage = -1, rdFrame = 0, wrPage = -1, wrFrame = 0;'
+      : '',
+    hoisted.length > 0 ? `let ${hoisted.map((c) => `${c} = -1`).join(', ')};` : '',
+    'let i = 0, ran = 0, pe = eip, to = 0, fresh = true;',
     'try {',
     'for (;;) {',
-    ...body,
+    body
+      .join('\n')
+      .replaceAll('WB', wb)
+      .replaceAll('RELOAD', reload)
+      .replaceAll('FORGETDS', hoistedDs.map((c) => `${c} = -1;`).join(' ')),
     '}',
     '} catch (err) {',
-    // a part's fault: CTX.RAN counts the parts before it too
-    `if (cpu.jitAt >= 0) ctx[${CTX.RAN}] += ran;`,
-    'throw err;',
+    `${wb} ctx[${CTX.RAN}] = ran; ctx[${CTX.FAULT_EIP}] = pe; cpu.jitAt = i; throw err;`,
     '}',
     '};',
   ].join('\n');

@@ -75,7 +75,11 @@ function gate(m: Machine, target: number): void {
 }
 
 /** `traceHot` 0: no blocks at all, else blocks compiled at their first visit and traces at that. */
-function setUp(traceHot: number, paging: boolean): Machine & { irq: PolledIrq } {
+/**
+ * `rare`: the program's faults come in some turns only (else in every turn: a handler in a third
+ * code segment replaces a code window, so far links find none that fits more often).
+ */
+function setUp(traceHot: number, paging: boolean, rare = true): Machine & { irq: PolledIrq } {
   const m = machine(3, { jit: traceHot > 0 ? { hot: 1, traceHot } : false });
   const { cpu } = m;
   setGdt(cpu, 4, segmentDescriptor({ base: 0, limit: USER_LIMIT, type: 0xa, dpl: 3 }));
@@ -95,9 +99,10 @@ function setUp(traceHot: number, paging: boolean): Machine & { irq: PolledIrq } 
     enc('mov reg,imm', { a: R.EDI, imm: SEL.data(0) }),
     enc('mov sreg,reg', { a: S.DS, b: R.EDI }),
     enc('ld reg,mem', { a: R.EDI, b: 8, c: 0xf, imm: 0x41000 }),
-    enc('push reg', { a: R.EDI }),
+    enc('push reg', { a: R.ECX }), // through SS: ring 0's stack (ECX changes each turn)
     enc('pop reg', { a: R.ESI }),
-    enc('add reg,imm', { a: R.ESI, imm: 1 }),
+    enc('ld reg,mem', { a: R.EDX, b: R.ESP, c: 0xf, imm: 8 }), // the CALLF's frame: the caller's ESP
+    enc('add reg,reg', { a: R.ESI, b: R.EDX }),
     enc('st mem,reg', { a: R.ESI, b: 8, c: 0xf, imm: 0x41004 }),
     enc('retf'),
   );
@@ -114,30 +119,38 @@ function setUp(traceHot: number, paging: boolean): Machine & { irq: PolledIrq } 
     enc('iret'),
   );
   code(m, TIMER, enc('add reg,imm', { a: R.EBX, imm: 0x100 }), enc('iret'));
+  // Faults (each handler in a third code segment, which replaces a code window) in every turn, or
+  // (rare) in some turns only: traces run the others across the far transfers.
+  const at = (slot: number) => CODE_AT + 8 * slot;
+  const some = (mask: number) => (rare ? mask : 0); // TEST ECX, 0: the fault's turn every time
   program(
     m,
-    enc('mov reg,imm', { a: R.EAX, imm: SEL.data(3) }),
+    enc('mov reg,imm', { a: R.EAX, imm: SEL.data(3) }), // 0
     enc('mov sreg,reg', { a: S.DS, b: R.EAX }),
-    enc('jmp imm', { imm: CODE_AT + 24 }), // a near link; with the CS limit short, to past it
-    enc('ld reg,mem', { a: R.EAX, b: 8, c: 0xf, imm: 0x40000 }),
+    enc('jmp imm', { imm: at(3) }), // a near link; with the CS limit short, to past it
+    enc('ld reg,mem', { a: R.EAX, b: 8, c: 0xf, imm: 0x40000 }), // 3
     enc('push reg', { a: R.EAX }),
     enc('pop reg', { a: R.EBX }),
     enc('callf far', { sel: SEL.gate | 3 }),
+    enc('test reg,imm', { a: R.ECX, imm: some(7) }), // 7
+    enc('jnz imm', { imm: at(10) }),
     enc('ld reg,mem', { a: R.EDX, b: 8, c: 0xf, imm: 0x40008 }), // DS is null after the RETF: #GP
-    enc('mov reg,imm', { a: R.EAX, imm: SEL.data(3) }),
+    enc('mov reg,imm', { a: R.EAX, imm: SEL.data(3) }), // 10
     enc('mov sreg,reg', { a: S.DS, b: R.EAX }),
     enc('int vec', { imm: 0x80 }),
-    enc('add reg,imm', { a: R.ECX, imm: 1 }),
-    enc('test reg,imm', { a: R.ECX, imm: 3 }),
-    enc('jnz imm', { imm: CODE_AT + 15 * 8 }), // 3 times in 4 past the JMP
+    enc('add reg,imm', { a: R.ECX, imm: 1 }), // 13
+    enc('test reg,imm', { a: R.ECX, imm: some(3) }),
+    enc('jnz imm', { imm: at(17) }),
     enc('jmp imm', { imm: CODE_AT + 0x1000 }), // past ring 3's CS limit: #GP
-    enc('ld reg,mem', { a: R.EDX, b: 8, c: 0xf, imm: SUPER }), // #PF with paging
+    enc('ld reg,mem', { a: R.EDX, b: 8, c: 0xf, imm: SUPER }), // 17: #PF with paging
+    enc('test reg,imm', { a: R.ECX, imm: some(5) }),
+    enc('jnz imm', { imm: at(21) }),
     enc('ld reg,mem', { a: R.EDX, b: R.ESP, c: 0xf, imm: 0x1000 }), // past ring 3's stack limit: #SS
-    enc('st mem,reg', { a: R.ECX, b: 8, c: 0xf, imm: 0x40004 }),
+    enc('st mem,reg', { a: R.ECX, b: 8, c: 0xf, imm: 0x40004 }), // 21
     enc('jmp imm', { imm: CODE_AT }),
   );
   m.phys.writeBytes(ALT_FRAME, m.phys.ram.slice(GATE_ENTRY, GATE_ENTRY + 0x1000));
-  m.phys.write32(ALT_FRAME + 6 * 8 + 4, 7); // the gate's ADD ESI, 1 adds 7 there
+  m.phys.write32(ALT_FRAME + 6 * 8 + 4, 12); // the gate's LD reads the caller's SS there, not ESP
   if (paging) {
     enablePaging(m);
     m.phys.write32(PT0 + 4 * (SUPER >>> 12), SUPER | PG.P | PG.W);
@@ -176,13 +189,19 @@ function setPaging(m: Machine, on: boolean): void {
 }
 
 describe('traces: the same results as the run loop alone', () => {
-  for (const paging of [false, true]) {
-    it(`across ring changes${paging ? ', paging on' : ''}: 30 runs of budgets that end anywhere`, () => {
+  for (const [paging, rare] of [
+    [false, true],
+    [true, true],
+    [false, false],
+    [true, false],
+  ] as const) {
+    const name = `across ring changes${paging ? ', paging on' : ''}, faults in ${rare ? 'some turns' : 'every turn'}`;
+    it(`${name}: 30 runs of budgets that end anywhere`, () => {
       let traces = 0;
       for (let seed = 1; seed <= 30; seed++) {
-        const a = setUp(0, paging);
+        const a = setUp(0, paging, rare);
         // traces of different shapes: made sooner or later as links get hot
-        const b = setUp([1, 2, 3, 8][seed % 4]!, paging);
+        const b = setUp([1, 2, 3, 8][seed % 4]!, paging, rare);
         const ctl = rng(seed);
         let total = 0;
         while (total < 6000) {
@@ -198,7 +217,7 @@ describe('traces: the same results as the run loop alone', () => {
             else if (c < 0.12) {
               // ring 3's CS limit shortened to end inside the program: inside the block the JMP
               // goes to, or the one the IRET returns to (its cache too, in ring 3)
-              const limit = c < 0.1 ? CODE_AT + 0x27 : c < 0.11 ? CODE_AT + 0x5f : USER_LIMIT;
+              const limit = c < 0.1 ? CODE_AT + 0x27 : c < 0.11 ? CODE_AT + 0x6f : USER_LIMIT;
               setGdt(m.cpu, 4, segmentDescriptor({ base: 0, limit, type: 0xa, dpl: 3 }));
               if ((m.cpu.segSel[S.CS]! & 3) === 3) loadCache(m.cpu, S.CS, SEL.code(3));
             } else if (c < 0.14) {
@@ -209,11 +228,11 @@ describe('traces: the same results as the run loop alone', () => {
                 12,
                 segmentDescriptor({ base: USER_BASE, limit: USER_DATA_LIMIT, type: 0x2, dpl: 3, present }),
               );
-            } else if (c < 0.18) {
+            } else if (c < 0.22) {
               // the call gate to conforming code for a while: GATE_ENTRY at CPL 3, same base and limit
-              gate(m, c < 0.16 ? KCONF : KCODE);
+              gate(m, c < 0.18 ? KCONF : KCODE);
             } else if (paging && c < 0.26) {
-              setPaging(m, c >= 0.22); // off for a while
+              setPaging(m, c >= 0.24); // off for a while
             } else if (paging && c < 0.3) {
               // ring 0's code page mapped to the other frame for a while (INVLPG)
               const frame = c < 0.28 ? ALT_FRAME : GATE_ENTRY;
@@ -320,5 +339,83 @@ describe('traces: the same results as the run loop alone', () => {
     expect(b.cpu.reg[R.ESI]).toBe(a.cpu.reg[R.ESI]);
     expect(b.cpu.jit!.retired).toBe(0);
     expect(b.cpu.jit!.ran).toBeGreaterThan(900);
+  });
+
+  it('forget the translations of fixed offsets after a far transfer (a RETF to another SS each turn)', () => {
+    // Ring 0 flips the SS selector in the CALLF's frame each turn, so the RETF returns to SS A and
+    // SS B in turn (other bases) and ring 3's LD through SS at a fixed offset reads 0x2100, then
+    // 0x3100: a trace that kept the first turn's translation would read 0x2100 every time.
+    const SA = SEL.free(3) | 3;
+    const SB = SEL.free(4) | 3;
+    const [a, b] = [0, 1].map((traceHot) => {
+      const m = machine(3, { jit: traceHot > 0 ? { hot: 1, traceHot } : false });
+      const { cpu } = m;
+      setGdt(cpu, SA >>> 3, segmentDescriptor({ base: 0x2000, limit: 0xfffff, type: 0x2, dpl: 3 }));
+      setGdt(cpu, SB >>> 3, segmentDescriptor({ base: 0x3000, limit: 0xfffff, type: 0x2, dpl: 3 }));
+      loadCache(cpu, S.SS, SA);
+      gate(m, KCODE);
+      setGdt(cpu, KCODE >>> 3, segmentDescriptor({ base: GATE_ENTRY, limit: 0xfff, type: 0xa, dpl: 0 }));
+      code(
+        m,
+        GATE_ENTRY,
+        enc('ld reg,mem', { a: R.EAX, b: R.ESP, c: 0xf, imm: 12 }), // the frame's SS
+        enc('xor reg,imm', { a: R.EAX, imm: SA ^ SB }),
+        enc('st mem,reg', { a: R.EAX, b: R.ESP, c: 0xf, imm: 12 }),
+        enc('retf'),
+      );
+      program(
+        m,
+        enc('ld reg,mem', { a: R.EBX, b: 8, c: S.SS, imm: 0x100 }), // a fixed offset through SS
+        enc('add reg,reg', { a: R.EDI, b: R.EBX }),
+        enc('callf far', { sel: SEL.gate | 3 }),
+        enc('jmp imm', { imm: CODE_AT }),
+      );
+      m.phys.write32(0x2100, 1);
+      m.phys.write32(0x3100, 0x10000);
+      return m;
+    }) as [Machine, Machine];
+    for (let k = 0; k < 10; k++) {
+      const ra = run(a.cpu, 301);
+      expect(run(b.cpu, 301)).toEqual(ra);
+      expect(cpuState(b.cpu)).toEqual(cpuState(a.cpu));
+    }
+    expect(b.cpu.jit!.traces).toBeGreaterThan(0);
+    expect(a.cpu.reg[R.EDI]! >>> 16).toBeGreaterThan(100); // both SS bases read, many times
+    expect(a.cpu.reg[R.EDI]! & 0xffff).toBeGreaterThan(100);
+  });
+
+  it('check the code window again after a far transfer to a code segment that moved', () => {
+    // A trace through the call gate and back; then the host moves ring 0's code segment (the same
+    // selector and limit, another base: a copy whose ADD adds 7) between runs: no code window fits
+    // it, so the run loop builds one at the new base, and so must a trace's far link find.
+    const [a, b] = [0, 1].map((traceHot) => {
+      const m = machine(3, { jit: traceHot > 0 ? { hot: 1, traceHot } : false });
+      setGdt(m.cpu, KCODE >>> 3, segmentDescriptor({ base: GATE_ENTRY, limit: 0xfff, type: 0xa, dpl: 0 }));
+      gate(m, KCODE);
+      code(m, GATE_ENTRY, enc('add reg,imm', { a: R.ESI, imm: 1 }), enc('retf'));
+      code(m, ALT_FRAME, enc('add reg,imm', { a: R.ESI, imm: 7 }), enc('retf'));
+      program(
+        m,
+        enc('add reg,imm', { a: R.EAX, imm: 1 }),
+        enc('callf far', { sel: SEL.gate | 3 }),
+        enc('jmp imm', { imm: CODE_AT }),
+      );
+      return m;
+    }) as [Machine, Machine];
+    const step = (n: number) => {
+      const ra = run(a.cpu, n);
+      expect(run(b.cpu, n)).toEqual(ra);
+      expect(cpuState(b.cpu)).toEqual(cpuState(a.cpu));
+    };
+    for (let k = 0; k < 5; k++) step(101);
+    expect(b.cpu.jit!.traces).toBeGreaterThan(0);
+    for (const base of [ALT_FRAME, GATE_ENTRY, ALT_FRAME]) {
+      for (const m of [a, b]) {
+        setGdt(m.cpu, KCODE >>> 3, segmentDescriptor({ base, limit: 0xfff, type: 0xa, dpl: 0 }));
+      }
+      const esi = a.cpu.reg[R.ESI]!;
+      for (let k = 0; k < 3; k++) step(101);
+      expect(a.cpu.reg[R.ESI]! - esi).toBeGreaterThan(base === ALT_FRAME ? 7 * 50 : 50);
+    }
   });
 });
