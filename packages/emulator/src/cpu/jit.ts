@@ -1060,6 +1060,27 @@ function emitPart(insns: readonly Decoded[], at: number, style: Style): Emitted 
   return { body, used, written, usesFlags, usesMemory, hoisted, hoistedDs };
 }
 
+/**
+ * The locals a block's or trace's function declares (`emitPart`'s): the registers and flags it uses,
+ * the paging need and TLB arrays with the last pages read and written, the hoisted translations;
+ * `pg` as `kind` (a trace's changes after a far transfer).
+ */
+function locals(
+  e: Pick<Emitted, 'used' | 'usesFlags' | 'usesMemory' | 'hoisted'>,
+  kind: 'const' | 'let',
+): string {
+  const regs = [...e.used].sort();
+  return [
+    regs.length > 0 ? `let ${regs.map((x) => `r${x} = reg[${x}]`).join(', ')};` : '',
+    e.usesFlags ? 'let f = cpu.eflags;' : '',
+    e.usesMemory
+      ? `${kind} pg = ctx[${CTX.PG_NEED}] | 0; const tlbTag = cpu.mmu.tlbTag; const tlbEntry = cpu.mmu.tlbEntry; ` +
+        'let rdPage = -1, rdFrame = 0, wrPage = -1, wrFrame = 0;'
+      : '',
+    e.hoisted.length > 0 ? `let ${e.hoisted.map((c) => `${c} = -1`).join(', ')};` : '',
+  ].join('\n');
+}
+
 /** Compiles at most `max` instructions at physical `at` (`decodeBlock`), or null. */
 function compileBlock(ram32: Int32Array, at: number, max: number): Block | null {
   const insns = decodeBlock(ram32, at, max);
@@ -1067,8 +1088,7 @@ function compileBlock(ram32: Int32Array, at: number, max: number): Block | null 
   const e = emitPart(insns, at, BLOCK_STYLE);
   const n = insns.length;
   const w = at >>> 2;
-  const { body, used, written, usesFlags, usesMemory, hoisted, hoistedDs } = e;
-  const regs = [...used].sort();
+  const { body, written, usesFlags, hoistedDs } = e;
   const wb = [
     ...[...written].sort().map((x) => `reg[${x}] = r${x};`),
     usesFlags ? 'cpu.eflags = f;' : '',
@@ -1081,13 +1101,7 @@ function compileBlock(ram32: Int32Array, at: number, max: number): Block | null 
     `const ram32 = cpu.ram32;`,
     `if (${check.join(' || ')}) { ctx[${CTX.RAN}] = 0; return eip; }`,
     `const reg = cpu.reg;`,
-    regs.length > 0 ? `let ${regs.map((x) => `r${x} = reg[${x}]`).join(', ')};` : '',
-    usesFlags ? 'let f = cpu.eflags;' : '',
-    usesMemory
-      ? `const pg = ctx[${CTX.PG_NEED}] | 0; const tlbTag = cpu.mmu.tlbTag; const tlbEntry = cpu.mmu.tlbEntry; ` +
-        'let rdPage = -1, rdFrame = 0, wrPage = -1, wrFrame = 0;'
-      : '',
-    hoisted.length > 0 ? `let ${hoisted.map((c) => `${c} = -1`).join(', ')};` : '',
+    locals(e, 'const'),
     'let i = 0;',
     'let ran = 0;',
     'try {',
@@ -1220,7 +1234,6 @@ function traceSource(
     if (next === 0) body.push('fails = 0;', 'continue;');
   }
   if (!cyclic) body.push(`fails = 0; ${out('to')}`);
-  const regs = [...used].sort();
   return [
     '"use strict";',
     // failures (declined, changed code) with no whole run between: DECLINES_KEPT take it apart
@@ -1230,13 +1243,8 @@ function traceSource(
     'const ram32 = cpu.ram32;',
     'const reg = cpu.reg;',
     'const sel = cpu.segSel, base = cpu.segBase, lim = cpu.segLimit, fl = cpu.segFlags;',
-    regs.length > 0 ? `let ${regs.map((x) => `r${x} = reg[${x}]`).join(', ')};` : '',
-    usesFlags ? 'let f = cpu.eflags;' : '',
-    usesMemory
-      ? `let pg = ctx[${CTX.PG_NEED}] | 0; const tlbTag = cpu.mmu.tlbTag; const tlbEntry = cpu.mmu.tlbEntry; ` +
-        'let rdPage = -1, rdFrame = 0, wrPage = -1, wrFrame = 0;'
-      : '',
-    hoisted.length > 0 ? `let ${hoisted.map((c) => `${c} = -1`).join(', ')};` : '',
+    // (pgNeed changes with the CPL after a far transfer)
+    locals({ used, usesFlags, usesMemory, hoisted }, 'let'),
     'let i = 0, ran = 0, pe = eip, to = 0, fresh = true;',
     'try {',
     'for (;;) {',

@@ -205,6 +205,19 @@ export function exitFault(vector: number, errorCode?: number, executed = 0): Run
 }
 
 /** Every piece of architectural state a fault must leave alone (CR2 is left out: #PF sets it). */
+/**
+ * Runs `a` (the reference: no blocks) and `b` the same budget `n` and expects the same result and
+ * CPU state (`what` names the step in a failure).
+ */
+export function lockstep(a: Machine, b: Machine): (n: number, what?: string) => RunResult {
+  return (n, what) => {
+    const ra = run(a.cpu, n);
+    expect(run(b.cpu, n), what).toEqual(ra);
+    expect(cpuState(b.cpu), what).toEqual(cpuState(a.cpu));
+    return ra;
+  };
+}
+
 export function cpuState(cpu: Cpu): Record<string, unknown> {
   return {
     reg: Array.from(cpu.reg, (v) => v >>> 0),

@@ -9,15 +9,14 @@
  */
 import { describe, expect, it } from 'vitest';
 import { gateDescriptor, segmentDescriptor, TYPE } from '../../src/cpu/descriptor.js';
-import { run } from '../../src/cpu/exec.js';
 import { R } from '../../src/cpu/isa.js';
 import {
   CODE_AT,
   code,
-  cpuState,
   enablePaging,
   enc,
   idtGate,
+  lockstep,
   type Machine,
   machine,
   PG,
@@ -64,11 +63,7 @@ function setUp(traceHot: number): Machine {
 describe('traces and code windows', () => {
   it('a far link runs a block only where the run loop would fetch it (a window replaced, the TLB changed)', () => {
     const [a, b] = [setUp(-1), setUp(1)] as [Machine, Machine];
-    const step = (n: number, what: string) => {
-      const ra = run(a.cpu, n);
-      expect(run(b.cpu, n), what).toEqual(ra);
-      expect(cpuState(b.cpu), what).toEqual(cpuState(a.cpu));
-    };
+    const step = lockstep(a, b);
     step(200, 'warm up');
     expect(b.cpu.jit!.traces).toBeGreaterThan(0);
     // stop in ring 3 at the JMP
@@ -115,11 +110,7 @@ describe('traces and code windows', () => {
 
   it('a far link leaves the code windows as the prologue of the run loop would', () => {
     const [a, b] = [setUp2(-1), setUp2(1)] as [Machine, Machine];
-    const step = (n: number, what: string) => {
-      const ra = run(a.cpu, n);
-      expect(run(b.cpu, n), what).toEqual(ra);
-      expect(cpuState(b.cpu), what).toEqual(cpuState(a.cpu));
-    };
+    const step = lockstep(a, b);
     for (let k = 0; k < 10; k++) step(97, `warm up ${k}`);
     for (const m of [a, b]) {
       // the host remaps K's page without INVLPG; the handler's next store walks (new TLB entry)

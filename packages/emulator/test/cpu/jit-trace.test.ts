@@ -15,13 +15,13 @@ import { R, S } from '../../src/cpu/isa.js';
 import {
   CODE_AT,
   code,
-  cpuState,
   enablePaging,
   enc,
   enter,
   faultHandlers,
   idtGate,
   loadCache,
+  lockstep,
   type Machine,
   machine,
   machineView,
@@ -280,11 +280,7 @@ describe('traces: the same results as the run loop alone', () => {
       code(m, B, enc('add reg,imm', { a: R.EBX, imm: 1 }), enc('jmp imm', { imm: CODE_AT }));
       return m;
     }) as [Machine, Machine];
-    const step = (n: number) => {
-      const ra = run(a.cpu, n);
-      expect(run(b.cpu, n)).toEqual(ra);
-      expect(cpuState(b.cpu)).toEqual(cpuState(a.cpu));
-    };
+    const step = lockstep(a, b);
     step(40);
     const jit = b.cpu.jit!;
     const page = jit.page(CODE_AT);
@@ -325,17 +321,14 @@ describe('traces: the same results as the run loop alone', () => {
       m.cpu.exitSoftware = true;
       return m;
     }) as [Machine, Machine];
+    const step = lockstep(a, b);
     for (let k = 0; k < 6; k++) {
-      const ra = run(a.cpu, 100);
-      expect(ra).toEqual({ reason: 'exit', vector: 0x80, software: true, executed: k === 0 ? 2 : 3 });
-      expect(run(b.cpu, 100)).toEqual(ra);
-      expect(cpuState(b.cpu)).toEqual(cpuState(a.cpu));
+      const r = step(100);
+      expect(r).toEqual({ reason: 'exit', vector: 0x80, software: true, executed: k === 0 ? 2 : 3 });
       for (const m of [a, b]) m.cpu.eip += 8; // the host's part: past the INT
     }
     for (const m of [a, b]) m.cpu.exitSoftware = false;
-    const ra = run(a.cpu, 1000);
-    expect(run(b.cpu, 1000)).toEqual(ra);
-    expect(cpuState(b.cpu)).toEqual(cpuState(a.cpu));
+    step(1000);
     expect(b.cpu.reg[R.ESI]).toBe(a.cpu.reg[R.ESI]);
     expect(b.cpu.jit!.retired).toBe(0);
     expect(b.cpu.jit!.ran).toBeGreaterThan(900);
@@ -374,11 +367,8 @@ describe('traces: the same results as the run loop alone', () => {
       m.phys.write32(0x3100, 0x10000);
       return m;
     }) as [Machine, Machine];
-    for (let k = 0; k < 10; k++) {
-      const ra = run(a.cpu, 301);
-      expect(run(b.cpu, 301)).toEqual(ra);
-      expect(cpuState(b.cpu)).toEqual(cpuState(a.cpu));
-    }
+    const step = lockstep(a, b);
+    for (let k = 0; k < 10; k++) step(301);
     expect(b.cpu.jit!.traces).toBeGreaterThan(0);
     expect(a.cpu.reg[R.EDI]! >>> 16).toBeGreaterThan(100); // both SS bases read, many times
     expect(a.cpu.reg[R.EDI]! & 0xffff).toBeGreaterThan(100);
@@ -402,11 +392,7 @@ describe('traces: the same results as the run loop alone', () => {
       );
       return m;
     }) as [Machine, Machine];
-    const step = (n: number) => {
-      const ra = run(a.cpu, n);
-      expect(run(b.cpu, n)).toEqual(ra);
-      expect(cpuState(b.cpu)).toEqual(cpuState(a.cpu));
-    };
+    const step = lockstep(a, b);
     for (let k = 0; k < 5; k++) step(101);
     expect(b.cpu.jit!.traces).toBeGreaterThan(0);
     for (const base of [ALT_FRAME, GATE_ENTRY, ALT_FRAME]) {
