@@ -314,6 +314,14 @@ export class PolledIrq extends IrqStub {
   }
 }
 
+/** `m` with IF set and a PolledIrq attached (interrupts a differential test raises between runs). */
+export function withPolledIrq(m: Machine): Machine & { irq: PolledIrq } {
+  m.cpu.eflags |= FL.IF;
+  const irq = new PolledIrq();
+  m.cpu.irq = irq;
+  return Object.assign(m, { irq });
+}
+
 /** Fault handlers, one per vector, at HANDLERS + 0x40 * vector (ring 0): see {@link faultHandlers}. */
 export const HANDLERS = 0x18000;
 

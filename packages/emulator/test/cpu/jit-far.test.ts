@@ -30,13 +30,14 @@ import {
   machine,
   machineView,
   PG,
-  PolledIrq,
+  type PolledIrq,
   PT0,
   program,
   rng,
   SEL,
   setGdt,
   stacksAndTables,
+  withPolledIrq,
 } from './harness.js';
 
 const DATA = 0x20000;
@@ -217,10 +218,7 @@ function setUp(
   m.cpu.reg[R.EDI] = 0x40;
   loadCache(cpu, S.DS, SMALL_DS | v.ring);
   for (let i = 0; i < DATA_BYTES; i += 4) m.phys.write32(DATA + i, Math.floor(rand() * 2 ** 32));
-  cpu.eflags |= 0x200;
-  const irq = new PolledIrq();
-  cpu.irq = irq;
-  return Object.assign(m, { irq });
+  return withPolledIrq(m);
 }
 
 function observe(m: Machine): Record<string, unknown> {

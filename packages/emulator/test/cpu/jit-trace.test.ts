@@ -27,12 +27,13 @@ import {
   machineView,
   PD,
   PG,
-  PolledIrq,
+  type PolledIrq,
   PT0,
   program,
   rng,
   SEL,
   setGdt,
+  withPolledIrq,
 } from './harness.js';
 
 /** Ring 3's data and stack segments start here (ring 0's at 0). */
@@ -157,10 +158,7 @@ function setUp(traceHot: number, paging: boolean, rare = true): Machine & { irq:
     m.phys.write32(PT0 + 4 * ((SUPER + USER_BASE) >>> 12), (SUPER + USER_BASE) | PG.P | PG.W);
     cpu.mmu.flush();
   }
-  cpu.eflags |= 0x200;
-  const irq = new PolledIrq();
-  cpu.irq = irq;
-  return Object.assign(m, { irq });
+  return withPolledIrq(m);
 }
 
 function observe(m: Machine): Record<string, unknown> {

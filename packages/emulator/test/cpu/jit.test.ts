@@ -36,7 +36,6 @@ import {
   machineView,
   PD,
   PG,
-  PolledIrq,
   PT0,
   program,
   rng,
@@ -45,6 +44,7 @@ import {
   stacksAndTables,
   stackTop,
   TSS_AT,
+  withPolledIrq,
 } from './harness.js';
 
 /** The data area: four pages (read/write, read-only, absent, supervisor-only when paging is on). */
@@ -859,10 +859,7 @@ describe('far transfers and segment loads inside blocks', () => {
     m.phys.write32(0x20100, 0x2200);
     cpu.reg[R.EBX] = DS_A;
     cpu.reg[R.ECX] = 5;
-    cpu.eflags |= 0x200; // IF
-    const irq = new PolledIrq();
-    cpu.irq = irq;
-    return Object.assign(m, { irq });
+    return withPolledIrq(m);
   }
 
   /** What the host changes between runs (both machines alike); each has its undoing next to it. */
