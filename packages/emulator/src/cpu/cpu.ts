@@ -82,6 +82,10 @@ export class CodeWindow {
     );
   }
 
+  /**
+   * Rebuilds the window (the run loop's fetch path). Whoever changes a window's contents also bumps
+   * `Cpu.winEpoch`: traces keep which window the prologue picks while it stays (jit.ts WindowPick).
+   */
   set(
     lo: number,
     len: number,

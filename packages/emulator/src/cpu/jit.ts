@@ -976,7 +976,11 @@ function emitPart(insns: readonly Decoded[], at: number, style: Style): Emitted 
         else {
           body.push(
             `const t = v >>> 0; if (t > ctx[${CTX.CS_LIMIT}]) throw fault(${VEC.GP}, 0); ` +
-              `${wr(4)} = (off + ${4 + (op === 0x55 ? imm & 0xffff : 0)}) | 0; ${end(k, 't | 0')} }`,
+              `${wr(4)} = (off + ${4 + (op === 0x55 ? imm & 0xffff : 0)}) | 0; ` +
+              // (a trace's part: a read through the general path may have walked, replacing the TLB
+              // entries behind rdPage, wrPage and the hoisted translations: the trace ends there,
+              // as a block ends after a POP through it; found by the review)
+              `${trace ? `if (!inline) ${exit(k, 't | 0')} ` : ''}${end(k, 't | 0')} }`,
           );
         }
         break;

@@ -5,7 +5,8 @@
  * without INVLPG (no new MMU generation) and a page walk then loads the new mapping into the TLB:
  * the run loop alone keeps fetching through a window while one fits and builds a new one through
  * the TLB when none does, so which frame it runs depends on exactly which windows exist. A third
- * code segment (an interrupt handler in another CS) replaces a window.
+ * code segment (an interrupt handler in another CS) replaces a window. And a trace must not keep a
+ * page translation past a page walk of its own (a RET through the general path).
  */
 import { describe, expect, it } from 'vitest';
 import { gateDescriptor, segmentDescriptor, TYPE } from '../../src/cpu/descriptor.js';
@@ -21,6 +22,7 @@ import {
   machine,
   PG,
   PT0,
+  PT1,
   program,
   SEL,
   setGdt,
@@ -118,6 +120,42 @@ describe('traces and code windows', () => {
       m.cpu.reg[R.EBX] = K + 0x800;
     }
     for (let k = 0; k < 10; k++) step(97, `after ${k}`);
+    expect(b.cpu.jit!.traces).toBeGreaterThan(0);
+  });
+
+  it('a RET through the general path (a page walk) ends the trace: the TLB entries it kept may be gone', () => {
+    // X (linear 0x40000) and S (linear 0x440000, the stack RET pops from) share a TLB slot: the
+    // RET's walk evicts X, which part F read inline just before. Part B then rewrites X's PTE (no
+    // INVLPG) and reads X again: the run loop misses the TLB and walks (the new frame); a trace
+    // that kept the page it last read would read the old frame. (From the second review.)
+    const X = 0x40000;
+    const S = 0x440100;
+    const F = CODE_AT + 0x100;
+    const B = CODE_AT + 0x200;
+    const [a, b] = [0, 1].map((traceHot) => {
+      const m = machine(0, { limit: 0xffffffff, jit: traceHot > 0 ? { hot: 1, traceHot } : false });
+      program(m, enc('mov reg,imm', { a: R.ESP, imm: S }), enc('jmp imm', { imm: F }));
+      code(m, F, enc('ld reg,mem', { a: R.EAX, b: R.EDI, c: 0xf, imm: 0 }), enc('ret'));
+      code(
+        m,
+        B,
+        enc('xor reg,imm', { a: R.ECX, imm: 0x20000 }),
+        enc('st mem,reg', { a: R.ECX, b: 8, c: 0xf, imm: PT0 + 4 * (X >>> 12) }),
+        enc('ld reg,mem', { a: R.EBX, b: R.EDI, c: 0xf, imm: 0 }),
+        enc('add reg,reg', { a: R.ESI, b: R.EBX }),
+        enc('jmp imm', { imm: CODE_AT }),
+      );
+      enablePaging(m);
+      m.phys.write32(PT1 + 4 * ((S >>> 12) & 1023), 0x50000 | PG.P | PG.W);
+      m.phys.write32(0x50100, B); // the return address RET pops every turn
+      m.phys.write32(0x40000, 1);
+      m.phys.write32(0x60000, 0x10000);
+      m.cpu.reg[R.EDI] = X;
+      m.cpu.reg[R.ECX] = X | PG.P | PG.W | PG.U;
+      return m;
+    }) as [Machine, Machine];
+    const step = lockstep(a, b);
+    for (let k = 0; k < 20; k++) step(37, `run ${k}`);
     expect(b.cpu.jit!.traces).toBeGreaterThan(0);
   });
 });
