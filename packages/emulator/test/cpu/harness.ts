@@ -218,6 +218,40 @@ export function lockstep(a: Machine, b: Machine): (n: number, what?: string) => 
   };
 }
 
+/**
+ * What the random differential tests share: runs `a` (the reference: no blocks) and `b` in lockstep
+ * until `total` instructions, each run's budget random (1 to `small` with probability `pSmall`, else
+ * 1 to `max`, drawn from `rand`), expecting the same result and `observe` view after each; `before`
+ * runs before each run, `after` after it (false: stop). `what` names the case in a failure.
+ */
+export function randomLockstep<M extends Machine>(
+  a: M,
+  b: M,
+  o: {
+    readonly rand: () => number;
+    readonly total: number;
+    readonly pSmall: number;
+    readonly small: number;
+    readonly max: number;
+    readonly observe: (m: M) => unknown;
+    readonly what: string;
+    readonly before?: () => void;
+    readonly after?: (r: RunResult) => boolean | undefined;
+  },
+): void {
+  let total = 0;
+  while (total < o.total) {
+    const n = 1 + Math.floor(o.rand() * (o.rand() < o.pSmall ? o.small : o.max));
+    o.before?.();
+    const ra = run(a.cpu, n);
+    const rb = run(b.cpu, n);
+    expect(rb, `${o.what} after ${total}`).toEqual(ra);
+    expect(o.observe(b), `${o.what} after ${total}`).toEqual(o.observe(a));
+    total += n;
+    if (o.after?.(ra) === false) break;
+  }
+}
+
 export function cpuState(cpu: Cpu): Record<string, unknown> {
   return {
     reg: Array.from(cpu.reg, (v) => v >>> 0),

@@ -10,9 +10,7 @@
  * count and memory with blocks (compiled at the first visit) as without.
  */
 import { describe, expect, it } from 'vitest';
-import type { RunResult } from '../../src/cpu/cpu.js';
 import { gateDescriptor, segmentDescriptor, TYPE } from '../../src/cpu/descriptor.js';
-import { run } from '../../src/cpu/exec.js';
 import { fastPaths } from '../../src/cpu/fast-transfers.js';
 import { NO_BASE, R, S } from '../../src/cpu/isa.js';
 import {
@@ -33,6 +31,7 @@ import {
   type PolledIrq,
   PT0,
   program,
+  randomLockstep,
   rng,
   SEL,
   setGdt,
@@ -244,21 +243,24 @@ describe('random programs with far transfers and segment loads: the same results
           const a = setUp(v, false, prog, rng(seed));
           const b = setUp(v, true, prog, rng(seed));
           const ctl = rng(seed + 1);
-          let total = 0;
-          while (total < 4000) {
-            const n = 1 + Math.floor(ctl() * (ctl() < 0.4 ? 8 : 500));
-            const ra: RunResult = run(a.cpu, n);
-            const rb: RunResult = run(b.cpu, n);
-            expect(rb, `seed ${seed} after ${total}`).toEqual(ra);
-            expect(observe(b), `seed ${seed} after ${total}`).toEqual(observe(a));
-            total += n;
-            if (ra.reason === 'exit') for (const m of [a, b]) m.cpu.eip += 8;
-            else if (ra.reason !== 'budget') break;
-            const c = ctl();
-            if (c < 0.05) for (const m of [a, b]) m.cpu.exitSoftware = !m.cpu.exitSoftware;
-            else if (c < 0.07) for (const m of [a, b]) m.cpu.exitVectors ^= 1 << 13;
-            else if (c < 0.1) for (const m of [a, b]) m.irq.vector = 0x40;
-          }
+          randomLockstep(a, b, {
+            rand: ctl,
+            total: 4000,
+            pSmall: 0.4,
+            small: 8,
+            max: 500,
+            observe,
+            what: `seed ${seed}`,
+            after: (ra) => {
+              if (ra.reason === 'exit') for (const m of [a, b]) m.cpu.eip += 8;
+              else if (ra.reason !== 'budget') return false;
+              const c = ctl();
+              if (c < 0.05) for (const m of [a, b]) m.cpu.exitSoftware = !m.cpu.exitSoftware;
+              else if (c < 0.07) for (const m of [a, b]) m.cpu.exitVectors ^= 1 << 13;
+              else if (c < 0.1) for (const m of [a, b]) m.irq.vector = 0x40;
+              return true;
+            },
+          });
           ran += b.cpu.jit!.ran;
           traces += b.cpu.jit!.traces;
         }

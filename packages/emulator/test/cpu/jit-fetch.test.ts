@@ -9,7 +9,6 @@
  * state, count and memory with blocks (compiled at the first visit) as without.
  */
 import { describe, expect, it } from 'vitest';
-import type { RunResult } from '../../src/cpu/cpu.js';
 import { segmentDescriptor, TYPE } from '../../src/cpu/descriptor.js';
 import { run } from '../../src/cpu/exec.js';
 import { NO_BASE, R, S } from '../../src/cpu/isa.js';
@@ -30,6 +29,7 @@ import {
   machineView,
   PG,
   PT0,
+  randomLockstep,
   rng,
   SEL,
   setGdt,
@@ -176,40 +176,45 @@ describe('code windows over pages, with and without blocks', () => {
         const a = setUp(v, false, prog, rng(seed));
         const b = setUp(v, true, prog, rng(seed));
         const budgets = rng(seed + 1);
-        let total = 0;
-        while (total < 5000) {
-          const n = 1 + Math.floor(budgets() * (budgets() < 0.5 ? 8 : 700));
-          if (v.hooks) {
-            const bp = budgets() < 0.3 ? v.base + SLOTS[Math.floor(budgets() * SLOTS.length)]! : -1;
-            const tr = budgets() < 0.1;
-            const irq = budgets() < 0.1;
-            for (const m of [a, b]) {
-              m.cpu.breakpoints.clear();
-              if (bp >= 0) m.cpu.breakpoints.add(bp);
-              m.cpu.trace = tr ? () => {} : undefined;
-              if (irq) {
-                m.cpu.eflags |= 0x200;
-                m.cpu.irq = new IrqStub(0x80);
-              } else m.cpu.irq = undefined;
+        randomLockstep(a, b, {
+          rand: budgets,
+          total: 5000,
+          pSmall: 0.5,
+          small: 8,
+          max: 700,
+          observe: (m) => observe(m, v),
+          what: `seed ${seed}`,
+          before: () => {
+            if (v.hooks) {
+              const bp = budgets() < 0.3 ? v.base + SLOTS[Math.floor(budgets() * SLOTS.length)]! : -1;
+              const tr = budgets() < 0.1;
+              const irq = budgets() < 0.1;
+              for (const m of [a, b]) {
+                m.cpu.breakpoints.clear();
+                if (bp >= 0) m.cpu.breakpoints.add(bp);
+                m.cpu.trace = tr ? () => {} : undefined;
+                if (irq) {
+                  m.cpu.eflags |= 0x200;
+                  m.cpu.irq = new IrqStub(0x80);
+                } else m.cpu.irq = undefined;
+              }
             }
-          }
-          if (v.soft) {
-            const s = budgets() < 0.5;
-            a.cpu.exitSoftware = s;
-            b.cpu.exitSoftware = s;
-          }
-          const ra: RunResult = run(a.cpu, n);
-          const rb: RunResult = run(b.cpu, n);
-          expect(rb, `seed ${seed} after ${total}`).toEqual(ra);
-          expect(observe(b, v), `seed ${seed} after ${total}`).toEqual(observe(a, v));
-          total += n;
-          if (ra.reason !== 'budget' && ra.reason !== 'exit' && ra.reason !== 'breakpoint') break;
-          if (ra.reason === 'breakpoint') {
-            a.cpu.breakpoints.clear();
-            b.cpu.breakpoints.clear();
-            expect(run(b.cpu, 1)).toEqual(run(a.cpu, 1));
-          }
-        }
+            if (v.soft) {
+              const s = budgets() < 0.5;
+              a.cpu.exitSoftware = s;
+              b.cpu.exitSoftware = s;
+            }
+          },
+          after: (ra) => {
+            if (ra.reason !== 'budget' && ra.reason !== 'exit' && ra.reason !== 'breakpoint') return false;
+            if (ra.reason === 'breakpoint') {
+              a.cpu.breakpoints.clear();
+              b.cpu.breakpoints.clear();
+              expect(run(b.cpu, 1)).toEqual(run(a.cpu, 1));
+            }
+            return true;
+          },
+        });
         ran += b.cpu.jit!.ran;
       }
       expect(ran).toBeGreaterThan(1000);

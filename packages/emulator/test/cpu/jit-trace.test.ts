@@ -30,6 +30,7 @@ import {
   type PolledIrq,
   PT0,
   program,
+  randomLockstep,
   rng,
   SEL,
   setGdt,
@@ -201,14 +202,7 @@ describe('traces: the same results as the run loop alone', () => {
         // traces of different shapes: made sooner or later as links get hot
         const b = setUp([1, 2, 3, 8][seed % 4]!, paging, rare);
         const ctl = rng(seed);
-        let total = 0;
-        while (total < 6000) {
-          const n = 1 + Math.floor(ctl() * (ctl() < 0.3 ? 10 : 700));
-          const ra: RunResult = run(a.cpu, n);
-          const rb: RunResult = run(b.cpu, n);
-          expect(rb, `seed ${seed} after ${total}`).toEqual(ra);
-          expect(observe(b), `seed ${seed} after ${total}`).toEqual(observe(a));
-          total += n;
+        const between = () => {
           const c = ctl();
           for (const m of [a, b]) {
             if (c < 0.08) m.irq.vector = 0x40;
@@ -243,7 +237,20 @@ describe('traces: the same results as the run loop alone', () => {
               setGdt(m.cpu, KCONF >>> 3, segmentDescriptor({ base, limit: 0xfff, type: 0xe, dpl: 0 }));
             }
           }
-        }
+        };
+        randomLockstep(a, b, {
+          rand: ctl,
+          total: 6000,
+          pSmall: 0.3,
+          small: 10,
+          max: 700,
+          observe,
+          what: `seed ${seed}`,
+          after: () => {
+            between();
+            return true;
+          },
+        });
         traces += b.cpu.jit!.traces;
         expect(b.cpu.jit!.ran).toBeGreaterThan(1000);
       }

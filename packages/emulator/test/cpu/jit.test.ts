@@ -7,7 +7,7 @@
  * rest are the cases by name.
  */
 import { describe, expect, it } from 'vitest';
-import { Cpu, type RunResult } from '../../src/cpu/cpu.js';
+import { Cpu } from '../../src/cpu/cpu.js';
 import { gateDescriptor, segmentDescriptor, TYPE } from '../../src/cpu/descriptor.js';
 import { run } from '../../src/cpu/exec.js';
 import { VEC, VECTOR_NAMES } from '../../src/cpu/faults.js';
@@ -38,6 +38,7 @@ import {
   PG,
   PT0,
   program,
+  randomLockstep,
   rng,
   SEL,
   setGdt,
@@ -198,17 +199,16 @@ describe('random programs: the same results with and without blocks', () => {
         const prog = generate(rng(seed * 7919 + v.name.length), v);
         const a = setUp(v, false, prog, rng(seed));
         const b = setUp(v, true, prog, rng(seed));
-        const budgets = rng(seed + 1);
-        let total = 0;
-        while (total < 4000) {
-          const n = 1 + Math.floor(budgets() * (budgets() < 0.5 ? 8 : 700));
-          const ra: RunResult = run(a.cpu, n);
-          const rb: RunResult = run(b.cpu, n);
-          expect(rb, `seed ${seed} after ${total}`).toEqual(ra);
-          expect(observe(b), `seed ${seed} after ${total}`).toEqual(observe(a));
-          total += n;
-          if (ra.reason !== 'budget') break;
-        }
+        randomLockstep(a, b, {
+          rand: rng(seed + 1),
+          total: 4000,
+          pSmall: 0.5,
+          small: 8,
+          max: 700,
+          observe,
+          what: `seed ${seed}`,
+          after: (ra) => ra.reason === 'budget',
+        });
         compiled += b.cpu.jit!.compiled;
         ran += b.cpu.jit!.ran;
         faults += b.cpu.jit!.faults;
@@ -909,26 +909,29 @@ describe('far transfers and segment loads inside blocks', () => {
       const rand = rng(seed);
       const a = build(false);
       const b = build(true);
-      let total = 0;
-      while (total < 6000) {
-        const n = 1 + Math.floor(rand() * (rand() < 0.3 ? 6 : 90));
-        const ra = run(a.cpu, n);
-        const rb = run(b.cpu, n);
-        expect(rb, `seed ${seed} after ${total}`).toEqual(ra);
-        expect(observe(b), `seed ${seed} after ${total}`).toEqual(observe(a));
-        total += n;
-        if (ra.reason === 'exit') {
-          // the host's part: past the software interrupt
-          expect(ra.software).toBe(true);
-          exits++;
-          for (const m of [a, b]) m.cpu.eip += 8;
-        } else expect(ra.reason).toBe('budget');
-        if (rand() < 0.15) {
-          const change = CHANGES[Math.floor(rand() * CHANGES.length)]!;
-          change(a);
-          change(b);
-        }
-      }
+      randomLockstep(a, b, {
+        rand,
+        total: 6000,
+        pSmall: 0.3,
+        small: 6,
+        max: 90,
+        observe,
+        what: `seed ${seed}`,
+        after: (ra) => {
+          if (ra.reason === 'exit') {
+            // the host's part: past the software interrupt
+            expect(ra.software).toBe(true);
+            exits++;
+            for (const m of [a, b]) m.cpu.eip += 8;
+          } else expect(ra.reason).toBe('budget');
+          if (rand() < 0.15) {
+            const change = CHANGES[Math.floor(rand() * CHANGES.length)]!;
+            change(a);
+            change(b);
+          }
+          return true;
+        },
+      });
       ran += b.cpu.jit!.ran;
       // a fast path that declined left its block in place (nothing wrote code)
       expect(b.cpu.jit!.stale).toBe(0);
