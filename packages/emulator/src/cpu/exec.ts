@@ -294,6 +294,17 @@ export function run(cpu: Cpu, budget: number): RunResult {
                 // jit.ts CTX.EXIT: 1 LIGHT, 3 FULL after a far transfer; 4 a data segment loaded; 8
                 // declined; 16 | vector << 8 the run stops at a software interrupt
                 const exit = ctx[9]!;
+                if (exit >= 16) {
+                  // stopped before a software interrupt that the host sees first, as `other` stops
+                  // the run at one (jit.ts EXIT_SOFTWARE; the other bits are below 16), maybe at
+                  // its first instruction (then `to` is `eip`)
+                  ctx[9] = 0;
+                  executed += ran;
+                  cpu.jit!.ranCount[0]! += ran;
+                  cpu.eip = to >>> 0;
+                  cpu.instructions += executed - counted;
+                  return { reason: 'exit', vector: (exit >>> 8) & 0xff, software: true, executed };
+                }
                 if (ran !== 0) {
                   executed += ran;
                   cpu.jit!.ranCount[0]! += ran;
@@ -309,13 +320,6 @@ export function run(cpu: Cpu, budget: number): RunResult {
                   if (exit !== 0) {
                     // (a block with no far transfer or segment load, most of them, leaves exit 0)
                     ctx[9] = 0;
-                    if ((exit & 16) !== 0) {
-                      // stopped before a software interrupt that the host sees first, as `other`
-                      // stops the run at one (jit.ts EXIT_SOFTWARE)
-                      cpu.eip = to >>> 0;
-                      cpu.instructions += executed - counted;
-                      return { reason: 'exit', vector: (exit >>> 8) & 0xff, software: true, executed };
-                    }
                     // declined at its instruction ran % len (a block that loops in itself repeats
                     // whole); else past them all: not a block that keeps declining
                     if ((exit & 8) !== 0)
@@ -340,16 +344,10 @@ export function run(cpu: Cpu, budget: number): RunResult {
                   start = eip;
                   continue;
                 }
-                // Nothing ran: its first instruction's fast path declined (it runs here), or the run
-                // stops at it (a software interrupt, as above), or its code changed (dropped; the
-                // instruction runs here).
+                // Nothing ran: its first instruction's fast path declined (it runs here), or its
+                // code changed (dropped; the instruction runs here).
                 if (exit !== 0) {
                   ctx[9] = 0;
-                  if ((exit & 16) !== 0) {
-                    cpu.eip = eip >>> 0;
-                    cpu.instructions += executed - counted;
-                    return { reason: 'exit', vector: (exit >>> 8) & 0xff, software: true, executed };
-                  }
                   cpu.jit!.declined(jp, ram32, p, blk, 0, cpu.mmu.tlbMisses);
                 } else cpu.jit!.drop(jp, p);
               } else if (blk === NONE) {

@@ -46,6 +46,8 @@
  * mixed workload of bench/cpu.ts, nine blocks through four ring changes per turn: its ratio to the
  * bare loop went from about 0.28 to 0.31.)
  */
+
+import type { Cpu } from './cpu.js';
 import {
   callGateFast,
   deliverFast,
@@ -161,28 +163,6 @@ export interface Link {
   sel: number;
 }
 
-/** A code window as a trace checks it (a structural view of cpu.ts's CodeWindow). */
-interface Window {
-  readonly lo: number;
-  readonly len: number;
-  readonly delta: number;
-  fits(base: number, limit: number, user: boolean, paging: boolean, gen: number): boolean;
-}
-
-/** What links and traces look at of the CPU (a structural view of Cpu, which this module does not import). */
-export interface LinkCpu {
-  readonly segSel: Uint16Array;
-  readonly segBase: Uint32Array;
-  readonly segLimit: Uint32Array;
-  readonly mmu: { readonly paging: boolean; readonly generation: number };
-  readonly winA: Window;
-  readonly winB: Window;
-  /** Which of them is the current one (0: winA). */
-  winCur: number;
-  /** Counts the changes of the windows' contents (exec.ts: a window built or emptied). */
-  readonly winEpoch: number;
-}
-
 /**
  * What `fetchesFrom` found for one far link of a trace, while the code windows (`winEpoch`), the
  * MMU generation, CS's base and limit and paging stay as they were: which window the run loop's
@@ -207,7 +187,7 @@ export interface WindowPick {
  * first: `traceSource`).
  */
 export function fetchesFrom(
-  cpu: LinkCpu,
+  cpu: Cpu,
   eip: number,
   span: number,
   phys: number,
@@ -218,13 +198,12 @@ export function fetchesFrom(
   const limit = cpu.segLimit[1]!;
   const paging = cpu.mmu.paging;
   const gen = cpu.mmu.generation;
-  let w = cpu.winCur === 0 ? cpu.winA : cpu.winB;
-  let other = cpu.winCur === 0 ? cpu.winB : cpu.winA;
-  if (!w.fits(base, limit, user, paging, gen)) {
-    [w, other] = [other, w];
-    if (!w.fits(base, limit, user, paging, gen)) return false;
+  if (!(cpu.winCur === 0 ? cpu.winA : cpu.winB).fits(base, limit, user, paging, gen)) {
+    if (!(cpu.winCur === 0 ? cpu.winB : cpu.winA).fits(base, limit, user, paging, gen)) return false;
     cpu.winCur ^= 1;
   }
+  const w = cpu.winCur === 0 ? cpu.winA : cpu.winB;
+  const other = cpu.winCur === 0 ? cpu.winB : cpu.winA;
   const d = (eip - w.lo) | 0;
   if (!(d >= 0 && d + span < w.len && ((eip + w.delta) | 0) === phys)) return false;
   if (other.fits(base, limit, user, paging, gen)) pick.epoch = -1;
@@ -385,7 +364,7 @@ export class Jit {
    * with a far transfer, CS as `cpu` has it now): `from.link` records it, if a trace may follow it
    * (see Link; a near one only within one page). The run loop calls it only with traces on.
    */
-  relink(from: Block, to: Block, fromEip: number, eip: number, far: boolean, cpu: LinkCpu): void {
+  relink(from: Block, to: Block, fromEip: number, eip: number, far: boolean, cpu: Cpu): void {
     const delta = (eip - fromEip) | 0;
     if (!far && ((from.at ^ to.at) >>> 12 !== 0 || delta !== to.at - from.at)) {
       from.link = null;
@@ -409,10 +388,11 @@ export class Jit {
    * Makes a trace at `head`, whose link the run loop has now followed `traceHot` times or a power
    * of two at or above that: `head` and the blocks its links lead to, one after the other
    * (TRACE_PARTS at most, each link followed at least half as often), back to `head` (then the
-   * trace loops in itself) or to the last block with a link that leads nowhere new. It takes `head`'s place in its page. Between two blocks it
-   * checks what the link recorded (`traceSource`) and otherwise ends, as the run loop would go on
-   * from there; so it runs each block exactly where and as the run loop would. A trace whose blocks
-   * keep failing it (declined, or changed code) gives the place back to `head`.
+   * trace loops in itself) or to the last block with a link that leads nowhere new. It takes
+   * `head`'s place in its page. Between two blocks it checks what the link recorded
+   * (`traceSource`) and otherwise ends, as the run loop would go on from there; so it runs each
+   * block exactly where and as the run loop would. A trace whose blocks keep failing it (declined,
+   * or changed code) gives the place back to `head`.
    */
   trace(head: Block, ram32: Int32Array): void {
     const page = this.pages.get(head.at - (head.at & 0xfff));
@@ -787,8 +767,9 @@ function emitPart(insns: readonly Decoded[], at: number, style: Style): Emitted 
     `if (${target} === ${E} && ran + ${2 * n} <= room) { ran += ${n}; continue ${style.label}; }`;
   // A fast path declined (nothing changed): the run loop executes the instruction k. For a block,
   // and for a trace's first part in its first run, that is the block's decline (Jit.declined).
-  const declined = (k: number) =>
-    `{ WB ctx[${CTX.RAN}] = ran + ${k}; ` +
+  // (`written`: the registers and flags were written back already, before a far transfer's fast path)
+  const declined = (k: number, written = false) =>
+    `{ ${written ? '' : 'WB '}ctx[${CTX.RAN}] = ran + ${k}; ` +
     (style.part === null
       ? `ctx[${CTX.EXIT}] |= ${EXIT_DECLINED};`
       : style.part === 0
@@ -1028,7 +1009,7 @@ function emitPart(insns: readonly Decoded[], at: number, style: Style): Emitted 
           : `ctx[${CTX.RAN}] = ran + ${k + 1}; ctx[${CTX.EXIT}] |= ${how}; return cpu.eip | 0;`;
         body.push(
           `{ WB ${software} ${op === 0x74 ? 'const was = cpu.eflags;' : ''} if (${fast}) { ${done} } ` +
-            `${declined(k).replace('WB ', '')} }`,
+            `${declined(k, true)} }`,
         );
         break;
       }

@@ -440,22 +440,8 @@ export function rng(seed: number): () => number {
 /** Operand values at the edges of the flags' rules. */
 export const EDGES = [0, 1, 2, 31, 32, 0x7f, 0x80, 0xffff, 0x7fffffff, 0x80000000, 0xfffffffe, 0xffffffff];
 export const ALU = ['add', 'sub', 'and', 'or', 'xor', 'cmp', 'test'];
-export const JCC = [
-  'jz',
-  'jnz',
-  'jc',
-  'jnc',
-  'js',
-  'jns',
-  'jo',
-  'jno',
-  'jl',
-  'jge',
-  'jle',
-  'jg',
-  'jbe',
-  'ja',
-];
+/** The conditional jumps, in opcode order (isa.ts). */
+export { JCC } from '../../src/cpu/isa.js';
 
 /** A port device recording every access; reads return `0xC0DE0000 | port`. */
 export class PortLog implements PortDevice {
