@@ -47,6 +47,7 @@
  * bare loop went from about 0.28 to 0.31.)
  */
 
+import { TLB_SIZE } from '../memory/mmu.js';
 import type { Cpu } from './cpu.js';
 import {
   callGateFast,
@@ -175,6 +176,27 @@ export interface WindowPick {
   limit: number;
   paging: boolean;
   win: number;
+}
+
+/**
+ * The bytes a far transfer's fast path may have pushed at SS:ESP: at most 35 dwords (a call gate's
+ * frame with 31 parameters), all in one page (`Cpu.frameIndex`).
+ */
+const FRAME_BYTES = 140;
+
+/**
+ * The physical address of SS:ESP right after a far transfer's fast path pushed its frame there
+ * (through a TLB hit, with paging on, which nothing since can have replaced), or -1 if it cannot
+ * tell.
+ */
+export function frameAt(cpu: Cpu): number {
+  const lin = (cpu.segBase[2]! + cpu.reg[4]!) >>> 0;
+  const mmu = cpu.mmu;
+  if (mmu.paging !== true) return lin;
+  const page = lin >>> 12;
+  const i = page & (TLB_SIZE - 1);
+  if (mmu.tlbTag[i] !== page + 1) return -1;
+  return ((mmu.tlbEntry[i]! & ~0xfff) | (lin & 0xfff)) >>> 0;
 }
 
 /**
@@ -391,8 +413,8 @@ export class Jit {
    * trace loops in itself) or to the last block with a link that leads nowhere new. It takes
    * `head`'s place in its page. Between two blocks it checks what the link recorded
    * (`traceSource`) and otherwise ends, as the run loop would go on from there; so it runs each
-   * block exactly where and as the run loop would. A trace whose blocks keep failing it (declined,
-   * or changed code) gives the place back to `head`.
+   * block exactly where and as the run loop would. A trace whose later blocks' code changed, or
+   * whose blocks keep declining in it, gives the place back to `head`.
    */
   trace(head: Block, ram32: Int32Array): void {
     const page = this.pages.get(head.at - (head.at & 0xfff));
@@ -444,10 +466,12 @@ export class Jit {
     };
     const src = traceSource(ram32, parts, links, cyclic);
     if (src === null) return;
-    const fn = new Function(...Object.keys(BLOCK_SCOPE), 'fetchesFrom', 'untrace', src)(
+    const fn = new Function(...Object.keys(BLOCK_SCOPE), 'fetchesFrom', 'frameAt', 'untrace', 'head', src)(
       ...Object.values(BLOCK_SCOPE),
       fetchesFrom,
+      frameAt,
       untrace,
+      head.fn,
     ) as Block['fn'];
     const made = block(fn, head.len, head.at, { parts, links });
     page.blocks[k] = made;
@@ -756,6 +780,10 @@ function emitPart(insns: readonly Decoded[], at: number, style: Style): Emitted 
   const body: string[] = [];
   const hoisted: string[] = [];
   const hoistedDs: string[] = [];
+  // Whether a dword store at physical `p` wrote code that runs after it without a check: a block's
+  // own words; a trace's code anywhere (CODE, filled in by traceSource: a trace checks its code
+  // only at its entry).
+  const inCode = (p: string) => (trace ? `CODE(${p})` : `((${p} - ${hex(at)}) >>> 0) < ${8 * n}`);
   // An exit after instruction k (ran k + 1) to EIP `to`: the write-back is filled in by the caller.
   const exit = (k: number, to: string) => `{ WB ctx[${CTX.RAN}] = ran + ${k + 1}; return ${to}; }`;
   // The normal end, after the last instruction (k = n - 1): a block exits; a trace's part goes on
@@ -903,11 +931,11 @@ function emitPart(insns: readonly Decoded[], at: number, style: Style): Emitted 
               `else { ${wr(a)} = cpu.read32(${seg}, off) | 0; ${exit(k, next)} } }`,
           );
         } else {
-          // A store to this block's own code ends the block after it; so does one through the
-          // general path (which does not say where it wrote).
+          // A store to this block's own code (a trace's: to any of its code) ends it after the
+          // store; so does one through the general path (which does not say where it wrote).
           body.push(
             `{ const off = ${offOf()}; ${inline} if (p >>> 2 < ram32.length) { ram32[p >>> 2] = ${r(a)}; ` +
-              `if (((p - ${hex(at)}) >>> 0) < ${8 * n}) ${exit(k, next)} } ` +
+              `if (${inCode('p')}) ${exit(k, next)} } ` +
               `else { cpu.write32(${seg}, off, ${r(a)}); ${exit(k, next)} } }`,
           );
         }
@@ -938,7 +966,7 @@ function emitPart(insns: readonly Decoded[], at: number, style: Style): Emitted 
         body.push(
           `{ const v = ${value}; const off = (${r(4)} - 4) >>> 0; ${inlineAddress(2, 'off', true)} ` +
             `if (p >>> 2 < ram32.length) { ram32[p >>> 2] = v; ${wr(4)} = off | 0; ` +
-            `if (((p - ${hex(at)}) >>> 0) < ${8 * n}) ${exit(k, after)} } ` +
+            `if (${inCode('p')}) ${exit(k, after)} } ` +
             `else { cpu.write32(2, off, v); ${wr(4)} = off | 0; ${exit(k, after)} } }`,
         );
         if (call) body.push(end(k, after));
@@ -1003,9 +1031,13 @@ function emitPart(insns: readonly Decoded[], at: number, style: Style): Emitted 
           op === 0x74
             ? `((cpu.eflags & ~was & 0x200) !== 0 ? ${EXIT_FULL} : ${EXIT_LIGHT})`
             : `${EXIT_LIGHT}`;
-        // (a trace's part: done, it reads ESP and the flags again and goes on to its link)
+        // (a trace's part: done, it reads ESP and the flags again and goes on to its link; after a
+        // CALLF or INT, only if the frame it pushed is in none of the trace's code: FRAME, filled
+        // in by traceSource)
+        const pushes = op === 0x71 || op === 0x75 || op === 0x76;
         const done = trace
-          ? `ctx[${CTX.EXIT}] |= ${how}; to = cpu.eip | 0; RELOAD break ${style.label};`
+          ? `ctx[${CTX.EXIT}] |= ${how}; to = cpu.eip | 0; RELOAD ` +
+            `${pushes ? `{ const q = frameAt(cpu); if (FRAME(q)) { ctx[${CTX.RAN}] = ran + ${k + 1}; return to; } } ` : ''}break ${style.label};`
           : `ctx[${CTX.RAN}] = ran + ${k + 1}; ctx[${CTX.EXIT}] |= ${how}; return cpu.eip | 0;`;
         body.push(
           `{ WB ${software} ${op === 0x74 ? 'const was = cpu.eflags;' : ''} if (${fast}) { ${done} } ` +
@@ -1123,8 +1155,11 @@ function compileBlock(ram32: Int32Array, at: number, max: number): Block | null 
  * branch back to its first instruction), with the same protocol as a block's: CTX.RAN the
  * instructions of all of them, CTX.EXIT what they left (EXIT_DECLINED only for the first part's
  * first run, which the run loop treats as that block's), a fault as the part that threw it left it
- * (CTX.FAULT_EIP: its first EIP, `pe`; CTX.RAN counts the earlier parts too). Each part first
- * compares its code words with RAM, as a block does. After part j's normal end it ends (returns
+ * (CTX.FAULT_EIP: its first EIP, `pe`; CTX.RAN counts the earlier parts too). It compares every
+ * part's code words with RAM once, at its entry (the first part's changed: nothing ran, as a
+ * block's; another's: it gives its place back to the first block and runs that), and ends right
+ * after whatever may have written any of them: a store inline into one of its parts (CODE), a far
+ * transfer whose frame lies in one (FRAME), a general path. After part j's normal end it ends (returns
  * what the run loop would go on from) unless `links[j]` holds:
  * - near: the EIP is `delta` past part j's and the next part lies within the CS limit there (both
  *   in one page: that EIP is its code);
@@ -1135,9 +1170,8 @@ function compileBlock(ram32: Int32Array, at: number, max: number): Block | null 
  *   LIGHT prologue sets in `ctx` (the run loop's own prologue runs after the trace, which reports
  *   EXIT_LIGHT) and forgets the pages and fixed offsets it translated;
  * - and the budget holds the next part.
- * Part j's failures (changed code, declined) count towards taking the trace apart (`untrace`):
- * DECLINES_KEPT of them with no run of the whole trace between (a fast path declines now and then:
- * after each TLB flush).
+ * Its parts' declines count towards taking the trace apart (`untrace`): DECLINES_KEPT of them with
+ * no run of the whole trace between (a fast path declines now and then: after each TLB flush).
  */
 function traceSource(
   ram32: Int32Array,
@@ -1167,17 +1201,33 @@ function traceSource(
   ].join(' ');
   const reload = [used.has(4) ? 'r4 = reg[4];' : '', usesFlags ? 'f = cpu.eflags;' : ''].join(' ');
   const out = (to: string) => `{ ${wb} ctx[${CTX.RAN}] = ran; return ${to}; }`;
-  const fail = `if (++fails >= ${DECLINES_KEPT}) untrace();`;
+  // Every part's code is compared with RAM once, at the trace's entry: the first part's changed,
+  // the run loop's (nothing ran: it drops the trace); another's, the trace gives its place back to
+  // the first block and runs that. Inside, whatever may write a word of its code ends it right
+  // after: a store inline (CODE), the frame a far transfer pushed (FRAME), a general path.
+  const words = (part: Block) => {
+    const check: string[] = [];
+    for (let k = 0; k < 2 * part.len; k++)
+      check.push(`ram32[${(part.at >>> 2) + k}] !== ${ram32[(part.at >>> 2) + k]! | 0}`);
+    return check.join(' || ');
+  };
+  const rest = parts.slice(1).map(words);
+  // (each part lies in one page: a code window's)
+  const pages = [...new Set(parts.map((p) => p.at >>> 12))];
+  // whether `reach` bytes from physical `q` (a multiple of 4) meet a part's code
+  const inCode = (q: string, reach: number) =>
+    pages
+      .map((page) => {
+        const there = parts.filter((p) => p.at >>> 12 === page);
+        const meets = there.map((p) => `((${q} - ${p.at - reach + 1}) >>> 0) < ${8 * p.len + reach - 1}`);
+        return `((${q} >>> 12) === ${page} && (${meets.join(' || ')}))`;
+      })
+      .join(' || ');
   const body: string[] = [];
   const picks: string[] = [];
   for (let j = 0; j < parts.length; j++) {
     const part = parts[j]!;
-    const w = part.at >>> 2;
-    const check: string[] = [];
-    for (let k = 0; k < 2 * part.len; k++) check.push(`ram32[${w + k}] !== ${ram32[w + k]! | 0}`);
     body.push(
-      // its code changed: for the first part's first run, the run loop's (it drops the trace)
-      `if (${check.join(' || ')}) { ${j === 0 ? `if (ran === 0) { ctx[${CTX.RAN}] = 0; return pe; }` : ''} ${fail} ${out('pe')} }`,
       `P${j}: for (;;) {`,
       emitted[j]!.body.join('\n'),
       '}',
@@ -1221,7 +1271,7 @@ function traceSource(
   if (!cyclic) body.push(`fails = 0; ${out('to')}`);
   return [
     '"use strict";',
-    // failures (declined, changed code) with no whole run between: DECLINES_KEPT take it apart
+    // declines with no whole run between: DECLINES_KEPT take it apart
     'let fails = 0;',
     picks.length > 0 ? `const ${picks.join(', ')};` : '',
     'return function trace(cpu, ctx, eip, room) {',
@@ -1231,13 +1281,17 @@ function traceSource(
     // (pgNeed changes with the CPL after a far transfer)
     locals({ used, usesFlags, usesMemory, hoisted }, 'let'),
     'let i = 0, ran = 0, pe = eip, to = 0, fresh = true;',
+    `if (${words(parts[0]!)}) { ctx[${CTX.RAN}] = 0; return eip; }`,
+    rest.length > 0 ? `if (${rest.join(' || ')}) { untrace(); return head(cpu, ctx, eip, room); }` : '',
     'try {',
     'for (;;) {',
     body
       .join('\n')
       .replaceAll('WB', wb)
       .replaceAll('RELOAD', reload)
-      .replaceAll('FORGETDS', hoistedDs.map((c) => `${c} = -1;`).join(' ')),
+      .replaceAll('FORGETDS', hoistedDs.map((c) => `${c} = -1;`).join(' '))
+      .replace(/CODE\((\w+)\)/g, (_, p: string) => `(${inCode(p, 4)})`)
+      .replaceAll('FRAME(q)', `(q < 0 || ${inCode('q', FRAME_BYTES)})`),
     '}',
     '} catch (err) {',
     `${wb} ctx[${CTX.RAN}] = ran; ctx[${CTX.FAULT_EIP}] = pe; cpu.jitAt = i; throw err;`,

@@ -273,11 +273,11 @@ describe('traces: the same results as the run loop alone', () => {
     expect(b.cpu.jit!.traces).toBeGreaterThan(2);
   });
 
-  it('give their place back to their first block when a later one keeps failing them (changed code)', () => {
-    // Two blocks that jump to each other: a trace at the first; then the host rewrites the
-    // second's immediate between runs, so its code check fails in the trace (the run loop runs
-    // the new code, dropping the old block); the DECLINES_KEPT-th failure with no whole run of the
-    // trace between takes it apart.
+  it('give their place back to their first block when a later one changed (checked at entry)', () => {
+    // Two blocks that jump to each other: a trace at the first. The host rewrites the second's
+    // immediate: at its next entry the trace gives its place back to its first block and runs that
+    // (the run loop then drops the second's block and runs the new code). Later the host rewrites
+    // the first's: the run loop drops the trace itself (nothing ran).
     const B = CODE_AT + 0x100;
     const [a, b] = [0, 1].map((traceHot) => {
       const m = machine(0, { jit: traceHot > 0 ? { hot: 1, traceHot } : false });
@@ -294,17 +294,65 @@ describe('traces: the same results as the run loop alone', () => {
     const slot = (head & 0xfff) >>> 3;
     expect(page.blocks[slot]!.path!.parts.map((p) => p.at)).toEqual([head, other]);
     expect(jit.traces).toBe(1);
-    for (let k = 2; k <= 5; k++) {
-      // at the trace's head, the other block's ADD now adds k
-      while (a.cpu.eip !== head) step(1);
-      for (const m of [a, b]) m.phys.write32(other + 4, k);
-      step(4);
-      expect(jit.untraced).toBe(k < 5 ? 0 : 1);
-    }
-    // the head's place holds a block again (and a trace may form anew, from the new code)
-    expect(page.blocks[slot]!.path).toBe(null);
+    while (a.cpu.eip !== head) step(1);
+    for (const m of [a, b]) m.phys.write32(other + 4, 2); // the other's ADD now adds 2
+    step(2);
+    expect([jit.untraced, jit.stale]).toEqual([1, 0]);
+    const first = page.blocks[slot]!;
+    expect([first.path, first.at, first.len]).toEqual([null, head, 2]);
     step(200);
+    expect(jit.stale).toBe(1); // the other's block
+    expect(jit.traces).toBeGreaterThan(1); // from the new code
+    const traces = jit.traces;
+    while (a.cpu.eip !== head) step(1);
+    for (const m of [a, b]) m.phys.write32(head + 4, 3); // the head's ADD now adds 3
+    step(2);
+    expect([jit.untraced, jit.stale]).toEqual([1, 2]);
+    step(200);
+    expect(jit.traces).toBeGreaterThan(traces);
     expect(b.cpu.reg[R.EBX]).toBe(a.cpu.reg[R.EBX]);
+  });
+
+  it('give their place back to their first block when a later one keeps declining', () => {
+    // A trace through a call gate and back; then the host marks the gate not present: the CALLF's
+    // fast path declines (the run loop raises #NP, whose handler goes on after the CALLF), and
+    // after DECLINES_KEPT turns with no whole run the trace gives its place back (or, the CALLF in
+    // its first block, that block is cut short before it; made at the first link followed here, it
+    // forms again and again). With the gate present again a trace forms anew.
+    const present = (m: Machine, p: boolean) =>
+      setGdt(
+        m.cpu,
+        SEL.gate >>> 3,
+        gateDescriptor({ type: TYPE.CALL_GATE, selector: KCODE, offset: 0, dpl: 3, present: p }),
+      );
+    const [a, b] = [0, 1].map((traceHot) => {
+      const m = machine(3, { jit: traceHot > 0 ? { hot: 1, traceHot } : false });
+      setGdt(m.cpu, KCODE >>> 3, segmentDescriptor({ base: GATE_ENTRY, limit: 0xfff, type: 0xa, dpl: 0 }));
+      present(m, true);
+      faultHandlers(m);
+      code(m, GATE_ENTRY, enc('add reg,imm', { a: R.EDI, imm: 1 }), enc('retf'));
+      program(m, enc('add reg,imm', { a: R.EAX, imm: 1 }), enc('jmp imm', { imm: CODE_AT + 0x100 }));
+      code(
+        m,
+        CODE_AT + 0x100,
+        enc('add reg,imm', { a: R.EBX, imm: 1 }),
+        enc('callf far', { sel: SEL.gate | 3 }),
+        enc('jmp imm', { imm: CODE_AT }),
+      );
+      return m;
+    }) as [Machine, Machine];
+    const step = lockstep(a, b);
+    for (let k = 0; k < 4; k++) step(53);
+    const jit = b.cpu.jit!;
+    const traces = jit.traces;
+    expect(traces).toBeGreaterThan(0);
+    for (const m of [a, b]) present(m, false);
+    for (let k = 0; k < 8; k++) step(53);
+    expect(jit.untraced + jit.retired).toBeGreaterThan(0);
+    expect(a.cpu.reg[R.EBP]).toBeGreaterThan(20); // #NP, many times
+    for (const m of [a, b]) present(m, true);
+    for (let k = 0; k < 8; k++) step(53);
+    expect(jit.traces).toBeGreaterThan(traces);
   });
 
   it('stop a run at a software interrupt the host sees first, and deliver it when it does not', () => {
@@ -408,5 +456,83 @@ describe('traces: the same results as the run loop alone', () => {
       for (let k = 0; k < 3; k++) step(101);
       expect(a.cpu.reg[R.ESI]! - esi).toBeGreaterThan(base === ALT_FRAME ? 7 * 50 : 50);
     }
+  });
+
+  it('end after a store into the code of a later part (its immediate, changed every 8 turns)', () => {
+    // Two blocks that jump to each other, in one page: the first stores ECX >> 3 into the second's
+    // ADD immediate each turn; a trace that ran the second part as compiled after the store changed
+    // it would add the old value.
+    const B = CODE_AT + 0x100;
+    const [a, b] = [0, 1].map((traceHot) => {
+      const m = machine(0, { jit: traceHot > 0 ? { hot: 1, traceHot } : false });
+      program(
+        m,
+        enc('add reg,imm', { a: R.ECX, imm: 1 }),
+        enc('mov reg,reg', { a: R.EDX, b: R.ECX }),
+        enc('shr reg,imm', { a: R.EDX, imm: 3 }),
+        enc('st mem,reg', { a: R.EDX, b: 8, c: 0xf, imm: B + 4 }),
+        enc('st mem,reg', { a: R.ECX, b: 8, c: 0xf, imm: B + 0x20 }), // beside the code: no part's
+        enc('jmp imm', { imm: B }),
+      );
+      code(m, B, enc('add reg,imm', { a: R.ESI, imm: 0 }), enc('jmp imm', { imm: CODE_AT }));
+      return m;
+    }) as [Machine, Machine];
+    const step = lockstep(a, b);
+    const ctl = rng(7);
+    for (let k = 0; k < 300; k++) step(1 + Math.floor(ctl() * 60), `run ${k}`);
+    expect(b.cpu.jit!.traces).toBeGreaterThan(2);
+    expect(b.cpu.reg[R.ECX]).toBeGreaterThan(1000);
+    expect(b.phys.read32(B + 4)).toBe(b.cpu.reg[R.ECX]! >>> 3);
+  });
+
+  it('end after a far transfer whose frame went into the code of a later part', () => {
+    // Ring 0's stack ends in its handler's code: a CALLF from ring 3 writes its frame (EIP, CS, ESP,
+    // SS) over the handler's first two instructions. With ring 3's CS 0x33 and SS 0x23, those are
+    // OR EAX, <the caller's ESP> and OR EAX, EAX; ring 3 moves its ESP every 8 turns. A trace that
+    // ran the handler as compiled after the frame changed it would OR in the old ESP.
+    const H = 0x1c008;
+    const [a, b] = [0, 1].map((traceHot) => {
+      const m = machine(3, { jit: traceHot > 0 ? { hot: 1, traceHot } : false });
+      const { cpu } = m;
+      setGdt(cpu, 6, segmentDescriptor({ base: 0, limit: 0xfffff, type: 0xa, dpl: 3 })); // CS 0x33
+      setGdt(cpu, 4, segmentDescriptor({ base: 0, limit: 0xfffff, type: 0x2, dpl: 3 })); // SS 0x23
+      loadCache(cpu, S.CS, 0x33);
+      loadCache(cpu, S.SS, 0x23);
+      m.phys.write32(0x4000 + 4, H + 12); // the TSS's ESP0 (SS0: ring 0's data, base 0)
+      setGdt(
+        cpu,
+        SEL.gate >>> 3,
+        gateDescriptor({ type: TYPE.CALL_GATE, selector: SEL.code(0), offset: H, dpl: 3 }),
+      );
+      code(
+        m,
+        H,
+        enc('or reg,imm', { a: R.EAX, imm: 0 }), // the frame's CS and ESP
+        enc('or reg,reg', { a: R.EAX, b: R.EAX }), // the frame's SS, and a 0 that stays
+        enc('add reg,reg', { a: R.ESI, b: R.EAX }),
+        enc('mov reg,imm', { a: R.EAX, imm: 0 }),
+        enc('retf'),
+      );
+      expect(m.phys.read32(H)).toBe(0x33);
+      expect(m.phys.read32(H + 8)).toBe(0x23);
+      program(
+        m,
+        enc('add reg,imm', { a: R.ECX, imm: 1 }),
+        enc('mov reg,reg', { a: R.EDX, b: R.ECX }),
+        enc('shr reg,imm', { a: R.EDX, imm: 3 }),
+        enc('shl reg,imm', { a: R.EDX, imm: 2 }),
+        enc('mov reg,imm', { a: R.ESP, imm: 0x90000 }),
+        enc('sub reg,reg', { a: R.ESP, b: R.EDX }),
+        enc('callf far', { sel: SEL.gate | 3 }),
+        enc('jmp imm', { imm: CODE_AT }),
+      );
+      return m;
+    }) as [Machine, Machine];
+    const step = lockstep(a, b);
+    const ctl = rng(9);
+    for (let k = 0; k < 300; k++) step(1 + Math.floor(ctl() * 60), `run ${k}`);
+    expect(b.cpu.jit!.traces).toBeGreaterThan(2);
+    expect(b.cpu.reg[R.ECX]).toBeGreaterThan(500);
+    expect(b.phys.read32(H + 4)).toBe((0x90000 - 4 * (b.cpu.reg[R.ECX]! >>> 3)) >>> 0);
   });
 });
