@@ -1023,7 +1023,7 @@ function emitPart(insns: readonly Decoded[], at: number, style: Style): Emitted 
         // (EXIT_SOFTWARE, the vector in bits 8-15)
         const software =
           op === 0x75 || op === 0x76
-            ? `if (cpu.exitSoftware === true) { ctx[${CTX.RAN}] = ran + ${k}; ` +
+            ? `if (cpu.exitSoftware === true) { ${trace ? 'WB ' : ''}ctx[${CTX.RAN}] = ran + ${k}; ` +
               `ctx[${CTX.EXIT}] |= ${EXIT_SOFTWARE | ((op === 0x76 ? VEC.BP : imm & 0xff) << 8)}; return (${E} + ${8 * k}) | 0; }`
             : '';
         // IRET: IF from 0 to 1 lets a pending interrupt in before the next instruction (FULL)
@@ -1037,11 +1037,13 @@ function emitPart(insns: readonly Decoded[], at: number, style: Style): Emitted 
         const pushes = op === 0x71 || op === 0x75 || op === 0x76;
         const done = trace
           ? `ctx[${CTX.EXIT}] |= ${how}; to = cpu.eip | 0; RELOAD ` +
-            `${pushes ? `{ const q = frameAt(cpu); if (FRAME(q)) { ctx[${CTX.RAN}] = ran + ${k + 1}; return to; } } ` : ''}break ${style.label};`
+            `${pushes ? `{ const q = frameAt(cpu); if (FRAME(q)) { WB ctx[${CTX.RAN}] = ran + ${k + 1}; return to; } } ` : ''}break ${style.label};`
           : `ctx[${CTX.RAN}] = ran + ${k + 1}; ctx[${CTX.EXIT}] |= ${how}; return cpu.eip | 0;`;
+        // (a block writes its registers and flags back first; a trace's part only what the fast
+        // paths read, ESP and the flags, SYNC, and the rest where it returns: they change no other)
         body.push(
-          `{ WB ${software} ${op === 0x74 ? 'const was = cpu.eflags;' : ''} if (${fast}) { ${done} } ` +
-            `${declined(k, true)} }`,
+          `{ ${trace ? 'SYNC' : 'WB'} ${software} ${op === 0x74 ? 'const was = cpu.eflags;' : ''} if (${fast}) { ${done} } ` +
+            `${declined(k, !trace)} }`,
         );
         break;
       }
@@ -1180,10 +1182,13 @@ function traceSource(
   cyclic: boolean,
 ): string | null {
   const emitted: Emitted[] = [];
+  // each part's last instruction
+  const lastOp: number[] = [];
   for (let j = 0; j < parts.length; j++) {
     const part = parts[j]!;
     const insns = decodeBlock(ram32, part.at, part.len);
     if (insns === null || insns.length !== part.len) return null;
+    lastOp.push(insns[part.len - 1]!.op);
     // a far link after a far transfer, a near one after anything else
     const link = links[j];
     if (link !== undefined && link.far !== insns[part.len - 1]!.far) return null;
@@ -1200,6 +1205,7 @@ function traceSource(
     usesFlags ? 'cpu.eflags = f;' : '',
   ].join(' ');
   const reload = [used.has(4) ? 'r4 = reg[4];' : '', usesFlags ? 'f = cpu.eflags;' : ''].join(' ');
+  const sync = [written.has(4) ? 'reg[4] = r4;' : '', usesFlags ? 'cpu.eflags = f;' : ''].join(' ');
   const out = (to: string) => `{ ${wb} ctx[${CTX.RAN}] = ran; return ${to}; }`;
   // Every part's code is compared with RAM once, at the trace's entry: the first part's changed,
   // the run loop's (nothing ran: it drops the trace); another's, the trace gives its place back to
@@ -1253,13 +1259,19 @@ function traceSource(
       // the same one: make it the current one as the prologue would), else fetchesFrom, which
       // checks CS's base and limit and paging too (the windows are built for them)
       picks.push(`W${j} = { epoch: -1, gen: 0, base: 0, limit: 0, paging: false, win: 0 }`);
+      // (only an IRET may need the FULL prologue: any earlier transfer that did ended the trace; a
+      // CALLF or INT leaves DS as it was)
+      const iret = lastOp[j] === 0x74;
+      const keepsDs = lastOp[j] === 0x71 || lastOp[j] === 0x75 || lastOp[j] === 0x76;
       body.push(
-        `if ((ctx[${CTX.EXIT}] & ${EXIT_FULL}) === ${EXIT_FULL} || to !== ${link.eip | 0} || sel[1] !== ${link.sel} || ` +
+        `if (${iret ? `(ctx[${CTX.EXIT}] & ${EXIT_FULL}) === ${EXIT_FULL} || ` : ''}to !== ${link.eip | 0} || sel[1] !== ${link.sel} || ` +
           `room - ran < ${len} || !(W${j}.epoch === cpu.winEpoch && W${j}.gen === cpu.mmu.generation && ` +
           `W${j}.base === base[1] && W${j}.limit === lim[1] && W${j}.paging === cpu.mmu.paging ? ((cpu.winCur = W${j}.win), true) : ` +
           `fetchesFrom(cpu, to, ${8 * (len - 1)}, ${parts[next]!.at}, ${user}, W${j}))) ${out('to')}`,
         `ctx[${CTX.CS_LIMIT}] = lim[1]; ctx[${CTX.PG_NEED}] = cpu.mmu.paging === true ? ${pg} : -1;`,
-        `ctx[${CTX.DS_BASE}] = base[3]; ctx[${CTX.DS_RD_END}] = readEnd(fl[3], lim[3]); ctx[${CTX.DS_WR_END}] = writeEnd(fl[3], lim[3]);`,
+        keepsDs
+          ? ''
+          : `ctx[${CTX.DS_BASE}] = base[3]; ctx[${CTX.DS_RD_END}] = readEnd(fl[3], lim[3]); ctx[${CTX.DS_WR_END}] = writeEnd(fl[3], lim[3]);`,
         `ctx[${CTX.SS_BASE}] = base[2]; ctx[${CTX.SS_RD_END}] = readEnd(fl[2], lim[2]); ctx[${CTX.SS_WR_END}] = writeEnd(fl[2], lim[2]);`,
         usesMemory ? `pg = ctx[${CTX.PG_NEED}] | 0; rdPage = -1; wrPage = -1;` : '',
         hoisted.map((c) => `${c} = -1;`).join(' '),
@@ -1289,6 +1301,7 @@ function traceSource(
       .join('\n')
       .replaceAll('WB', wb)
       .replaceAll('RELOAD', reload)
+      .replaceAll('SYNC', sync)
       .replaceAll('FORGETDS', hoistedDs.map((c) => `${c} = -1;`).join(' '))
       .replace(/CODE\((\w+)\)/g, (_, p: string) => `(${inCode(p, 4)})`)
       .replaceAll('FRAME(q)', `(q < 0 || ${inCode('q', FRAME_BYTES)})`),
