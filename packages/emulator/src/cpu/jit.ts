@@ -441,15 +441,21 @@ export class Jit {
       }
       if (next.path !== null) {
         // Into a trace: its blocks and links as it has them (its blocks' own links stopped
-        // counting when it was made), up to one already here (a trace loops only to its head).
+        // counting when it was made), up to one already here (a trace loops only to its head:
+        // when its link leads back to `head`, this one loops too).
         links.push({ ...b.link, to: next.path.parts[0]! });
         for (let j = 0; j < next.path.parts.length && parts.length < TRACE_PARTS; j++) {
           const part = next.path.parts[j]!;
+          if (j > 0 && part === head) {
+            links.push(next.path.links[j - 1]!);
+            cyclic = true;
+            break;
+          }
           if (parts.includes(part)) break;
           if (j > 0) links.push(next.path.links[j - 1]!);
           parts.push(part);
         }
-        if (links.length === parts.length) links.pop();
+        if (!cyclic && links.length === parts.length) links.pop();
         break;
       }
       if (next.at < 0 || parts.includes(next)) break;

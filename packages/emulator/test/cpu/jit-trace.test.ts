@@ -535,4 +535,43 @@ describe('traces: the same results as the run loop alone', () => {
     expect(b.cpu.reg[R.ECX]).toBeGreaterThan(500);
     expect(b.phys.read32(H + 4)).toBe((0x90000 - 4 * (b.cpu.reg[R.ECX]! >>> 3)) >>> 0);
   });
+
+  it('loop in themselves when they take in a trace that leads back to their first block', () => {
+    // A loop of four blocks (one that loops in itself): runs that stop anywhere make traces at
+    // each of them, and a trace made later takes in one made earlier. The four traces at the
+    // blocks' starts all lead back to their first block: each must loop in itself (a link from its
+    // last part to its first), not return to the run loop once a turn.
+    const L = CODE_AT + 8;
+    for (const traceHot of [1, 2, 3, 8]) {
+      const [a, b] = [0, traceHot].map((hot) => {
+        const m = machine(0, { jit: hot > 0 ? { hot: 1, traceHot: hot } : false });
+        program(
+          m,
+          enc('mov reg,imm', { a: R.ECX, imm: 3 }),
+          enc('add reg,imm', { a: R.EAX, imm: 1 }), // L
+          enc('dec reg', { a: R.ECX }),
+          enc('jnz imm', { imm: L }),
+          enc('add reg,imm', { a: R.EBX, imm: 1 }),
+          enc('jmp imm', { imm: CODE_AT + 0x100 }),
+        );
+        code(m, CODE_AT + 0x100, enc('add reg,imm', { a: R.EDX, imm: 1 }), enc('jmp imm', { imm: CODE_AT }));
+        return m;
+      }) as [Machine, Machine];
+      const step = lockstep(a, b);
+      for (let k = 0; k < 100; k++) step(97, `traceHot ${traceHot}, run ${k}`);
+      const page = b.cpu.jit!.page(CODE_AT);
+      for (const at of [CODE_AT, L, CODE_AT + 0x20, CODE_AT + 0x100]) {
+        const path = page.blocks[(at & 0xfff) >>> 3]!.path;
+        expect(path, `traceHot ${traceHot}, ${at.toString(16)}`).not.toBe(null);
+        expect(path!.parts[0]!.at).toBe(at);
+        expect(path!.parts.map((p) => p.at).sort(), `traceHot ${traceHot}, ${at.toString(16)}`).toEqual([
+          CODE_AT,
+          L,
+          CODE_AT + 0x20,
+          CODE_AT + 0x100,
+        ]);
+        expect(path!.links.length, `traceHot ${traceHot}, ${at.toString(16)}`).toBe(4);
+      }
+    }
+  });
 });
