@@ -24,8 +24,10 @@
  *     denser than any real kernel/user mix; its figure is not comparable with this one.
  * Each workload runs in a child process of its own (bench/_cpu-workload.ts; `inFreshProcess` says
  * why), as do the transition timings. Machines run as `createMachine` makes them: with the block
- * compiler (src/cpu/jit.ts), which runs (a) as one block that loops in itself, and (b) as one trace
- * (since session 14) of nine blocks that loops in itself: blocks of 1 to 11 instructions that hold
+ * compiler (src/cpu/jit.ts), which runs (a) as one block that loops in itself, and (b) as a trace
+ * (since session 14) of nine blocks that loops in itself (since session 15: before, the trace the
+ * run loop kept entering had taken in another and returned to it once a turn): blocks of 1 to 11
+ * instructions that hold
  * the segment load and end with the far transfers (since session 13; before, the run loop
  * interpreted those and the instructions between them: `jit_share` 0.80, then 0.98, now 0.999),
  * called one after the other through all four ring changes; the run loop interprets the timer

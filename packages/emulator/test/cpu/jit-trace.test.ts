@@ -574,4 +574,38 @@ describe('traces: the same results as the run loop alone', () => {
       }
     }
   });
+
+  it("check the code segment's base at a far link when the guest moved it inside the trace", () => {
+    // Ring 3 rewrites the base of ring 0's code segment in the GDT every second turn (GATE_ENTRY,
+    // whose handler adds 1, or ALT_FRAME, whose handler adds 7), then calls through the gate: a
+    // trace whose far link kept trusting the code window it found for the old base would run the
+    // old handler (the windows' epoch and the MMU generation do not change inside a trace).
+    const [a, b] = [0, 1].map((traceHot) => {
+      const m = machine(3, { jit: traceHot > 0 ? { hot: 1, traceHot } : false });
+      setGdt(m.cpu, KCODE >>> 3, segmentDescriptor({ base: GATE_ENTRY, limit: 0xfff, type: 0xa, dpl: 0 }));
+      gate(m, KCODE);
+      code(m, GATE_ENTRY, enc('add reg,imm', { a: R.ESI, imm: 1 }), enc('retf'));
+      code(m, ALT_FRAME, enc('add reg,imm', { a: R.ESI, imm: 7 }), enc('retf'));
+      program(
+        m,
+        enc('mov reg,reg', { a: R.EAX, b: R.ECX }),
+        enc('shr reg,imm', { a: R.EAX, imm: 1 }),
+        enc('and reg,imm', { a: R.EAX, imm: 1 }),
+        enc('mul reg,imm', { a: R.EAX, imm: ALT_FRAME - GATE_ENTRY }),
+        enc('add reg,imm', { a: R.EAX, imm: GATE_ENTRY }),
+        enc('st mem,reg', { a: R.EAX, b: 8, c: 0xf, imm: 0x1000 + (KCODE & ~7) }), // the base: dword 0
+        enc('add reg,imm', { a: R.ECX, imm: 1 }),
+        enc('callf far', { sel: SEL.gate | 3 }),
+        enc('jmp imm', { imm: CODE_AT }),
+      );
+      return m;
+    }) as [Machine, Machine];
+    const step = lockstep(a, b);
+    const ctl = rng(5);
+    for (let k = 0; k < 200; k++) step(1 + Math.floor(ctl() * 80), `run ${k}`);
+    expect(b.cpu.jit!.traces).toBeGreaterThan(0);
+    const turns = a.cpu.reg[R.ECX]!;
+    expect(turns).toBeGreaterThan(500);
+    expect(Math.abs(a.cpu.reg[R.ESI]! - 4 * turns)).toBeLessThan(20); // both handlers, half the turns each
+  });
 });
