@@ -180,7 +180,8 @@ export interface WindowPick {
 
 /**
  * The bytes a far transfer's fast path may have pushed at SS:ESP: at most 35 dwords (a call gate's
- * frame with 31 parameters), all in one page (`Cpu.frameIndex`).
+ * frame with 31 parameters); in one page with paging on (fast-transfers.ts `ramIndex`), maybe in
+ * two with it off.
  */
 const FRAME_BYTES = 140;
 
@@ -1226,13 +1227,18 @@ function traceSource(
   const rest = parts.slice(1).map(words);
   // (each part lies in one page: a code window's)
   const pages = [...new Set(parts.map((p) => p.at >>> 12))];
-  // whether `reach` bytes from physical `q` (a multiple of 4) meet a part's code
+  // whether `reach` bytes from physical `q` (a multiple of 4) meet a part's code (they may reach
+  // into the next page: a frame pushed with paging off; found by the review)
   const inCode = (q: string, reach: number) =>
     pages
       .map((page) => {
         const there = parts.filter((p) => p.at >>> 12 === page);
         const meets = there.map((p) => `((${q} - ${p.at - reach + 1}) >>> 0) < ${8 * p.len + reach - 1}`);
-        return `((${q} >>> 12) === ${page} && (${meets.join(' || ')}))`;
+        const near =
+          reach > 4
+            ? `((${q} >>> 12) === ${page} || ((${q} + ${reach - 1}) >>> 12) === ${page})`
+            : `(${q} >>> 12) === ${page}`;
+        return `(${near} && (${meets.join(' || ')}))`;
       })
       .join(' || ');
   const body: string[] = [];

@@ -273,6 +273,172 @@ describe('traces: the same results as the run loop alone', () => {
     expect(b.cpu.jit!.traces).toBeGreaterThan(2);
   });
 
+  it('end after a far transfer whose frame crosses into the page of a later part (paging off)', () => {
+    // As the test above, but the handler starts a page (H = 0x1d000) and the frame (EIP, CS, ESP,
+    // SS from H - 4 up) starts in the page below: with paging off the fast path writes a frame
+    // across a page boundary (found by the review: the check looked at the frame's first page).
+    const H = 0x1d000;
+    const [a, b] = [0, 1].map((traceHot) => {
+      const m = machine(3, { jit: traceHot > 0 ? { hot: 1, traceHot } : false });
+      const { cpu } = m;
+      setGdt(cpu, 6, segmentDescriptor({ base: 0, limit: 0xfffff, type: 0xa, dpl: 3 })); // CS 0x33
+      setGdt(cpu, 4, segmentDescriptor({ base: 0, limit: 0xfffff, type: 0x2, dpl: 3 })); // SS 0x23
+      loadCache(cpu, S.CS, 0x33);
+      loadCache(cpu, S.SS, 0x23);
+      m.phys.write32(0x4000 + 4, H + 12); // the TSS's ESP0: the frame is H - 4 .. H + 11
+      setGdt(
+        cpu,
+        SEL.gate >>> 3,
+        gateDescriptor({ type: TYPE.CALL_GATE, selector: SEL.code(0), offset: H, dpl: 3 }),
+      );
+      code(
+        m,
+        H,
+        enc('or reg,imm', { a: R.EAX, imm: 0 }), // the frame's CS and ESP
+        enc('or reg,reg', { a: R.EAX, b: R.EAX }), // the frame's SS
+        enc('add reg,reg', { a: R.ESI, b: R.EAX }),
+        enc('mov reg,imm', { a: R.EAX, imm: 0 }),
+        enc('retf'),
+      );
+      program(
+        m,
+        enc('add reg,imm', { a: R.ECX, imm: 1 }),
+        enc('mov reg,reg', { a: R.EDX, b: R.ECX }),
+        enc('shr reg,imm', { a: R.EDX, imm: 3 }),
+        enc('shl reg,imm', { a: R.EDX, imm: 2 }),
+        enc('mov reg,imm', { a: R.ESP, imm: 0x90000 }),
+        enc('sub reg,reg', { a: R.ESP, b: R.EDX }),
+        enc('callf far', { sel: SEL.gate | 3 }),
+        enc('jmp imm', { imm: CODE_AT }),
+      );
+      return m;
+    }) as [Machine, Machine];
+    const step = lockstep(a, b);
+    const ctl = rng(9);
+    for (let k = 0; k < 300; k++) step(1 + Math.floor(ctl() * 60), `run ${k}`);
+    expect(b.cpu.jit!.traces).toBeGreaterThan(0);
+  });
+
+  it('end after a store into the last dword of a later part (a JMP target)', () => {
+    // The first block stores the target of the second (a JMP alone) each turn: CODE_AT or, every
+    // other 8 turns, CODE_AT + 8 (past the ADD to EBX). A trace that ran the JMP as compiled after
+    // the store changed it would add to EBX where the run loop does not.
+    const B = CODE_AT + 0x100;
+    const [a, b] = [0, 1].map((traceHot) => {
+      const m = machine(0, { jit: traceHot > 0 ? { hot: 1, traceHot } : false });
+      program(
+        m,
+        enc('add reg,imm', { a: R.EBX, imm: 1 }),
+        enc('add reg,imm', { a: R.ECX, imm: 1 }),
+        enc('mov reg,reg', { a: R.EDX, b: R.ECX }),
+        enc('and reg,imm', { a: R.EDX, imm: 8 }),
+        enc('add reg,imm', { a: R.EDX, imm: CODE_AT }),
+        enc('st mem,reg', { a: R.EDX, b: 8, c: 0xf, imm: B + 4 }),
+        enc('jmp imm', { imm: B }),
+      );
+      code(m, B, enc('jmp imm', { imm: CODE_AT }));
+      return m;
+    }) as [Machine, Machine];
+    const step = lockstep(a, b);
+    const ctl = rng(5);
+    for (let k = 0; k < 300; k++) step(1 + Math.floor(ctl() * 60), `run ${k}`);
+    expect(b.cpu.jit!.traces).toBeGreaterThan(0);
+    expect(b.cpu.reg[R.ECX]).toBeGreaterThan(500);
+  });
+
+  it('end after a call gate frame of 31 parameters whose top dwords went into later parts', () => {
+    // A CALLF alone at C through a gate with 31 parameters; ring 0's stack top is C + 24, so the
+    // 140-byte frame is C - 116 .. C + 23: parameters 27 and 28 land on the CALLF itself (the
+    // caller pushes its own words), 29 and 30 on the JMP alone at C + 8 that the RETF 124 returns
+    // to: its target, CODE_AT or (every other 8 turns) CODE_AT + 8, past the ADD to EBX. Only the
+    // frame's top reaches code: a reach of less than 140 bytes misses it.
+    const C = CODE_AT + 0x400;
+    const H = 0x1c000;
+    const word = (insn: Uint8Array, k: number) => new DataView(insn.buffer).getInt32(4 * k, true);
+    const callf = enc('callf far', { sel: SEL.gate | 3 });
+    const jmp = enc('jmp imm', { imm: CODE_AT });
+    const [a, b] = [0, 1].map((traceHot) => {
+      const m = machine(3, { jit: traceHot > 0 ? { hot: 1, traceHot } : false });
+      m.phys.write32(0x4000 + 4, C + 24); // the TSS's ESP0 (SS0: ring 0's data, base 0)
+      setGdt(
+        m.cpu,
+        SEL.gate >>> 3,
+        gateDescriptor({ type: TYPE.CALL_GATE, selector: SEL.code(0), offset: H, dpl: 3, params: 31 }),
+      );
+      code(m, H, enc('add reg,imm', { a: R.EDI, imm: 1 }), enc('retf imm16', { imm: 124 }));
+      program(
+        m,
+        enc('add reg,imm', { a: R.EBX, imm: 1 }),
+        enc('add reg,imm', { a: R.ECX, imm: 1 }),
+        enc('mov reg,reg', { a: R.EDX, b: R.ECX }),
+        enc('and reg,imm', { a: R.EDX, imm: 8 }),
+        enc('add reg,imm', { a: R.EDX, imm: CODE_AT }),
+        enc('push reg', { a: R.EDX }), // parameter 30: the JMP's target
+        enc('push imm', { imm: word(jmp, 0) }), // 29: the JMP's first word
+        enc('push imm', { imm: word(callf, 1) }), // 28, 27: the CALLF's words
+        enc('push imm', { imm: word(callf, 0) }),
+        ...Array.from({ length: 27 }, (_, k) => enc('push imm', { imm: k })), // 26..0
+        enc('jmp imm', { imm: C }),
+      );
+      code(m, C, callf, jmp);
+      return m;
+    }) as [Machine, Machine];
+    const step = lockstep(a, b);
+    const ctl = rng(3);
+    for (let k = 0; k < 300; k++) step(1 + Math.floor(ctl() * 120), `run ${k}`);
+    expect(b.cpu.jit!.traces).toBeGreaterThan(0);
+    expect(b.cpu.reg[R.EDI]).toBeGreaterThan(200); // the gate's handler ran (fast path or not)
+    expect(b.cpu.reg[R.EBP]).toBe(0);
+  });
+
+  it('end after an INT whose frame went into the code of a later part', () => {
+    // As the CALLF frame test, through INT 0x80 (a trap gate to ring 0): the frame (EIP, CS,
+    // EFLAGS, ESP, SS) from H - 4 up writes OR EAX, <EFLAGS> at H and ADD <reg>, 0x23 at H + 8,
+    // <reg> from the caller's ESP (0x230: EDX, 0x330: EBX, every 8 turns the other one).
+    const H = 0x1c008;
+    const [a, b] = [0, 1].map((traceHot) => {
+      const m = machine(3, { jit: traceHot > 0 ? { hot: 1, traceHot } : false });
+      const { cpu } = m;
+      setGdt(cpu, 6, segmentDescriptor({ base: 0, limit: 0xfffff, type: 0xa, dpl: 3 })); // CS 0x33
+      setGdt(cpu, 4, segmentDescriptor({ base: 0, limit: 0xfffff, type: 0x2, dpl: 3 })); // SS 0x23
+      loadCache(cpu, S.CS, 0x33);
+      loadCache(cpu, S.SS, 0x23);
+      m.phys.write32(0x4000 + 4, H + 16); // the TSS's ESP0
+      idtGate(cpu, 0x80, { type: TYPE.TRAP_GATE, selector: SEL.code(0), offset: H, dpl: 3 });
+      code(
+        m,
+        H,
+        enc('or reg,imm', { a: R.EAX, imm: 0 }), // the frame's CS and EFLAGS
+        enc('add reg,imm', { a: R.EDX, imm: 0x23 }), // the frame's ESP and SS
+        enc('add reg,reg', { a: R.ESI, b: R.EDX }),
+        enc('add reg,reg', { a: R.ESI, b: R.EBX }),
+        enc('add reg,reg', { a: R.ESI, b: R.EAX }),
+        enc('mov reg,imm', { a: R.EAX, imm: 0 }),
+        enc('iret'),
+      );
+      expect(m.phys.read32(H + 8)).toBe(0x230);
+      program(
+        m,
+        enc('add reg,imm', { a: R.ECX, imm: 1 }),
+        enc('mov reg,reg', { a: R.EDX, b: R.ECX }),
+        enc('shr reg,imm', { a: R.EDX, imm: 3 }),
+        enc('and reg,imm', { a: R.EDX, imm: 1 }),
+        enc('shl reg,imm', { a: R.EDX, imm: 8 }),
+        enc('add reg,imm', { a: R.EDX, imm: 0x230 }),
+        enc('mov reg,reg', { a: R.ESP, b: R.EDX }),
+        enc('int vec', { imm: 0x80 }),
+        enc('jmp imm', { imm: CODE_AT }),
+      );
+      return m;
+    }) as [Machine, Machine];
+    const step = lockstep(a, b);
+    const ctl = rng(11);
+    for (let k = 0; k < 300; k++) step(1 + Math.floor(ctl() * 60), `run ${k}`);
+    expect(b.cpu.jit!.traces).toBeGreaterThan(0);
+    expect(b.cpu.reg[R.ECX]).toBeGreaterThan(500);
+    expect(b.phys.read32(H + 8) & 0xff).toBe(0x30); // an ADD reg,imm still
+  });
+
   it('give their place back to their first block when a later one changed (checked at entry)', () => {
     // Two blocks that jump to each other: a trace at the first. The host rewrites the second's
     // immediate: at its next entry the trace gives its place back to its first block and runs that
@@ -571,6 +737,9 @@ describe('traces: the same results as the run loop alone', () => {
           CODE_AT + 0x100,
         ]);
         expect(path!.links.length, `traceHot ${traceHot}, ${at.toString(16)}`).toBe(4);
+        // the last link leads back to the first part, a near one within the page
+        const back = path!.links[3]!;
+        expect([back.to, back.far, back.delta]).toEqual([path!.parts[0], false, at - path!.parts[3]!.at]);
       }
     }
   });
