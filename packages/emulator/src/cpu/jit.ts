@@ -1236,7 +1236,7 @@ function traceSource(
         const meets = there.map((p) => `((${q} - ${p.at - reach + 1}) >>> 0) < ${8 * p.len + reach - 1}`);
         const near =
           reach > 4
-            ? `((${q} >>> 12) === ${page} || ((${q} + ${reach - 1}) >>> 12) === ${page})`
+            ? `((${q} - ${page * 4096 - reach + 1}) >>> 0) < ${4096 + reach - 1}`
             : `(${q} >>> 12) === ${page}`;
         return `(${near} && (${meets.join(' || ')}))`;
       })
