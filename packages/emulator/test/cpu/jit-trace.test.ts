@@ -180,6 +180,23 @@ function observe(m: Machine): Record<string, unknown> {
   });
 }
 
+/**
+ * Two machines in ring 3, the first without blocks, the second making traces at the first link
+ * followed: a call gate to KCODE, based at GATE_ENTRY, whose code adds 1 to ESI and returns (a copy
+ * at ALT_FRAME adds 7); `prog` at CODE_AT.
+ */
+function twoHandlers(...prog: Uint8Array[]): [Machine, Machine] {
+  return [0, 1].map((traceHot) => {
+    const m = machine(3, { jit: traceHot > 0 ? { hot: 1, traceHot } : false });
+    setGdt(m.cpu, KCODE >>> 3, segmentDescriptor({ base: GATE_ENTRY, limit: 0xfff, type: 0xa, dpl: 0 }));
+    gate(m, KCODE);
+    code(m, GATE_ENTRY, enc('add reg,imm', { a: R.ESI, imm: 1 }), enc('retf'));
+    code(m, ALT_FRAME, enc('add reg,imm', { a: R.ESI, imm: 7 }), enc('retf'));
+    program(m, ...prog);
+    return m;
+  }) as [Machine, Machine];
+}
+
 /** Paging on or off (as MOV CR0 would turn it), the page tables as set up. */
 function setPaging(m: Machine, on: boolean): void {
   m.cpu.mmu.paging = on;
@@ -551,20 +568,11 @@ describe('traces: the same results as the run loop alone', () => {
     // A trace through the call gate and back; then the host moves ring 0's code segment (the same
     // selector and limit, another base: a copy whose ADD adds 7) between runs: no code window fits
     // it, so the run loop builds one at the new base, and so must a trace's far link find.
-    const [a, b] = [0, 1].map((traceHot) => {
-      const m = machine(3, { jit: traceHot > 0 ? { hot: 1, traceHot } : false });
-      setGdt(m.cpu, KCODE >>> 3, segmentDescriptor({ base: GATE_ENTRY, limit: 0xfff, type: 0xa, dpl: 0 }));
-      gate(m, KCODE);
-      code(m, GATE_ENTRY, enc('add reg,imm', { a: R.ESI, imm: 1 }), enc('retf'));
-      code(m, ALT_FRAME, enc('add reg,imm', { a: R.ESI, imm: 7 }), enc('retf'));
-      program(
-        m,
-        enc('add reg,imm', { a: R.EAX, imm: 1 }),
-        enc('callf far', { sel: SEL.gate | 3 }),
-        enc('jmp imm', { imm: CODE_AT }),
-      );
-      return m;
-    }) as [Machine, Machine];
+    const [a, b] = twoHandlers(
+      enc('add reg,imm', { a: R.EAX, imm: 1 }),
+      enc('callf far', { sel: SEL.gate | 3 }),
+      enc('jmp imm', { imm: CODE_AT }),
+    );
     const step = lockstep(a, b);
     for (let k = 0; k < 5; k++) step(101);
     expect(b.cpu.jit!.traces).toBeGreaterThan(0);
@@ -706,26 +714,17 @@ describe('traces: the same results as the run loop alone', () => {
     // whose handler adds 1, or ALT_FRAME, whose handler adds 7), then calls through the gate: a
     // trace whose far link kept trusting the code window it found for the old base would run the
     // old handler (the windows' epoch and the MMU generation do not change inside a trace).
-    const [a, b] = [0, 1].map((traceHot) => {
-      const m = machine(3, { jit: traceHot > 0 ? { hot: 1, traceHot } : false });
-      setGdt(m.cpu, KCODE >>> 3, segmentDescriptor({ base: GATE_ENTRY, limit: 0xfff, type: 0xa, dpl: 0 }));
-      gate(m, KCODE);
-      code(m, GATE_ENTRY, enc('add reg,imm', { a: R.ESI, imm: 1 }), enc('retf'));
-      code(m, ALT_FRAME, enc('add reg,imm', { a: R.ESI, imm: 7 }), enc('retf'));
-      program(
-        m,
-        enc('mov reg,reg', { a: R.EAX, b: R.ECX }),
-        enc('shr reg,imm', { a: R.EAX, imm: 1 }),
-        enc('and reg,imm', { a: R.EAX, imm: 1 }),
-        enc('mul reg,imm', { a: R.EAX, imm: ALT_FRAME - GATE_ENTRY }),
-        enc('add reg,imm', { a: R.EAX, imm: GATE_ENTRY }),
-        enc('st mem,reg', { a: R.EAX, b: 8, c: 0xf, imm: 0x1000 + (KCODE & ~7) }), // the base: dword 0
-        enc('add reg,imm', { a: R.ECX, imm: 1 }),
-        enc('callf far', { sel: SEL.gate | 3 }),
-        enc('jmp imm', { imm: CODE_AT }),
-      );
-      return m;
-    }) as [Machine, Machine];
+    const [a, b] = twoHandlers(
+      enc('mov reg,reg', { a: R.EAX, b: R.ECX }),
+      enc('shr reg,imm', { a: R.EAX, imm: 1 }),
+      enc('and reg,imm', { a: R.EAX, imm: 1 }),
+      enc('mul reg,imm', { a: R.EAX, imm: ALT_FRAME - GATE_ENTRY }),
+      enc('add reg,imm', { a: R.EAX, imm: GATE_ENTRY }),
+      enc('st mem,reg', { a: R.EAX, b: 8, c: 0xf, imm: 0x1000 + (KCODE & ~7) }), // the base: dword 0
+      enc('add reg,imm', { a: R.ECX, imm: 1 }),
+      enc('callf far', { sel: SEL.gate | 3 }),
+      enc('jmp imm', { imm: CODE_AT }),
+    );
     const step = lockstep(a, b);
     const ctl = rng(5);
     for (let k = 0; k < 200; k++) step(1 + Math.floor(ctl() * 80), `run ${k}`);
