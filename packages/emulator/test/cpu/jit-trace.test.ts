@@ -181,20 +181,40 @@ function observe(m: Machine): Record<string, unknown> {
 }
 
 /**
- * Two machines in ring 3, the first without blocks, the second making traces at the first link
- * followed: a call gate to KCODE, based at GATE_ENTRY, whose code adds 1 to ESI and returns (a copy
- * at ALT_FRAME adds 7); `prog` at CODE_AT.
+ * Two machines at CPL `ring`, built alike by `build`: the first without blocks (the reference), the
+ * second compiling blocks at their first visit and making traces at the `traceHot`-th link followed.
+ */
+function pair(ring: number, build: (m: Machine) => void, traceHot = 1): [Machine, Machine] {
+  return [0, traceHot].map((hot) => {
+    const m = machine(ring, { jit: hot > 0 ? { hot: 1, traceHot: hot } : false });
+    build(m);
+    return m;
+  }) as [Machine, Machine];
+}
+
+/** `runs` runs of `step`, with budgets from 1 to `max` drawn from `rng(seed)`. */
+function randomRuns(
+  step: (n: number, what?: string) => RunResult,
+  seed: number,
+  runs: number,
+  max: number,
+): void {
+  const ctl = rng(seed);
+  for (let k = 0; k < runs; k++) step(1 + Math.floor(ctl() * max), `run ${k}`);
+}
+
+/**
+ * Two machines in ring 3 (`pair`): a call gate to KCODE, based at GATE_ENTRY, whose code adds 1 to
+ * ESI and returns (a copy at ALT_FRAME adds 7); `prog` at CODE_AT.
  */
 function twoHandlers(...prog: Uint8Array[]): [Machine, Machine] {
-  return [0, 1].map((traceHot) => {
-    const m = machine(3, { jit: traceHot > 0 ? { hot: 1, traceHot } : false });
+  return pair(3, (m) => {
     setGdt(m.cpu, KCODE >>> 3, segmentDescriptor({ base: GATE_ENTRY, limit: 0xfff, type: 0xa, dpl: 0 }));
     gate(m, KCODE);
     code(m, GATE_ENTRY, enc('add reg,imm', { a: R.ESI, imm: 1 }), enc('retf'));
     code(m, ALT_FRAME, enc('add reg,imm', { a: R.ESI, imm: 7 }), enc('retf'));
     program(m, ...prog);
-    return m;
-  }) as [Machine, Machine];
+  });
 }
 
 /** Paging on or off (as MOV CR0 would turn it), the page tables as set up. */
@@ -295,8 +315,7 @@ describe('traces: the same results as the run loop alone', () => {
     // other 8 turns, CODE_AT + 8 (past the ADD to EBX). A trace that ran the JMP as compiled after
     // the store changed it would add to EBX where the run loop does not.
     const B = CODE_AT + 0x100;
-    const [a, b] = [0, 1].map((traceHot) => {
-      const m = machine(0, { jit: traceHot > 0 ? { hot: 1, traceHot } : false });
+    const [a, b] = pair(0, (m) => {
       program(
         m,
         enc('add reg,imm', { a: R.EBX, imm: 1 }),
@@ -308,11 +327,9 @@ describe('traces: the same results as the run loop alone', () => {
         enc('jmp imm', { imm: B }),
       );
       code(m, B, enc('jmp imm', { imm: CODE_AT }));
-      return m;
-    }) as [Machine, Machine];
+    });
     const step = lockstep(a, b);
-    const ctl = rng(5);
-    for (let k = 0; k < 300; k++) step(1 + Math.floor(ctl() * 60), `run ${k}`);
+    randomRuns(step, 5, 300, 60);
     expect(b.cpu.jit!.traces).toBeGreaterThan(0);
     expect(b.cpu.reg[R.ECX]).toBeGreaterThan(500);
   });
@@ -328,8 +345,7 @@ describe('traces: the same results as the run loop alone', () => {
     const word = (insn: Uint8Array, k: number) => new DataView(insn.buffer).getInt32(4 * k, true);
     const callf = enc('callf far', { sel: SEL.gate | 3 });
     const jmp = enc('jmp imm', { imm: CODE_AT });
-    const [a, b] = [0, 1].map((traceHot) => {
-      const m = machine(3, { jit: traceHot > 0 ? { hot: 1, traceHot } : false });
+    const [a, b] = pair(3, (m) => {
       m.phys.write32(0x4000 + 4, C + 24); // the TSS's ESP0 (SS0: ring 0's data, base 0)
       setGdt(
         m.cpu,
@@ -352,11 +368,9 @@ describe('traces: the same results as the run loop alone', () => {
         enc('jmp imm', { imm: C }),
       );
       code(m, C, callf, jmp);
-      return m;
-    }) as [Machine, Machine];
+    });
     const step = lockstep(a, b);
-    const ctl = rng(3);
-    for (let k = 0; k < 300; k++) step(1 + Math.floor(ctl() * 120), `run ${k}`);
+    randomRuns(step, 3, 300, 120);
     expect(b.cpu.jit!.traces).toBeGreaterThan(0);
     expect(b.cpu.reg[R.EDI]).toBeGreaterThan(200); // the gate's handler ran (fast path or not)
     expect(b.cpu.reg[R.EBP]).toBe(0);
@@ -367,8 +381,7 @@ describe('traces: the same results as the run loop alone', () => {
     // EFLAGS, ESP, SS) from H - 4 up writes OR EAX, <EFLAGS> at H and ADD <reg>, 0x23 at H + 8,
     // <reg> from the caller's ESP (0x230: EDX, 0x330: EBX, every 8 turns the other one).
     const H = 0x1c008;
-    const [a, b] = [0, 1].map((traceHot) => {
-      const m = machine(3, { jit: traceHot > 0 ? { hot: 1, traceHot } : false });
+    const [a, b] = pair(3, (m) => {
       const { cpu } = m;
       setGdt(cpu, 6, segmentDescriptor({ base: 0, limit: 0xfffff, type: 0xa, dpl: 3 })); // CS 0x33
       setGdt(cpu, 4, segmentDescriptor({ base: 0, limit: 0xfffff, type: 0x2, dpl: 3 })); // SS 0x23
@@ -400,11 +413,9 @@ describe('traces: the same results as the run loop alone', () => {
         enc('int vec', { imm: 0x80 }),
         enc('jmp imm', { imm: CODE_AT }),
       );
-      return m;
-    }) as [Machine, Machine];
+    });
     const step = lockstep(a, b);
-    const ctl = rng(11);
-    for (let k = 0; k < 300; k++) step(1 + Math.floor(ctl() * 60), `run ${k}`);
+    randomRuns(step, 11, 300, 60);
     expect(b.cpu.jit!.traces).toBeGreaterThan(0);
     expect(b.cpu.reg[R.ECX]).toBeGreaterThan(500);
     expect(b.phys.read32(H + 8) & 0xff).toBe(0x30); // an ADD reg,imm still
@@ -416,12 +427,10 @@ describe('traces: the same results as the run loop alone', () => {
     // (the run loop then drops the second's block and runs the new code). Later the host rewrites
     // the first's: the run loop drops the trace itself (nothing ran).
     const B = CODE_AT + 0x100;
-    const [a, b] = [0, 1].map((traceHot) => {
-      const m = machine(0, { jit: traceHot > 0 ? { hot: 1, traceHot } : false });
+    const [a, b] = pair(0, (m) => {
       program(m, enc('add reg,imm', { a: R.EAX, imm: 1 }), enc('jmp imm', { imm: B }));
       code(m, B, enc('add reg,imm', { a: R.EBX, imm: 1 }), enc('jmp imm', { imm: CODE_AT }));
-      return m;
-    }) as [Machine, Machine];
+    });
     const step = lockstep(a, b);
     step(40);
     const jit = b.cpu.jit!;
@@ -462,8 +471,7 @@ describe('traces: the same results as the run loop alone', () => {
         SEL.gate >>> 3,
         gateDescriptor({ type: TYPE.CALL_GATE, selector: KCODE, offset: 0, dpl: 3, present: p }),
       );
-    const [a, b] = [0, 1].map((traceHot) => {
-      const m = machine(3, { jit: traceHot > 0 ? { hot: 1, traceHot } : false });
+    const [a, b] = pair(3, (m) => {
       setGdt(m.cpu, KCODE >>> 3, segmentDescriptor({ base: GATE_ENTRY, limit: 0xfff, type: 0xa, dpl: 0 }));
       present(m, true);
       faultHandlers(m);
@@ -476,8 +484,7 @@ describe('traces: the same results as the run loop alone', () => {
         enc('callf far', { sel: SEL.gate | 3 }),
         enc('jmp imm', { imm: CODE_AT }),
       );
-      return m;
-    }) as [Machine, Machine];
+    });
     const step = lockstep(a, b);
     for (let k = 0; k < 4; k++) step(53);
     const jit = b.cpu.jit!;
@@ -496,8 +503,7 @@ describe('traces: the same results as the run loop alone', () => {
     // A block compiled while the host sees software interrupts first ends with the INT all the
     // same: it stops the run there (as the run loop would), and delivers it once the host no
     // longer does (no block is cut short for that).
-    const [a, b] = [0, 1].map((traceHot) => {
-      const m = machine(3, { jit: traceHot > 0 ? { hot: 1, traceHot } : false });
+    const [a, b] = pair(3, (m) => {
       idtGate(m.cpu, 0x80, { type: TYPE.TRAP_GATE, selector: KCODE, offset: SYSCALL - GATE_ENTRY, dpl: 3 });
       setGdt(m.cpu, KCODE >>> 3, segmentDescriptor({ base: GATE_ENTRY, limit: 0xfff, type: 0xa, dpl: 0 }));
       code(m, SYSCALL, enc('add reg,imm', { a: R.ESI, imm: 1 }), enc('iret'));
@@ -509,8 +515,7 @@ describe('traces: the same results as the run loop alone', () => {
         enc('jmp imm', { imm: CODE_AT }),
       );
       m.cpu.exitSoftware = true;
-      return m;
-    }) as [Machine, Machine];
+    });
     const step = lockstep(a, b);
     for (let k = 0; k < 6; k++) {
       const r = step(100);
@@ -530,8 +535,7 @@ describe('traces: the same results as the run loop alone', () => {
     // 0x3100: a trace that kept the first turn's translation would read 0x2100 every time.
     const SA = SEL.free(3) | 3;
     const SB = SEL.free(4) | 3;
-    const [a, b] = [0, 1].map((traceHot) => {
-      const m = machine(3, { jit: traceHot > 0 ? { hot: 1, traceHot } : false });
+    const [a, b] = pair(3, (m) => {
       const { cpu } = m;
       setGdt(cpu, SA >>> 3, segmentDescriptor({ base: 0x2000, limit: 0xfffff, type: 0x2, dpl: 3 }));
       setGdt(cpu, SB >>> 3, segmentDescriptor({ base: 0x3000, limit: 0xfffff, type: 0x2, dpl: 3 }));
@@ -555,8 +559,7 @@ describe('traces: the same results as the run loop alone', () => {
       );
       m.phys.write32(0x2100, 1);
       m.phys.write32(0x3100, 0x10000);
-      return m;
-    }) as [Machine, Machine];
+    });
     const step = lockstep(a, b);
     for (let k = 0; k < 10; k++) step(301);
     expect(b.cpu.jit!.traces).toBeGreaterThan(0);
@@ -591,8 +594,7 @@ describe('traces: the same results as the run loop alone', () => {
     // ADD immediate each turn; a trace that ran the second part as compiled after the store changed
     // it would add the old value.
     const B = CODE_AT + 0x100;
-    const [a, b] = [0, 1].map((traceHot) => {
-      const m = machine(0, { jit: traceHot > 0 ? { hot: 1, traceHot } : false });
+    const [a, b] = pair(0, (m) => {
       program(
         m,
         enc('add reg,imm', { a: R.ECX, imm: 1 }),
@@ -603,11 +605,9 @@ describe('traces: the same results as the run loop alone', () => {
         enc('jmp imm', { imm: B }),
       );
       code(m, B, enc('add reg,imm', { a: R.ESI, imm: 0 }), enc('jmp imm', { imm: CODE_AT }));
-      return m;
-    }) as [Machine, Machine];
+    });
     const step = lockstep(a, b);
-    const ctl = rng(7);
-    for (let k = 0; k < 300; k++) step(1 + Math.floor(ctl() * 60), `run ${k}`);
+    randomRuns(step, 7, 300, 60);
     expect(b.cpu.jit!.traces).toBeGreaterThan(2);
     expect(b.cpu.reg[R.ECX]).toBeGreaterThan(1000);
     expect(b.phys.read32(B + 4)).toBe(b.cpu.reg[R.ECX]! >>> 3);
@@ -621,8 +621,7 @@ describe('traces: the same results as the run loop alone', () => {
   // writes it across the boundary; found by the review, the check looked at its first page only).
   for (const H of [0x1c008, 0x1d000]) {
     it(`end after a far transfer whose frame went into the code of a later part (handler at ${H.toString(16)})`, () => {
-      const [a, b] = [0, 1].map((traceHot) => {
-        const m = machine(3, { jit: traceHot > 0 ? { hot: 1, traceHot } : false });
+      const [a, b] = pair(3, (m) => {
         const { cpu } = m;
         setGdt(cpu, 6, segmentDescriptor({ base: 0, limit: 0xfffff, type: 0xa, dpl: 3 })); // CS 0x33
         setGdt(cpu, 4, segmentDescriptor({ base: 0, limit: 0xfffff, type: 0x2, dpl: 3 })); // SS 0x23
@@ -656,11 +655,9 @@ describe('traces: the same results as the run loop alone', () => {
           enc('callf far', { sel: SEL.gate | 3 }),
           enc('jmp imm', { imm: CODE_AT }),
         );
-        return m;
-      }) as [Machine, Machine];
+      });
       const step = lockstep(a, b);
-      const ctl = rng(9);
-      for (let k = 0; k < 300; k++) step(1 + Math.floor(ctl() * 60), `run ${k}`);
+      randomRuns(step, 9, 300, 60);
       expect(b.cpu.jit!.traces).toBeGreaterThan(2);
       expect(b.cpu.reg[R.ECX]).toBeGreaterThan(500);
       expect(b.phys.read32(H + 4)).toBe((0x90000 - 4 * (b.cpu.reg[R.ECX]! >>> 3)) >>> 0);
@@ -674,20 +671,27 @@ describe('traces: the same results as the run loop alone', () => {
     // last part to its first), not return to the run loop once a turn.
     const L = CODE_AT + 8;
     for (const traceHot of [1, 2, 3, 8]) {
-      const [a, b] = [0, traceHot].map((hot) => {
-        const m = machine(0, { jit: hot > 0 ? { hot: 1, traceHot: hot } : false });
-        program(
-          m,
-          enc('mov reg,imm', { a: R.ECX, imm: 3 }),
-          enc('add reg,imm', { a: R.EAX, imm: 1 }), // L
-          enc('dec reg', { a: R.ECX }),
-          enc('jnz imm', { imm: L }),
-          enc('add reg,imm', { a: R.EBX, imm: 1 }),
-          enc('jmp imm', { imm: CODE_AT + 0x100 }),
-        );
-        code(m, CODE_AT + 0x100, enc('add reg,imm', { a: R.EDX, imm: 1 }), enc('jmp imm', { imm: CODE_AT }));
-        return m;
-      }) as [Machine, Machine];
+      const [a, b] = pair(
+        0,
+        (m) => {
+          program(
+            m,
+            enc('mov reg,imm', { a: R.ECX, imm: 3 }),
+            enc('add reg,imm', { a: R.EAX, imm: 1 }), // L
+            enc('dec reg', { a: R.ECX }),
+            enc('jnz imm', { imm: L }),
+            enc('add reg,imm', { a: R.EBX, imm: 1 }),
+            enc('jmp imm', { imm: CODE_AT + 0x100 }),
+          );
+          code(
+            m,
+            CODE_AT + 0x100,
+            enc('add reg,imm', { a: R.EDX, imm: 1 }),
+            enc('jmp imm', { imm: CODE_AT }),
+          );
+        },
+        traceHot,
+      );
       const step = lockstep(a, b);
       for (let k = 0; k < 100; k++) step(97, `traceHot ${traceHot}, run ${k}`);
       const page = b.cpu.jit!.page(CODE_AT);
@@ -726,8 +730,7 @@ describe('traces: the same results as the run loop alone', () => {
       enc('jmp imm', { imm: CODE_AT }),
     );
     const step = lockstep(a, b);
-    const ctl = rng(5);
-    for (let k = 0; k < 200; k++) step(1 + Math.floor(ctl() * 80), `run ${k}`);
+    randomRuns(step, 5, 200, 80);
     expect(b.cpu.jit!.traces).toBeGreaterThan(0);
     const turns = a.cpu.reg[R.ECX]!;
     expect(turns).toBeGreaterThan(500);
